@@ -1,0 +1,47 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "Funnel",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "funnel", targets: ["funnel"]),
+        .library(name: "FunnelEvents", targets: ["FunnelEvents"]),
+        .library(name: "FunnelAttribution", targets: ["FunnelAttribution"]),
+        .library(name: "FunnelReport", targets: ["FunnelReport"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // zlib, for reading gzip-compressed inputs.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        // Events: byte-level JSON Lines / CSV readers, validation and quarantine.
+        .target(name: "FunnelEvents", dependencies: ["CZlib"]),
+        // funnel.yaml: every key of the counting rules and A/B settings.
+        .target(name: "FunnelConfig", dependencies: [.product(name: "Yams", package: "Yams")]),
+        // The counting rules (DESIGN.md §3, §7): events + config -> per-user sufficient statistics.
+        .target(name: "FunnelAttribution", dependencies: ["FunnelEvents", "FunnelConfig"]),
+        // Statistics over per-user sufficient statistics.
+        .target(name: "FunnelStats"),
+        // The report (JSON, text) built from attribution and statistics.
+        .target(name: "FunnelReport", dependencies: ["FunnelAttribution", "FunnelStats", "FunnelConfig"]),
+        // Event-log simulator with known ground truth.
+        .target(name: "FunnelSimulator", dependencies: ["FunnelEvents"]),
+        .executableTarget(
+            name: "funnel",
+            dependencies: [
+                "FunnelEvents", "FunnelConfig", "FunnelAttribution", "FunnelReport", "FunnelSimulator",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "FunnelEventsTests", dependencies: ["FunnelEvents"]),
+        .testTarget(name: "FunnelAttributionTests", dependencies: ["FunnelAttribution", "FunnelReport", "FunnelConfig", "FunnelEvents"]),
+        .testTarget(name: "FunnelStatsTests", dependencies: ["FunnelStats"]),
+        .testTarget(
+            name: "FunnelSimulatorTests",
+            dependencies: ["FunnelSimulator", "FunnelAttribution", "FunnelReport", "FunnelConfig", "FunnelEvents"]
+        ),
+    ]
+)

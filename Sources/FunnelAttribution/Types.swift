@@ -1,0 +1,134 @@
+import FunnelEvents
+
+/// One user's sufficient statistics for the experiment (DESIGN.md §4 count fields): every metric
+/// of the report is a function of these per-user sums, so a SQL engine can produce them too.
+public struct UserStats: Sendable, Equatable {
+    public var impressions = 0
+    public var clicks = 0
+    public var carts = 0
+    public var purchases = 0
+    public var revenue = 0.0
+    public var orders = 0
+    public var converting = false
+    public var orderRevenue = 0.0
+    public init() {}
+}
+
+/// Counts summed over users of a group (variant, segment value, ...).
+public struct GroupCounts: Sendable, Equatable {
+    public var users = 0
+    public var impressions = 0
+    public var clicks = 0
+    public var carts = 0
+    public var purchases = 0
+    public var revenue = 0.0
+    public var orders = 0
+    public var convertingUsers = 0
+    public var orderRevenue = 0.0
+    public init() {}
+
+    public mutating func add(_ s: UserStats) {
+        users += 1
+        impressions += s.impressions
+        clicks += s.clicks
+        carts += s.carts
+        purchases += s.purchases
+        revenue += s.revenue
+        orders += s.orders
+        convertingUsers += s.converting ? 1 : 0
+        orderRevenue += s.orderRevenue
+    }
+}
+
+/// Counters of every counting rule (DESIGN.md §5 `data_quality`, except SRM).
+public struct DataQuality: Sendable, Equatable {
+    public var eventsRead = 0
+    public var quarantined: [QuarantineReason: Int] = [:]
+    public var duplicateEvents = 0
+    public var botUsers = 0
+    public var nonViewableImpressions = 0
+    public var collapsedImpressions = 0
+    public var orphanClicks = 0
+    public var lateClicks = 0
+    public var unattributedConversions = 0
+    public var leakedUsers = 0
+    public var variantMismatches = 0
+    public var nonViewableClicks = 0
+    public var duplicateClicks = 0
+    /// Non-bot users exposed to the analysed experiment (leaked ones included).
+    public var exposedUsers = 0
+    public init() {}
+
+    mutating func add(_ o: DataQuality) {
+        botUsers += o.botUsers
+        nonViewableImpressions += o.nonViewableImpressions
+        collapsedImpressions += o.collapsedImpressions
+        orphanClicks += o.orphanClicks
+        lateClicks += o.lateClicks
+        unattributedConversions += o.unattributedConversions
+        leakedUsers += o.leakedUsers
+        variantMismatches += o.variantMismatches
+        nonViewableClicks += o.nonViewableClicks
+        duplicateClicks += o.duplicateClicks
+        exposedUsers += o.exposedUsers
+    }
+}
+
+/// An analysed user: assigned, not a bot, not leaked.
+public struct AnalysedUser: Sendable {
+    public var user: Int32
+    /// Index into `Attribution.variants`.
+    public var variant: Int
+    /// Time of the first exposure (epoch ms).
+    public var firstExposure: Int64
+    /// Context (key, value) label ids of the first exposure: the user's segments.
+    public var segments: [(key: Int32, value: Int32)]
+    public var stats: UserStats
+}
+
+/// A kept impression in the analysis (after dedup and exclusions) with what was attributed to it.
+public struct ImpressionFact: Sendable {
+    public var user: Int32
+    public var variant: Int32
+    public var item: Int32
+    public var position: Int32
+    public var ts: Int64
+    public var clicks: Int32
+    public var carted: Bool
+    public var purchased: Bool
+    public var revenue: Double
+}
+
+/// Impressions and clicks at one position.
+public struct PositionCounts: Sendable, Equatable {
+    public var impressions = 0
+    public var clicks = 0
+    public init() {}
+}
+
+/// Why the counting rules cannot run.
+public struct AttributionError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public var description: String { message }
+}
+
+/// Everything the counting rules produce for one experiment.
+public struct Attribution: Sendable {
+    public var experiment: String
+    /// Variant names; `users[i].variant` indexes this list.
+    public var variants: [String]
+    public var variantLabels: [Int32]
+    public var users: [AnalysedUser]
+    public var dataQuality: DataQuality
+    /// Per variant index, per position.
+    public var positions: [[Int32: PositionCounts]]
+    /// Analysed kept impressions (only when requested).
+    public var impressions: [ImpressionFact]
+
+    /// Counts per variant index.
+    public func counts() -> [GroupCounts] {
+        var out = [GroupCounts](repeating: GroupCounts(), count: variants.count)
+        for u in users { out[u.variant].add(u.stats) }
+        return out
+    }
+}

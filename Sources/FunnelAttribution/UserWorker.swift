@@ -1,0 +1,237 @@
+import FunnelEvents
+
+/// Applies the counting rules to one user's events at a time (reusing scratch buffers).
+struct UserWorker {
+    let log: EventLog
+    let rules: Rules
+    let byUser: (offsets: [Int32], indices: [Int32])
+    let impSlot: SlotArray
+    let collectImpressions: Bool
+    let experimentLabel: Int32?
+    var output = PartOutput()
+
+    /// Kept impressions of the current user, and what was attributed to each.
+    struct Kept {
+        var event: Int32
+        var clicks: Int32 = 0
+        var firstClickTs: Int64 = 0
+        var firstClickEvent: Int32 = -1
+        var carted = false
+        var purchased = false
+        var revenue = 0.0
+    }
+    var kept: [Kept] = []
+    var viewable: [Int32] = []
+    var clickTimes: [Int64] = []
+    /// Counted clicks: (item, click ts, kept index).
+    var counted: [(item: Int32, ts: Int64, kept: Int32)] = []
+
+    init(log: EventLog, rules: Rules, byUser: (offsets: [Int32], indices: [Int32]), impSlot: SlotArray, collectImpressions: Bool) {
+        self.log = log
+        self.rules = rules
+        self.byUser = byUser
+        self.impSlot = impSlot
+        self.collectImpressions = collectImpressions
+        experimentLabel = log.labels.lookup(rules.experiment)
+    }
+
+    mutating func process(user: Int32) {
+        let lo = Int(byUser.offsets[Int(user)]), hi = Int(byUser.offsets[Int(user) + 1])
+        if lo == hi { return }
+        let events = log.events
+        byUser.indices.withUnsafeBufferPointer { all in
+            let mine = UnsafeBufferPointer(rebasing: all[lo..<hi])
+            events.withUnsafeBufferPointer { ev in process(user: user, mine, ev) }
+        }
+    }
+
+    mutating func process(user: Int32, _ mine: UnsafeBufferPointer<Int32>, _ ev: UnsafeBufferPointer<Event>) {
+        var dq = DataQuality()
+        defer { output.dataQuality.add(dq) }
+
+        // Rule 2: bots — a `bot: true` event, or more than N clicks within 60 s (inclusive).
+        if rules.botFilter {
+            clickTimes.removeAll(keepingCapacity: true)
+            var flagged = false
+            for i in mine {
+                let e = ev[Int(i)]
+                if e.bot { flagged = true; break }
+                if e.type == .click { clickTimes.append(e.ts) }
+            }
+            if !flagged && clickTimes.count > rules.botMaxClicks {
+                clickTimes.sort()
+                let k = rules.botMaxClicks
+                for j in 0..<(clickTimes.count - k) where clickTimes[j + k] - clickTimes[j] <= 60_000 { flagged = true; break }
+            }
+            if flagged { dq.botUsers = 1; return }
+        }
+
+        // Rule 3: viewability (judged only when both fields are present; thresholds inclusive).
+        viewable.removeAll(keepingCapacity: true)
+        for i in mine where ev[Int(i)].type == .impression {
+            let e = ev[Int(i)]
+            if e.extra >= 0 {
+                let v = log.viewability[Int(e.extra)]
+                if !(v.fraction >= rules.viewabilityThreshold && v.ms >= rules.viewabilityDurationMs) {
+                    dq.nonViewableImpressions += 1
+                    impSlot.pointer[Int(i)] = -2
+                    continue
+                }
+            }
+            viewable.append(i)
+        }
+
+        // Rule 4: dedup per (item, surface) in (ts, input order); a kept impression opens
+        // [ts, ts + window]; impressions inside collapse into it.
+        viewable.sort { a, b in
+            let x = ev[Int(a)], y = ev[Int(b)]
+            if x.item != y.item { return x.item < y.item }
+            if x.surface != y.surface { return x.surface < y.surface }
+            if x.ts != y.ts { return x.ts < y.ts }
+            return a < b
+        }
+        kept.removeAll(keepingCapacity: true)
+        var open: (item: Int32, surface: Int32, end: Int64, kept: Int32)? = nil
+        for i in viewable {
+            let e = ev[Int(i)]
+            if let o = open, o.item == e.item, o.surface == e.surface, e.ts <= o.end {
+                impSlot.pointer[Int(i)] = o.kept
+                dq.collapsedImpressions += 1
+                continue
+            }
+            let k = Int32(kept.count)
+            kept.append(Kept(event: i))
+            impSlot.pointer[Int(i)] = k
+            open = (e.item, e.surface, e.ts + rules.dedupWindow, k)
+        }
+
+        // Rule 5: clicks, looked up by (user, impression_id); window from the named impression's ts.
+        counted.removeAll(keepingCapacity: true)
+        var inWindow: [(ts: Int64, event: Int32, kept: Int32)] = []
+        for i in mine where ev[Int(i)].type == .click {
+            let c = ev[Int(i)]
+            let target = c.ref >= 0 ? log.eventIndexByID[Int(c.ref)] : -1
+            guard target >= 0, ev[Int(target)].type == .impression, ev[Int(target)].user == user else {
+                dq.orphanClicks += 1
+                continue
+            }
+            let slot = impSlot.pointer[Int(target)]
+            if slot == -2 { dq.nonViewableClicks += 1; continue }
+            let delta = c.ts - ev[Int(target)].ts
+            if delta < -rules.clockSkew || delta > rules.clickWindow { dq.lateClicks += 1; continue }
+            inWindow.append((c.ts, i, slot))
+        }
+        for click in inWindow {
+            let k = Int(click.kept)
+            if rules.dedupClicks {
+                if kept[k].firstClickEvent < 0 {
+                    kept[k].firstClickEvent = click.event; kept[k].firstClickTs = click.ts; kept[k].clicks = 1
+                } else {
+                    dq.duplicateClicks += 1
+                    if (click.ts, click.event) < (kept[k].firstClickTs, kept[k].firstClickEvent) {
+                        kept[k].firstClickEvent = click.event; kept[k].firstClickTs = click.ts
+                    }
+                }
+            } else {
+                kept[k].clicks += 1
+                counted.append((ev[Int(kept[k].event)].item, click.ts, click.kept))
+            }
+        }
+        if rules.dedupClicks {
+            for (k, kp) in kept.enumerated() where kp.clicks > 0 {
+                counted.append((ev[Int(kp.event)].item, kp.firstClickTs, Int32(k)))
+            }
+        }
+
+        // Rule 6: conversions, last click within the window (ties: later impression ts, then input
+        // order), else view-through; attribution happens before the exclusions of rule 7.
+        for i in mine {
+            let e = ev[Int(i)]
+            if e.type == .addToCart {
+                if let k = attribute(item: e.item, at: e.ts, ev) { kept[k].carted = true } else { dq.unattributedConversions += 1 }
+            } else if e.type == .purchase {
+                for line in log.purchaseLines(of: e) {
+                    if let k = attribute(item: line.item, at: e.ts, ev) {
+                        kept[k].purchased = true
+                        kept[k].revenue += Double(line.quantity) * line.price
+                    } else {
+                        dq.unattributedConversions += 1
+                    }
+                }
+            }
+        }
+
+        // Rule 7: assignment.
+        guard let experimentLabel else { return }
+        var first: Event? = nil
+        var firstVariant: Int32 = -1
+        var leaked = false
+        for i in mine {
+            let e = ev[Int(i)]
+            guard e.type == .exposure, e.experiment == experimentLabel else { continue }
+            if let f = first {
+                if e.variant != firstVariant { leaked = true }
+                if e.ts < f.ts { first = e }
+            } else {
+                first = e
+                firstVariant = e.variant
+            }
+        }
+        guard let first else { return }
+        dq.exposedUsers = 1
+        if leaked { dq.leakedUsers = 1; return }
+        let variant = first.variant
+        var stats = UserStats()
+        for k in kept.indices {
+            let e = ev[Int(kept[k].event)]
+            guard e.ts >= first.ts else { continue }
+            if e.variant >= 0 && e.variant != variant && (e.experiment < 0 || e.experiment == experimentLabel) {
+                dq.variantMismatches += 1
+                continue
+            }
+            let kp = kept[k]
+            stats.impressions += 1
+            stats.clicks += Int(kp.clicks)
+            stats.carts += kp.carted ? 1 : 0
+            stats.purchases += kp.purchased ? 1 : 0
+            stats.revenue += kp.revenue
+            let key = PartOutput.PositionKey(variant: variant, position: e.position)
+            output.positions[key, default: PositionCounts()].impressions += 1
+            output.positions[key, default: PositionCounts()].clicks += Int(kp.clicks)
+            if collectImpressions {
+                output.impressions.append(ImpressionFact(user: user, variant: variant, item: e.item, position: e.position, ts: e.ts,
+                                                         clicks: kp.clicks, carted: kp.carted, purchased: kp.purchased, revenue: kp.revenue))
+            }
+        }
+        var orders: [Int32] = []
+        for i in mine {
+            let e = ev[Int(i)]
+            guard e.type == .purchase, e.ts >= first.ts else { continue }
+            stats.converting = true
+            if !orders.contains(e.order) { orders.append(e.order) }
+            for line in log.purchaseLines(of: e) { stats.orderRevenue += Double(line.quantity) * line.price }
+        }
+        stats.orders = orders.count
+        output.users.append(PartOutput.User(user: user, variantLabel: variant, firstExposure: first.ts,
+                                            segments: Array(log.context(of: first)), stats: stats))
+    }
+
+    /// The kept impression a conversion of `item` at `t` is attributed to, if any.
+    func attribute(item: Int32, at t: Int64, _ ev: UnsafeBufferPointer<Event>) -> Int? {
+        var best: (c: Int64, ts: Int64, event: Int32, kept: Int32)? = nil
+        for c in counted where c.item == item && c.ts <= t && c.ts >= t - rules.conversionWindow {
+            let imp = ev[Int(kept[Int(c.kept)].event)]
+            let candidate = (c.ts, imp.ts, kept[Int(c.kept)].event, c.kept)
+            if best == nil || (candidate.0, candidate.1, candidate.2) > (best!.c, best!.ts, best!.event) { best = candidate }
+        }
+        if let best { return Int(best.kept) }
+        guard rules.viewThrough else { return nil }
+        var vt: (ts: Int64, event: Int32, kept: Int)? = nil
+        for (k, kp) in kept.enumerated() {
+            let imp = ev[Int(kp.event)]
+            guard imp.item == item, imp.ts <= t, imp.ts >= t - rules.viewThroughWindow else { continue }
+            if vt == nil || (imp.ts, kp.event) > (vt!.ts, vt!.event) { vt = (imp.ts, kp.event, k) }
+        }
+        return vt?.kept
+    }
+}

@@ -1,0 +1,132 @@
+import Foundation
+
+/// A block of whole input lines handed to a parser thread.
+struct Chunk: Sendable {
+    /// Index into the reader's file names.
+    var file: Int
+    /// Line number (1-based) of the first line in `bytes`.
+    var firstLine: Int
+    /// JSON Lines text, `\n`-separated.
+    var bytes: [UInt8]
+    /// CSV inputs: the source line number of each JSON line, and the raw record for quarantine.
+    var csvLines: [Int]? = nil
+    var csvRaw: [[UInt8]]? = nil
+    /// The line was longer than the reader holds; `bytes` is its beginning.
+    var oversizedLength: Int? = nil
+}
+
+/// Lines longer than this are not held whole: the quarantine row keeps their first `maxLineBytes`.
+let maxHeldLineBytes = 64 << 20
+
+/// Splits a byte stream into chunks of whole lines (about `target` bytes each).
+final class LineChunker {
+    let stream: ByteStream
+    let file: Int
+    let target: Int
+    var buffer: [UInt8] = []
+    var nextLine = 1
+    var eof = false
+    var atStart = true
+
+    init(stream: ByteStream, file: Int, target: Int = 4 << 20) {
+        self.stream = stream
+        self.file = file
+        self.target = target
+    }
+
+    /// Reads until `buffer` holds at least `want` bytes or the input ends.
+    func fill(_ want: Int) throws(InputError) {
+        while buffer.count < want && !eof {
+            let old = buffer.count
+            let step = max(want - old, 1 << 20)
+            buffer.reserveCapacity(old + step)
+            var got = 0
+            buffer.append(contentsOf: repeatElement(0, count: step))
+            got = try readAppending(stream, into: &buffer, at: old)
+            buffer.removeLast(step - got)
+            if got == 0 { eof = true }
+        }
+        if atStart && buffer.count >= 3 && buffer[0] == 0xEF && buffer[1] == 0xBB && buffer[2] == 0xBF {
+            buffer.removeFirst(3)
+        }
+        if buffer.count >= 3 || eof { atStart = false }
+    }
+
+    func next() throws(InputError) -> Chunk? {
+        try fill(target)
+        if buffer.isEmpty { return nil }
+        if let cut = lastNewline(in: buffer, before: buffer.count) {
+            return take(cut + 1)
+        }
+        if eof { return take(buffer.count) }
+        // A single long line: read on until its end, holding at most `maxHeldLineBytes`.
+        var searched = buffer.count
+        while !eof && buffer.count < maxHeldLineBytes {
+            try fill(min(buffer.count * 2, maxHeldLineBytes))
+            if let nl = firstNewline(in: buffer, from: searched) { return take(nl + 1) }
+            searched = buffer.count
+        }
+        if eof { return take(buffer.count) }
+        // Too long to hold: keep its beginning, skip the rest of the line.
+        var length = buffer.count
+        let head = Array(buffer.prefix(maxLineBytes + 1))
+        buffer.removeAll(keepingCapacity: true)
+        while true {
+            try fill(1 << 20)
+            if buffer.isEmpty { break }
+            if let nl = firstNewline(in: buffer, from: 0) {
+                length += nl
+                buffer.removeFirst(nl + 1)
+                break
+            }
+            length += buffer.count
+            buffer.removeAll(keepingCapacity: true)
+        }
+        let chunk = Chunk(file: file, firstLine: nextLine, bytes: head, oversizedLength: length)
+        nextLine += 1
+        return chunk
+    }
+
+    func take(_ count: Int) -> Chunk {
+        let bytes = Array(buffer[0..<count])
+        buffer.removeFirst(count)
+        let chunk = Chunk(file: file, firstLine: nextLine, bytes: bytes)
+        nextLine += countNewlines(bytes)
+        if bytes.last != 0x0A { nextLine += 1 }
+        return chunk
+    }
+}
+
+func lastNewline(in b: [UInt8], before end: Int) -> Int? {
+    var i = end - 1
+    while i >= 0 { if b[i] == 0x0A { return i }; i -= 1 }
+    return nil
+}
+
+func firstNewline(in b: [UInt8], from start: Int) -> Int? {
+    b.withUnsafeBufferPointer { p in
+        guard start < p.count else { return nil }
+        if let hit = memchr(p.baseAddress! + start, 0x0A, p.count - start) {
+            return p.baseAddress!.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+        }
+        return nil
+    }
+}
+
+func countNewlines(_ b: [UInt8]) -> Int {
+    var n = 0
+    for c in b where c == 0x0A { n += 1 }
+    return n
+}
+
+/// Reads from `stream` into `buffer[offset...]` (already sized); returns the byte count.
+func readAppending(_ stream: ByteStream, into buffer: inout [UInt8], at offset: Int) throws(InputError) -> Int {
+    let result: Result<Int, InputError> = buffer.withUnsafeMutableBytes { b in
+        do throws(InputError) {
+            return .success(try stream.read(UnsafeMutableRawBufferPointer(rebasing: b[offset...])))
+        } catch {
+            return .failure(error)
+        }
+    }
+    return try result.get()
+}

@@ -1,0 +1,140 @@
+/// One accepted, non-duplicate event in compact form: every string is an id into a `StringTable`
+/// of its `EventLog` (absent = -1).
+public struct Event: Sendable {
+    public var ts: Int64
+    public var eventID: Int32
+    public var user: Int32
+    /// Item (impression, add_to_cart); -1 otherwise.
+    public var item: Int32
+    /// `impression_id` (click, add_to_cart), an id of `EventLog.ids`; -1 when absent.
+    public var ref: Int32
+    /// Label ids (`EventLog.labels`); -1 when absent.
+    public var experiment: Int32
+    public var variant: Int32
+    public var surface: Int32
+    public var position: Int32
+    public var quantity: Int32
+    /// `order_id` (purchase), an id of `EventLog.orders`.
+    public var order: Int32
+    /// Exposure: start in `contextPairs`; purchase: start in `lines`; impression: index in `viewability` or -1.
+    public var extra: Int32
+    public var extraCount: Int32
+    public var type: EventType
+    public var bot: Bool
+}
+
+/// A purchase item line.
+public struct PurchaseLine: Sendable {
+    public var item: Int32
+    public var quantity: Int32
+    public var price: Double
+}
+
+/// Counters of what happened to the lines read (DESIGN.md §5 `data_quality`, reader part).
+public struct ReadCounters: Sendable, Equatable {
+    /// Every non-blank line read, quarantined and duplicate lines included.
+    public var eventsRead = 0
+    public var quarantined: [QuarantineReason: Int] = Dictionary(uniqueKeysWithValues: QuarantineReason.allCases.map { ($0, 0) })
+    public var duplicateEvents = 0
+    public init() {}
+    public var quarantinedTotal: Int { quarantined.values.reduce(0, +) }
+}
+
+/// Accepted events in input order, with their string tables.
+public struct EventLog: Sendable {
+    public var events: [Event] = []
+    /// `event_id` and `impression_id` strings.
+    public var ids = StringTable(capacity: 1 << 16)
+    public var users = StringTable(capacity: 1 << 12)
+    public var items = StringTable(capacity: 1 << 12)
+    public var orders = StringTable(capacity: 1 << 12)
+    /// Experiments, variants, surfaces, context keys and values.
+    public var labels: StringTable
+    public var contextPairs: [(key: Int32, value: Int32)] = []
+    public var lines: [PurchaseLine] = []
+    /// (viewable_fraction, viewable_ms) of impressions that carry both.
+    public var viewability: [(fraction: Double, ms: Double)] = []
+    public var counters = ReadCounters()
+    /// Label id of the default surface, `"default"`.
+    public let defaultSurface: Int32
+    /// Event index by event id (`ids`), -1 for ids that name no accepted event.
+    public var eventIndexByID: [Int32] = []
+
+    public init() {
+        var labels = StringTable(capacity: 64)
+        defaultSurface = labels.intern("default")
+        self.labels = labels
+    }
+
+    /// The context (key, value) label pairs of an exposure.
+    public func context(of e: Event) -> ArraySlice<(key: Int32, value: Int32)> {
+        guard e.type == .exposure else { return [] }
+        return contextPairs[Int(e.extra)..<Int(e.extra + e.extraCount)]
+    }
+
+    /// The item lines of a purchase.
+    public func purchaseLines(of e: Event) -> ArraySlice<PurchaseLine> {
+        guard e.type == .purchase else { return [] }
+        return lines[Int(e.extra)..<Int(e.extra + e.extraCount)]
+    }
+
+    /// Adds one parsed event (strings in `arena`); returns false when its `event_id` was seen before
+    /// (the duplicate is counted and dropped, DESIGN.md §3 rule 1).
+    @discardableResult
+    public mutating func append(_ p: ParsedEvent, arena: ParseArena) -> Bool {
+        let eventID = Self.intern(&ids, p.eventID, arena)
+        let index = Int(eventID)
+        if index < eventIndexByID.count {
+            if eventIndexByID[index] >= 0 { counters.duplicateEvents += 1; return false }
+        } else {
+            eventIndexByID.append(contentsOf: repeatElement(-1, count: index + 1 - eventIndexByID.count))
+        }
+        eventIndexByID[index] = Int32(events.count)
+        var e = Event(ts: p.ts, eventID: eventID, user: Self.intern(&users, p.user, arena), item: -1, ref: -1,
+                      experiment: -1, variant: -1, surface: -1, position: p.position, quantity: p.quantity,
+                      order: -1, extra: -1, extraCount: 0, type: p.type, bot: p.bot)
+        if !p.item.isNone { e.item = Self.intern(&items, p.item, arena) }
+        if !p.experiment.isNone { e.experiment = Self.intern(&labels, p.experiment, arena) }
+        if !p.variant.isNone { e.variant = Self.intern(&labels, p.variant, arena) }
+        if !p.impressionID.isNone {
+            e.ref = Self.intern(&ids, p.impressionID, arena)
+            if Int(e.ref) >= eventIndexByID.count {
+                eventIndexByID.append(contentsOf: repeatElement(-1, count: Int(e.ref) + 1 - eventIndexByID.count))
+            }
+        }
+        switch p.type {
+        case .impression:
+            e.surface = p.surface.isNone ? defaultSurface : Self.intern(&labels, p.surface, arena)
+            if let v = p.viewable {
+                e.extra = Int32(viewability.count)
+                viewability.append((v.fraction, v.ms))
+            }
+        case .exposure:
+            e.extra = Int32(contextPairs.count)
+            e.extraCount = p.contextCount
+            for k in Int(p.contextStart)..<Int(p.contextStart + p.contextCount) {
+                let pair = arena.contextPairs[k]
+                contextPairs.append((Self.intern(&labels, pair.key, arena), Self.intern(&labels, pair.value, arena)))
+            }
+        case .purchase:
+            e.order = Self.intern(&orders, p.order, arena)
+            e.extra = Int32(lines.count)
+            e.extraCount = p.linesCount
+            for k in Int(p.linesStart)..<Int(p.linesStart + p.linesCount) {
+                let line = arena.lines[k]
+                lines.append(PurchaseLine(item: Self.intern(&items, line.item, arena), quantity: line.quantity, price: line.price))
+            }
+        default:
+            break
+        }
+        events.append(e)
+        return true
+    }
+
+    @inline(__always)
+    static func intern(_ table: inout StringTable, _ ref: StringRef, _ arena: ParseArena) -> Int32 {
+        arena.bytes.withUnsafeBufferPointer { all in
+            table.intern(UnsafeBufferPointer(rebasing: all[Int(ref.offset)..<Int(ref.offset + ref.length)]), hash: ref.hash).id
+        }
+    }
+}

@@ -1,0 +1,286 @@
+import Foundation
+
+/// Input formats of event files.
+public enum InputFormat: String, Sendable, CaseIterable {
+    case auto, jsonl, csv
+}
+
+/// One quarantined line: where it was, why, and its raw bytes.
+public struct QuarantineRow: Sendable {
+    public var file: String
+    public var line: Int
+    public var rejection: Rejection
+    public var raw: [UInt8]
+    /// Length of the original line when `raw` holds only its beginning.
+    public var originalLength: Int?
+
+    /// The row as one JSON Lines record: `file`, `line`, `reason`, `field`, `message`, `raw`
+    /// (lossy UTF-8; `raw_base64` is added when the line is not valid UTF-8).
+    public func jsonLine() -> String {
+        var out = "{\"file\":\(jsonQuote(file)),\"line\":\(line),\"reason\":\"\(rejection.reason.rawValue)\","
+        out += "\"field\":\(rejection.field.map(jsonQuote) ?? "null"),\"message\":\(jsonQuote(rejection.message)),"
+        let valid = raw.withUnsafeBufferPointer { isValidUTF8($0) }
+        out += "\"raw\":\(jsonQuote(String(decoding: raw, as: UTF8.self)))"
+        if !valid { out += ",\"raw_base64\":\"\(Data(raw).base64EncodedString())\"" }
+        if let originalLength { out += ",\"raw_truncated\":true,\"line_bytes\":\(originalLength)" }
+        out += "}"
+        return out
+    }
+}
+
+/// Quotes a string as a JSON literal.
+public func jsonQuote(_ s: String) -> String {
+    var out = "\""
+    out.reserveCapacity(s.utf8.count + 2)
+    for scalar in s.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        default:
+            if scalar.value < 0x20 || scalar.value == 0x2028 || scalar.value == 0x2029 {
+                out += String(format: "\\u%04x", scalar.value)
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+    }
+    return out + "\""
+}
+
+/// Receives quarantined lines in input order (write them to a file, keep examples, ...).
+public typealias QuarantineHandler = @Sendable (QuarantineRow) -> Void
+
+/// The result of parsing one chunk on a worker thread.
+struct ParsedChunk {
+    var file: Int
+    var arena = ParseArena()
+    var events: [ParsedEvent] = []
+    var rejects: [QuarantineRow] = []
+    var nonBlankLines = 0
+}
+
+/// Reads event files into an `EventLog`: parallel parsing and validation, serial merging in input order.
+public enum EventReader {
+    /// The files named by `path`: a file, `-` (standard input) or a directory (its regular,
+    /// non-hidden files, sorted by name).
+    public static func expand(_ path: String) throws(InputError) -> [String] {
+        if path == "-" { return ["-"] }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw InputError(path: path, "no such file or directory; pass a JSON Lines or CSV file, a directory of them, or - for standard input")
+        }
+        if !isDirectory.boolValue { return [path] }
+        let names: [String]
+        do { names = try FileManager.default.contentsOfDirectory(atPath: path) } catch {
+            throw InputError(path: path, "cannot list directory: \(error.localizedDescription)")
+        }
+        let files = names.filter { !$0.hasPrefix(".") }.sorted().map { (path as NSString).appendingPathComponent($0) }.filter {
+            var dir: ObjCBool = false
+            return FileManager.default.fileExists(atPath: $0, isDirectory: &dir) && !dir.boolValue
+        }
+        if files.isEmpty { throw InputError(path: path, "directory holds no event files") }
+        return files
+    }
+
+    /// Reads every file of `paths` (see `expand`) into one log.
+    public static func read(
+        paths: [String], format: InputFormat = .auto, onQuarantine: QuarantineHandler? = nil
+    ) throws(InputError) -> EventLog {
+        var files: [String] = []
+        for p in paths { files += try expand(p) }
+        let state = MergeState()
+        for (index, file) in files.enumerated() {
+            let next = try openChunks(file: file, index: index, format: format)
+            try pump(next, files: files, state: state, onQuarantine: onQuarantine)
+        }
+        return state.log
+    }
+
+    /// Reads in-memory text (for tests and the server).
+    public static func read(text: String, name: String = "<memory>", format: InputFormat = .jsonl,
+                            onQuarantine: QuarantineHandler? = nil) -> EventLog {
+        let bytes = Array(text.utf8)
+        let state = MergeState()
+        let stream = MemoryStream(bytes)
+        let next: () throws(InputError) -> Chunk?
+        if format == .csv {
+            let c = CSVChunker(stream: stream, file: 0, path: name)
+            next = c.next
+        } else {
+            let c = LineChunker(stream: stream, file: 0)
+            next = c.next
+        }
+        try? pump(next, files: [name], state: state, onQuarantine: onQuarantine)
+        return state.log
+    }
+
+    static func openChunks(file: String, index: Int, format: InputFormat) throws(InputError) -> () throws(InputError) -> Chunk? {
+        let raw = try FileStream(path: file)
+        let magic = try raw.peek(2)
+        let gz = magic == [0x1F, 0x8B]
+        let stream: ByteStream = gz ? try GzipStream(raw) : raw
+        var chosen = format
+        if chosen == .auto {
+            let name = (file.hasSuffix(".gz") ? String(file.dropLast(3)) : file).lowercased()
+            if name.hasSuffix(".csv") { chosen = .csv }
+            else if name.hasSuffix(".jsonl") || name.hasSuffix(".json") || name.hasSuffix(".ndjson") { chosen = .jsonl }
+        }
+        if chosen == .csv {
+            return CSVChunker(stream: stream, file: index, path: file).next
+        }
+        let lines = LineChunker(stream: stream, file: index)
+        if chosen == .auto {
+            // Sniff: a first non-blank line that does not start with '{' and names `type` is a CSV header.
+            try lines.fill(1 << 16)
+            let head = lines.buffer.prefix(1 << 16)
+            if let firstNonBlank = head.split(separator: 0x0A).first(where: { !$0.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D } }) {
+                let text = String(decoding: firstNonBlank, as: UTF8.self)
+                if !text.hasPrefix("{") && !text.hasPrefix("[") && text.contains(",") && text.contains("type") {
+                    let csv = CSVChunker(stream: MemoryPrefixStream(prefix: lines.buffer, rest: stream, eof: lines.eof), file: index, path: file)
+                    return csv.next
+                }
+            }
+        }
+        return lines.next
+    }
+
+    /// Parses chunks two at a time per core while the previous batch is merged.
+    static func pump(_ next: () throws(InputError) -> Chunk?, files: [String], state: MergeState,
+                     onQuarantine: QuarantineHandler?) throws(InputError) {
+        let workers = max(ProcessInfo.processInfo.activeProcessorCount, 1)
+        var pending: [ParsedChunk] = []
+        while true {
+            var batch: [Chunk] = []
+            while batch.count < workers * 2, let c = try next() { batch.append(c) }
+            if batch.isEmpty && pending.isEmpty { break }
+            let results = ResultSlots<ParsedChunk>(count: batch.count)
+            let toMerge = pending
+            let tasks = batch.count + (toMerge.isEmpty ? 0 : 1)
+            let batchRef = batch
+            DispatchQueue.concurrentPerform(iterations: tasks) { i in
+                if i < batchRef.count {
+                    results.set(i, parseChunk(batchRef[i]))
+                } else {
+                    state.merge(toMerge, files: files, onQuarantine: onQuarantine)
+                }
+            }
+            pending = results.values()
+        }
+    }
+
+    static func parseChunk(_ chunk: Chunk) -> ParsedChunk {
+        var out = ParsedChunk(file: chunk.file)
+        var parser = EventLineParser()
+        if let length = chunk.oversizedLength {
+            out.nonBlankLines = 1
+            out.rejects.append(QuarantineRow(file: "", line: chunk.firstLine, rejection: Rejection(.invalidJSON, field: nil,
+                "line is \(length) bytes, over the \(maxLineBytes)-byte limit for one event; split or drop it"),
+                raw: Array(chunk.bytes.prefix(maxLineBytes)), originalLength: length))
+            return out
+        }
+        chunk.bytes.withUnsafeBufferPointer { all in
+            var start = 0
+            var lineNumber = chunk.firstLine
+            var recordIndex = 0
+            let n = all.count
+            while start < n {
+                var end = start
+                if let hit = memchr(all.baseAddress! + start, 0x0A, n - start) {
+                    end = all.baseAddress!.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+                } else {
+                    end = n
+                }
+                var stop = end
+                if stop > start && all[stop - 1] == 0x0D { stop -= 1 }
+                let line = UnsafeBufferPointer(rebasing: all[start..<stop])
+                var blank = true
+                for c in line where c != 0x20 && c != 0x09 && c != 0x0D { blank = false; break }
+                if !blank {
+                    out.nonBlankLines += 1
+                    let number = chunk.csvLines?[recordIndex] ?? lineNumber
+                    let result: Result<ParsedEvent, Rejection>
+                    if chunk.csvLines != nil && line.first == 0x01 {
+                        result = .failure(Rejection(.invalidJSON, field: nil,
+                            "malformed CSV row: " + String(decoding: line.dropFirst(), as: UTF8.self) + "; fix the quoting or the number of cells"))
+                    } else {
+                        result = parser.parse(line)
+                    }
+                    switch result {
+                    case .success(let e): out.events.append(e)
+                    case .failure(let r):
+                        let raw = chunk.csvRaw?[recordIndex] ?? Array(line)
+                        out.rejects.append(QuarantineRow(file: "", line: number, rejection: r, raw: raw))
+                    }
+                    recordIndex += 1
+                } else if chunk.csvLines != nil {
+                    recordIndex += 1
+                }
+                lineNumber += 1
+                start = end + 1
+            }
+        }
+        out.arena = parser.arena
+        return out
+    }
+}
+
+/// The log being built, shared with the merge task of each parallel step.
+final class MergeState: @unchecked Sendable {
+    var log = EventLog()
+
+    func merge(_ chunks: [ParsedChunk], files: [String], onQuarantine: QuarantineHandler?) {
+        for chunk in chunks {
+            log.counters.eventsRead += chunk.nonBlankLines
+            for var row in chunk.rejects {
+                log.counters.quarantined[row.rejection.reason, default: 0] += 1
+                row.file = files[chunk.file]
+                onQuarantine?(row)
+            }
+            for e in chunk.events { log.append(e, arena: chunk.arena) }
+        }
+    }
+}
+
+/// Write-once result slots filled by parallel workers (each index by exactly one worker).
+final class ResultSlots<T>: @unchecked Sendable {
+    private var storage: [T?]
+    private let lock = NSLock()
+    init(count: Int) { storage = Array(repeating: nil, count: count) }
+    func set(_ i: Int, _ value: T) { lock.lock(); storage[i] = value; lock.unlock() }
+    func values() -> [T] { storage.map { $0! } }
+}
+
+/// A stream over bytes in memory.
+final class MemoryStream: ByteStream {
+    var bytes: [UInt8]
+    var offset = 0
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    func read(_ buffer: UnsafeMutableRawBufferPointer) throws(InputError) -> Int {
+        let n = min(buffer.count, bytes.count - offset)
+        if n > 0 {
+            bytes.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + offset, byteCount: n) }
+            offset += n
+        }
+        return n
+    }
+}
+
+/// Bytes already read, then the rest of a stream.
+final class MemoryPrefixStream: ByteStream {
+    let prefix: MemoryStream
+    let rest: ByteStream
+    let restDone: Bool
+    init(prefix: [UInt8], rest: ByteStream, eof: Bool) {
+        self.prefix = MemoryStream(prefix)
+        self.rest = rest
+        self.restDone = eof
+    }
+    func read(_ buffer: UnsafeMutableRawBufferPointer) throws(InputError) -> Int {
+        let n = try prefix.read(buffer)
+        if n > 0 || restDone { return n }
+        return try rest.read(buffer)
+    }
+}

@@ -1,0 +1,126 @@
+import CZlib
+import Foundation
+
+/// A problem opening or reading an input, naming the path and what to do.
+public struct InputError: Error, CustomStringConvertible, Sendable {
+    public var path: String
+    public var message: String
+    public init(path: String, _ message: String) { self.path = path; self.message = message }
+    public var description: String { "\(path): \(message)" }
+}
+
+/// A source of bytes: a plain file descriptor, or a gzip stream over one.
+protocol ByteStream: AnyObject {
+    /// Reads up to `buffer.count` bytes; 0 means end of input.
+    func read(_ buffer: UnsafeMutableRawBufferPointer) throws(InputError) -> Int
+}
+
+/// Reads a file descriptor, with a few bytes that can be put back after sniffing.
+final class FileStream: ByteStream {
+    let fd: Int32
+    let path: String
+    let ownsDescriptor: Bool
+    var pushedBack: [UInt8] = []
+
+    init(path: String) throws(InputError) {
+        self.path = path
+        if path == "-" {
+            fd = 0
+            ownsDescriptor = false
+        } else {
+            fd = open(path, O_RDONLY)
+            ownsDescriptor = true
+            if fd < 0 { throw InputError(path: path, "cannot open (\(String(cString: strerror(errno)))); check the path and its permissions") }
+        }
+    }
+
+    deinit { if ownsDescriptor { close(fd) } }
+
+    func read(_ buffer: UnsafeMutableRawBufferPointer) throws(InputError) -> Int {
+        if !pushedBack.isEmpty {
+            let n = min(buffer.count, pushedBack.count)
+            pushedBack.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: n) }
+            pushedBack.removeFirst(n)
+            return n
+        }
+        while true {
+            let n = Foundation.read(fd, buffer.baseAddress, buffer.count)
+            if n >= 0 { return n }
+            if errno == EINTR { continue }
+            throw InputError(path: path, "read failed (\(String(cString: strerror(errno))))")
+        }
+    }
+
+    /// The first `count` bytes (fewer at end of input), left in place for the next read.
+    func peek(_ count: Int) throws(InputError) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        var have = 0
+        while have < count {
+            let n = try readAppending(self, into: &out, at: have)
+            if n == 0 { break }
+            have += n
+        }
+        out.removeLast(count - have)
+        pushedBack = out + pushedBack
+        return out
+    }
+}
+
+/// Inflates gzip data (concatenated members included) from an inner stream.
+final class GzipStream: ByteStream {
+    let inner: FileStream
+    var z = z_stream()
+    let inputCapacity = 1 << 18
+    let input: UnsafeMutablePointer<UInt8>
+    var inputEnd = false
+    var finished = false
+    var sawData = false
+
+    init(_ inner: FileStream) throws(InputError) {
+        self.inner = inner
+        input = .allocate(capacity: inputCapacity)
+        let status = inflateInit2_(&z, 15 + 32, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
+        if status != Z_OK {
+            input.deallocate()
+            throw InputError(path: inner.path, "cannot start gzip decoding (zlib status \(status))")
+        }
+    }
+
+    deinit {
+        inflateEnd(&z)
+        input.deallocate()
+    }
+
+    func read(_ buffer: UnsafeMutableRawBufferPointer) throws(InputError) -> Int {
+        while !finished {
+            if z.avail_in == 0 && !inputEnd {
+                let n = try inner.read(UnsafeMutableRawBufferPointer(start: input, count: inputCapacity))
+                if n == 0 { inputEnd = true } else { z.next_in = input; z.avail_in = UInt32(n); sawData = true }
+            }
+            if z.avail_in == 0 && inputEnd {
+                // Clean end only between members (or for an empty file).
+                if z.total_in == 0 || !sawData { finished = true; return 0 }
+                throw InputError(path: inner.path, "gzip data ends early (truncated file?); re-create the file")
+            }
+            z.next_out = buffer.baseAddress!.assumingMemoryBound(to: Bytef.self)
+            z.avail_out = UInt32(buffer.count)
+            let status = inflate(&z, Z_NO_FLUSH)
+            let produced = buffer.count - Int(z.avail_out)
+            if status == Z_STREAM_END {
+                // Another member may follow; stop when the input is exhausted.
+                if z.avail_in == 0 {
+                    let n = try inner.read(UnsafeMutableRawBufferPointer(start: input, count: inputCapacity))
+                    if n == 0 { inputEnd = true; finished = true } else { z.next_in = input; z.avail_in = UInt32(n) }
+                }
+                if !finished { inflateReset(&z) }
+                if produced > 0 { return produced }
+                continue
+            }
+            if status != Z_OK && status != Z_BUF_ERROR {
+                throw InputError(path: inner.path, "corrupt gzip data (zlib status \(status)); re-compress the file or pass it uncompressed")
+            }
+            if produced > 0 { return produced }
+        }
+        return 0
+    }
+}

@@ -1,0 +1,16 @@
+import ArgumentParser
+import Foundation
+
+@main
+struct Funnel: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "funnel",
+        abstract: "Measure, explain and predict clicks and conversions.",
+        subcommands: [Report.self, Validate.self, Simulate.self, Demo.self]
+    )
+}
+
+/// Writes to standard error.
+func printError(_ s: String) {
+    FileHandle.standardError.write(Data((s + "\n").utf8))
+}

@@ -1,0 +1,155 @@
+import ArgumentParser
+import Foundation
+import FunnelAttribution
+import FunnelConfig
+import FunnelEvents
+import FunnelReport
+
+enum ReportFormat: String, ExpressibleByArgument, CaseIterable { case text, json }
+
+/// Shared input options.
+struct InputOptions: ParsableArguments {
+    @Option(name: .long, help: "Event file (JSON Lines or CSV, optionally gzip), a directory of them, or - for standard input. Repeatable.")
+    var events: [String] = []
+
+    @Option(name: .long, help: "Input format: auto (by extension, else sniffed), jsonl or csv.")
+    var inputFormat: String = "auto"
+
+    @Option(name: .long, help: "Write every rejected line here as JSON Lines (file, line, reason, field, message, raw).")
+    var quarantine: String?
+
+    func validate() throws {
+        if events.isEmpty { throw ValidationError("--events is required: pass an event file, a directory, or - for standard input") }
+        if InputFormat(rawValue: inputFormat) == nil { throw ValidationError("--input-format must be auto, jsonl or csv (got '\(inputFormat)')") }
+    }
+}
+
+/// Streams quarantine rows to a file.
+final class QuarantineFile: @unchecked Sendable {
+    let handle: FileHandle?
+    var buffer = Data()
+    init(path: String?) throws {
+        guard let path else { handle = nil; return }
+        guard FileManager.default.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path) else {
+            throw ValidationError("--quarantine \(path): cannot create the file; check the directory exists and is writable")
+        }
+        handle = h
+    }
+    func write(_ row: QuarantineRow) {
+        guard handle != nil else { return }
+        buffer.append(contentsOf: Array((row.jsonLine() + "\n").utf8))
+        if buffer.count > 1 << 20 { flush() }
+    }
+    func flush() {
+        handle?.write(buffer)
+        buffer.removeAll(keepingCapacity: true)
+    }
+}
+
+func readEvents(_ input: InputOptions, onQuarantine: QuarantineHandler? = nil) throws -> EventLog {
+    let file = try QuarantineFile(path: input.quarantine)
+    defer { file.flush() }
+    do {
+        return try EventReader.read(paths: input.events, format: InputFormat(rawValue: input.inputFormat)!) { row in
+            file.write(row)
+            onQuarantine?(row)
+        }
+    } catch {
+        throw CLIError(error.description)
+    }
+}
+
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+func loadConfig(_ path: String?) throws -> FunnelConfig {
+    guard let path else { return FunnelConfig() }
+    do { return try FunnelConfig.load(path: path) } catch { throw CLIError("configuration error: \(error.description)") }
+}
+
+/// Runs the counting rules and renders the report.
+func buildReport(log: EventLog, config: FunnelConfig) throws -> JSONValue {
+    do {
+        let attribution = try Attributor.run(log, config: config)
+        return ReportBuilder(attribution: attribution, config: config, labels: log.labels).json()
+    } catch {
+        throw CLIError(error.description)
+    }
+}
+
+struct Report: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Count the funnel of an experiment and report it.")
+
+    @OptionGroup var input: InputOptions
+
+    @Option(name: .long, help: "funnel.yaml with counting rules and A/B settings (defaults: DESIGN.md §3).")
+    var config: String?
+
+    @Option(name: .long, help: "Output format: text or json.")
+    var format: ReportFormat = .text
+
+    @Option(name: .long, help: "Write the report to this file instead of standard output.")
+    var output: String?
+
+    func run() throws {
+        let cfg = try loadConfig(config)
+        let log = try readEvents(input)
+        let doc = try buildReport(log: log, config: cfg)
+        let text: String
+        switch format {
+        case .json: text = doc.serialized(pretty: true) + "\n"
+        case .text: text = TextReport.render(doc, color: output == nil && isatty(1) != 0)
+        }
+        if let output {
+            guard FileManager.default.createFile(atPath: output, contents: Data(text.utf8)) else {
+                throw CLIError("--output \(output): cannot write the file; check the directory exists and is writable")
+            }
+        } else {
+            print(text, terminator: "")
+        }
+    }
+}
+
+struct Validate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check event files: counts of rejected lines by reason and the first examples of each. Exits 1 when anything was quarantined.")
+
+    @OptionGroup var input: InputOptions
+
+    @Option(name: .long, help: "Examples to show per reason.")
+    var examples: Int = 3
+
+    func run() throws {
+        let examples = ExampleCollector(limit: self.examples)
+        let log = try readEvents(input) { examples.add($0) }
+        let c = log.counters
+        print("events read:        \(c.eventsRead)")
+        print("accepted:           \(log.events.count)")
+        print("duplicate events:   \(c.duplicateEvents)")
+        print("quarantined:        \(c.quarantinedTotal)")
+        for reason in QuarantineReason.allCases {
+            print("  \(reason.rawValue.padding(toLength: 18, withPad: " ", startingAt: 0))\(c.quarantined[reason] ?? 0)")
+        }
+        for reason in QuarantineReason.allCases {
+            guard let rows = examples.rows[reason], !rows.isEmpty else { continue }
+            print("\nexamples of \(reason.rawValue):")
+            for r in rows {
+                let raw = String(decoding: r.raw.prefix(160), as: UTF8.self)
+                print("  \(r.file):\(r.line): \(r.rejection.field.map { "[\($0)] " } ?? "")\(r.rejection.message)")
+                print("    \(raw)\(r.raw.count > 160 ? "…" : "")")
+            }
+        }
+        if c.quarantinedTotal > 0 { throw ExitCode(1) }
+    }
+}
+
+final class ExampleCollector: @unchecked Sendable {
+    let limit: Int
+    var rows: [QuarantineReason: [QuarantineRow]] = [:]
+    init(limit: Int) { self.limit = limit }
+    func add(_ row: QuarantineRow) {
+        if rows[row.rejection.reason, default: []].count < limit { rows[row.rejection.reason, default: []].append(row) }
+    }
+}

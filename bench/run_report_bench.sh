@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Peer benchmark: `funnel report` vs DuckDB (bench/report.sql) on the same simulated log.
+#   bash bench/run_report_bench.sh [N_EVENTS_MILLIONS]   (default 10, 0.1 for a smoke run;
+#   data in ${FUNNEL_BENCH_DATA:-/tmp/funnel-bench})
+# Builds funnel in release, simulates ~N million events, runs each tool 3 times (alternating) under
+# /usr/bin/time -v and prints a markdown table for BENCHMARKS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N="${1:-10}"
+DATA="${FUNNEL_BENCH_DATA:-/tmp/funnel-bench}"
+USERS=$(awk -v n="$N" 'BEGIN { printf "%d", n * 1000000 / 110 }')   # clickbait: ~110 events/user
+RUNS=3
+mkdir -p "$DATA/times"
+
+bash bench/setup.sh
+swift build -c release --product funnel
+
+echo "== simulating $USERS users into $DATA/events.jsonl"
+.build/release/funnel simulate --scenario clickbait --users "$USERS" --seed 7 \
+  --out "$DATA/events.jsonl" --truth "$DATA/truth.json"
+LINES=$(wc -l < "$DATA/events.jsonl")
+echo "events: $LINES lines, $(du -h "$DATA/events.jsonl" | cut -f1)"
+cat "$DATA/events.jsonl" > /dev/null   # same warm page cache for both tools
+
+FUNNEL_CMD=(.build/release/funnel report --events "$DATA/events.jsonl" --format json --output "$DATA/funnel.json")
+DUCKDB_CMD=(bench/.venv/bin/python bench/duckdb_report.py "$DATA/events.jsonl" "$DATA/duckdb_out")
+for i in $(seq "$RUNS"); do
+  for tool in funnel duckdb; do
+    if [ "$tool" = funnel ]; then cmd=("${FUNNEL_CMD[@]}"); else cmd=("${DUCKDB_CMD[@]}"); fi
+    echo "== run $i: $tool"
+    /usr/bin/time -v -o "$DATA/times/$tool.$i" "${cmd[@]}" > "$DATA/times/$tool.$i.stdout"
+  done
+done
+
+echo
+echo "## funnel report vs DuckDB, $LINES events ($(date -u +%Y-%m-%d))"
+echo
+bench/.venv/bin/python - "$DATA" "$RUNS" <<'EOF'
+import json, pathlib, statistics, sys
+data, runs = pathlib.Path(sys.argv[1]), int(sys.argv[2])
+
+def parse(path):  # one `/usr/bin/time -v` file -> wall s, cpu s, peak RSS MiB
+    f = {k.strip(): v.strip() for k, _, v in (l.rpartition(": ") for l in path.read_text().splitlines())}
+    wall = sum(float(x) * 60 ** i for i, x in enumerate(reversed(
+        f["Elapsed (wall clock) time (h:mm:ss or m:ss)"].split(":"))))
+    cpu = float(f["User time (seconds)"]) + float(f["System time (seconds)"])
+    return wall, cpu, int(f["Maximum resident set size (kbytes)"]) / 1024
+
+med = {}
+print("| tool | median wall s | CPU util (user+sys)/wall | peak RSS MiB (max of runs) | walls s |")
+print("|---|---|---|---|---|")
+for tool in ("funnel", "duckdb"):
+    r = [parse(data / "times" / f"{tool}.{i}") for i in range(1, runs + 1)]
+    med[tool] = statistics.median(w for w, _, _ in r)
+    util = statistics.median(c / w for w, c, _ in r)
+    print(f"| {tool} | {med[tool]:.2f} | {util:.2f} | {max(m for *_, m in r):.0f} | "
+          + ", ".join(f"{w:.2f}" for w, _, _ in r) + " |")
+print(f"\nratio funnel/duckdb (median wall): **{med['funnel'] / med['duckdb']:.2f}**\n")
+
+# Cross-check that both did the same counting (same numbers expected; differences are printed).
+fj = json.loads((data / "funnel.json").read_text())
+dv = {r["variant"]: r for r in map(json.loads, (data / "duckdb_out/variants.json").read_text().splitlines())}
+dq = json.loads((data / "duckdb_out/data_quality.json").read_text())
+diffs = [f"{v}.{k}: funnel {fj['variants'].get(v, {}).get(k)} vs duckdb {x}"
+         for v, row in dv.items() for k, x in row.items() if k != "variant"
+         and not (isinstance(fj["variants"].get(v, {}).get(k), (int, float))
+                  and abs(fj["variants"][v][k] - x) <= 1e-6 * max(1, abs(x)))]
+diffs += [f"data_quality.{k}: funnel {fj['data_quality'].get(k)} vs duckdb {x}"
+          for k, x in dq.items() if fj["data_quality"].get(k) != x]
+print("same counts: " + ("yes (variants and data_quality counters)" if not diffs else "NO"))
+for d in diffs:
+    print("  - " + d)
+EOF
+cat <<EOF
+
+Commands (each run $RUNS times, alternating, under \`/usr/bin/time -v\`; page cache warm):
+- \`${FUNNEL_CMD[*]}\`
+- \`${DUCKDB_CMD[*]}\`  (bench/report.sql, \`SET threads=2\`)
+- data: \`.build/release/funnel simulate --scenario clickbait --users $USERS --seed 7 --out $DATA/events.jsonl --truth $DATA/truth.json\`
+- reproduce: \`bash bench/run_report_bench.sh $N\`
+
+Machine: \`$(uname -a)\`; nproc $(nproc); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //');
+$(free -g | awk '/Mem:/ {print $2 " GiB RAM"}'); duckdb $(bench/.venv/bin/python -c 'import duckdb; print(duckdb.__version__)');
+$(swift --version 2>&1 | head -1); funnel commit $(git rev-parse --short HEAD 2>/dev/null || echo none).
+EOF
