@@ -1,1 +1,201 @@
-import FunnelEvents
+import Foundation
+
+/// Simulated scenarios.
+public enum Scenario: String, Sendable, CaseIterable {
+    /// The treatment ranks by attractiveness alone: more clicks on items that sell less.
+    case clickbait
+    /// Both arms use the same ranker: no true difference.
+    case aa
+    /// One ranker; known examination probabilities per position; part of the traffic in random order.
+    case positionBias = "position-bias"
+}
+
+/// Ground truth of a simulated log: what `funnel report` must recover with the default configuration.
+public struct Truth: Sendable {
+    public struct Counts: Sendable, Equatable {
+        public var users = 0, impressions = 0, clicks = 0, carts = 0, purchases = 0
+        public var revenueCents = 0, orders = 0, convertingUsers = 0, orderRevenueCents = 0
+    }
+    public var scenario: Scenario
+    public var seed: UInt64
+    public var simulatedUsers: Int
+    public var lines = 0
+    public var variants: [String: Counts] = [:]
+    /// data_quality counters by report key.
+    public var dataQuality: [String: Int] = [:]
+    public var quarantined: [String: Int] = [:]
+    /// Examination probability per position (1-based), the same in every scenario.
+    public var examination: [Double]
+
+    mutating func bump(_ key: String, _ by: Int = 1) { dataQuality[key, default: 0] += by }
+
+    /// The truth as a JSON object.
+    public func json() -> String {
+        func counts(_ c: Counts) -> String {
+            "{\"users\":\(c.users),\"impressions\":\(c.impressions),\"clicks\":\(c.clicks),\"carts\":\(c.carts),\"purchases\":\(c.purchases),\"revenue\":\(Double(c.revenueCents) / 100),\"orders\":\(c.orders),\"converting_users\":\(c.convertingUsers),\"order_revenue\":\(Double(c.orderRevenueCents) / 100)}"
+        }
+        let variants = self.variants.keys.sorted().map { "\"\($0)\":\(counts(self.variants[$0]!))" }.joined(separator: ",")
+        let dq = dataQuality.keys.sorted().map { "\"\($0)\":\(dataQuality[$0]!)" }.joined(separator: ",")
+        let q = quarantined.keys.sorted().map { "\"\($0)\":\(quarantined[$0]!)" }.joined(separator: ",")
+        let exam = examination.map { String($0) }.joined(separator: ",")
+        return "{\"scenario\":\"\(scenario.rawValue)\",\"seed\":\(seed),\"simulated_users\":\(simulatedUsers),\"lines\":\(lines),\"experiment\":\"recs-v2\",\"control\":\"control\",\"variants\":{\(variants)},\"data_quality\":{\(dq),\"quarantined\":{\(q)}},\"examination\":[\(exam)]}\n"
+    }
+}
+
+/// Writes a realistic event log with known ground truth and every trap the counting rules handle.
+///
+/// Ordinary users are generated so that no rule fires by accident (items are shown to a user at
+/// most once, sessions are hours apart, a purchase follows its click within the window); each trap
+/// is then injected on purpose into a user chosen for it, and counted in the truth.
+public struct Simulator {
+    public let scenario: Scenario
+    public let users: Int
+    public let seed: UInt64
+    var rng: SeededRandom
+    var truth: Truth
+    var out = LineWriter()
+    var nextEvent = 0
+    var duplicatesPending: [[UInt8]] = []
+    var randomizedRequest = false
+    var lastImpressionID: String? = nil
+
+    // Catalog.
+    let itemCount = 1000
+    var attractiveness: [Double] = []
+    var conversion: [Double] = []
+    var priceCents: [Int] = []
+    var clickbait: [Bool] = []
+    static let examination = [1.0, 0.72, 0.55, 0.45, 0.38, 0.33, 0.29, 0.26]
+    let listLength = 8
+    let start: Int64 = 1_772_323_200_000  // 2026-03-01T00:00:00Z
+
+    public init(scenario: Scenario, users: Int, seed: UInt64) {
+        self.scenario = scenario
+        self.users = users
+        self.seed = seed
+        rng = SeededRandom(seed: seed)
+        truth = Truth(scenario: scenario, seed: seed, simulatedUsers: users, examination: Simulator.examination)
+        for key in ["duplicate_events", "bot_users", "non_viewable_impressions", "collapsed_impressions", "orphan_clicks", "late_clicks",
+                    "unattributed_conversions", "leaked_users", "variant_mismatches", "non_viewable_clicks", "duplicate_clicks"] {
+            truth.dataQuality[key] = 0
+        }
+        for reason in ["invalid_json", "missing_field", "wrong_type", "unknown_type", "invalid_timestamp", "invalid_value"] {
+            truth.quarantined[reason] = 0
+        }
+        for _ in 0..<itemCount {
+            let bait = rng.chance(0.2)
+            clickbait.append(bait)
+            let a = 0.06 * exp(0.5 * rng.normal())
+            attractiveness.append(min(0.6, bait ? a * 2.2 : a))
+            let q = 0.12 * exp(0.4 * rng.normal())
+            conversion.append(min(0.9, bait ? q * 0.25 : q))
+            priceCents.append(max(199, Int(3000 * exp(0.6 * rng.normal()))))
+        }
+    }
+
+    /// Generates the log, calling `flush` with blocks of bytes; returns the truth.
+    public mutating func run(flush: ([UInt8]) throws -> Void) rethrows -> Truth {
+        for u in 0..<users {
+            simulateUser(u)
+            if out.bytes.count > 1 << 20 { try flush(out.bytes); out.bytes.removeAll(keepingCapacity: true) }
+        }
+        for line in duplicatesPending { emitLine(line) }
+        duplicatesPending.removeAll()
+        try flush(out.bytes)
+        out.bytes.removeAll()
+        truth.variants["control", default: Truth.Counts()].users += 0
+        truth.variants["treatment", default: Truth.Counts()].users += 0
+        return truth
+    }
+
+    mutating func emitLine(_ line: [UInt8]) {
+        out.bytes.append(contentsOf: line)
+        out.bytes.append(0x0A)
+        truth.lines += 1
+    }
+
+    mutating func eventID() -> String {
+        nextEvent += 1
+        return "ev\(nextEvent)"
+    }
+
+    // MARK: event writers
+
+    struct Imp {
+        var id: String
+        var item: Int
+        var position: Int
+        var ts: Int64
+        var surface: String
+        var request: String
+    }
+
+    mutating func exposure(user: String, ts: Int64, variant: String, device: String, userType: String) -> [UInt8] {
+        var w = LineWriter()
+        w.raw("{\"type\":\"exposure\",\"event_id\":\"\(eventID())\",\"ts\":"); w.timestamp(ts)
+        w.raw(",\"user_id\":\"\(user)\",\"experiment\":\"recs-v2\",\"variant\":\"\(variant)\",\"context\":{\"device\":\"\(device)\",\"user_type\":\"\(userType)\"}}")
+        emitLine(w.bytes)
+        return w.bytes
+    }
+
+    enum Viewability { case full, absent, below }
+
+    mutating func impression(user: String, imp: Imp, view: Viewability, variant: String?, propensity: Double? = nil, bot: Bool = false) -> [UInt8] {
+        var w = LineWriter()
+        w.raw("{\"type\":\"impression\",\"event_id\":\"\(imp.id)\",\"ts\":"); w.timestamp(imp.ts)
+        w.raw(",\"user_id\":\"\(user)\",\"item_id\":\"i\(imp.item)\",\"position\":"); w.int(imp.position)
+        w.raw(",\"surface\":\"\(imp.surface)\",\"request_id\":\"\(imp.request)\",\"price\":"); w.cents(priceCents[imp.item])
+        if let variant { w.raw(",\"experiment\":\"recs-v2\",\"variant\":\"\(variant)\"") }
+        if let propensity { w.raw(",\"propensity\":\(propensity)") }
+        switch view {
+        case .full:
+            w.raw(",\"viewable_fraction\":"); w.cents(rng.int(50, 100))
+            w.raw(",\"viewable_ms\":"); w.int(rng.int(1000, 15000))
+        case .absent: break
+        case .below:
+            w.raw(",\"viewable_fraction\":"); w.cents(rng.int(0, 49))
+            w.raw(",\"viewable_ms\":"); w.int(rng.int(0, 20000))
+        }
+        if bot { w.raw(",\"bot\":true") }
+        w.raw("}")
+        emitLine(w.bytes)
+        return w.bytes
+    }
+
+    mutating func click(user: String, impressionID: String, ts: Int64, bot: Bool = false) -> [UInt8] {
+        var w = LineWriter()
+        w.raw("{\"type\":\"click\",\"event_id\":\"\(eventID())\",\"ts\":"); w.timestamp(ts)
+        w.raw(",\"user_id\":\"\(user)\",\"impression_id\":\"\(impressionID)\"")
+        if bot { w.raw(",\"bot\":true") }
+        w.raw("}")
+        emitLine(w.bytes)
+        return w.bytes
+    }
+
+    mutating func cart(user: String, item: Int, ts: Int64, impressionID: String?) {
+        var w = LineWriter()
+        w.raw("{\"type\":\"add_to_cart\",\"event_id\":\"\(eventID())\",\"ts\":"); w.timestamp(ts)
+        w.raw(",\"user_id\":\"\(user)\",\"item_id\":\"i\(item)\"")
+        if let impressionID { w.raw(",\"impression_id\":\"\(impressionID)\"") }
+        w.raw(",\"quantity\":1}")
+        emitLine(w.bytes)
+    }
+
+    /// Writes a purchase; returns its revenue in cents.
+    mutating func purchase(user: String, ts: Int64, lines: [(item: Int, quantity: Int)]) -> Int {
+        var total = 0
+        let id = eventID()
+        var w = LineWriter()
+        w.raw("{\"type\":\"purchase\",\"event_id\":\"\(id)\",\"ts\":"); w.timestamp(ts)
+        w.raw(",\"user_id\":\"\(user)\",\"order_id\":\"o\(id)\",\"items\":[")
+        for (k, l) in lines.enumerated() {
+            if k > 0 { w.raw(",") }
+            w.raw("{\"item_id\":\"i\(l.item)\",\"quantity\":"); w.int(l.quantity)
+            w.raw(",\"price\":"); w.cents(priceCents[l.item]); w.raw("}")
+            total += l.quantity * priceCents[l.item]
+        }
+        w.raw("]}")
+        emitLine(w.bytes)
+        return total
+    }
+}

@@ -125,24 +125,24 @@ def is_csv_path(path):
 
 
 def read_jsonl_records(data):
-    """Yields, per non-blank line, either a parsed JSON value or a Quarantine (invalid_json)."""
-    for line in data.split(b"\n"):
+    """Yields, per non-blank line, (line number, parsed JSON value or Quarantine(invalid_json))."""
+    for line_no, line in enumerate(data.split(b"\n"), start=1):
         if line.endswith(b"\r"):  # CC: a trailing \r is stripped
             line = line[:-1]
         if all(c in b" \t\r" for c in line):  # CC: blank lines are skipped, not counted
             continue
         if len(line) > MAX_LINE_BYTES:  # CC: longer than 1 MiB (without newline / trailing \r)
-            yield Quarantine("invalid_json")
+            yield line_no, Quarantine("invalid_json")
             continue
         try:
             text = line.decode("utf-8")  # CC: invalid UTF-8 anywhere in a line is invalid_json
         except UnicodeDecodeError:
-            yield Quarantine("invalid_json")
+            yield line_no, Quarantine("invalid_json")
             continue
         try:
-            yield parse_json_text(text)
+            yield line_no, parse_json_text(text)
         except ValueError:  # includes json.JSONDecodeError
-            yield Quarantine("invalid_json")
+            yield line_no, Quarantine("invalid_json")
 
 
 # Field kinds, used to read CSV cells "by the field's type" (§2) and to validate (§7).
@@ -181,7 +181,7 @@ def csv_cell_value(column, cell):
 
 
 def read_csv_records(data):
-    """Yields, per non-blank CSV record, an event object (dict) or a Quarantine."""
+    """Yields, per non-blank CSV record, (line number, event object (dict) or Quarantine)."""
     text = data.decode("utf-8", errors="surrogateescape")
     rows = csv.reader(io.StringIO(text, newline=""))
     header = None
@@ -192,7 +192,7 @@ def read_csv_records(data):
             header = row
             continue
         if any("\udc80" <= c <= "\udcff" for cell in row for c in cell):
-            yield Quarantine("invalid_json")  # invalid UTF-8 in the record
+            yield rows.line_num, Quarantine("invalid_json")  # invalid UTF-8 in the record
             continue
         obj = {}
         try:
@@ -205,9 +205,9 @@ def read_csv_records(data):
                 else:
                     obj[column] = csv_cell_value(column, cell)
         except ValueError:
-            yield Quarantine("invalid_json")
+            yield rows.line_num, Quarantine("invalid_json")
             continue
-        yield obj
+        yield rows.line_num, obj
 
 
 # --------------------------------------------------------------------------------------------
@@ -468,7 +468,14 @@ def zero_counts():
     return {k: (0.0 if k in ("revenue", "order_revenue") else 0) for k in COUNT_KEYS}
 
 
-def run(events_path, cfg):
+def run(events_path, cfg, trace=None):
+    """The report's counts.  If `trace` is a list, one dict per decision is appended to it."""
+
+    def note(ev=None, **facts):
+        if trace is not None:
+            head = {"line": ev["line"], "event_id": ev["event_id"]} if ev else {}
+            trace.append({**head, **facts})
+
     dq = {"events_read": 0, "quarantined": {r: 0 for r in REASONS}, "duplicate_events": 0,
           "bot_users": 0, "non_viewable_impressions": 0, "collapsed_impressions": 0,
           "orphan_clicks": 0, "late_clicks": 0, "unattributed_conversions": 0, "leaked_users": 0,
@@ -479,7 +486,7 @@ def run(events_path, cfg):
     records = read_csv_records(data) if is_csv_path(events_path) else read_jsonl_records(data)
     events = []          # valid, non-duplicate events in input order
     seen_ids = set()
-    for record in records:
+    for line_no, record in records:
         dq["events_read"] += 1  # §7: every non-blank line, quarantined and duplicates included
         try:
             if isinstance(record, Quarantine):
@@ -487,10 +494,13 @@ def run(events_path, cfg):
             ev = validate(record)
         except Quarantine as q:
             dq["quarantined"][q.reason] += 1
+            note(line=line_no, quarantined=q.reason, field=q.field)
             continue  # §7: a quarantined line registers no id
+        ev["line"] = line_no
         # §3.1 / §7: by event_id alone, across types, first valid line wins.
         if ev["event_id"] in seen_ids:
             dq["duplicate_events"] += 1
+            note(ev, duplicate=True)
             continue
         seen_ids.add(ev["event_id"])
         ev["order"] = len(events)  # input order among surviving events
@@ -511,6 +521,7 @@ def run(events_path, cfg):
         for e in events:
             if e["bot"]:
                 bots.add(e["user_id"])  # any event with bot: true
+                note(e, bot_user=e["user_id"], why="bot: true")
         clicks_by_user = defaultdict(list)
         for e in events:
             if e["type"] == "click":  # §7: all valid, non-duplicate clicks
@@ -522,6 +533,7 @@ def run(events_path, cfg):
             for i in range(len(times) - limit):
                 if times[i + limit] - times[i] <= 60_000:
                     bots.add(user)
+                    note(bot_user=user, why=f"{limit + 1} clicks from ts {times[i]} to {times[i + limit]}")
                     break
     dq["bot_users"] = len(bots)
     events = [e for e in events if e["user_id"] not in bots]  # all of a bot's events excluded
@@ -540,6 +552,7 @@ def run(events_path, cfg):
             imp["viewable"] = True  # one without them counts
         if not imp["viewable"]:
             dq["non_viewable_impressions"] += 1
+            note(imp, impression="non_viewable")
 
     # ---- Rule 4: impression dedup -------------------------------------------------------------
     dedup_ms = cfg["dedup_window_seconds"] * 1000
@@ -556,6 +569,7 @@ def run(events_path, cfg):
             if current is not None and imp["ts"] <= window_end:  # inside [ts, ts + window]
                 imp["kept"] = current  # collapses into the kept one
                 dq["collapsed_impressions"] += 1
+                note(imp, impression="collapsed", into=current["event_id"])
             else:  # first one, or first after the window: kept, opens a new window
                 current = imp
                 window_end = imp["ts"] + dedup_ms
@@ -577,13 +591,16 @@ def run(events_path, cfg):
         imp = by_user_and_id.get((click["user_id"], click["impression_id"]))
         if imp is None:
             dq["orphan_clicks"] += 1  # unknown impression, or another user's
+            note(click, click="orphan")
             continue
         if not imp["viewable"]:
             dq["non_viewable_clicks"] += 1  # §7: counted there only
+            note(click, click="non_viewable")
             continue
         delta = click["ts"] - imp["ts"]  # from the named impression's own ts
         if not (low_ms <= delta <= high_ms):  # both bounds inclusive
             dq["late_clicks"] += 1
+            note(click, click="late", delta_ms=delta)
             continue
         in_window[imp["kept"]["order"]].append(click)
     kept_by_order = {imp["order"]: imp for imp in kept}
@@ -593,8 +610,13 @@ def run(events_path, cfg):
         if cfg["dedup_clicks"]:
             target["counted_clicks"].append(group[0]["ts"])  # earliest (ts, input order) counts
             dq["duplicate_clicks"] += len(group) - 1
+            for c in group[1:]:
+                note(c, click="duplicate", impression=target["event_id"])
+            group = group[:1]
         else:
             target["counted_clicks"].extend(c["ts"] for c in group)  # CC: every one counts
+        for c in group:
+            note(c, click="counted", impression=target["event_id"])
     for imp in kept:
         # CC: with several counted clicks, attribution uses the latest counted click time.
         imp["click_time"] = max(imp["counted_clicks"]) if imp["counted_clicks"] else None
@@ -622,6 +644,7 @@ def run(events_path, cfg):
     for e in events:
         if e["type"] == "add_to_cart":
             imp = attribute(e["user_id"], e["item_id"], e["ts"])
+            note(e, cart=e["item_id"], attributed_to=imp and imp["event_id"])
             if imp is None:
                 dq["unattributed_conversions"] += 1
             else:
@@ -629,6 +652,7 @@ def run(events_path, cfg):
         elif e["type"] == "purchase":
             for line in e["items"]:  # each item line separately
                 imp = attribute(e["user_id"], line["item_id"], e["ts"])
+                note(e, purchase_line=line["item_id"], attributed_to=imp and imp["event_id"])
                 if imp is None:
                     dq["unattributed_conversions"] += 1
                 else:
@@ -644,9 +668,11 @@ def run(events_path, cfg):
     for user, exps in exposures.items():
         if len({x["variant"] for x in exps}) >= 2:
             dq["leaked_users"] += 1  # leaked: excluded entirely
+            note(leaked_user=user, variants=sorted({x["variant"] for x in exps}))
             continue
         first = min(exps, key=lambda x: (x["ts"], x["order"]))  # earliest (ts, input order)
         assigned[user] = (first["variant"], first["ts"], first["context"])
+        note(first, assigned_user=user, variant=first["variant"], first_exposure_ts=first["ts"])
 
     per_user = {u: zero_counts() for u in assigned}
     positions = defaultdict(lambda: defaultdict(lambda: {"impressions": 0, "clicks": 0}))
@@ -660,8 +686,11 @@ def run(events_path, cfg):
         if imp["variant"] is not None and imp["variant"] != variant and (
                 imp["experiment"] is None or imp["experiment"] == experiment):
             dq["variant_mismatches"] += 1  # counted and excluded
+            note(imp, impression="mismatch", variant=imp["variant"], assigned=variant)
             continue
         c = per_user[user]
+        note(imp, impression="analysed", variant=variant, clicks=len(imp["counted_clicks"]),
+             carted=imp["carted"], purchased=imp["purchased"], revenue=imp["revenue"])
         c["impressions"] += 1
         c["clicks"] += len(imp["counted_clicks"])  # its clicks go with it
         c["carts"] += imp["carted"]
@@ -712,12 +741,19 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", required=True)
     ap.add_argument("--config")
+    ap.add_argument("--trace", help="write one JSON line per counting decision to this file")
     args = ap.parse_args(argv)
+    trace = [] if args.trace else None
     try:
-        report = run(args.events, load_config(args.config))
+        report = run(args.events, load_config(args.config), trace)
     except FunnelError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    finally:
+        if args.trace:
+            with open(args.trace, "w", encoding="utf-8") as f:
+                for entry in trace:
+                    f.write(json.dumps(entry, ensure_ascii=False) + "\n")
     json.dump(report, sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write("\n")
     return 0

@@ -1,0 +1,78 @@
+import Foundation
+
+/// A small, fast, seedable generator (SplitMix64) so that the same seed gives the same bytes on
+/// every platform.
+public struct SeededRandom: RandomNumberGenerator, Sendable {
+    var state: UInt64
+    public init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    public mutating func uniform() -> Double { Double(next() >> 11) * 0x1.0p-53 }
+
+    /// Bernoulli(p).
+    public mutating func chance(_ p: Double) -> Bool { uniform() < p }
+
+    /// Uniform integer in [lo, hi].
+    public mutating func int(_ lo: Int, _ hi: Int) -> Int { lo + Int(next() % UInt64(hi - lo + 1)) }
+
+    /// Standard normal (Box–Muller).
+    public mutating func normal() -> Double {
+        let u1 = max(uniform(), 1e-300), u2 = uniform()
+        return (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
+    }
+}
+
+/// Appends JSON Lines events as bytes (fast, no Foundation formatting per event).
+struct LineWriter {
+    var bytes: [UInt8] = []
+
+    mutating func raw(_ s: String) { bytes.append(contentsOf: s.utf8) }
+
+    mutating func int(_ v: Int) {
+        if v < 0 { bytes.append(0x2D); int(-v); return }
+        if v >= 10 { int(v / 10) }
+        bytes.append(UInt8(0x30 + v % 10))
+    }
+
+    mutating func digits(_ v: Int, _ width: Int) {
+        var div = 1
+        for _ in 1..<width { div *= 10 }
+        var x = v
+        while div > 0 { bytes.append(UInt8(0x30 + (x / div) % 10)); x %= div; div /= 10 }
+    }
+
+    /// Money and fractions with up to two decimals, written exactly (cents → "12.34").
+    mutating func cents(_ c: Int) {
+        int(c / 100)
+        bytes.append(0x2E)
+        digits(c % 100, 2)
+    }
+
+    /// RFC 3339 UTC with milliseconds.
+    mutating func timestamp(_ millis: Int64) {
+        let days = Int(millis / 86_400_000)
+        let rem = Int(millis % 86_400_000)
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
+        bytes.append(0x22)
+        digits(y, 4); bytes.append(0x2D); digits(m, 2); bytes.append(0x2D); digits(d, 2); bytes.append(0x54)
+        digits(rem / 3_600_000, 2); bytes.append(0x3A); digits(rem / 60_000 % 60, 2); bytes.append(0x3A)
+        digits(rem / 1000 % 60, 2); bytes.append(0x2E); digits(rem % 1000, 3); bytes.append(0x5A)
+        bytes.append(0x22)
+    }
+}

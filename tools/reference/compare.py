@@ -1,0 +1,237 @@
+#!/usr/bin/env python3
+"""Compare the Funnel binary's counts with the reference implementation on generated logs.
+
+    python3 compare.py --funnel PATH_TO_FUNNEL_BINARY --seeds 1-50 [--csv] [--users N]
+
+For each seed: generate a log (gen_logs.py; every third seed gzip-compressed), then for each of a
+few configs run the reference (in-process) and
+    FUNNEL report --events LOG --format json --output OUT.json [--config CFG]
+and compare every count of the contract exactly (revenue to 1e-9 relative).  Keys of the Swift
+report that the reference does not produce (metrics, srm, ctr, comparisons, ...) are ignored.
+Segment and position cells missing on one side are read as all zeros.  When the reference stops
+with an error (experiment: null with two experiments), the binary must fail too.
+Ends with `compare: N passed, M failed` (per seed) and exits 1 if any failed.
+"""
+
+import argparse
+import gzip
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import funnel_reference as ref  # noqa: E402
+import gen_logs  # noqa: E402
+
+COUNT_KEYS = ref.COUNT_KEYS
+FLOAT_KEYS = {"revenue", "order_revenue"}
+DQ_KEYS = ["events_read", "duplicate_events", "bot_users", "non_viewable_impressions",
+           "collapsed_impressions", "orphan_clicks", "late_clicks", "unattributed_conversions",
+           "leaked_users", "variant_mismatches", "non_viewable_clicks", "duplicate_clicks"]
+
+# Configs each seed runs under.  None = no --config (all defaults, experiment auto-detected).
+CONFIGS = {
+    "default": None,
+    "view_through": {
+        "click_attribution": {"view_through": True, "view_through_window_hours": 48,
+                              "dedup_clicks": False, "conversion_window_hours": 1},
+        "ab_testing": {"experiment": "recs-v2"},
+    },
+    "no_bots_short": {
+        "impression_tracking": {"bot_filter": False, "dedup_window_seconds": 600,
+                                "viewability_threshold": 0.7, "viewability_duration_ms": 2000},
+        "click_attribution": {"click_window_seconds": 60, "clock_skew_seconds": 0},
+        "ab_testing": {"experiment": "recs-v2", "control": "treatment"},
+    },
+    "strict_bots": {
+        "impression_tracking": {"bot_max_clicks_per_minute": 5, "dedup_window_seconds": 0},
+        "click_attribution": {"clock_skew_seconds": 10, "click_window_seconds": 3600,
+                              "conversion_window_hours": 48, "view_through": True},
+        "ab_testing": {"experiment": "recs-v2"},
+    },
+}
+
+
+def parse_seeds(text):
+    seeds = []
+    for part in text.split(","):
+        if "-" in part.strip()[1:]:
+            lo, hi = part.split("-", 1)
+            seeds.extend(range(int(lo), int(hi) + 1))
+        else:
+            seeds.append(int(part))
+    return seeds
+
+
+# ------------------------------------------------------------------------------ comparison
+def same_number(key, a, b):
+    if isinstance(a, bool) or isinstance(b, bool) or not isinstance(a, (int, float)) \
+            or not isinstance(b, (int, float)):
+        return False
+    if key in FLOAT_KEYS:
+        return a == b or abs(a - b) <= 1e-9 * max(abs(a), abs(b)) or (
+            abs(a) < 1e-12 and abs(b) < 1e-12)
+    return a == b and (not isinstance(b, float) or b.is_integer())
+
+
+def compare_reports(expected, got):
+    """Returns a list of (path, reference value, funnel value) differences."""
+    diffs = []
+
+    def check(path, key, e, g):
+        if not same_number(key, e, g):
+            diffs.append((path, e, g))
+
+    for key in ("experiment", "control"):
+        if expected[key] != got.get(key):
+            diffs.append((key, expected[key], got.get(key)))
+
+    # variants: the set of names is a counting fact (users > 0), so compared strictly
+    gv = got.get("variants") or {}
+    for name in sorted(set(expected["variants"]) | set(gv)):
+        ev, fv = expected["variants"].get(name), gv.get(name)
+        if ev is None or fv is None:
+            diffs.append((f"variants.{name}", "present" if ev else "absent",
+                          "present" if fv else "absent"))
+            continue
+        for k in COUNT_KEYS:
+            check(f"variants.{name}.{k}", k, ev[k], fv.get(k))
+
+    edq, gdq = expected["data_quality"], got.get("data_quality") or {}
+    for k in DQ_KEYS:
+        check(f"data_quality.{k}", k, edq[k], gdq.get(k))
+    gq = gdq.get("quarantined") or {}
+    for reason in ref.REASONS:  # §7: quarantined always lists all six reasons
+        check(f"data_quality.quarantined.{reason}", reason, edq["quarantined"][reason], gq.get(reason))
+
+    zeros = ref.zero_counts()
+    es, gs = expected["segments"], got.get("segments") or {}
+    for dim in sorted(set(es) | set(gs)):
+        for value in sorted(set(es.get(dim, {})) | set(gs.get(dim, {}))):
+            ecell, gcell = es.get(dim, {}).get(value, {}), gs.get(dim, {}).get(value, {})
+            for name in sorted(set(ecell) | set(gcell)):
+                for k in COUNT_KEYS:
+                    check(f"segments.{dim}.{value}.{name}.{k}", k,
+                          ecell.get(name, zeros)[k], gcell.get(name, zeros).get(k))
+
+    ep, gp = expected["positions"], got.get("positions") or {}
+    for name in sorted(set(ep) | set(gp)):
+        for pos in sorted(set(ep.get(name, {})) | set(gp.get(name, {})), key=lambda p: (len(p), p)):
+            ecell = ep.get(name, {}).get(pos, {"impressions": 0, "clicks": 0})
+            gcell = gp.get(name, {}).get(pos, {"impressions": 0, "clicks": 0})
+            for k in ("impressions", "clicks"):
+                check(f"positions.{name}.{pos}.{k}", k, ecell[k], gcell.get(k))
+    return diffs
+
+
+# ------------------------------------------------------------------------------ one seed
+def run_funnel(funnel, log, config_path, out_path, timeout):
+    cmd = [funnel, "report", "--events", log, "--format", "json", "--output", out_path]
+    if config_path:
+        cmd += ["--config", config_path]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return cmd, None, f"timed out after {timeout} s"
+    except OSError as err:
+        return cmd, None, f"could not run: {err}"
+    return cmd, proc.returncode, (proc.stderr or "")[-2000:]
+
+
+def run_seed(args, seed, workdir):
+    """Returns a list of failure messages for this seed (empty = passed)."""
+    failures = []
+    suffix = ".csv" if args.csv else ".jsonl"
+    if seed % 3 == 0:
+        suffix += ".gz"
+    log = os.path.join(workdir, f"seed{seed}{suffix}")
+    data, _ = gen_logs.generate(seed, args.users, args.csv)
+    with open(log, "wb") as f:
+        f.write(gzip.compress(data, mtime=0) if suffix.endswith(".gz") else data)
+
+    for name, config in CONFIGS.items():
+        config_path = None
+        if config is not None:
+            config_path = os.path.join(workdir, f"{name}.yaml")
+            with open(config_path, "w") as f:
+                yaml.safe_dump(config, f, sort_keys=False)
+        out_path = os.path.join(workdir, f"out-{name}.json")
+        try:
+            expected, ref_error = ref.run(log, ref.load_config(config_path)), None
+        except ref.FunnelError as err:
+            expected, ref_error = None, str(err)
+        cmd, code, stderr = run_funnel(args.funnel, log, config_path, out_path, args.timeout)
+        where = f"seed {seed} config {name}\n    repro: {' '.join(cmd)}"
+        if ref_error is not None:
+            if code == 0:
+                failures.append(f"{where}\n    reference stops ({ref_error}) but funnel exited 0")
+            continue
+        if code != 0:
+            failures.append(f"{where}\n    funnel exit status {code}: {stderr.strip()[-600:]}")
+            continue
+        try:
+            with open(out_path) as f:
+                got = json.load(f)
+        except (OSError, ValueError) as err:
+            failures.append(f"{where}\n    cannot read funnel output {out_path}: {err}")
+            continue
+        diffs = compare_reports(expected, got)
+        if diffs:
+            lines = [f"{where}\n    {len(diffs)} difference(s); path: reference vs funnel"]
+            for path, e, g in diffs[: args.max_diffs]:
+                lines.append(f"    {path}: {e!r} vs {g!r}")
+            if len(diffs) > args.max_diffs:
+                lines.append(f"    ... {len(diffs) - args.max_diffs} more")
+            lines.append(f"    decisions: python3 {os.path.join(HERE, 'funnel_reference.py')} --events {log}"
+                         + (f" --config {config_path}" if config_path else "")
+                         + f" --trace {os.path.join(workdir, 'trace-' + name + '.jsonl')}")
+            failures.append("\n".join(lines))
+    return failures
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--funnel", required=True, help="path to the funnel executable")
+    ap.add_argument("--seeds", default="1-50", help="e.g. 1-50 or 1,4,9-12")
+    ap.add_argument("--csv", action="store_true", help="generate CSV logs instead of JSON Lines")
+    ap.add_argument("--users", type=int, default=40)
+    ap.add_argument("--max-diffs", type=int, default=12, help="differences shown per seed/config")
+    ap.add_argument("--timeout", type=float, default=300)
+    ap.add_argument("--workdir", help="where each seed's log, configs and outputs are written; "
+                    "a seed's directory is removed when it passes and kept when it fails",
+                    default=os.path.join(tempfile.gettempdir(), "funnel-compare"))
+    args = ap.parse_args(argv)
+    if not (os.path.isfile(args.funnel) and os.access(args.funnel, os.X_OK)):
+        print(f"compare: --funnel {args.funnel} is not an executable file; build it first "
+              f"(e.g. swift build -c release, then .build/release/funnel)", file=sys.stderr)
+        return 2
+
+    passed = failed = 0
+    for seed in parse_seeds(args.seeds):
+        workdir = os.path.join(args.workdir, f"seed{seed}{'-csv' if args.csv else ''}")
+        shutil.rmtree(workdir, ignore_errors=True)
+        os.makedirs(workdir)
+        failures = run_seed(args, seed, workdir)
+        if failures:
+            failed += 1
+            print(f"seed {seed}: FAIL (log, configs and outputs kept in {workdir})")
+            for msg in failures:
+                print("  " + msg.replace("\n", "\n  "))
+        else:
+            passed += 1
+            print(f"seed {seed}: ok")
+            shutil.rmtree(workdir, ignore_errors=True)
+        sys.stdout.flush()
+    print(f"compare: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
