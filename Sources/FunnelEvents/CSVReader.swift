@@ -13,6 +13,7 @@ final class CSVChunker {
     var buffer: [UInt8] = []
     var position = 0
     var eof = false
+    var bomChecked = false
     var line = 1
     var header: [String]? = nil
     var headerFields: [Field?] = []
@@ -27,16 +28,24 @@ final class CSVChunker {
     func refill() throws(InputError) -> Bool {
         if position > 0 { buffer.removeFirst(position); position = 0 }
         if eof { return false }
-        let old = buffer.count
-        let step = 1 << 20
-        buffer.append(contentsOf: repeatElement(0, count: step))
-        let got = try readAppending(stream, into: &buffer, at: old)
-        buffer.removeLast(step - got)
-        if got == 0 { eof = true; return false }
-        if old == 0 && line == 1 && buffer.count >= 3 && buffer[0] == 0xEF && buffer[1] == 0xBB && buffer[2] == 0xBF {
-            buffer.removeFirst(3)
+        var gotAny = false  // whether this call read anything
+        repeat {
+            let old = buffer.count
+            let step = 1 << 20
+            buffer.append(contentsOf: repeatElement(0, count: step))
+            let got = try readAppending(stream, into: &buffer, at: old)
+            buffer.removeLast(step - got)
+            if got == 0 { eof = true; break }
+            gotAny = true
+            // The first read may return only the bytes put back after sniffing: read on until the
+            // byte-order mark can be judged.
+        } while !bomChecked && buffer.count < 3
+        if !bomChecked {
+            bomChecked = true
+            if buffer.count >= 3 && buffer[0] == 0xEF && buffer[1] == 0xBB && buffer[2] == 0xBF { buffer.removeFirst(3) }
         }
-        return true
+        _ = gotAny
+        return position < buffer.count
     }
 
     /// One record: its cells, raw bytes (without the line break), first line number and whether it

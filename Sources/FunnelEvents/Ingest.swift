@@ -14,6 +14,14 @@ public struct QuarantineRow: Sendable {
     /// Length of the original line when `raw` holds only its beginning.
     public var originalLength: Int?
 
+    public init(file: String, line: Int, rejection: Rejection, raw: [UInt8], originalLength: Int? = nil) {
+        self.file = file
+        self.line = line
+        self.rejection = rejection
+        self.raw = raw
+        self.originalLength = originalLength
+    }
+
     /// The row as one JSON Lines record: `file`, `line`, `reason`, `field`, `message`, `raw`
     /// (lossy UTF-8; `raw_base64` is added when the line is not valid UTF-8).
     public func jsonLine() -> String {

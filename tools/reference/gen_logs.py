@@ -203,7 +203,8 @@ class Gen:
                     self.cart(u, c + r.randint(0, 30 * H), item, imp=imp if r.random() < 0.3 else None)
                 if r.random() < (0.3 if v == "control" else 0.2):
                     lines = [self.line(item)] + ([self.line(self.item())] if r.random() < 0.3 else [])
-                    self.purchase(u, c + r.randint(1, 26 * H), lines)
+                    shared = "o-shared" if r.random() < 0.15 else None  # orders: distinct per user
+                    self.purchase(u, c + r.randint(1, 26 * H), lines, order_id=shared)
 
     def st_click_bounds(self, u, E, v):
         r = self.rng
@@ -395,7 +396,9 @@ class Gen:
         for k in range(self.n_users):
             u = f"u{k}" if r.random() < 0.9 else f"{1000 + k}"
             self.users.append(u)
-            E = T0 + r.randint(0, 5 * 24 * H) + r.randint(0, 999)
+            # whole seconds, whole tenths or any millisecond: fractions of 0 to 9 digits all occur
+            E = T0 + r.randint(0, 5 * 24 * H) // 1000 * 1000 + r.choice([0, 100 * r.randint(0, 9),
+                                                                      r.randint(0, 999)])
             v = r.choice(self.variants)
             kind = r.random()
             if kind < 0.06:  # never exposed: counters only
@@ -734,6 +737,8 @@ class Gen:
         self.impression(u, TS_MAX_MS, "i1", vis=(None, None))
         self.cart(u, 1_709_251_199_999, "i2")  # 2024-02-29T23:59:59.999Z (leap day)
         self.impression(u, T0, "i3", vis=(0, 0), propensity=1, price=0)
+        leap = self.cart(u, 0, "i4")  # a literal leap-day time with an extreme offset, 9 digits
+        leap["ts"] = "2024-02-29T23:59:59.999999999+23:59"
 
     def render(self, rows):
         r = self.rng

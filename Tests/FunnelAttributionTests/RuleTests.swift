@@ -1,0 +1,299 @@
+import FunnelAttribution
+import FunnelConfig
+import FunnelEvents
+import Testing
+
+/// Builds small event logs; times are seconds after 2026-03-01T00:00:00Z.
+struct LogBuilder {
+    var lines: [String] = []
+    var n = 0
+    let base: Int64 = 1_772_323_200_000
+
+    mutating func id(_ prefix: String) -> String { n += 1; return "\(prefix)\(n)" }
+
+    mutating func exposure(_ user: String, _ t: Double, variant: String = "control", experiment: String = "exp", context: String = #"{"device":"mobile"}"#) {
+        lines.append(#"{"type":"exposure","event_id":"\#(id("x"))","ts":\#(ms(t)),"user_id":"\#(user)","experiment":"\#(experiment)","variant":"\#(variant)","context":\#(context)}"#)
+    }
+
+    @discardableResult
+    mutating func impression(_ user: String, _ t: Double, item: String = "a", position: Int = 1, surface: String = "home",
+                             extra: String = "") -> String {
+        let i = id("i")
+        lines.append(#"{"type":"impression","event_id":"\#(i)","ts":\#(ms(t)),"user_id":"\#(user)","item_id":"\#(item)","position":\#(position),"surface":"\#(surface)"\#(extra)}"#)
+        return i
+    }
+
+    mutating func click(_ user: String, _ t: Double, on impression: String, bot: Bool = false) {
+        lines.append(#"{"type":"click","event_id":"\#(id("c"))","ts":\#(ms(t)),"user_id":"\#(user)","impression_id":"\#(impression)"\#(bot ? #","bot":true"# : "")}"#)
+    }
+
+    mutating func cart(_ user: String, _ t: Double, item: String = "a") {
+        lines.append(#"{"type":"add_to_cart","event_id":"\#(id("k"))","ts":\#(ms(t)),"user_id":"\#(user)","item_id":"\#(item)"}"#)
+    }
+
+    mutating func purchase(_ user: String, _ t: Double, items: [(String, Int, Double)], order: String? = nil) {
+        let lines = items.map { #"{"item_id":"\#($0.0)","quantity":\#($0.1),"price":\#($0.2)}"# }.joined(separator: ",")
+        let o = order ?? id("o")
+        self.lines.append(#"{"type":"purchase","event_id":"\#(id("p"))","ts":\#(ms(t)),"user_id":"\#(user)","order_id":"\#(o)","items":[\#(lines)]}"#)
+    }
+
+    func ms(_ seconds: Double) -> Int64 { base + Int64((seconds * 1000).rounded()) }
+
+    func run(_ config: FunnelConfig = FunnelConfig()) throws -> Attribution {
+        let log = EventReader.read(text: lines.joined(separator: "\n"))
+        return try Attributor.run(log, config: config)
+    }
+}
+
+extension Attribution {
+    func counts(_ variant: String) -> GroupCounts {
+        guard let v = variants.firstIndex(of: variant) else { return GroupCounts() }
+        return counts()[v]
+    }
+}
+
+struct ClickWindowTests {
+    @Test("click window: +1800 s counts, +1801 s is late; −5 s counts, −6 s is late", arguments: [
+        (1800.0, 1, 0), (1801.0, 0, 1), (-5.0, 1, 0), (-6.0, 0, 1), (0.0, 1, 0),
+    ])
+    func clickWindowBoundaries(offset: Double, clicks: Int, late: Int) throws {
+        var b = LogBuilder()
+        b.exposure("u", 0)
+        let i = b.impression("u", 100)
+        b.click("u", 100 + offset, on: i)
+        let a = try b.run()
+        #expect(a.counts("control").clicks == clicks)
+        #expect(a.dataQuality.lateClicks == late)
+    }
+
+    @Test func orphanClicksIncludeOtherUsersImpressions() throws {
+        var b = LogBuilder()
+        b.exposure("u", 0); b.exposure("v", 0)
+        let i = b.impression("u", 10)
+        b.click("v", 20, on: i)          // another user's impression
+        b.click("u", 20, on: "missing")  // unknown
+        b.click("u", 30, on: i)          // counts
+        let a = try b.run()
+        #expect(a.dataQuality.orphanClicks == 2)
+        #expect(a.counts("control").clicks == 1)
+    }
+
+    @Test func duplicateClicksAndTheirSwitch() throws {
+        var b = LogBuilder()
+        b.exposure("u", 0)
+        let i = b.impression("u", 10)
+        b.click("u", 20, on: i); b.click("u", 25, on: i); b.click("u", 30, on: i)
+        let deduped = try b.run()
+        #expect(deduped.counts("control").clicks == 1)
+        #expect(deduped.dataQuality.duplicateClicks == 2)
+        var config = FunnelConfig()
+        config.dedupClicks = false
+        let all = try b.run(config)
+        #expect(all.counts("control").clicks == 3)
+        #expect(all.dataQuality.duplicateClicks == 0)
+    }
+}
+
+struct DedupAndViewabilityTests {
+    @Test("re-shown impression: 3599 s and 3600 s collapse, 3601 s is kept", arguments: [
+        (3599.0, 1, 1), (3600.0, 1, 1), (3601.0, 2, 0),
+    ])
+    func reshownImpressions(gap: Double, impressions: Int, collapsed: Int) throws {
+        var b = LogBuilder()
+        b.exposure("u", 0)
+        b.impression("u", 10)
+        let second = b.impression("u", 10 + gap, position: 3)
+        b.click("u", 20 + gap, on: second)   // a click on a collapsed impression attaches to the kept one
+        let a = try b.run()
+        #expect(a.counts("control").impressions == impressions)
+        #expect(a.dataQuality.collapsedImpressions == collapsed)
+        #expect(a.counts("control").clicks == 1)
+        // A collapsed impression's own position is ignored: the click lands on position 1.
+        if collapsed == 1 { #expect(a.positions[0][1]?.clicks == 1 && a.positions[0][3] == nil) }
+    }
+
+    @Test func dedupWindowsChainFromTheKeptImpression() throws {
+        // 0 kept; 3000 collapses; 4000 is after the first window (0..3600): kept, opens 4000..7600; 7000 collapses.
+        var b = LogBuilder()
+        b.exposure("u", 0)
+        for t in [0.0, 3000, 4000, 7000] { b.impression("u", t) }
+        b.impression("u", 100, surface: "search")   // another surface: its own window
+        let a = try b.run()
+        #expect(a.counts("control").impressions == 3)
+        #expect(a.dataQuality.collapsedImpressions == 2)
+    }
+
+    @Test func viewabilityNeedsBothFieldsAndIsInclusive() throws {
+        var b = LogBuilder()
+        b.exposure("u", 0)
+        b.impression("u", 1, item: "a", extra: #","viewable_fraction":0.5,"viewable_ms":1000"#)   // viewable (inclusive)
+        let low = b.impression("u", 1, item: "b", extra: #","viewable_fraction":0.49,"viewable_ms":5000"#)
+        b.impression("u", 1, item: "c", extra: #","viewable_fraction":0.9,"viewable_ms":999"#)
+        b.impression("u", 1, item: "d", extra: #","viewable_fraction":0.1"#)                       // one field: counts
+        b.click("u", 5, on: low)
+        b.purchase("u", 10, items: [("b", 1, 5)])
+        let a = try b.run()
+        #expect(a.counts("control").impressions == 2)
+        #expect(a.dataQuality.nonViewableImpressions == 2)
+        #expect(a.dataQuality.nonViewableClicks == 1)
+        #expect(a.dataQuality.unattributedConversions == 1)
+    }
+}
+
+struct BotTests {
+    @Test("bots: 20 clicks within 60 s is a person, 21 is a bot", arguments: [(20, 0, 1), (21, 1, 0)])
+    func clickRate(clicks: Int, bots: Int, users: Int) throws {
+        var b = LogBuilder()
+        b.exposure("u", 0)
+        for k in 0..<clicks {
+            let i = b.impression("u", 1, item: "i\(k)")
+            // First click at 10 s, last at exactly 70 s: the span is 60 s (inclusive).
+            b.click("u", k == clicks - 1 ? 70 : 10 + Double(k), on: i)
+        }
+        let a = try b.run()
+        #expect(a.dataQuality.botUsers == bots)
+        #expect(a.counts("control").users == users)
+    }
+
+    @Test func slowClickerIsNotABot() throws {
+        var b = LogBuilder()
+        b.exposure("u", 0)
+        for k in 0..<21 { let i = b.impression("u", 1, item: "i\(k)"); b.click("u", 10 + Double(k) * 3.001, on: i) }
+        #expect(try b.run().dataQuality.botUsers == 0)
+    }
+
+    @Test func botFlagExcludesEverythingAndCanBeTurnedOff() throws {
+        var b = LogBuilder()
+        b.exposure("u", 0); b.exposure("v", 0)
+        let i = b.impression("u", 1)
+        b.click("u", 2, on: i, bot: true)
+        b.impression("v", 1, extra: #","viewable_fraction":0.1,"viewable_ms":1"#)
+        let a = try b.run()
+        #expect(a.dataQuality.botUsers == 1)
+        #expect(a.counts("control").users == 1)
+        #expect(a.dataQuality.nonViewableImpressions == 1)
+        var config = FunnelConfig()
+        config.botFilter = false
+        let off = try b.run(config)
+        #expect(off.dataQuality.botUsers == 0)
+        #expect(off.counts("control").users == 2)
+    }
+}
+
+struct ConversionTests {
+    @Test("conversion at exactly 24 h is attributed; 1 ms later is not", arguments: [(86_400.0, 1, 0), (86_400.001, 0, 1)])
+    func conversionWindow(delay: Double, purchases: Int, unattributed: Int) throws {
+        var b = LogBuilder()
+        b.exposure("u", 0)
+        let i = b.impression("u", 10)
+        b.click("u", 20, on: i)
+        b.purchase("u", 20 + delay, items: [("a", 2, 7.5)])
+        let a = try b.run()
+        let c = a.counts("control")
+        #expect(c.purchases == purchases)
+        #expect(c.revenue == Double(purchases) * 15)
+        #expect(c.orders == 1 && c.orderRevenue == 15)
+        #expect(a.dataQuality.unattributedConversions == unattributed)
+    }
+
+    @Test func lastClickWinsAndCartsCountOncePerImpression() throws {
+        var b = LogBuilder()
+        b.exposure("u", 0)
+        let first = b.impression("u", 10, position: 1, surface: "home")
+        let second = b.impression("u", 20, position: 2, surface: "search")
+        b.click("u", 30, on: first)
+        b.click("u", 40, on: second)
+        b.cart("u", 50); b.cart("u", 60)
+        b.purchase("u", 70, items: [("a", 1, 10), ("zz", 1, 3)])
+        let a = try b.run()
+        let c = a.counts("control")
+        #expect(c.carts == 1 && c.purchases == 1 && c.revenue == 10 && c.orderRevenue == 13)
+        #expect(a.dataQuality.unattributedConversions == 1)   // the "zz" line
+        #expect(a.positions[0][2]?.clicks == 1)
+    }
+
+    @Test("view-through attributes unclicked impressions only when on", arguments: [(false, 0, 1), (true, 1, 0)])
+    func viewThrough(on: Bool, purchases: Int, unattributed: Int) throws {
+        var b = LogBuilder()
+        b.exposure("u", 0)
+        b.impression("u", 10)
+        b.purchase("u", 3600 * 100, items: [("a", 1, 4)])     // 100 h later, within 168 h
+        var config = FunnelConfig()
+        config.viewThrough = on
+        let a = try b.run(config)
+        #expect(a.counts("control").purchases == purchases)
+        #expect(a.dataQuality.unattributedConversions == unattributed)
+    }
+}
+
+struct AssignmentTests {
+    @Test func leakedUsersLeaveTheAnalysis() throws {
+        var b = LogBuilder()
+        b.exposure("u", 0, variant: "control"); b.exposure("u", 5, variant: "treatment")
+        b.exposure("v", 0, variant: "treatment"); b.exposure("v", 9, variant: "treatment")
+        b.impression("u", 10)
+        let a = try b.run()
+        #expect(a.dataQuality.leakedUsers == 1)
+        #expect(a.counts("control").users == 0)
+        #expect(a.counts("treatment").users == 1)
+        #expect(a.dataQuality.exposedUsers == 2)
+    }
+
+    @Test func mismatchedImpressionsAreExcludedWithTheirClicks() throws {
+        var b = LogBuilder()
+        b.exposure("u", 0, variant: "control")
+        let bad = b.impression("u", 10, item: "a", extra: #","experiment":"exp","variant":"treatment""#)
+        b.impression("u", 10, item: "b", extra: #","variant":"treatment""#)                         // experiment absent: mismatch
+        b.impression("u", 10, item: "c", extra: #","experiment":"other","variant":"treatment""#)    // other experiment: fine
+        b.impression("u", 10, item: "d", extra: #","variant":"control""#)
+        b.impression("u", -10, item: "e", extra: #","variant":"treatment""#)                        // before exposure: not judged
+        b.click("u", 11, on: bad)
+        let a = try b.run()
+        #expect(a.dataQuality.variantMismatches == 2)
+        #expect(a.counts("control").impressions == 2)
+        #expect(a.counts("control").clicks == 0)
+    }
+
+    @Test func eventsAtTheExposureInstantCountAndEarlierOnesDoNot() throws {
+        var b = LogBuilder()
+        b.impression("u", 99.999, item: "early")
+        b.exposure("u", 100)
+        let i = b.impression("u", 100, item: "a")
+        b.click("u", 100, on: i)
+        b.purchase("u", 99, items: [("zz", 1, 1)])
+        b.purchase("u", 100, items: [("a", 1, 2)])
+        let a = try b.run()
+        let c = a.counts("control")
+        #expect(c.impressions == 1 && c.clicks == 1 && c.purchases == 1)
+        #expect(c.orders == 1 && c.orderRevenue == 2 && c.convertingUsers == 1)
+    }
+
+    @Test func firstExposureDecidesAndSegmentsComeFromIt() throws {
+        var b = LogBuilder()
+        b.exposure("u", 50, variant: "treatment", context: #"{"device":"desktop"}"#)
+        b.exposure("u", 10, variant: "treatment", context: #"{"device":"tablet"}"#)
+        let a = try b.run()
+        #expect(a.users.count == 1)
+        #expect(a.users[0].firstExposure == b.ms(10))
+    }
+
+    @Test func severalExperimentsNeedAChoice() throws {
+        var b = LogBuilder()
+        b.exposure("u", 0, experiment: "one"); b.exposure("v", 0, experiment: "two")
+        #expect(throws: AttributionError.self) { try b.run() }
+        var config = FunnelConfig()
+        config.experiment = "two"
+        #expect(try b.run(config).users.count == 1)
+    }
+
+    @Test func duplicatesAreDroppedFirst() throws {
+        var b = LogBuilder()
+        b.exposure("u", 0)
+        let i = b.impression("u", 10)
+        b.lines.append(b.lines.last!)                                       // exact duplicate
+        b.lines.append(#"{"type":"click","event_id":"\#(i)","ts":1,"user_id":"u","impression_id":"\#(i)"}"#)   // same id, other type
+        let a = try b.run()
+        #expect(a.dataQuality.duplicateEvents == 2)
+        #expect(a.counts("control").impressions == 1)
+    }
+}

@@ -1,0 +1,70 @@
+import Foundation
+import FunnelAttribution
+import FunnelConfig
+import FunnelEvents
+import FunnelReport
+import FunnelSimulator
+import Testing
+
+func simulateToText(_ scenario: Scenario, users: Int, seed: UInt64) -> (String, Truth) {
+    var sim = Simulator(scenario: scenario, users: users, seed: seed)
+    var bytes: [UInt8] = []
+    let truth = sim.run { bytes += $0 }
+    return (String(decoding: bytes, as: UTF8.self), truth)
+}
+
+struct TruthRecoveryTests {
+    /// Every trap count and every variant count of the truth file is recovered exactly.
+    @Test("the report recovers the simulator's truth exactly", arguments: [
+        (Scenario.clickbait, UInt64(1)), (.aa, 2), (.positionBias, 3), (.clickbait, 4),
+    ])
+    func recoversTruth(_ scenario: Scenario, _ seed: UInt64) throws {
+        let (text, truth) = simulateToText(scenario, users: 2500, seed: seed)
+        let log = EventReader.read(text: text)
+        let a = try Attributor.run(log, config: FunnelConfig())
+        let doc = ReportBuilder(attribution: a, config: FunnelConfig(), labels: log.labels).json()
+        #expect(log.counters.eventsRead == truth.lines)
+        for (name, c) in truth.variants {
+            let v = try #require(doc["variants"]?[name])
+            #expect(v["users"] == .int(c.users), "\(name) users")
+            #expect(v["impressions"] == .int(c.impressions), "\(name) impressions")
+            #expect(v["clicks"] == .int(c.clicks), "\(name) clicks")
+            #expect(v["carts"] == .int(c.carts), "\(name) carts")
+            #expect(v["purchases"] == .int(c.purchases), "\(name) purchases")
+            #expect(v["orders"] == .int(c.orders), "\(name) orders")
+            #expect(v["converting_users"] == .int(c.convertingUsers), "\(name) converting")
+            if case .double(let r)? = v["revenue"] { #expect(abs(r - Double(c.revenueCents) / 100) < 1e-6) } else { Issue.record("revenue") }
+            if case .double(let r)? = v["order_revenue"] { #expect(abs(r - Double(c.orderRevenueCents) / 100) < 1e-6) } else { Issue.record("order_revenue") }
+        }
+        let dq = try #require(doc["data_quality"])
+        for (key, value) in truth.dataQuality {
+            #expect(dq[key] == .int(value), "\(key)")
+            #expect(value > 0, "the simulator should inject \(key)")
+        }
+        for (reason, value) in truth.quarantined {
+            #expect(dq["quarantined"]?[reason] == .int(value), "\(reason)")
+            #expect(value > 0, "the simulator should inject \(reason)")
+        }
+    }
+
+    @Test func sameSeedSameBytes() {
+        let (a, _) = simulateToText(.clickbait, users: 300, seed: 9)
+        let (b, _) = simulateToText(.clickbait, users: 300, seed: 9)
+        let (c, _) = simulateToText(.clickbait, users: 300, seed: 10)
+        #expect(a == b)
+        #expect(a != c)
+    }
+
+    /// The clickbait treatment raises CTR and lowers ctcvr and orders per user; A/A does not move them.
+    @Test func clickbaitMovesCTRUpAndConversionDown() throws {
+        let (text, truth) = simulateToText(.clickbait, users: 20_000, seed: 5)
+        let c = truth.variants["control"]!, t = truth.variants["treatment"]!
+        let ctr = { (x: Truth.Counts) in Double(x.clicks) / Double(x.impressions) }
+        let ctcvr = { (x: Truth.Counts) in Double(x.purchases) / Double(x.impressions) }
+        let ordersPerUser = { (x: Truth.Counts) in Double(x.orders) / Double(x.users) }
+        #expect(ctr(t) > ctr(c) * 1.1)
+        #expect(ctcvr(t) < ctcvr(c) * 0.9)
+        #expect(ordersPerUser(t) < ordersPerUser(c))
+        #expect(!text.isEmpty)
+    }
+}
