@@ -85,9 +85,13 @@ final class CSVChunker {
                 continue
             }
             switch c {
+            case 0x0D:
+                // CRLF ends the record (also after a quoted cell); a lone CR is cell text.
+                if position >= buffer.count { _ = try refill() }
+                if position < buffer.count && buffer[position] == 0x0A { continue }
+                cell.append(c); raw.append(c)
             case 0x0A:
                 line += 1
-                if raw.last == 0x0D { raw.removeLast(); if !quotedCell && cell.last == 0x0D { cell.removeLast() } }
                 cells.append(cell)
                 return (cells, raw, startLine, false)
             case 0x2C:

@@ -62,6 +62,14 @@ struct ReaderTests {
         #expect(summary(try EventReader.read(paths: [dir + "/b.jsonl"])) == [6, 4, 1, 1, 1])
     }
 
+    @Test func csvWithCRLFLineEndings() {
+        let crlf = sampleCSV.replacingOccurrences(of: "\n", with: "\r\n")
+        let log = EventReader.read(text: crlf, format: .csv)
+        #expect(summary(log) == [6, 4, 1, 1, 1])
+        // The quoted item "a,b" keeps no trailing carriage return: purchase line and impression share it.
+        #expect(log.items.count == 1)
+    }
+
     @Test func csvQuarantineKeepsTheRecordAndLine() {
         let rows = Rows()
         _ = EventReader.read(text: sampleCSV, format: .csv) { rows.add($0) }

@@ -623,9 +623,6 @@ def run(events_path, cfg, trace=None):
             target["counted_clicks"].extend(c["ts"] for c in group)  # CC: every one counts
         for c in group:
             note(c, click="counted", impression=target["event_id"])
-    for imp in kept:
-        # CC: with several counted clicks, attribution uses the latest counted click time.
-        imp["click_time"] = max(imp["counted_clicks"]) if imp["counted_clicks"] else None
 
     # ---- Rule 6: conversions (last click, optional view-through) ------------------------------
     kept_by_user_item = defaultdict(list)
@@ -635,11 +632,16 @@ def run(events_path, cfg, trace=None):
     vt_ms = cfg["view_through_window_hours"] * 3_600_000
 
     def attribute(user, item, t):
-        cands = [imp for imp in kept_by_user_item[(user, item)]
-                 if imp["click_time"] is not None and t - conv_ms <= imp["click_time"] <= t]
+        # §3.6 / §7: a kept impression is a candidate through any counted click c with
+        # t - window <= c <= t (several only when dedup_clicks is off); its latest such c is used.
+        cands = []
+        for imp in kept_by_user_item[(user, item)]:
+            cs = [c for c in imp["counted_clicks"] if t - conv_ms <= c <= t]
+            if cs:
+                cands.append((max(cs), imp))
         if cands:
             # latest c wins; ties: later impression ts, then later input order (CC)
-            return max(cands, key=lambda imp: (imp["click_time"], imp["ts"], imp["order"]))
+            return max(cands, key=lambda ci: (ci[0], ci[1]["ts"], ci[1]["order"]))[1]
         if cfg["view_through"]:
             cands = [imp for imp in kept_by_user_item[(user, item)]
                      if t - vt_ms <= imp["ts"] <= t]
