@@ -1,27 +1,105 @@
 -- DuckDB peer of `funnel report`: the counting rules of DESIGN.md §3 and §7 with funnel.yaml's
 -- defaults (viewability 0.5 / 1000 ms, dedup 3600 s, bots > 20 clicks / 60 s, clicks -5 s..+1800 s
 -- deduplicated, last-click conversions within 24 h, no view-through), then the per-user, per-variant
--- and per-variant×position sums. Not done here: §7 validation and quarantine reasons (unparsable
--- lines and fields of the wrong type are read as NULL by ignore_errors; a line then missing type,
--- event_id, user_id or ts is skipped), segments, statistics, diagnosis.
+-- and per-variant×position sums. Step 1 applies §2/§7 validation and drops every line the contract
+-- quarantines (it does not name the reason or count quarantined lines). Not done here: segments,
+-- statistics, diagnosis, and the validation cases DuckDB's JSON reader cannot see: NaN/Infinity in a
+-- field that is not checked (a checked field must be finite), a repeated key (DuckDB keeps the first,
+-- the contract the last), lines over 1 MiB.
 -- duckdb_report.py substitutes ${EVENTS} (the JSONL file) and ${OUT} (an existing directory).
 -- All times are integer epoch milliseconds; rn is the 1-based line number in the file.
 SET TimeZone = 'UTC';
 
--- 1. Read with an explicit schema; parse ts (RFC 3339 or epoch ms, sub-ms truncated).
+-- 1. Read every checked field as raw JSON (so "3" is not taken for 3, nor 1.5 for 2, nor true for 1;
+--    JSON null reads as SQL NULL = absent), validate per type, keep the valid lines, typed.
+--    Unparsable lines and non-objects come back with every field NULL and fail the type check.
+CREATE TEMP MACRO j_str(j) AS json_type(j) = 'VARCHAR';
+CREATE TEMP MACRO j_num(j) AS json_type(j) IN ('BIGINT', 'UBIGINT', 'DOUBLE')
+                              AND isfinite(TRY_CAST(j AS DOUBLE));
+-- integral (3.0 is 3), lo ≤ value ≤ 2^31 - 1
+CREATE TEMP MACRO j_int(j, lo) AS j_num(j) AND TRY_CAST(j AS DOUBLE) = trunc(TRY_CAST(j AS DOUBLE))
+                                  AND TRY_CAST(j AS DOUBLE) BETWEEN lo AND 2147483647;
+CREATE TEMP MACRO j_context(j) AS json_type(j) = 'OBJECT'
+                                  AND len(list_filter(json_type(j, '$.*'), lambda t: t <> 'VARCHAR')) = 0;
+CREATE TEMP MACRO j_item(el) AS json_type(el) = 'OBJECT' AND json_type(el, '$.item_id') = 'VARCHAR'
+  AND j_num(el -> 'price') AND TRY_CAST(el -> 'price' AS DOUBLE) >= 0
+  AND (coalesce(json_type(el, '$.quantity'), 'NULL') = 'NULL' OR j_int(el -> 'quantity', 1));
+-- Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil; y ≥ 1).
+CREATE TEMP MACRO civil_days(y, m, d) AS
+  (y - (m <= 2)::BIGINT) // 400 * 146097
+  + ((y - (m <= 2)::BIGINT) % 400) * 365 + ((y - (m <= 2)::BIGINT) % 400) // 4
+  - ((y - (m <= 2)::BIGINT) % 400) // 100
+  + (153 * (m + CASE WHEN m > 2 THEN -3 ELSE 9 END) + 2) // 5 + d - 1 - 719468;
+-- RFC 3339 parts (BIGINT, NULL when absent) -> epoch ms, or NULL when a part is out of range.
+CREATE TEMP MACRO rfc3339_ms(y, mo, d, h, mi, s, f, tz, oh, om) AS
+  CASE WHEN y >= 1 AND mo BETWEEN 1 AND 12 AND d >= 1
+        AND d <= [31, CASE WHEN (y % 4 = 0 AND y % 100 <> 0) OR y % 400 = 0 THEN 29 ELSE 28 END,
+                  31, 30, 31, 30, 31, 31, 30, 31, 30, 31][mo]
+        AND h <= 23 AND mi <= 59 AND s <= 59
+        AND (upper(tz) = 'Z' OR (oh <= 23 AND om <= 59))
+  THEN civil_days(y, mo, d) * 86400000 + h * 3600000 + mi * 60000 + s * 1000
+       + CAST(rpad(left(f, 3), 3, '0') AS BIGINT)                      -- sub-ms digits truncated
+       - CASE WHEN upper(tz) = 'Z' THEN 0
+              ELSE (CASE WHEN left(tz, 1) = '-' THEN -1 ELSE 1 END) * (oh * 60 + om) * 60000 END
+  END;
+
 CREATE TEMP TABLE e AS
-SELECT * EXCLUDE (ordinality, ts), ordinality AS rn,
-       CASE WHEN regexp_full_match(ts, '-?[0-9]+') THEN TRY_CAST(ts AS BIGINT)
-            ELSE epoch_us(TRY_CAST(ts AS TIMESTAMPTZ)) // 1000 END AS ts
-FROM read_json('${EVENTS}', format = 'newline_delimited', ignore_errors = true, columns = {
-    type: 'VARCHAR', event_id: 'VARCHAR', ts: 'VARCHAR', user_id: 'VARCHAR',
-    experiment: 'VARCHAR', variant: 'VARCHAR', item_id: 'VARCHAR', position: 'BIGINT',
-    surface: 'VARCHAR', request_id: 'VARCHAR', propensity: 'DOUBLE', price: 'DOUBLE',
-    viewable_fraction: 'DOUBLE', viewable_ms: 'DOUBLE', context: 'MAP(VARCHAR, VARCHAR)',
-    bot: 'BOOLEAN', impression_id: 'VARCHAR', quantity: 'BIGINT', order_id: 'VARCHAR',
-    items: 'STRUCT(item_id VARCHAR, quantity BIGINT, price DOUBLE)[]'}) WITH ORDINALITY
-WHERE type IN ('exposure', 'impression', 'click', 'add_to_cart', 'purchase')
-  AND event_id <> '' AND user_id <> '' AND ts IS NOT NULL;
+WITH raw AS (
+  SELECT *, CASE WHEN json_type(ts) = 'VARCHAR' THEN regexp_extract(ts ->> '$',
+              '^([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?([Zz]|[+-]([0-9]{2}):([0-9]{2}))$',
+              ['y', 'mo', 'd', 'h', 'mi', 's', 'f', 'tz', 'oh', 'om']) END AS tp
+  FROM read_json('${EVENTS}', format = 'newline_delimited', ignore_errors = true, columns = {
+      type: 'VARCHAR', event_id: 'JSON', ts: 'JSON', user_id: 'JSON', experiment: 'JSON',
+      variant: 'JSON', item_id: 'JSON', position: 'JSON', surface: 'JSON', request_id: 'JSON',
+      propensity: 'JSON', price: 'JSON', viewable_fraction: 'JSON', viewable_ms: 'JSON',
+      context: 'JSON', bot: 'JSON', impression_id: 'JSON', quantity: 'JSON', order_id: 'JSON',
+      items: 'JSON'}) WITH ORDINALITY
+  WHERE type IN ('exposure', 'impression', 'click', 'add_to_cart', 'purchase')),
+parsed AS (
+  SELECT *, CASE WHEN json_type(ts) = 'VARCHAR' THEN
+                   rfc3339_ms(TRY_CAST(tp.y AS BIGINT), TRY_CAST(tp.mo AS BIGINT), TRY_CAST(tp.d AS BIGINT),
+                              TRY_CAST(tp.h AS BIGINT), TRY_CAST(tp.mi AS BIGINT), TRY_CAST(tp.s AS BIGINT),
+                              tp.f, tp.tz, TRY_CAST(tp.oh AS BIGINT), TRY_CAST(tp.om AS BIGINT))
+                 WHEN j_num(ts) AND TRY_CAST(ts AS DOUBLE) = trunc(TRY_CAST(ts AS DOUBLE))
+                      AND TRY_CAST(ts AS DOUBLE) BETWEEN -62135596800000 AND 253402300799999
+                   THEN CAST(TRY_CAST(ts AS DOUBLE) AS BIGINT) END AS ts_ms
+  FROM raw)
+SELECT ordinality AS rn, type, event_id ->> '$' AS event_id, ts_ms AS ts, user_id ->> '$' AS user_id,
+       CASE WHEN type IN ('exposure', 'impression') THEN experiment ->> '$' END AS experiment,
+       CASE WHEN type IN ('exposure', 'impression') THEN variant ->> '$' END AS variant,
+       CASE WHEN type IN ('impression', 'add_to_cart') THEN item_id ->> '$' END AS item_id,
+       CASE WHEN type = 'impression' THEN CAST(TRY_CAST(position AS DOUBLE) AS BIGINT) END AS position,
+       CASE WHEN type = 'impression' THEN surface ->> '$' END AS surface,
+       CASE WHEN type = 'impression' THEN TRY_CAST(viewable_fraction AS DOUBLE) END AS viewable_fraction,
+       CASE WHEN type = 'impression' THEN TRY_CAST(viewable_ms AS DOUBLE) END AS viewable_ms,
+       coalesce(bot::VARCHAR = 'true', false) AS bot,
+       CASE WHEN type = 'click' THEN impression_id ->> '$' END AS impression_id,
+       CASE WHEN type = 'purchase' THEN order_id ->> '$' END AS order_id,
+       CASE WHEN type = 'purchase' THEN
+         [{item_id: el ->> 'item_id', quantity: coalesce(CAST(TRY_CAST(el -> 'quantity' AS DOUBLE) AS BIGINT), 1),
+           price: TRY_CAST(el -> 'price' AS DOUBLE)} FOR el IN json_extract(items, '$[*]')] END AS items
+FROM parsed
+WHERE j_str(event_id) AND event_id ->> '$' <> '' AND j_str(user_id) AND user_id ->> '$' <> ''
+  AND ts_ms IS NOT NULL AND (bot IS NULL OR json_type(bot) = 'BOOLEAN')
+  AND CASE type
+    WHEN 'exposure' THEN j_str(experiment) AND j_str(variant) AND (context IS NULL OR j_context(context))
+    WHEN 'impression' THEN
+      (experiment IS NULL OR j_str(experiment)) AND (variant IS NULL OR j_str(variant))
+      AND j_str(item_id) AND j_int(position, 1)
+      AND (surface IS NULL OR j_str(surface)) AND (request_id IS NULL OR j_str(request_id))
+      AND (propensity IS NULL OR (j_num(propensity) AND TRY_CAST(propensity AS DOUBLE) > 0
+                                  AND TRY_CAST(propensity AS DOUBLE) <= 1))
+      AND (price IS NULL OR (j_num(price) AND TRY_CAST(price AS DOUBLE) >= 0))
+      AND (viewable_fraction IS NULL OR (j_num(viewable_fraction)
+                                         AND TRY_CAST(viewable_fraction AS DOUBLE) BETWEEN 0 AND 1))
+      AND (viewable_ms IS NULL OR (j_num(viewable_ms) AND TRY_CAST(viewable_ms AS DOUBLE) >= 0))
+      AND (context IS NULL OR j_context(context))
+    WHEN 'click' THEN j_str(impression_id) AND (item_id IS NULL OR j_str(item_id))
+    WHEN 'add_to_cart' THEN j_str(item_id) AND (impression_id IS NULL OR j_str(impression_id))
+      AND (quantity IS NULL OR j_int(quantity, 1))
+    WHEN 'purchase' THEN j_str(order_id) AND json_type(items) = 'ARRAY' AND json_array_length(items) > 0
+      AND len(list_filter(json_extract(items, '$[*]'), lambda el: NOT coalesce(j_item(el), false))) = 0
+  END;
 
 -- 2. Duplicates: the first line of each event_id wins (deleted in place: one copy of the log).
 CREATE TEMP TABLE dup AS

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-10}"
 DATA="${FUNNEL_BENCH_DATA:-/tmp/funnel-bench}"
-USERS=$(awk -v n="$N" 'BEGIN { printf "%d", n * 1000000 / 110 }')   # clickbait: ~110 events/user
+USERS=$(awk -v n="$N" 'BEGIN { printf "%d", n * 1000000 / 20 }')   # clickbait: ~20 events/user
 RUNS=3
 mkdir -p "$DATA/times"
 

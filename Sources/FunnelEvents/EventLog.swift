@@ -1,8 +1,8 @@
-/// One accepted, non-duplicate event in compact form: every string is an id into a `StringTable`
-/// of its `EventLog` (absent = -1).
+/// One accepted, non-duplicate event in compact form (56 bytes): every string is an id into a
+/// `StringTable` of its `EventLog` (absent = -1). Its `event_id` is not kept: `EventLog.eventIndexByID`
+/// maps ids to events.
 public struct Event: Sendable {
     public var ts: Int64
-    public var eventID: Int32
     public var user: Int32
     /// Item (impression, add_to_cart); -1 otherwise.
     public var item: Int32
@@ -66,6 +66,14 @@ public struct EventLog: Sendable {
         self.labels = labels
     }
 
+    /// Reserves room for about `events` events so that growing the log never copies it (pages
+    /// reserved but never written cost no memory).
+    public mutating func reserve(events: Int) {
+        self.events.reserveCapacity(events)
+        eventIndexByID.reserveCapacity(events)
+        ids.reserve(strings: events, bytes: events * 12)
+    }
+
     /// The context (key, value) label pairs of an exposure.
     public func context(of e: Event) -> ArraySlice<(key: Int32, value: Int32)> {
         guard e.type == .exposure else { return [] }
@@ -90,7 +98,7 @@ public struct EventLog: Sendable {
             eventIndexByID.append(contentsOf: repeatElement(-1, count: index + 1 - eventIndexByID.count))
         }
         eventIndexByID[index] = Int32(events.count)
-        var e = Event(ts: p.ts, eventID: eventID, user: Self.intern(&users, p.user, arena), item: -1, ref: -1,
+        var e = Event(ts: p.ts, user: Self.intern(&users, p.user, arena), item: -1, ref: -1,
                       experiment: -1, variant: -1, surface: -1, position: p.position, quantity: p.quantity,
                       order: -1, extra: -1, extraCount: 0, type: p.type, bot: p.bot)
         if !p.item.isNone { e.item = Self.intern(&items, p.item, arena) }

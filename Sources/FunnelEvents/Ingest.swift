@@ -100,6 +100,13 @@ public enum EventReader {
         var files: [String] = []
         for p in paths { files += try expand(p) }
         let state = MergeState()
+        // Size the log from the input: an event line is rarely under 100 bytes (gzip ~ 8x).
+        var bytes = 0
+        for f in files where f != "-" {
+            let size = (try? FileManager.default.attributesOfItem(atPath: f)[.size] as? Int) ?? 0
+            bytes += f.hasSuffix(".gz") ? size * 8 : size
+        }
+        if bytes > 0 { state.log.reserve(events: bytes / 100) }
         for (index, file) in files.enumerated() {
             let next = try openChunks(file: file, index: index, format: format)
             try pump(next, files: files, state: state, onQuarantine: onQuarantine)

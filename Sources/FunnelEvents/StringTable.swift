@@ -13,9 +13,16 @@ public struct StringTable: Sendable {
 
     public init(capacity: Int = 1024) {
         var size = 16
-        while size < capacity * 2 { size <<= 1 }
+        while size * 3 < capacity * 4 { size <<= 1 }
         slots = [Int32](repeating: -1, count: size)
         mask = size - 1
+    }
+
+    /// Reserves room for `strings` strings of `bytes` bytes in all (the hash slots grow as needed).
+    public mutating func reserve(strings: Int, bytes: Int) {
+        arena.reserveCapacity(bytes)
+        starts.reserveCapacity(strings + 1)
+        hashes.reserveCapacity(strings)
     }
 
     /// Number of distinct strings.
@@ -36,7 +43,7 @@ public struct StringTable: Sendable {
         hashes.append(hash)
         arena.append(contentsOf: bytes)
         starts.append(arena.count)
-        if hashes.count * 2 > slots.count { grow() }
+        if hashes.count * 4 > slots.count * 3 { grow() }   // load factor ≤ 0.75
         return (id, true)
     }
 

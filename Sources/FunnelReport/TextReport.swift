@@ -13,7 +13,10 @@ public enum TextReport {
         let countKeys = ["users", "impressions", "clicks", "carts", "purchases", "revenue", "orders", "converting_users", "order_revenue"]
         var rows: [[String]] = [["variant"] + countKeys]
         for (name, v) in variants {
-            rows.append([name] + countKeys.map { format(v[$0]) })
+            rows.append([name] + countKeys.map { key in
+                if case .double(let d)? = v[key] { return String(format: "%.2f", d) }
+                return format(v[key])
+            })
         }
         out += bold("Counts") + "\n" + table(rows) + "\n"
 

@@ -7,9 +7,13 @@ enum Trap: CaseIterable {
 }
 
 extension Simulator {
+    /// About 10 % of users carry one trap; the near-bot trap (20 fast clicks) is rarer so that it
+    /// does not dominate click-through.
     mutating func pickTrap() -> Trap? {
-        guard rng.chance(0.3) else { return nil }
-        return Trap.allCases[rng.int(0, Trap.allCases.count - 1)]
+        guard rng.chance(0.1) else { return nil }
+        let trap = Trap.allCases[rng.int(0, Trap.allCases.count - 1)]
+        if trap == .nearBot && !rng.chance(0.2) { return nil }
+        return trap
     }
 
     /// Picks `count` items the user has not seen, ranked by the arm's ranker.
@@ -197,7 +201,7 @@ extension Simulator {
             // Exactly 20 clicks with the last 60 s after the first: not a bot.
             let t = later
             for k in 0..<20 {
-                let imp = Imp(id: eventID(), item: unseenItem(&shown), position: k + 1, ts: t + Int64(k) * 100, surface: "home", request: "rn\(nextEvent)")
+                let imp = Imp(id: eventID(), item: unseenItem(&shown), position: k % 8 + 1, ts: t + Int64(k) * 100, surface: "home", request: "rn\(user)-\(k / 8)")
                 _ = impression(user: user, imp: imp, view: .full, variant: nil)
                 let clickTs = k == 19 ? t + 10_000 + 60_000 : t + 10_000 + Int64(k) * 3000
                 _ = click(user: user, impressionID: imp.id, ts: clickTs)

@@ -47,10 +47,15 @@ final class QuarantineFile: @unchecked Sendable {
 }
 
 func readEvents(_ input: InputOptions, onQuarantine: QuarantineHandler? = nil) throws -> EventLog {
-    let file = try QuarantineFile(path: input.quarantine)
+    try readEvents(paths: input.events, format: InputFormat(rawValue: input.inputFormat) ?? .auto,
+                   quarantine: input.quarantine, onQuarantine: onQuarantine)
+}
+
+func readEvents(paths: [String], format: InputFormat, quarantine: String?, onQuarantine: QuarantineHandler? = nil) throws -> EventLog {
+    let file = try QuarantineFile(path: quarantine)
     defer { file.flush() }
     do {
-        return try EventReader.read(paths: input.events, format: InputFormat(rawValue: input.inputFormat)!) { row in
+        return try EventReader.read(paths: paths, format: format) { row in
             file.write(row)
             onQuarantine?(row)
         }

@@ -68,14 +68,12 @@ struct Demo: ParsableCommand {
         let t = try simulate(scenario: .clickbait, users: users, seed: seed, out: events)
         try Data(t.json().utf8).write(to: URL(fileURLWithPath: (dir as NSString).appendingPathComponent("truth.json")))
         printError("simulated \(t.lines) events for \(users) users (clickbait scenario, seed \(seed)) in \(events)")
-        var input = InputOptions()
-        input.events = [events]
-        input.quarantine = (dir as NSString).appendingPathComponent("quarantine.jsonl")
-        let log = try readEvents(input)
+        let quarantine = (dir as NSString).appendingPathComponent("quarantine.jsonl")
+        let log = try readEvents(paths: [events], format: .jsonl, quarantine: quarantine)
         let doc = try buildReport(log: log, config: FunnelConfig())
         print(TextReport.render(doc, color: isatty(1) != 0), terminator: "")
         let json = (dir as NSString).appendingPathComponent("report.json")
         try Data((doc.serialized(pretty: true) + "\n").utf8).write(to: URL(fileURLWithPath: json))
-        print("\nreport: \(json)\nquarantined lines: \(input.quarantine!)")
+        print("\nreport: \(json)\nquarantined lines: \(quarantine)")
     }
 }
