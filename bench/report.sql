@@ -12,94 +12,101 @@ SET TimeZone = 'UTC';
 
 -- 1. Read every checked field as raw JSON (so "3" is not taken for 3, nor 1.5 for 2, nor true for 1;
 --    JSON null reads as SQL NULL = absent), validate per type, keep the valid lines, typed.
---    Unparsable lines and non-objects come back with every field NULL and fail the type check.
-CREATE TEMP MACRO j_str(j) AS json_type(j) = 'VARCHAR';
-CREATE TEMP MACRO j_num(j) AS json_type(j) IN ('BIGINT', 'UBIGINT', 'DOUBLE')
-                              AND isfinite(TRY_CAST(j AS DOUBLE));
--- integral (3.0 is 3), lo ≤ value ≤ 2^31 - 1
-CREATE TEMP MACRO j_int(j, lo) AS j_num(j) AND TRY_CAST(j AS DOUBLE) = trunc(TRY_CAST(j AS DOUBLE))
-                                  AND TRY_CAST(j AS DOUBLE) BETWEEN lo AND 2147483647;
-CREATE TEMP MACRO j_context(j) AS json_type(j) = 'OBJECT'
-                                  AND len(list_filter(json_type(j, '$.*'), lambda t: t <> 'VARCHAR')) = 0;
+--    DuckDB re-serialises each value minified, so the text tells the JSON type: a string starts
+--    with ", and only numbers (and NaN, ±Infinity: not finite) cast to DOUBLE. Unparsable lines
+--    and non-objects come back with every field NULL and fail the type check.
+CREATE TEMP MACRO j_str(j) AS starts_with(j::VARCHAR, '"');
+CREATE TEMP MACRO j_dbl(j) AS TRY_CAST(j::VARCHAR AS DOUBLE);        -- NULL unless a JSON number
+CREATE TEMP MACRO j_num(j) AS isfinite(j_dbl(j));
+CREATE TEMP MACRO j_int(j, lo) AS                    -- integral (3.0 is 3), lo ≤ value ≤ 2^31 - 1
+  j_dbl(j) BETWEEN lo AND 2147483647 AND j_dbl(j) = trunc(j_dbl(j));
+CREATE TEMP MACRO j_context(j) AS starts_with(j::VARCHAR, '{')        -- an object of strings
+  AND len(list_filter(json_type(j, '$.*'), lambda t: t <> 'VARCHAR')) = 0;
 CREATE TEMP MACRO j_item(el) AS json_type(el) = 'OBJECT' AND json_type(el, '$.item_id') = 'VARCHAR'
-  AND j_num(el -> 'price') AND TRY_CAST(el -> 'price' AS DOUBLE) >= 0
+  AND j_num(el -> 'price') AND j_dbl(el -> 'price') >= 0
   AND (coalesce(json_type(el, '$.quantity'), 'NULL') = 'NULL' OR j_int(el -> 'quantity', 1));
--- Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil; y ≥ 1).
+-- ts. A string must be RFC 3339 with an offset, fields in range (years 0001-9999, days per month
+-- and leap year), sub-millisecond digits truncated. Common case (T, Z, <= 3 fraction digits):
+-- DuckDB's TIMESTAMPTZ cast, exact there, also rejects impossible days (Feb 30); otherwise
+-- (t/z, longer fractions) the arithmetic below. A number must be integral, within years 0001-9999.
+CREATE TEMP MACRO rfc3339_re(t, z, frac) AS
+  '([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])' || t
+  || '([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]' || frac || ')?(' || z || '|[+-]([01][0-9]|2[0-3]):[0-5][0-9])';
+-- Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil; y >= 1).
 CREATE TEMP MACRO civil_days(y, m, d) AS
   (y - (m <= 2)::BIGINT) // 400 * 146097
   + ((y - (m <= 2)::BIGINT) % 400) * 365 + ((y - (m <= 2)::BIGINT) % 400) // 4
   - ((y - (m <= 2)::BIGINT) % 400) // 100
   + (153 * (m + CASE WHEN m > 2 THEN -3 ELSE 9 END) + 2) // 5 + d - 1 - 719468;
--- RFC 3339 parts (BIGINT, NULL when absent) -> epoch ms, or NULL when a part is out of range.
-CREATE TEMP MACRO rfc3339_ms(y, mo, d, h, mi, s, f, tz, oh, om) AS
-  CASE WHEN y >= 1 AND mo BETWEEN 1 AND 12 AND d >= 1
-        AND d <= [31, CASE WHEN (y % 4 = 0 AND y % 100 <> 0) OR y % 400 = 0 THEN 29 ELSE 28 END,
-                  31, 30, 31, 30, 31, 31, 30, 31, 30, 31][mo]
-        AND h <= 23 AND mi <= 59 AND s <= 59
-        AND (upper(tz) = 'Z' OR (oh <= 23 AND om <= 59))
-  THEN civil_days(y, mo, d) * 86400000 + h * 3600000 + mi * 60000 + s * 1000
-       + CAST(rpad(left(f, 3), 3, '0') AS BIGINT)                      -- sub-ms digits truncated
-       - CASE WHEN upper(tz) = 'Z' THEN 0
-              ELSE (CASE WHEN left(tz, 1) = '-' THEN -1 ELSE 1 END) * (oh * 60 + om) * 60000 END
+CREATE TEMP MACRO tz_len(s) AS CASE WHEN upper(right(s, 1)) = 'Z' THEN 1 ELSE 6 END;
+-- Epoch ms of a string matching rfc3339_re; NULL for a day the month does not have.
+CREATE TEMP MACRO rfc3339_ms(s) AS CASE
+  WHEN TRY_CAST(substr(s, 9, 2) AS BIGINT) <= CASE TRY_CAST(substr(s, 6, 2) AS BIGINT)
+         WHEN 2 THEN CASE WHEN TRY_CAST(substr(s, 1, 4) AS BIGINT) % 4 = 0
+                            AND (TRY_CAST(substr(s, 1, 4) AS BIGINT) % 100 <> 0
+                                 OR TRY_CAST(substr(s, 1, 4) AS BIGINT) % 400 = 0) THEN 29 ELSE 28 END
+         WHEN 4 THEN 30 WHEN 6 THEN 30 WHEN 9 THEN 30 WHEN 11 THEN 30 ELSE 31 END
+  THEN civil_days(TRY_CAST(substr(s, 1, 4) AS BIGINT), TRY_CAST(substr(s, 6, 2) AS BIGINT),
+                  TRY_CAST(substr(s, 9, 2) AS BIGINT)) * 86400000
+    + TRY_CAST(substr(s, 12, 2) AS BIGINT) * 3600000 + TRY_CAST(substr(s, 15, 2) AS BIGINT) * 60000
+    + TRY_CAST(substr(s, 18, 2) AS BIGINT) * 1000
+    + TRY_CAST(rpad(left(substr(s, 21, greatest(length(s) - 20 - tz_len(s), 0)), 3), 3, '0') AS BIGINT)
+    - CASE WHEN tz_len(s) = 1 THEN 0
+           ELSE (CASE WHEN substr(s, -6, 1) = '-' THEN -1 ELSE 1 END)
+                * (TRY_CAST(substr(s, -5, 2) AS BIGINT) * 60 + TRY_CAST(substr(s, -2, 2) AS BIGINT)) * 60000 END
   END;
+CREATE TEMP MACRO ts_ms(j) AS CASE
+  WHEN j_str(j) THEN CASE
+    WHEN regexp_full_match(j ->> '$', rfc3339_re('T', 'Z', '{1,3}')) THEN epoch_ms(TRY_CAST(j ->> '$' AS TIMESTAMPTZ))
+    WHEN regexp_full_match(j ->> '$', rfc3339_re('[Tt]', '[Zz]', '+')) THEN rfc3339_ms(j ->> '$') END
+  WHEN j_dbl(j) BETWEEN -62135596800000 AND 253402300799999 AND j_dbl(j) = trunc(j_dbl(j))
+    THEN j_dbl(j)::BIGINT END;
 
+-- ts is validated by computing it (NULL when invalid), and those rows are deleted after, so that
+-- the parse is not done twice (in the filter and in the projection).
 CREATE TEMP TABLE e AS
-WITH raw AS (
-  SELECT *, CASE WHEN json_type(ts) = 'VARCHAR' THEN regexp_extract(ts ->> '$',
-              '^([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?([Zz]|[+-]([0-9]{2}):([0-9]{2}))$',
-              ['y', 'mo', 'd', 'h', 'mi', 's', 'f', 'tz', 'oh', 'om']) END AS tp
-  FROM read_json('${EVENTS}', format = 'newline_delimited', ignore_errors = true, columns = {
-      type: 'VARCHAR', event_id: 'JSON', ts: 'JSON', user_id: 'JSON', experiment: 'JSON',
-      variant: 'JSON', item_id: 'JSON', position: 'JSON', surface: 'JSON', request_id: 'JSON',
-      propensity: 'JSON', price: 'JSON', viewable_fraction: 'JSON', viewable_ms: 'JSON',
-      context: 'JSON', bot: 'JSON', impression_id: 'JSON', quantity: 'JSON', order_id: 'JSON',
-      items: 'JSON'}) WITH ORDINALITY
-  WHERE type IN ('exposure', 'impression', 'click', 'add_to_cart', 'purchase')),
-parsed AS (
-  SELECT *, CASE WHEN json_type(ts) = 'VARCHAR' THEN
-                   rfc3339_ms(TRY_CAST(tp.y AS BIGINT), TRY_CAST(tp.mo AS BIGINT), TRY_CAST(tp.d AS BIGINT),
-                              TRY_CAST(tp.h AS BIGINT), TRY_CAST(tp.mi AS BIGINT), TRY_CAST(tp.s AS BIGINT),
-                              tp.f, tp.tz, TRY_CAST(tp.oh AS BIGINT), TRY_CAST(tp.om AS BIGINT))
-                 WHEN j_num(ts) AND TRY_CAST(ts AS DOUBLE) = trunc(TRY_CAST(ts AS DOUBLE))
-                      AND TRY_CAST(ts AS DOUBLE) BETWEEN -62135596800000 AND 253402300799999
-                   THEN CAST(TRY_CAST(ts AS DOUBLE) AS BIGINT) END AS ts_ms
-  FROM raw)
-SELECT ordinality AS rn, type, event_id ->> '$' AS event_id, ts_ms AS ts, user_id ->> '$' AS user_id,
+SELECT ordinality AS rn, type, event_id ->> '$' AS event_id, ts_ms(ts) AS ts, user_id ->> '$' AS user_id,
        CASE WHEN type IN ('exposure', 'impression') THEN experiment ->> '$' END AS experiment,
        CASE WHEN type IN ('exposure', 'impression') THEN variant ->> '$' END AS variant,
        CASE WHEN type IN ('impression', 'add_to_cart') THEN item_id ->> '$' END AS item_id,
-       CASE WHEN type = 'impression' THEN CAST(TRY_CAST(position AS DOUBLE) AS BIGINT) END AS position,
+       CASE WHEN type = 'impression' THEN j_dbl(position)::BIGINT END AS position,
        CASE WHEN type = 'impression' THEN surface ->> '$' END AS surface,
-       CASE WHEN type = 'impression' THEN TRY_CAST(viewable_fraction AS DOUBLE) END AS viewable_fraction,
-       CASE WHEN type = 'impression' THEN TRY_CAST(viewable_ms AS DOUBLE) END AS viewable_ms,
+       CASE WHEN type = 'impression' THEN j_dbl(viewable_fraction) END AS viewable_fraction,
+       CASE WHEN type = 'impression' THEN j_dbl(viewable_ms) END AS viewable_ms,
        coalesce(bot::VARCHAR = 'true', false) AS bot,
        CASE WHEN type = 'click' THEN impression_id ->> '$' END AS impression_id,
        CASE WHEN type = 'purchase' THEN order_id ->> '$' END AS order_id,
        CASE WHEN type = 'purchase' THEN
-         [{item_id: el ->> 'item_id', quantity: coalesce(CAST(TRY_CAST(el -> 'quantity' AS DOUBLE) AS BIGINT), 1),
-           price: TRY_CAST(el -> 'price' AS DOUBLE)} FOR el IN json_extract(items, '$[*]')] END AS items
-FROM parsed
-WHERE j_str(event_id) AND event_id ->> '$' <> '' AND j_str(user_id) AND user_id ->> '$' <> ''
-  AND ts_ms IS NOT NULL AND (bot IS NULL OR json_type(bot) = 'BOOLEAN')
+         [{item_id: el ->> 'item_id', quantity: coalesce(j_dbl(el -> 'quantity')::BIGINT, 1),
+           price: j_dbl(el -> 'price')} FOR el IN json_extract(items, '$[*]')] END AS items
+FROM read_json('${EVENTS}', format = 'newline_delimited', ignore_errors = true, columns = {
+    type: 'VARCHAR', event_id: 'JSON', ts: 'JSON', user_id: 'JSON', experiment: 'JSON',
+    variant: 'JSON', item_id: 'JSON', position: 'JSON', surface: 'JSON', request_id: 'JSON',
+    propensity: 'JSON', price: 'JSON', viewable_fraction: 'JSON', viewable_ms: 'JSON',
+    context: 'JSON', bot: 'JSON', impression_id: 'JSON', quantity: 'JSON', order_id: 'JSON',
+    items: 'JSON'}) WITH ORDINALITY
+WHERE type IN ('exposure', 'impression', 'click', 'add_to_cart', 'purchase')
+  AND j_str(event_id) AND event_id::VARCHAR <> '""' AND j_str(user_id) AND user_id::VARCHAR <> '""'
+  AND (bot IS NULL OR bot::VARCHAR IN ('true', 'false'))
   AND CASE type
     WHEN 'exposure' THEN j_str(experiment) AND j_str(variant) AND (context IS NULL OR j_context(context))
     WHEN 'impression' THEN
       (experiment IS NULL OR j_str(experiment)) AND (variant IS NULL OR j_str(variant))
       AND j_str(item_id) AND j_int(position, 1)
       AND (surface IS NULL OR j_str(surface)) AND (request_id IS NULL OR j_str(request_id))
-      AND (propensity IS NULL OR (j_num(propensity) AND TRY_CAST(propensity AS DOUBLE) > 0
-                                  AND TRY_CAST(propensity AS DOUBLE) <= 1))
-      AND (price IS NULL OR (j_num(price) AND TRY_CAST(price AS DOUBLE) >= 0))
-      AND (viewable_fraction IS NULL OR (j_num(viewable_fraction)
-                                         AND TRY_CAST(viewable_fraction AS DOUBLE) BETWEEN 0 AND 1))
-      AND (viewable_ms IS NULL OR (j_num(viewable_ms) AND TRY_CAST(viewable_ms AS DOUBLE) >= 0))
+      AND (propensity IS NULL OR (j_dbl(propensity) > 0 AND j_dbl(propensity) <= 1))
+      AND (price IS NULL OR (j_num(price) AND j_dbl(price) >= 0))
+      AND (viewable_fraction IS NULL OR j_dbl(viewable_fraction) BETWEEN 0 AND 1)
+      AND (viewable_ms IS NULL OR (j_num(viewable_ms) AND j_dbl(viewable_ms) >= 0))
       AND (context IS NULL OR j_context(context))
     WHEN 'click' THEN j_str(impression_id) AND (item_id IS NULL OR j_str(item_id))
     WHEN 'add_to_cart' THEN j_str(item_id) AND (impression_id IS NULL OR j_str(impression_id))
       AND (quantity IS NULL OR j_int(quantity, 1))
-    WHEN 'purchase' THEN j_str(order_id) AND json_type(items) = 'ARRAY' AND json_array_length(items) > 0
+    WHEN 'purchase' THEN j_str(order_id) AND starts_with(items::VARCHAR, '[')
+      AND items::VARCHAR <> '[]'
       AND len(list_filter(json_extract(items, '$[*]'), lambda el: NOT coalesce(j_item(el), false))) = 0
   END;
+DELETE FROM e WHERE ts IS NULL;
 
 -- 2. Duplicates: the first line of each event_id wins (deleted in place: one copy of the log).
 CREATE TEMP TABLE dup AS

@@ -57,19 +57,32 @@ for tool in ("funnel", "duckdb"):
           + ", ".join(f"{w:.2f}" for w, _, _ in r) + " |")
 print(f"\nratio funnel/duckdb (median wall): **{med['funnel'] / med['duckdb']:.2f}**\n")
 
-# Cross-check that both did the same counting (same numbers expected; differences are printed).
-fj = json.loads((data / "funnel.json").read_text())
+# Cross-check the counting: DuckDB's per-variant counts and data_quality counters against funnel's
+# report and against the simulator's ground truth (truth.json, when present); differences are printed.
 dv = {r["variant"]: r for r in map(json.loads, (data / "duckdb_out/variants.json").read_text().splitlines())}
 dq = json.loads((data / "duckdb_out/data_quality.json").read_text())
-diffs = [f"{v}.{k}: funnel {fj['variants'].get(v, {}).get(k)} vs duckdb {x}"
-         for v, row in dv.items() for k, x in row.items() if k != "variant"
-         and not (isinstance(fj["variants"].get(v, {}).get(k), (int, float))
-                  and abs(fj["variants"][v][k] - x) <= 1e-6 * max(1, abs(x)))]
-diffs += [f"data_quality.{k}: funnel {fj['data_quality'].get(k)} vs duckdb {x}"
-          for k, x in dq.items() if fj["data_quality"].get(k) != x]
-print("same counts: " + ("yes (variants and data_quality counters)" if not diffs else "NO"))
-for d in diffs:
-    print("  - " + d)
+
+def close(a, b):
+    return isinstance(a, (int, float)) and isinstance(b, (int, float)) and abs(a - b) <= 1e-6 * max(1, abs(b))
+
+def diffs(name, ref):
+    out = [f"variant {v}: in {name} only" for v in ref["variants"] if v not in dv]
+    out += [f"{v}.{k}: {name} {ref['variants'].get(v, {}).get(k)} vs duckdb {x}"
+            for v, row in dv.items() for k, x in row.items()
+            if k != "variant" and not close(ref["variants"].get(v, {}).get(k), x)]
+    out += [f"data_quality.{k}: {name} {ref['data_quality'].get(k)} vs duckdb {x}"
+            for k, x in dq.items() if ref["data_quality"].get(k) != x]
+    return out
+
+refs = [("funnel", data / "funnel.json"), ("truth", data / "truth.json")]
+for name, path in refs:
+    if not path.exists():
+        print(f"same counts as {name}: not checked ({path} missing)")
+        continue
+    d = diffs(name, json.loads(path.read_text()))
+    print(f"same counts as {name}: " + ("yes (variants and data_quality counters)" if not d else "NO"))
+    for line in d:
+        print("  - " + line)
 EOF
 cat <<EOF
 

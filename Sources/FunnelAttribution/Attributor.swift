@@ -8,8 +8,8 @@ import FunnelEvents
 /// Every rule is local to one user (bots, viewability, dedup, clicks, conversions, assignment), so
 /// users are processed independently, in parallel, and the results merged in user order.
 public enum Attributor {
-    /// Runs the rules. `collectImpressions` also returns every analysed kept impression.
-    public static func run(_ log: EventLog, config: FunnelConfig, collectImpressions: Bool = false) throws(AttributionError) -> Attribution {
+    /// Runs the rules.
+    public static func run(_ log: EventLog, config: FunnelConfig) throws(AttributionError) -> Attribution {
         let experiment = try chooseExperiment(log, config: config)
         let byUser = groupByUser(log)
         let rules = Rules(config: config, experiment: experiment)
@@ -19,7 +19,7 @@ public enum Attributor {
         let impSlot = SlotArray(count: log.events.count)
         DispatchQueue.concurrentPerform(iterations: parts) { part in
             let lo = userCount * part / parts, hi = userCount * (part + 1) / parts
-            var worker = UserWorker(log: log, rules: rules, byUser: byUser, impSlot: impSlot, collectImpressions: collectImpressions)
+            var worker = UserWorker(log: log, rules: rules, byUser: byUser, impSlot: impSlot)
             for u in lo..<hi { worker.process(user: Int32(u)) }
             results.set(part, worker.output)
         }
@@ -37,7 +37,6 @@ public enum Attributor {
         }
         var users: [AnalysedUser] = []
         var positions: [[Int32: PositionCounts]] = []
-        var impressions: [ImpressionFact] = []
         for part in results.values() {
             dq.add(part.dataQuality)
             for u in part.users {
@@ -47,13 +46,18 @@ public enum Attributor {
                 }
                 users.append(AnalysedUser(user: u.user, variant: v, firstExposure: u.firstExposure, segments: u.segments, stats: u.stats))
             }
-            for var f in part.impressions {
-                f.variant = Int32(variantOfLabel[f.variant]!)
-                impressions.append(f)
-            }
         }
         positions = [[Int32: PositionCounts]](repeating: [:], count: labels.count)
+        var items = [[Int32: ItemCounts]](repeating: [:], count: labels.count)
+        var endOfData = Int64.min
         for part in results.values() {
+            endOfData = max(endOfData, part.endOfData)
+            for (key, counts) in part.items {
+                let v = variantOfLabel[key.variant]!
+                items[v][key.position, default: ItemCounts()].impressions += counts.impressions
+                items[v][key.position, default: ItemCounts()].clicks += counts.clicks
+                items[v][key.position, default: ItemCounts()].purchases += counts.purchases
+            }
             for (key, counts) in part.positions {
                 let v = variantOfLabel[key.variant]!
                 positions[v][key.position, default: PositionCounts()].impressions += counts.impressions
@@ -61,7 +65,7 @@ public enum Attributor {
             }
         }
         return Attribution(experiment: experiment, variants: labels.map { log.labels[$0] }, variantLabels: labels,
-                           users: users, dataQuality: dq, positions: positions, impressions: impressions)
+                           users: users, dataQuality: dq, positions: positions, items: items, endOfData: endOfData)
     }
 
     /// `experiment: null` needs exactly one experiment among valid exposures (DESIGN.md §7).
@@ -139,7 +143,9 @@ struct PartOutput: Sendable {
     var users: [User] = []
     var dataQuality = DataQuality()
     var positions: [PositionKey: PositionCounts] = [:]
-    var impressions: [ImpressionFact] = []
+    /// Keyed by (variant label, item id) — `position` holds the item.
+    var items: [PositionKey: ItemCounts] = [:]
+    var endOfData = Int64.min
 }
 
 final class PartResults: @unchecked Sendable {

@@ -86,17 +86,12 @@ public struct AnalysedUser: Sendable {
     public var stats: UserStats
 }
 
-/// A kept impression in the analysis (after dedup and exclusions) with what was attributed to it.
-public struct ImpressionFact: Sendable {
-    public var user: Int32
-    public var variant: Int32
-    public var item: Int32
-    public var position: Int32
-    public var ts: Int64
-    public var clicks: Int32
-    public var carted: Bool
-    public var purchased: Bool
-    public var revenue: Double
+/// What one variant's analysed impressions of one item earned.
+public struct ItemCounts: Sendable, Equatable {
+    public var impressions = 0
+    public var clicks = 0
+    public var purchases = 0
+    public init() {}
 }
 
 /// Impressions and clicks at one position.
@@ -122,8 +117,10 @@ public struct Attribution: Sendable {
     public var dataQuality: DataQuality
     /// Per variant index, per position.
     public var positions: [[Int32: PositionCounts]]
-    /// Analysed kept impressions (only when requested).
-    public var impressions: [ImpressionFact]
+    /// Per variant index, per item id (`EventLog.items`): analysed impressions, clicks, purchases.
+    public var items: [[Int32: ItemCounts]]
+    /// Latest event time in the log (epoch ms), the end of the data.
+    public var endOfData: Int64
 
     /// Counts per variant index.
     public func counts() -> [GroupCounts] {

@@ -6,7 +6,6 @@ struct UserWorker {
     let rules: Rules
     let byUser: (offsets: [Int32], indices: [Int32])
     let impSlot: SlotArray
-    let collectImpressions: Bool
     let experimentLabel: Int32?
     var output = PartOutput()
 
@@ -26,12 +25,11 @@ struct UserWorker {
     /// Counted clicks: (item, click ts, kept index).
     var counted: [(item: Int32, ts: Int64, kept: Int32)] = []
 
-    init(log: EventLog, rules: Rules, byUser: (offsets: [Int32], indices: [Int32]), impSlot: SlotArray, collectImpressions: Bool) {
+    init(log: EventLog, rules: Rules, byUser: (offsets: [Int32], indices: [Int32]), impSlot: SlotArray) {
         self.log = log
         self.rules = rules
         self.byUser = byUser
         self.impSlot = impSlot
-        self.collectImpressions = collectImpressions
         experimentLabel = log.labels.lookup(rules.experiment)
     }
 
@@ -48,6 +46,7 @@ struct UserWorker {
     mutating func process(user: Int32, _ mine: UnsafeBufferPointer<Int32>, _ ev: UnsafeBufferPointer<Event>) {
         var dq = DataQuality()
         defer { output.dataQuality.add(dq) }
+        for i in mine { output.endOfData = max(output.endOfData, ev[Int(i)].ts) }
 
         // Rule 2: bots — a `bot: true` event, or more than N clicks within 60 s (inclusive).
         if rules.botFilter {
@@ -198,10 +197,10 @@ struct UserWorker {
             let key = PartOutput.PositionKey(variant: variant, position: e.position)
             output.positions[key, default: PositionCounts()].impressions += 1
             output.positions[key, default: PositionCounts()].clicks += Int(kp.clicks)
-            if collectImpressions {
-                output.impressions.append(ImpressionFact(user: user, variant: variant, item: e.item, position: e.position, ts: e.ts,
-                                                         clicks: kp.clicks, carted: kp.carted, purchased: kp.purchased, revenue: kp.revenue))
-            }
+            let itemKey = PartOutput.PositionKey(variant: variant, position: e.item)
+            output.items[itemKey, default: ItemCounts()].impressions += 1
+            output.items[itemKey, default: ItemCounts()].clicks += Int(kp.clicks)
+            output.items[itemKey, default: ItemCounts()].purchases += kp.purchased ? 1 : 0
         }
         var orders: [Int32] = []
         for i in mine {

@@ -95,7 +95,8 @@ public enum EventReader {
 
     /// Reads every file of `paths` (see `expand`) into one log.
     public static func read(
-        paths: [String], format: InputFormat = .auto, onQuarantine: QuarantineHandler? = nil
+        paths: [String], format: InputFormat = .auto, onProgress: (@Sendable (Int) -> Void)? = nil,
+        onQuarantine: QuarantineHandler? = nil
     ) throws(InputError) -> EventLog {
         var files: [String] = []
         for p in paths { files += try expand(p) }
@@ -109,7 +110,7 @@ public enum EventReader {
         if bytes > 0 { state.log.reserve(events: bytes / 100) }
         for (index, file) in files.enumerated() {
             let next = try openChunks(file: file, index: index, format: format)
-            try pump(next, files: files, state: state, onQuarantine: onQuarantine)
+            try pump(next, files: files, state: state, onProgress: onProgress, onQuarantine: onQuarantine)
         }
         return state.log
     }
@@ -117,7 +118,12 @@ public enum EventReader {
     /// Reads in-memory text (for tests and the server).
     public static func read(text: String, name: String = "<memory>", format: InputFormat = .jsonl,
                             onQuarantine: QuarantineHandler? = nil) -> EventLog {
-        let bytes = Array(text.utf8)
+        read(bytes: Array(text.utf8), name: name, format: format, onQuarantine: onQuarantine)
+    }
+
+    /// Reads in-memory bytes.
+    public static func read(bytes: [UInt8], name: String = "<memory>", format: InputFormat = .jsonl,
+                            onQuarantine: QuarantineHandler? = nil) -> EventLog {
         let state = MergeState()
         let stream = MemoryStream(bytes)
         let next: () throws(InputError) -> Chunk?
@@ -164,12 +170,14 @@ public enum EventReader {
 
     /// Parses chunks two at a time per core while the previous batch is merged.
     static func pump(_ next: () throws(InputError) -> Chunk?, files: [String], state: MergeState,
-                     onQuarantine: QuarantineHandler?) throws(InputError) {
+                     onProgress: (@Sendable (Int) -> Void)? = nil, onQuarantine: QuarantineHandler?) throws(InputError) {
         let workers = max(ProcessInfo.processInfo.activeProcessorCount, 1)
         var pending: [ParsedChunk] = []
         while true {
             var batch: [Chunk] = []
             while batch.count < workers * 2, let c = try next() { batch.append(c) }
+            state.bytesRead += batch.reduce(0) { $0 + $1.bytes.count }
+            onProgress?(state.bytesRead)
             if batch.isEmpty && pending.isEmpty { break }
             let results = ResultSlots<ParsedChunk>(count: batch.count)
             let toMerge = pending
@@ -245,6 +253,7 @@ public enum EventReader {
 /// The log being built, shared with the merge task of each parallel step.
 final class MergeState: @unchecked Sendable {
     var log = EventLog()
+    var bytesRead = 0
 
     func merge(_ chunks: [ParsedChunk], files: [String], onQuarantine: QuarantineHandler?) {
         for chunk in chunks {

@@ -5,83 +5,80 @@ import FunnelStats
 
 /// Per-variant metric estimates from per-user sufficient statistics (DESIGN.md §4).
 public enum Metrics {
+    /// The estimate of one metric for one group of users.
+    public static func estimate(_ metric: MetricName, _ users: [UserStats], alpha: Double) -> Estimate {
+        let d = { (f: (UserStats) -> Double) in users.map(f) }
+        switch metric {
+        case .ctr: return Estimators.ratio(x: d { Double($0.clicks) }, y: d { Double($0.impressions) }, alpha: alpha)
+        case .cartRate: return Estimators.ratio(x: d { Double($0.carts) }, y: d { Double($0.clicks) }, alpha: alpha)
+        case .postClickCVR: return Estimators.ratio(x: d { Double($0.purchases) }, y: d { Double($0.clicks) }, alpha: alpha)
+        case .ctcvr: return Estimators.ratio(x: d { Double($0.purchases) }, y: d { Double($0.impressions) }, alpha: alpha)
+        case .revenuePerImpression: return Estimators.ratio(x: d { $0.revenue }, y: d { Double($0.impressions) }, alpha: alpha)
+        case .userConversionRate: return Estimators.proportion(successes: users.filter(\.converting).count, trials: users.count, alpha: alpha)
+        case .purchasesPerUser: return Estimators.mean(d { Double($0.orders) }, alpha: alpha)
+        case .revenuePerUser: return Estimators.mean(d { $0.orderRevenue }, alpha: alpha)
+        case .aov: return Estimators.ratio(x: d { $0.orderRevenue }, y: d { Double($0.orders) }, alpha: alpha)
+        }
+    }
+
     /// Estimates of every metric for one group of users.
     public static func estimates(_ users: [UserStats], alpha: Double) -> [(MetricName, Estimate)] {
-        let impressions = users.map { Double($0.impressions) }
-        let clicks = users.map { Double($0.clicks) }
-        let carts = users.map { Double($0.carts) }
-        let purchases = users.map { Double($0.purchases) }
-        let revenue = users.map { $0.revenue }
-        let orders = users.map { Double($0.orders) }
-        let orderRevenue = users.map { $0.orderRevenue }
-        let converting = users.reduce(0) { $0 + ($1.converting ? 1 : 0) }
-        return [
-            (.ctr, Estimators.ratio(x: clicks, y: impressions, alpha: alpha)),
-            (.cartRate, Estimators.ratio(x: carts, y: clicks, alpha: alpha)),
-            (.postClickCVR, Estimators.ratio(x: purchases, y: clicks, alpha: alpha)),
-            (.ctcvr, Estimators.ratio(x: purchases, y: impressions, alpha: alpha)),
-            (.revenuePerImpression, Estimators.ratio(x: revenue, y: impressions, alpha: alpha)),
-            (.userConversionRate, Estimators.proportion(successes: converting, trials: users.count, alpha: alpha)),
-            (.purchasesPerUser, Estimators.mean(orders, alpha: alpha)),
-            (.revenuePerUser, Estimators.mean(orderRevenue, alpha: alpha)),
-            (.aov, Estimators.ratio(x: orderRevenue, y: orders, alpha: alpha)),
-        ]
+        MetricName.allCases.map { ($0, estimate($0, users, alpha: alpha)) }
     }
 }
 
-/// Builds the report document (DESIGN.md §5) from the counting rules' output.
+/// Builds the report document (DESIGN.md §5) from the analysis and the diagnosis.
 public struct ReportBuilder {
-    public let attribution: Attribution
-    public let config: FunnelConfig
-    public let labels: StringTable
+    public let analysis: Analysis
+    public let findings: [Finding]
 
-    public init(attribution: Attribution, config: FunnelConfig, labels: StringTable) {
-        self.attribution = attribution
-        self.config = config
-        self.labels = labels
+    public init(analysis: Analysis, findings: [Finding] = []) {
+        self.analysis = analysis
+        self.findings = findings
     }
 
-    /// The SRM test over analysed user counts: (p-value, flag).
-    public func srm() -> (p: Double?, flag: Bool) {
-        let counts = attribution.counts().map { Double($0.users) }
-        let weights: [Double]
-        if let split = config.expectedSplit {
-            weights = attribution.variants.map { split[$0] ?? 0 }
-        } else {
-            weights = counts.map { _ in 1 }
+    /// Counting rules, statistics and (with `inputs`) the diagnosis, in one call.
+    public init(attribution: Attribution, config: FunnelConfig, labels: StringTable, diagnosis inputs: DiagnosisInputs? = nil) {
+        let analysis = Analysis(attribution: attribution, config: config, labels: labels)
+        self.analysis = analysis
+        findings = inputs.map { Diagnosis.findings(analysis, $0) } ?? []
+    }
+
+    var config: FunnelConfig { analysis.config }
+
+    func countsJSON(_ users: [UserStats]) -> [(String, JSONValue)] {
+        var c = GroupCounts()
+        for s in users { c.add(s) }
+        let metrics = Metrics.estimates(users, alpha: config.significanceLevel).map { name, e in
+            (name.rawValue, JSONValue.object([("value", .number(e.value)), ("ci", .interval(e.ci))]))
         }
-        let p = Estimators.chiSquareGoodnessOfFit(observed: counts, weights: weights)
-        return (p, p.map { $0 < config.srmPThreshold } ?? false)
-    }
-
-    func countsJSON(_ c: GroupCounts, users: [UserStats]?) -> [(String, JSONValue)] {
-        var members: [(String, JSONValue)] = [
+        return [
             ("users", .int(c.users)), ("impressions", .int(c.impressions)), ("clicks", .int(c.clicks)),
             ("carts", .int(c.carts)), ("purchases", .int(c.purchases)), ("revenue", .double(c.revenue)),
             ("orders", .int(c.orders)), ("converting_users", .int(c.convertingUsers)), ("order_revenue", .double(c.orderRevenue)),
+            ("metrics", .object(metrics)),
         ]
-        if let users {
-            let metrics = Metrics.estimates(users, alpha: config.significanceLevel).map { name, e in
-                (name.rawValue, JSONValue.object([("value", .number(e.value)), ("ci", .interval(e.ci))]))
-            }
-            members.append(("metrics", .object(metrics)))
-        }
-        return members
     }
 
     /// The report as a JSON document.
     public func json() -> JSONValue {
-        let a = attribution
-        var perVariant = [[UserStats]](repeating: [], count: a.variants.count)
-        for u in a.users { perVariant[u.variant].append(u.stats) }
-        let counts = a.counts()
-        let variants: [(String, JSONValue)] = a.variants.indices.map { v in
-            (a.variants[v], .object(countsJSON(counts[v], users: perVariant[v])))
+        let a = analysis.attribution
+        let variants: [(String, JSONValue)] = a.variants.indices.map { v in (a.variants[v], .object(countsJSON(analysis.perVariant[v]))) }
+
+        let comparisons: [JSONValue] = analysis.comparisons.map { c in
+            .object([
+                ("metric", .string(c.metric.rawValue)), ("variant", .string(c.variant)), ("segment", c.segment.map(JSONValue.string) ?? .null),
+                ("absolute_diff", .number(c.difference.absoluteDiff)), ("relative_lift", .number(c.difference.relativeLift)),
+                ("ci", .interval(c.difference.ci)), ("relative_ci", .interval(c.difference.relativeCI)),
+                ("p_value", .number(c.difference.pValue)), ("adjusted_p_value", .number(c.adjustedP)), ("significant", .bool(c.significant)),
+            ])
         }
 
         let dq = a.dataQuality
-        let srm = srm()
         let quarantined: [(String, JSONValue)] = QuarantineReason.allCases.map { ($0.rawValue, .int(dq.quarantined[$0] ?? 0)) }
+        let segmentSRM: [JSONValue] = analysis.segmentSRM.map {
+            .object([("segment", .string("\($0.dimension)=\($0.value)")), ("p_value", .number($0.p)), ("flag", .bool($0.flag))])
+        }
         let dataQuality: JSONValue = .object([
             ("events_read", .int(dq.eventsRead)), ("quarantined", .object(quarantined)),
             ("duplicate_events", .int(dq.duplicateEvents)), ("bot_users", .int(dq.botUsers)),
@@ -90,28 +87,25 @@ public struct ReportBuilder {
             ("unattributed_conversions", .int(dq.unattributedConversions)), ("leaked_users", .int(dq.leakedUsers)),
             ("variant_mismatches", .int(dq.variantMismatches)), ("non_viewable_clicks", .int(dq.nonViewableClicks)),
             ("duplicate_clicks", .int(dq.duplicateClicks)), ("exposed_users", .int(dq.exposedUsers)),
-            ("srm", .object([("p_value", .number(srm.p)), ("flag", .bool(srm.flag))])),
+            ("srm", .object([("p_value", .number(analysis.srm.p)), ("flag", .bool(analysis.srm.flag))])),
+            ("segment_srm", .array(segmentSRM)),
         ])
 
-        // Segments: dimension -> value -> variant -> counts (a user's segment is their first exposure's context).
-        var seg: [Int32: [Int32: [Int: [UserStats]]]] = [:]
-        for u in a.users {
-            for pair in u.segments { seg[pair.key, default: [:]][pair.value, default: [:]][u.variant, default: []].append(u.stats) }
-        }
-        let segments: [(String, JSONValue)] = seg.keys.map { (labels[$0], $0) }.sorted { $0.0 < $1.0 }.map { name, key in
-            let values = seg[key]!
-            let members: [(String, JSONValue)] = values.keys.map { (labels[$0], $0) }.sorted { $0.0 < $1.0 }.map { vname, vkey in
-                let byVariant = values[vkey]!
-                let vs: [(String, JSONValue)] = a.variants.indices.compactMap { v in
-                    guard let users = byVariant[v] else { return nil }
-                    var c = GroupCounts()
-                    for s in users { c.add(s) }
-                    return (a.variants[v], .object(countsJSON(c, users: users)))
-                }
-                return (vname, .object(vs))
+        var segments: [(String, JSONValue)] = []
+        var dimension: String? = nil
+        var values: [(String, JSONValue)] = []
+        for s in analysis.segments {
+            if s.dimension != dimension {
+                if let dimension { segments.append((dimension, .object(values))) }
+                dimension = s.dimension
+                values = []
             }
-            return (name, .object(members))
+            let byVariant: [(String, JSONValue)] = a.variants.indices.compactMap { v in
+                s.groups[v].isEmpty ? nil : (a.variants[v], .object(countsJSON(s.groups[v])))
+            }
+            values.append((s.value, .object(byVariant)))
         }
+        if let dimension { segments.append((dimension, .object(values))) }
 
         let positions: [(String, JSONValue)] = a.variants.indices.map { v in
             let members: [(String, JSONValue)] = a.positions[v].keys.sorted().map { p in
@@ -122,13 +116,26 @@ public struct ReportBuilder {
             return (a.variants[v], .object(members))
         }
 
+        let diagnosis: JSONValue = .object([
+            ("verdict", .string(analysis.verdict)),
+            ("verdict_reasons", .array(analysis.verdictReasons.map(JSONValue.string))),
+            ("verdict_rule", .string("inconclusive when SRM is flagged or leaked users exceed 5 % of exposed users; else do_not_ship when the primary metric or a guardrail is significantly worse in any treatment; else ship when the primary metric is significantly better; else inconclusive")),
+            ("primary_metric", .string(config.primaryMetric.rawValue)),
+            ("guardrail_metrics", .array(config.guardrailMetrics.map { .string($0.rawValue) })),
+            ("findings", .array(findings.map(\.json))),
+        ])
+
         return .object([
             ("experiment", .string(a.experiment)),
             ("control", .string(config.control)),
+            ("significance_level", .double(config.significanceLevel)),
+            ("correction", .string(config.correction.rawValue)),
             ("variants", .object(variants)),
+            ("comparisons", .array(comparisons)),
             ("data_quality", dataQuality),
             ("segments", .object(segments)),
             ("positions", .object(positions)),
+            ("diagnosis", diagnosis),
         ])
     }
 }

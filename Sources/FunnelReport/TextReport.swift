@@ -1,17 +1,54 @@
 import Foundation
 
-/// Renders the report document as aligned text tables for a terminal.
+/// Renders the report document as text for a terminal (fits 100 columns for two or three
+/// variants): the verdict and the top findings first, then comparisons, counts, metrics, data
+/// quality and CTR by position. Colour only when asked (on a TTY).
 public enum TextReport {
     public static func render(_ doc: JSONValue, color: Bool = false) -> String {
         var out = ""
-        func bold(_ s: String) -> String { color ? "\u{1B}[1m\(s)\u{1B}[0m" : s }
-        let experiment = doc["experiment"].flatMap { if case .string(let s) = $0 { return s }; return nil } ?? "?"
-        let control = doc["control"].flatMap { if case .string(let s) = $0 { return s }; return nil } ?? "?"
+        func style(_ s: String, _ code: String) -> String { color ? "\u{1B}[\(code)m\(s)\u{1B}[0m" : s }
+        func bold(_ s: String) -> String { style(s, "1") }
+        let experiment = string(doc["experiment"]) ?? "?"
+        let control = string(doc["control"]) ?? "?"
         out += bold("Funnel report — experiment \(experiment) (control: \(control))") + "\n\n"
+
+        if let diagnosis = doc["diagnosis"] {
+            let verdict = string(diagnosis["verdict"]) ?? "?"
+            let code = verdict == "ship" ? "32;1" : (verdict == "do_not_ship" ? "31;1" : "33;1")
+            out += "Verdict: " + style(verdict.uppercased().replacingOccurrences(of: "_", with: " "), code) + "\n"
+            if case .array(let reasons)? = diagnosis["verdict_reasons"] {
+                for r in reasons { out += wrap("  • " + (string(r) ?? ""), indent: 4) }
+            }
+            if case .array(let findings)? = diagnosis["findings"], !findings.isEmpty {
+                out += "\n" + bold("Findings") + "\n"
+                let shown = findings.filter { string($0["severity"]) != "info" }.prefix(8)
+                let list = shown.isEmpty ? Array(findings.prefix(5)) : Array(shown) + findings.filter { string($0["kind"]) == "mix_vs_rate" && string($0["severity"]) == "info" }.prefix(1)
+                for f in list {
+                    let sev = string(f["severity"]) ?? "info"
+                    let tag = sev == "critical" ? style("[critical]", "31") : sev == "warning" ? style("[warning] ", "33") : "[info]    "
+                    out += wrap("\(tag) \(string(f["kind"]) ?? ""): \(string(f["message"]) ?? "")", indent: 11)
+                }
+                let rest = findings.count - list.count
+                if rest > 0 { out += "  (\(rest) more in the JSON and HTML reports)\n" }
+            }
+            out += "\n"
+        }
+
+        if case .array(let comparisons)? = doc["comparisons"] {
+            var rows: [[String]] = [["metric", "variant", "abs diff", "lift", "lift interval", "p", "adj p", ""]]
+            for c in comparisons where c["segment"] == .null {
+                var ci = "—"
+                if case .array(let b)? = c["relative_ci"], b.count == 2 { ci = "[\(pct(b[0])), \(pct(b[1]))]" }
+                rows.append([string(c["metric"]) ?? "", string(c["variant"]) ?? "", format(c["absolute_diff"], digits: 4),
+                             pct(c["relative_lift"]), ci, format(c["p_value"], digits: 3), format(c["adjusted_p_value"], digits: 3),
+                             c["significant"] == .bool(true) ? "*" : ""])
+            }
+            out += bold("Comparisons with control (* significant after \(string(doc["correction"]) ?? "correction"))") + "\n" + table(rows) + "\n"
+        }
 
         guard case .object(let variants)? = doc["variants"] else { return out }
         let countKeys = ["users", "impressions", "clicks", "carts", "purchases", "revenue", "orders", "converting_users", "order_revenue"]
-        var rows: [[String]] = [["variant"] + countKeys]
+        var rows: [[String]] = [["variant", "users", "impr.", "clicks", "carts", "purch.", "revenue", "orders", "conv.users", "order rev."]]
         for (name, v) in variants {
             rows.append([name] + countKeys.map { key in
                 if case .double(let d)? = v[key] { return String(format: "%.2f", d) }
@@ -26,14 +63,14 @@ public enum TextReport {
                 var row = [metric]
                 for (_, v) in variants {
                     let m = v["metrics"]?[metric]
-                    let value = format(m?["value"], digits: 5)
                     var ci = ""
-                    if case .array(let b)? = m?["ci"], b.count == 2 { ci = " [\(format(b[0], digits: 5)), \(format(b[1], digits: 5))]" }
-                    row.append(value + ci)
+                    if case .array(let b)? = m?["ci"], b.count == 2 { ci = " [\(format(b[0], digits: 4)), \(format(b[1], digits: 4))]" }
+                    row.append(format(m?["value"], digits: 4) + ci)
                 }
                 mrows.append(row)
             }
-            out += bold("Metrics (value [\(confidenceLabel(doc)) interval])") + "\n" + table(mrows) + "\n"
+            let level = doc["significance_level"].flatMap { if case .double(let a) = $0 { return String(format: "%.0f %%", (1 - a) * 100) }; return nil } ?? "95 %"
+            out += bold("Metrics (value [\(level) interval])") + "\n" + table(mrows) + "\n"
         }
 
         if case .object(let dq)? = doc["data_quality"] {
@@ -48,6 +85,8 @@ public enum TextReport {
                     let p = inner.first { $0.0 == "p_value" }?.1
                     let flag = inner.first { $0.0 == "flag" }?.1 == .bool(true)
                     drows.append(["srm p-value", format(p, digits: 4) + (flag ? "  ← sample-ratio mismatch" : "")])
+                case .array:
+                    continue
                 default:
                     drows.append([k, format(v)])
                 }
@@ -68,7 +107,29 @@ public enum TextReport {
         return out
     }
 
-    static func confidenceLabel(_ doc: JSONValue) -> String { "two-sided" }
+    static func string(_ v: JSONValue?) -> String? {
+        if case .string(let s)? = v { return s }
+        return nil
+    }
+
+    static func pct(_ v: JSONValue?) -> String {
+        if case .double(let d)? = v { return String(format: "%+.1f%%", d * 100) }
+        return "—"
+    }
+
+    /// Wraps a line at 100 columns, indenting continuation lines.
+    static func wrap(_ text: String, indent: Int, width: Int = 100) -> String {
+        var out = ""
+        var line = ""
+        for word in text.split(separator: " ", omittingEmptySubsequences: false) {
+            if line.count + word.count + 1 > width && !line.trimmingCharacters(in: .whitespaces).isEmpty {
+                out += line + "\n"
+                line = String(repeating: " ", count: indent)
+            }
+            line += (line.isEmpty || line.hasSuffix(" ") ? "" : " ") + word
+        }
+        return out + line + "\n"
+    }
 
     static func format(_ v: JSONValue?, digits: Int = 2) -> String {
         switch v {
@@ -94,8 +155,8 @@ public enum TextReport {
                 let pad = String(repeating: " ", count: widths[i] - c.count)
                 line += i == 0 ? c + pad : "  " + pad + c
             }
-            out += line + "\n"
-            if k == 0 { out += widths.enumerated().map { String(repeating: "─", count: $0.element + ($0.offset == 0 ? 0 : 2)) }.joined() + "\n" }
+            out += line.replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression) + "\n"
+            if k == 0 { out += String(repeating: "─", count: widths.reduce(0, +) + 2 * (widths.count - 1)) + "\n" }
         }
         return out
     }

@@ -10,7 +10,7 @@ extension Simulator {
     /// About 10 % of users carry one trap; the near-bot trap (20 fast clicks) is rarer so that it
     /// does not dominate click-through.
     mutating func pickTrap() -> Trap? {
-        guard rng.chance(0.1) else { return nil }
+        guard traps, rng.chance(0.1) else { return nil }
         let trap = Trap.allCases[rng.int(0, Trap.allCases.count - 1)]
         if trap == .nearBot && !rng.chance(0.2) { return nil }
         return trap
@@ -58,7 +58,7 @@ extension Simulator {
     /// Adds to `counts` when `counted`.
     mutating func session(user: String, variant: String, device: String, at t0: Int64, shown: inout Set<Int>,
                           counted: Bool, counts: inout Truth.Counts, extraOrderLine: Int? = nil,
-                          botFlag: Bool = false) -> [SessionImp] {
+                          botFlag: Bool = false, propensity: (click: Double, buy: Double) = (1, 1)) -> [SessionImp] {
         let surface = rng.chance(0.6) ? "home" : "search"
         let request = "r\(nextEvent + 1)"
         let items = rank(variant, shown: &shown, count: listLength)
@@ -76,7 +76,13 @@ extension Simulator {
         var lastClick: Int64 = t0
         for k in imps.indices {
             let item = imps[k].imp.item
-            let p = Simulator.examination[k] * attractiveness[item] * deviceFactor
+            let p = min(0.95, Simulator.examination[k] * attractiveness[item] * deviceFactor * propensity.click)
+            let q = min(0.95, conversion[item] * propensity.buy)
+            if counted {
+                var e = truth.expected[variant] ?? (0, 0, 0)
+                e.impressions += 1; e.clicks += p; e.purchases += p * q
+                truth.expected[variant] = e
+            }
             guard rng.chance(p) else { continue }
             let ts = imps[k].imp.ts + Int64(rng.int(2000, 300_000))
             _ = click(user: user, impressionID: imps[k].imp.id, ts: ts)
@@ -87,7 +93,7 @@ extension Simulator {
                 cart(user: user, item: item, ts: ts + Int64(rng.int(10_000, 600_000)), impressionID: rng.chance(0.5) ? imps[k].imp.id : nil)
                 if counted { counts.carts += 1 }
             }
-            if rng.chance(conversion[item]) {
+            if rng.chance(q) {
                 let q = rng.chance(0.8) ? 1 : (rng.chance(0.75) ? 2 : 3)
                 lines.append((item, q))
                 imps[k].purchased = true
@@ -114,6 +120,9 @@ extension Simulator {
         let device = devices[rng.int(0, 2)]
         let userType = rng.chance(0.4) ? "new" : "returning"
         let t0 = start + Int64(rng.int(0, 7 * 86_400)) * 1000 + Int64(rng.int(0, 999))
+        // Users differ in how much they click and buy (log-normal, mean 1): impressions of one user
+        // are correlated, which is why rates are analysed per user.
+        let propensity = (click: exp(1.0 * rng.normal() - 0.5), buy: exp(0.8 * rng.normal() - 0.32))
         var shown = Set<Int>()
         var counts = Truth.Counts()
         if u % 40 == 17 { junkLine(u) }
@@ -155,7 +164,7 @@ extension Simulator {
         for s in 0..<sessions {
             let extra = (trap == .unclickedPurchase && s == 0) ? unseenItem(&shown) : nil
             let imps = session(user: user, variant: variant, device: device, at: t, shown: &shown, counted: counted,
-                               counts: &counts, extraOrderLine: extra, botFlag: trap == .botFlag && s == 0)
+                               counts: &counts, extraOrderLine: extra, botFlag: trap == .botFlag && s == 0, propensity: propensity)
             // The never-clicked line joins the session's order (or makes one); session() counted the order.
             if extra != nil { truth.bump("unattributed_conversions") }
             if s == 0 { firstSession = imps }

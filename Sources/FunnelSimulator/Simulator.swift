@@ -23,6 +23,9 @@ public struct Truth: Sendable {
     public var variants: [String: Counts] = [:]
     /// data_quality counters by report key.
     public var dataQuality: [String: Int] = [:]
+    /// Per variant, over counted ordinary impressions: Σ click probability and Σ purchase probability
+    /// (the expected clicks and purchases given what was shown).
+    public var expected: [String: (impressions: Int, clicks: Double, purchases: Double)] = [:]
     public var quarantined: [String: Int] = [:]
     /// Examination probability per position (1-based), the same in every scenario.
     public var examination: [Double]
@@ -38,7 +41,11 @@ public struct Truth: Sendable {
         let dq = dataQuality.keys.sorted().map { "\"\($0)\":\(dataQuality[$0]!)" }.joined(separator: ",")
         let q = quarantined.keys.sorted().map { "\"\($0)\":\(quarantined[$0]!)" }.joined(separator: ",")
         let exam = examination.map { String($0) }.joined(separator: ",")
-        return "{\"scenario\":\"\(scenario.rawValue)\",\"seed\":\(seed),\"simulated_users\":\(simulatedUsers),\"lines\":\(lines),\"experiment\":\"recs-v2\",\"control\":\"control\",\"variants\":{\(variants)},\"data_quality\":{\(dq),\"quarantined\":{\(q)}},\"examination\":[\(exam)]}\n"
+        let expectedJSON = expected.keys.sorted().map { k in
+            let e = expected[k]!
+            return "\"\(k)\":{\"impressions\":\(e.impressions),\"clicks\":\(e.clicks),\"purchases\":\(e.purchases)}"
+        }.joined(separator: ",")
+        return "{\"scenario\":\"\(scenario.rawValue)\",\"seed\":\(seed),\"simulated_users\":\(simulatedUsers),\"lines\":\(lines),\"experiment\":\"recs-v2\",\"control\":\"control\",\"variants\":{\(variants)},\"data_quality\":{\(dq),\"quarantined\":{\(q)}},\"examination\":[\(exam)],\"expected\":{\(expectedJSON)}}\n"
     }
 }
 
@@ -69,11 +76,16 @@ public struct Simulator {
     let listLength = 8
     let start: Int64 = 1_772_323_200_000  // 2026-03-01T00:00:00Z
 
-    public init(scenario: Scenario, users: Int, seed: UInt64) {
+    /// Whether users carry traps (duplicates, bots, late clicks, ...); calibration runs without them.
+    public var traps = true
+
+    /// `catalogSeed` fixes the items (attractiveness, conversion, price): runs with different `seed`
+    /// and the same catalog share one ground truth.
+    public init(scenario: Scenario, users: Int, seed: UInt64, catalogSeed: UInt64 = 2026) {
         self.scenario = scenario
         self.users = users
         self.seed = seed
-        rng = SeededRandom(seed: seed)
+        rng = SeededRandom(seed: catalogSeed)
         truth = Truth(scenario: scenario, seed: seed, simulatedUsers: users, examination: Simulator.examination)
         for key in ["duplicate_events", "bot_users", "non_viewable_impressions", "collapsed_impressions", "orphan_clicks", "late_clicks",
                     "unattributed_conversions", "leaked_users", "variant_mismatches", "non_viewable_clicks", "duplicate_clicks"] {
@@ -91,6 +103,7 @@ public struct Simulator {
             conversion.append(min(0.9, bait ? q * 0.25 : q))
             priceCents.append(max(199, Int(3000 * exp(0.6 * rng.normal()))))
         }
+        rng = SeededRandom(seed: seed)
     }
 
     /// Generates the log, calling `flush` with blocks of bytes; returns the truth.

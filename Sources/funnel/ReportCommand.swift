@@ -5,7 +5,7 @@ import FunnelConfig
 import FunnelEvents
 import FunnelReport
 
-enum ReportFormat: String, ExpressibleByArgument, CaseIterable { case text, json }
+enum ReportFormat: String, ExpressibleByArgument, CaseIterable { case text, json, html }
 
 /// Shared input options.
 struct InputOptions: ParsableArguments {
@@ -54,8 +54,12 @@ func readEvents(_ input: InputOptions, onQuarantine: QuarantineHandler? = nil) t
 func readEvents(paths: [String], format: InputFormat, quarantine: String?, onQuarantine: QuarantineHandler? = nil) throws -> EventLog {
     let file = try QuarantineFile(path: quarantine)
     defer { file.flush() }
-    do {
-        return try EventReader.read(paths: paths, format: format) { row in
+    let progress = isatty(2) != 0 ? ProgressBar(paths: paths) : nil
+    defer { progress?.finish() }
+    var onProgress: (@Sendable (Int) -> Void)? = nil
+    if let progress { onProgress = { bytes in progress.update(bytes) } }
+    do throws(InputError) {
+        return try EventReader.read(paths: paths, format: format, onProgress: onProgress) { row in
             file.write(row)
             onQuarantine?(row)
         }
@@ -74,11 +78,44 @@ func loadConfig(_ path: String?) throws -> FunnelConfig {
     do { return try FunnelConfig.load(path: path) } catch { throw CLIError("configuration error: \(error.description)") }
 }
 
-/// Runs the counting rules and renders the report.
-func buildReport(log: EventLog, config: FunnelConfig) throws -> JSONValue {
+/// Reads an item attribute file: a CSV header naming `item_id` and a cohort column (`cohort`, or
+/// else the second column), one item per line.
+func loadCohorts(_ path: String?, log: EventLog) throws -> (cohorts: [Int32: String]?, catalog: Int) {
+    guard let path else { return (nil, log.items.count) }
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+        throw CLIError("--items \(path): cannot read the file; pass a CSV with columns item_id,cohort")
+    }
+    var lines = text.split(whereSeparator: \.isNewline).map(String.init)
+    guard !lines.isEmpty else { throw CLIError("--items \(path): the file is empty; expected a header item_id,cohort") }
+    let header = lines.removeFirst().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+    guard let itemColumn = header.firstIndex(of: "item_id"), header.count >= 2 else {
+        throw CLIError("--items \(path): line 1: the header must name item_id and a cohort column (e.g. item_id,cohort)")
+    }
+    let cohortColumn = header.firstIndex(of: "cohort") ?? (itemColumn == 0 ? 1 : 0)
+    var cohorts: [Int32: String] = [:]
+    for (k, line) in lines.enumerated() where !line.isEmpty {
+        let cells = line.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard cells.count > max(itemColumn, cohortColumn) else {
+            throw CLIError("--items \(path): line \(k + 2): expected \(header.count) cells, found \(cells.count)")
+        }
+        if let id = log.items.lookup(cells[itemColumn]) { cohorts[id] = cells[cohortColumn] }
+    }
+    return (cohorts, lines.count)
+}
+
+/// Runs the counting rules, the statistics and the diagnosis.
+func buildReport(log: EventLog, config: FunnelConfig, itemsFile: String? = nil) throws -> JSONValue {
+    let (cohorts, catalog) = try loadCohorts(itemsFile, log: log)
     do {
         let attribution = try Attributor.run(log, config: config)
-        return ReportBuilder(attribution: attribution, config: config, labels: log.labels).json()
+        let rerun: @Sendable (Double) -> Analysis? = { hours in
+            var c = config
+            c.conversionWindowHours = hours
+            guard let a = try? Attributor.run(log, config: c) else { return nil }
+            return Analysis(attribution: a, config: c, labels: log.labels)
+        }
+        let inputs = DiagnosisInputs(cohorts: cohorts, catalogSize: catalog, rerun: rerun)
+        return ReportBuilder(attribution: attribution, config: config, labels: log.labels, diagnosis: inputs).json()
     } catch {
         throw CLIError(error.description)
     }
@@ -92,8 +129,11 @@ struct Report: ParsableCommand {
     @Option(name: .long, help: "funnel.yaml with counting rules and A/B settings (defaults: DESIGN.md §3).")
     var config: String?
 
-    @Option(name: .long, help: "Output format: text or json.")
+    @Option(name: .long, help: "Output format: text (tables), json (DESIGN.md §5) or html (one self-contained file with charts).")
     var format: ReportFormat = .text
+
+    @Option(name: .long, help: "Item attribute CSV (item_id,cohort) for the mix-versus-rate diagnosis; default: deciles of pooled post-click conversion.")
+    var items: String?
 
     @Option(name: .long, help: "Write the report to this file instead of standard output.")
     var output: String?
@@ -101,11 +141,12 @@ struct Report: ParsableCommand {
     func run() throws {
         let cfg = try loadConfig(config)
         let log = try readEvents(input)
-        let doc = try buildReport(log: log, config: cfg)
+        let doc = try buildReport(log: log, config: cfg, itemsFile: items)
         let text: String
         switch format {
         case .json: text = doc.serialized(pretty: true) + "\n"
         case .text: text = TextReport.render(doc, color: output == nil && isatty(1) != 0)
+        case .html: text = HTMLReport.render(doc)
         }
         if let output {
             guard FileManager.default.createFile(atPath: output, contents: Data(text.utf8)) else {
@@ -157,4 +198,23 @@ final class ExampleCollector: @unchecked Sendable {
     func add(_ row: QuarantineRow) {
         if rows[row.rejection.reason, default: []].count < limit { rows[row.rejection.reason, default: []].append(row) }
     }
+}
+
+/// A one-line progress bar on standard error (only used when it is a terminal).
+final class ProgressBar: @unchecked Sendable {
+    let total: Int
+    var last = -1
+    init(paths: [String]) {
+        total = paths.reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: $1)[.size] as? Int) ?? 0) }
+    }
+    func update(_ bytes: Int) {
+        guard total > 1 << 24 else { return }
+        let pct = min(100, bytes * 100 / max(total, 1))
+        if pct == last { return }
+        last = pct
+        let width = 30
+        let filled = pct * width / 100
+        FileHandle.standardError.write(Data("\rreading [\(String(repeating: "#", count: filled))\(String(repeating: " ", count: width - filled))] \(pct) %".utf8))
+    }
+    func finish() { if last >= 0 { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) } }
 }

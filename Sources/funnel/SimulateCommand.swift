@@ -74,6 +74,8 @@ struct Demo: ParsableCommand {
         print(TextReport.render(doc, color: isatty(1) != 0), terminator: "")
         let json = (dir as NSString).appendingPathComponent("report.json")
         try Data((doc.serialized(pretty: true) + "\n").utf8).write(to: URL(fileURLWithPath: json))
-        print("\nreport: \(json)\nquarantined lines: \(quarantine)")
+        let html = (dir as NSString).appendingPathComponent("report.html")
+        try Data(HTMLReport.render(doc).utf8).write(to: URL(fileURLWithPath: html))
+        print("\nHTML report: \(html)\nJSON report: \(json)\nquarantined lines: \(quarantine)")
     }
 }

@@ -68,3 +68,36 @@ struct TruthRecoveryTests {
         #expect(!text.isEmpty)
     }
 }
+
+struct DiagnosisOnSimulationTests {
+    func report(_ scenario: Scenario, users: Int, seed: UInt64) throws -> (Analysis, [Finding]) {
+        let (text, _) = simulateToText(scenario, users: users, seed: seed)
+        let log = EventReader.read(text: text)
+        let config = FunnelConfig()
+        let analysis = Analysis(attribution: try Attributor.run(log, config: config), config: config, labels: log.labels)
+        return (analysis, Diagnosis.findings(analysis, DiagnosisInputs(catalogSize: log.items.count)))
+    }
+
+    /// The clickbait treatment: the post-click stage is named, the cohort shift dominates, do_not_ship.
+    @Test func clickbaitIsExplained() throws {
+        let (a, findings) = try report(.clickbait, users: 8000, seed: 21)
+        #expect(a.verdict == "do_not_ship")
+        let stage = try #require(findings.first { $0.kind == "stage_decomposition" })
+        #expect(stage.numbers.first { $0.0 == "stage" }?.1 == .string("post_click"))
+        let mix = try #require(findings.first { $0.kind == "mix_vs_rate" })
+        guard case .double(let share)? = mix.numbers.first(where: { $0.0 == "mix_share" })?.1,
+              case .double(let m)? = mix.numbers.first(where: { $0.0 == "mix" })?.1 else { Issue.record("mix numbers"); return }
+        #expect(m < 0)
+        #expect(share > 0.5)
+        #expect(findings.contains { $0.kind == "diversity_coverage" })
+        #expect(findings.contains { $0.kind == "position_effects" })
+    }
+
+    /// A/A: no significant overall comparison and an inconclusive verdict (fixed seed).
+    @Test func aaIsInconclusive() throws {
+        let (a, findings) = try report(.aa, users: 8000, seed: 22)
+        #expect(a.verdict == "inconclusive")
+        #expect(!findings.contains { $0.severity == .critical && $0.kind == "stage_decomposition" })
+        #expect(a.comparisons.filter { $0.segment == nil && $0.significant }.count <= 1)
+    }
+}

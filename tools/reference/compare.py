@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Compare the Funnel binary's counts with the reference implementation on generated logs.
 
-    python3 compare.py --funnel PATH_TO_FUNNEL_BINARY --seeds 1-50 [--csv] [--users N]
+    python3 compare.py --funnel PATH_TO_FUNNEL_BINARY --seeds 1-50 [--csv] [--users N] [--stats]
 
 For each seed: generate a log (gen_logs.py; every third seed gzip-compressed), then for each of a
 few configs run the reference (in-process) and
@@ -11,6 +11,14 @@ report that the reference does not produce (metrics, srm, ctr, comparisons, ...)
 Segment and position cells missing on one side are read as all zeros.  When the reference stops
 with an error (experiment: null with two experiments), the binary must fail too.
 Ends with `compare: N passed, M failed` (per seed) and exits 1 if any failed.
+
+With --stats, the statistics of DESIGN §4/§5/§7 are compared too (stats_reference.py; needs
+numpy, scipy, statsmodels): every variant's metrics {value, ci}, every comparison field matched
+by (metric, variant, segment) with missing and extra comparisons reported, data_quality.srm and
+diagnosis.verdict.  Numbers agree to 1e-9 relative (1e-12 absolute near zero), null only with
+null, booleans and strings exactly.  Logs then default to 400 users (enough per variant and
+segment value for the statistics to be defined), even seeds are generated with a 1 % leak rate
+(so the verdict is not always `inconclusive` on leaks), and more configs run (STATS_CONFIGS).
 """
 
 import argparse
@@ -29,6 +37,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import funnel_reference as ref  # noqa: E402
 import gen_logs  # noqa: E402
+
+stats_ref = None  # stats_reference, imported by main() only with --stats
 
 COUNT_KEYS = ref.COUNT_KEYS
 FLOAT_KEYS = {"revenue", "order_revenue"}
@@ -55,6 +65,29 @@ CONFIGS = {
         "click_attribution": {"clock_skew_seconds": 10, "click_window_seconds": 3600,
                               "conversion_window_hours": 48, "view_through": True},
         "ab_testing": {"experiment": "recs-v2"},
+    },
+}
+
+
+# Extra configs under --stats: the corrections, alpha, expected_split, SRM threshold, metrics.
+STATS_CONFIGS = {
+    "stats_bh": {  # the treatment's higher CTR is usually a `ship` on low-leak (even) seeds
+        "ab_testing": {"experiment": "recs-v2", "correction": "benjamini_hochberg",
+                       "significance_level": 0.1, "srm_p_threshold": 0.01,
+                       "primary_metric": "ctr", "guardrail_metrics": []},
+    },
+    "stats_bonferroni": {  # uneven expected split, a listed variant that may have no users
+        "click_attribution": {"view_through": True},
+        "ab_testing": {"experiment": "recs-v2", "correction": "bonferroni",
+                       "significance_level": 0.01, "primary_metric": "revenue_per_user",
+                       "guardrail_metrics": [],
+                       "expected_split": {"control": 2, "treatment": 1, "treatment_b": 1}},
+    },
+    "stats_none": {  # another control; an observed variant missing from expected_split
+        "ab_testing": {"experiment": "recs-v2", "correction": "none", "control": "treatment",
+                       "expected_split": {"control": 0.5, "treatment": 0.5},
+                       "primary_metric": "user_conversion_rate",
+                       "guardrail_metrics": ["aov", "ctr", "cart_rate"]},
     },
 }
 
@@ -131,6 +164,101 @@ def compare_reports(expected, got):
     return diffs
 
 
+# ------------------------------------------------------------------------------ statistics
+def same_stat(a, b):
+    """null only with null; numbers to 1e-9 relative or 1e-12 absolute; booleans are not numbers."""
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, bool) or isinstance(b, bool) or not isinstance(a, (int, float)) \
+            or not isinstance(b, (int, float)):
+        return False
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def same_interval(a, b):
+    if a is None or b is None:
+        return a is None and b is None
+    return (isinstance(b, list) and len(b) == 2 and isinstance(a, list)
+            and all(same_stat(x, y) for x, y in zip(a, b)))
+
+
+def compare_stats(expected, got):
+    """Differences in the statistics (--stats): a list of (path, reference value, funnel value)."""
+    diffs = []
+    gv = got.get("variants") or {}
+    for name, ev in sorted(expected["variants"].items()):
+        fv = gv.get(name)
+        if not isinstance(fv, dict):
+            continue  # already reported by compare_reports
+        gm = fv.get("metrics") if isinstance(fv.get("metrics"), dict) else {}
+        for metric in stats_ref.METRIC_NAMES:
+            e = ev["metrics"][metric]
+            g = gm.get(metric)
+            path = f"variants.{name}.metrics.{metric}"
+            if not isinstance(g, dict):
+                diffs.append((path, e, g))
+                continue
+            if not same_stat(e["value"], g.get("value", "absent")):
+                diffs.append((path + ".value", e["value"], g.get("value", "absent")))
+            if not same_interval(e["ci"], g.get("ci", "absent")):
+                diffs.append((path + ".ci", e["ci"], g.get("ci", "absent")))
+
+    def key_of(c):
+        return (c.get("metric"), c.get("variant"), c.get("segment"))
+
+    def label(k):
+        return f"comparisons[{k[0]}, {k[1]}, {k[2] if k[2] is not None else 'overall'}]"
+
+    exp = {key_of(c): c for c in expected["comparisons"]}
+    got_list = got.get("comparisons")
+    got_list = got_list if isinstance(got_list, list) else []
+    gotc = {}
+    for c in got_list:
+        if not isinstance(c, dict):
+            diffs.append(("comparisons[?]", "an object", c))
+            continue
+        k = key_of(c)
+        if k in gotc:
+            diffs.append((label(k), "once", "repeated"))
+        gotc[k] = c
+    for k in sorted(set(exp) - set(gotc), key=repr):
+        diffs.append((label(k), "present", "missing"))
+    for k in sorted(set(gotc) - set(exp), key=repr):
+        diffs.append((label(k), "absent", "extra"))
+    for k in sorted(set(exp) & set(gotc), key=repr):
+        e, g = exp[k], gotc[k]
+        for field in ("absolute_diff", "relative_lift", "p_value", "adjusted_p_value"):
+            if not same_stat(e[field], g.get(field, "absent")):
+                diffs.append((f"{label(k)}.{field}", e[field], g.get(field, "absent")))
+        for field in ("ci", "relative_ci"):
+            if not same_interval(e[field], g.get(field, "absent")):
+                diffs.append((f"{label(k)}.{field}", e[field], g.get(field, "absent")))
+        if g.get("significant", "absent") is not e["significant"]:
+            diffs.append((f"{label(k)}.significant", e["significant"], g.get("significant", "absent")))
+
+    esrm = expected["data_quality"]["srm"]
+    gsrm = (got.get("data_quality") or {}).get("srm")
+    gsrm = gsrm if isinstance(gsrm, dict) else {}
+    if not same_stat(esrm["p_value"], gsrm.get("p_value", "absent")):
+        diffs.append(("data_quality.srm.p_value", esrm["p_value"], gsrm.get("p_value", "absent")))
+    if gsrm.get("flag", "absent") is not esrm["flag"]:
+        diffs.append(("data_quality.srm.flag", esrm["flag"], gsrm.get("flag", "absent")))
+    gdiag = got.get("diagnosis") if isinstance(got.get("diagnosis"), dict) else {}
+    if gdiag.get("verdict") != expected["diagnosis"]["verdict"]:
+        diffs.append(("diagnosis.verdict", expected["diagnosis"]["verdict"], gdiag.get("verdict")))
+    return diffs
+
+
+def reference_report(log, config_path, with_stats):
+    """The reference's report (with the statistics when asked) for one log and config."""
+    cfg = ref.load_config(config_path)
+    if not with_stats:
+        return ref.run(log, cfg)
+    users = []
+    report = ref.run(log, cfg, users_out=users)
+    return stats_ref.add_stats(report, users, cfg)
+
+
 # ------------------------------------------------------------------------------ one seed
 def run_funnel(funnel, log, config_path, out_path, timeout):
     cmd = [funnel, "report", "--events", log, "--format", "json", "--output", out_path]
@@ -152,11 +280,13 @@ def run_seed(args, seed, workdir):
     if seed % 3 == 0:
         suffix += ".gz"
     log = os.path.join(workdir, f"seed{seed}{suffix}")
-    data, _ = gen_logs.generate(seed, args.users, args.csv)
+    leak_rate = 0.01 if args.stats and seed % 2 == 0 else None
+    data, _ = gen_logs.generate(seed, args.users, args.csv, leak_rate)
     with open(log, "wb") as f:
         f.write(gzip.compress(data, mtime=0) if suffix.endswith(".gz") else data)
 
-    for name, config in CONFIGS.items():
+    configs = dict(CONFIGS, **(STATS_CONFIGS if args.stats else {}))
+    for name, config in configs.items():
         config_path = None
         if config is not None:
             config_path = os.path.join(workdir, f"{name}.yaml")
@@ -164,7 +294,7 @@ def run_seed(args, seed, workdir):
                 yaml.safe_dump(config, f, sort_keys=False)
         out_path = os.path.join(workdir, f"out-{name}.json")
         try:
-            expected, ref_error = ref.run(log, ref.load_config(config_path)), None
+            expected, ref_error = reference_report(log, config_path, args.stats), None
         except ref.FunnelError as err:
             expected, ref_error = None, str(err)
         cmd, code, stderr = run_funnel(args.funnel, log, config_path, out_path, args.timeout)
@@ -183,6 +313,8 @@ def run_seed(args, seed, workdir):
             failures.append(f"{where}\n    cannot read funnel output {out_path}: {err}")
             continue
         diffs = compare_reports(expected, got)
+        if args.stats:
+            diffs += compare_stats(expected, got)
         if diffs:
             lines = [f"{where}\n    {len(diffs)} difference(s); path: reference vs funnel"]
             for path, e, g in diffs[: args.max_diffs]:
@@ -191,6 +323,7 @@ def run_seed(args, seed, workdir):
                 lines.append(f"    ... {len(diffs) - args.max_diffs} more")
             lines.append(f"    decisions: python3 {os.path.join(HERE, 'funnel_reference.py')} --events {log}"
                          + (f" --config {config_path}" if config_path else "")
+                         + (" --stats" if args.stats else "")
                          + f" --trace {os.path.join(workdir, 'trace-' + name + '.jsonl')}")
             failures.append("\n".join(lines))
     return failures
@@ -201,13 +334,20 @@ def main(argv=None):
     ap.add_argument("--funnel", required=True, help="path to the funnel executable")
     ap.add_argument("--seeds", default="1-50", help="e.g. 1-50 or 1,4,9-12")
     ap.add_argument("--csv", action="store_true", help="generate CSV logs instead of JSON Lines")
-    ap.add_argument("--users", type=int, default=40)
+    ap.add_argument("--users", type=int, help="users per log (default 40, or 400 with --stats)")
+    ap.add_argument("--stats", action="store_true",
+                    help="also compare metrics, comparisons, srm and verdict (needs scipy, statsmodels)")
     ap.add_argument("--max-diffs", type=int, default=12, help="differences shown per seed/config")
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--workdir", help="where each seed's log, configs and outputs are written; "
                     "a seed's directory is removed when it passes and kept when it fails",
                     default=os.path.join(tempfile.gettempdir(), "funnel-compare"))
     args = ap.parse_args(argv)
+    if args.users is None:
+        args.users = 400 if args.stats else 40
+    if args.stats:
+        global stats_ref
+        import stats_reference as stats_ref  # numpy, scipy, statsmodels: only for --stats
     if not (os.path.isfile(args.funnel) and os.access(args.funnel, os.X_OK)):
         print(f"compare: --funnel {args.funnel} is not an executable file; build it first "
               f"(e.g. swift build -c release, then .build/release/funnel)", file=sys.stderr)

@@ -6,10 +6,12 @@ counts) and 7 (precise rules), plus the choices of docs/counting-choices.md.  It
 audited, not to be fast: each step is a direct transcription of one rule, and comments cite it as
 "§2", "§3.4", "§7 Validation", "CC" (= docs/counting-choices.md).
 
-    python3 funnel_reference.py --events PATH [--config funnel.yaml]
+    python3 funnel_reference.py --events PATH [--config funnel.yaml] [--stats]
 
 prints a JSON object with "experiment", "control", "variants", "data_quality" (without srm),
 "segments" and "positions".  Standard library only, plus PyYAML for the optional config.
+With --stats it adds the statistics of §4/§5/§7 (stats_reference.py, which needs numpy, scipy
+and statsmodels): per-variant "metrics", "comparisons", data_quality.srm and diagnosis.verdict.
 """
 
 import argparse
@@ -45,6 +47,13 @@ DEFAULT_CONFIG = {
     "ab_testing": {
         "experiment": None,
         "control": "control",
+        # used only by --stats (stats_reference.py)
+        "expected_split": None,
+        "significance_level": 0.05,
+        "correction": "holm",
+        "primary_metric": "purchases_per_user",
+        "guardrail_metrics": ["ctcvr", "revenue_per_user"],
+        "srm_p_threshold": 0.001,
     },
 }
 
@@ -474,8 +483,10 @@ def zero_counts():
     return {k: (0.0 if k in ("revenue", "order_revenue") else 0) for k in COUNT_KEYS}
 
 
-def run(events_path, cfg, trace=None):
-    """The report's counts.  If `trace` is a list, one dict per decision is appended to it."""
+def run(events_path, cfg, trace=None, users_out=None):
+    """The report's counts.  If `trace` is a list, one dict per decision is appended to it.
+    If `users_out` is a list, one (variant, first-exposure context, per-user counts) tuple per
+    analysed user is appended to it (in user_id order), for the statistics (--stats)."""
 
     def note(ev=None, **facts):
         if trace is not None:
@@ -734,6 +745,8 @@ def run(events_path, cfg, trace=None):
         for t in targets:
             for k in COUNT_KEYS:
                 t[k] += c[k]
+        if users_out is not None:
+            users_out.append((variant, dict(context or {}), dict(c)))
 
     return {
         "experiment": experiment,
@@ -750,10 +763,21 @@ def main(argv=None):
     ap.add_argument("--events", required=True)
     ap.add_argument("--config")
     ap.add_argument("--trace", help="write one JSON line per counting decision to this file")
+    ap.add_argument("--stats", action="store_true",
+                    help="add metrics, comparisons, srm and verdict (needs numpy, scipy, statsmodels)")
     args = ap.parse_args(argv)
     trace = [] if args.trace else None
     try:
-        report = run(args.events, load_config(args.config), trace)
+        cfg = load_config(args.config)
+        users = [] if args.stats else None
+        report = run(args.events, cfg, trace, users)
+        if args.stats:
+            import stats_reference  # numpy, scipy, statsmodels: only for --stats
+
+            try:
+                stats_reference.add_stats(report, users, cfg)
+            except stats_reference.StatsConfigError as err:
+                raise FunnelError(str(err)) from err
     except FunnelError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -762,7 +786,7 @@ def main(argv=None):
             with open(args.trace, "w", encoding="utf-8") as f:
                 for entry in trace:
                     f.write(json.dumps(entry, ensure_ascii=False) + "\n")
-    json.dump(report, sys.stdout, indent=2, sort_keys=True)
+    json.dump(report, sys.stdout, indent=2, sort_keys=True, allow_nan=False)
     sys.stdout.write("\n")
     return 0
 

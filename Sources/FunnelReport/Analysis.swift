@@ -1,0 +1,178 @@
+import FunnelAttribution
+import FunnelConfig
+import FunnelEvents
+import FunnelStats
+
+/// One comparison of the report (DESIGN.md §5 `comparisons`).
+public struct MetricComparison: Sendable {
+    public var metric: MetricName
+    public var variant: String
+    /// nil overall, else `"dimension=value"`.
+    public var segment: String?
+    public var difference: Difference
+    public var adjustedP: Double?
+    public var significant: Bool
+}
+
+/// Users of one group split by variant index.
+public typealias VariantGroups = [[UserStats]]
+
+/// The statistics of an experiment: per-variant estimates, comparisons with corrections, SRM and the verdict.
+public struct Analysis: Sendable {
+    public let attribution: Attribution
+    public let config: FunnelConfig
+    public let labels: StringTable
+    public let perVariant: VariantGroups
+    public let estimates: [[(MetricName, Estimate)]]
+    /// (dimension, value) → users split by variant.
+    public let segments: [(dimension: String, value: String, groups: VariantGroups)]
+    public private(set) var comparisons: [MetricComparison] = []
+    public let srm: (p: Double?, flag: Bool)
+    public let segmentSRM: [(dimension: String, value: String, p: Double?, flag: Bool)]
+    public private(set) var verdict = "inconclusive"
+    public private(set) var verdictReasons: [String] = []
+
+    public var controlIndex: Int? { attribution.variants.firstIndex(of: config.control) }
+    public var alpha: Double { config.significanceLevel }
+
+    public init(attribution: Attribution, config: FunnelConfig, labels: StringTable) {
+        self.attribution = attribution
+        self.config = config
+        self.labels = labels
+        var perVariant = VariantGroups(repeating: [], count: attribution.variants.count)
+        for u in attribution.users { perVariant[u.variant].append(u.stats) }
+        self.perVariant = perVariant
+        estimates = perVariant.map { Metrics.estimates($0, alpha: config.significanceLevel) }
+
+        var bySegment: [Int32: [Int32: VariantGroups]] = [:]
+        for u in attribution.users {
+            for pair in u.segments {
+                bySegment[pair.key, default: [:]][pair.value, default: VariantGroups(repeating: [], count: attribution.variants.count)][u.variant].append(u.stats)
+            }
+        }
+        var segments: [(String, String, VariantGroups)] = []
+        for (k, values) in bySegment {
+            for (v, groups) in values { segments.append((labels[k], labels[v], groups)) }
+        }
+        segments.sort { ($0.0, $0.1) < ($1.0, $1.1) }
+        self.segments = segments.map { (dimension: $0.0, value: $0.1, groups: $0.2) }
+
+        srm = Analysis.srm(counts: perVariant.map { Double($0.count) }, variants: attribution.variants, config: config)
+        segmentSRM = self.segments.map { s in
+            let r = Analysis.srm(counts: s.groups.map { Double($0.count) }, variants: attribution.variants, config: config)
+            return (s.dimension, s.value, r.p, r.flag)
+        }
+        comparisons = compareAll()
+        decide()
+    }
+
+    /// Chi-square goodness of fit of user counts against `expected_split` (equal split when null).
+    static func srm(counts: [Double], variants: [String], config: FunnelConfig) -> (p: Double?, flag: Bool) {
+        let weights = config.expectedSplit.map { split in variants.map { split[$0] ?? 0 } } ?? counts.map { _ in 1 }
+        let p = Estimators.chiSquareGoodnessOfFit(observed: counts, weights: weights)
+        return (p, p.map { $0 < config.srmPThreshold } ?? false)
+    }
+
+    /// The comparison of one metric between two groups of users.
+    public static func difference(_ metric: MetricName, control c: [UserStats], treatment t: [UserStats], alpha: Double) -> Difference {
+        switch metric {
+        case .userConversionRate:
+            return Compare.proportions(kc: c.filter(\.converting).count, nc: c.count, kt: t.filter(\.converting).count, nt: t.count, alpha: alpha)
+        case .purchasesPerUser:
+            return Compare.means(control: c.map { Double($0.orders) }, treatment: t.map { Double($0.orders) }, alpha: alpha)
+        case .revenuePerUser:
+            return Compare.means(control: c.map(\.orderRevenue), treatment: t.map(\.orderRevenue), alpha: alpha)
+        default:
+            let ec = Metrics.estimate(metric, c, alpha: alpha), et = Metrics.estimate(metric, t, alpha: alpha)
+            return Compare.ratios(control: ec, treatment: et, alpha: alpha)
+        }
+    }
+
+    mutating func compareAll() -> [MetricComparison] {
+        guard let control = controlIndex else { return [] }
+        let treatments = attribution.variants.indices.filter { $0 != control }
+        var overall: [MetricComparison] = []
+        for metric in MetricName.allCases {
+            var family: [MetricComparison] = []
+            for t in treatments {
+                let d = Analysis.difference(metric, control: perVariant[control], treatment: perVariant[t], alpha: alpha)
+                family.append(MetricComparison(metric: metric, variant: attribution.variants[t], segment: nil, difference: d, adjustedP: nil, significant: false))
+            }
+            overall += correct(family)
+        }
+        var bySegment: [MetricComparison] = []
+        for s in segments {
+            for metric in MetricName.allCases {
+                for t in treatments where !s.groups[control].isEmpty && !s.groups[t].isEmpty {
+                    let d = Analysis.difference(metric, control: s.groups[control], treatment: s.groups[t], alpha: alpha)
+                    bySegment.append(MetricComparison(metric: metric, variant: attribution.variants[t], segment: "\(s.dimension)=\(s.value)",
+                                                      difference: d, adjustedP: nil, significant: false))
+                }
+            }
+        }
+        return overall + correct(bySegment)
+    }
+
+    /// Applies the configured correction to one family; null p-values stay out of it.
+    func correct(_ family: [MetricComparison]) -> [MetricComparison] {
+        let method = MultipleTesting.Method(rawValue: config.correction.rawValue) ?? .holm
+        let defined = family.indices.filter { family[$0].difference.pValue != nil }
+        let adjusted = MultipleTesting.adjust(defined.map { family[$0].difference.pValue! }, method: method)
+        var out = family
+        for (k, i) in defined.enumerated() {
+            out[i].adjustedP = adjusted[k]
+            out[i].significant = adjusted[k] <= alpha
+        }
+        return out
+    }
+
+    /// Verdict (DESIGN.md §7): `inconclusive` on SRM or leakage above 5 % of exposed users;
+    /// else `do_not_ship` when the primary metric or a guardrail is significantly worse in any
+    /// treatment; else `ship` when the primary is significantly better; else `inconclusive`.
+    mutating func decide() {
+        let dq = attribution.dataQuality
+        let leakShare = dq.exposedUsers > 0 ? Double(dq.leakedUsers) / Double(dq.exposedUsers) : 0
+        if srm.flag {
+            verdict = "inconclusive"
+            verdictReasons = ["sample-ratio mismatch (p = \(fmt(srm.p)) < \(config.srmPThreshold)): the split is broken, so no comparison can be trusted"]
+            return
+        }
+        if leakShare > 0.05 {
+            verdict = "inconclusive"
+            verdictReasons = ["\(percent(leakShare)) of exposed users saw more than one variant (over 5 %)"]
+            return
+        }
+        let overall = comparisons.filter { $0.segment == nil }
+        let watched = [config.primaryMetric] + config.guardrailMetrics
+        let worse = overall.filter { watched.contains($0.metric) && $0.significant && ($0.difference.absoluteDiff ?? 0) < 0 }
+        if !worse.isEmpty {
+            verdict = "do_not_ship"
+            verdictReasons = worse.map { c in
+                let role = c.metric == config.primaryMetric ? "primary metric" : "guardrail"
+                return "\(role) \(c.metric.rawValue) is significantly worse in \(c.variant) (\(signedPercent(c.difference.relativeLift)), adjusted p = \(fmt(c.adjustedP)))"
+            }
+            return
+        }
+        let better = overall.filter { $0.metric == config.primaryMetric && $0.significant && ($0.difference.absoluteDiff ?? 0) > 0 }
+        if !better.isEmpty {
+            verdict = "ship"
+            verdictReasons = better.map { "primary metric \($0.metric.rawValue) is significantly better in \($0.variant) (\(signedPercent($0.difference.relativeLift)), adjusted p = \(fmt($0.adjustedP)))" }
+            return
+        }
+        verdict = "inconclusive"
+        verdictReasons = ["no significant change in the primary metric \(config.primaryMetric.rawValue) and no guardrail significantly worse"]
+    }
+}
+
+func fmt(_ v: Double?) -> String {
+    guard let v else { return "n/a" }
+    if v != 0 && abs(v) < 1e-3 { return String(format: "%.2e", v) }
+    return String(format: "%.4g", v)
+}
+
+func percent(_ v: Double) -> String { String(format: "%.1f %%", v * 100) }
+
+func signedPercent(_ v: Double?) -> String {
+    guard let v else { return "n/a" }
+    return String(format: "%+.1f %%", v * 100)
+}

@@ -1,0 +1,147 @@
+import ArgumentParser
+import Foundation
+import FunnelAttribution
+import FunnelConfig
+import FunnelEvents
+import FunnelReport
+import FunnelSimulator
+import FunnelStats
+
+/// Checks the statistics by simulation: false-positive rate on A/A data and interval coverage of
+/// known lifts, beside intervals that wrongly treat impressions as independent.
+struct Calibrate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Calibrate the statistics by simulation: A/A false-positive rate and coverage of known lifts.")
+
+    @Option(help: "Simulations per scenario.")
+    var simulations: Int = 500
+
+    @Option(help: "Users per simulation.")
+    var users: Int = 2000
+
+    @Option(help: "Users in the large run that fixes the true lifts.")
+    var truthUsers: Int = 200_000
+
+    @Option(help: "First seed; simulation k uses seed + k.")
+    var seed: UInt64 = 1000
+
+    @Option(help: "Write the results as JSON to this file.")
+    var output: String?
+
+    func validate() throws {
+        if simulations < 10 { throw ValidationError("--simulations must be at least 10") }
+        if users < 100 { throw ValidationError("--users must be at least 100") }
+    }
+
+    struct Outcome: Sendable {
+        var primarySignificant = false
+        var cover: [String: Bool] = [:]
+    }
+
+    static func analyse(_ scenario: Scenario, users: Int, seed: UInt64) -> (Analysis, Truth)? {
+        var sim = Simulator(scenario: scenario, users: users, seed: seed)
+        sim.traps = false
+        var bytes: [UInt8] = []
+        let truth = sim.run { bytes += $0 }
+        let log = EventReader.read(bytes: bytes)
+        guard let a = try? Attributor.run(log, config: FunnelConfig()) else { return nil }
+        return (Analysis(attribution: a, config: FunnelConfig(), labels: log.labels), truth)
+    }
+
+    /// True lifts of ctr and ctcvr from expected clicks and purchases in a large run.
+    static func trueLifts(_ truth: Truth) -> [String: Double] {
+        guard let c = truth.expected["control"], let t = truth.expected["treatment"] else { return [:] }
+        let ctrC = c.clicks / Double(c.impressions), ctrT = t.clicks / Double(t.impressions)
+        let cvC = c.purchases / Double(c.impressions), cvT = t.purchases / Double(t.impressions)
+        return ["ctr": ctrT / ctrC - 1, "ctcvr": cvT / cvC - 1]
+    }
+
+    /// Relative interval that treats impressions as independent Bernoulli trials (wrong on purpose).
+    static func naiveRelativeCI(_ kc: Int, _ nc: Int, _ kt: Int, _ nt: Int) -> (Double, Double)? {
+        guard nc > 0, nt > 0, kc > 0 else { return nil }
+        let pc = Double(kc) / Double(nc), pt = Double(kt) / Double(nt)
+        let vc = pc * (1 - pc) / Double(nc), vt = pt * (1 - pt) / Double(nt)
+        let lift = pt / pc - 1
+        let half = 1.959963984540054 * (vt / (pc * pc) + pt * pt * vc / (pc * pc * pc * pc)).squareRoot()
+        return (lift - half, lift + half)
+    }
+
+    func run() throws {
+        var results: [(String, JSONValue)] = [("simulations", .int(simulations)), ("users_per_simulation", .int(users))]
+        // A/A: share of significant primary comparisons.
+        let aa = runMany(.aa, truth: ["ctr": 0, "ctcvr": 0])
+        let fpr = Double(aa.filter(\.primarySignificant).count) / Double(aa.count)
+        // Known effect: the clickbait treatment, true lifts from a large run's expected counts.
+        guard let big = Calibrate.analyse(.clickbait, users: truthUsers, seed: 1) else { throw CLIError("calibration: the truth run failed") }
+        let lifts = Calibrate.trueLifts(big.1)
+        let effect = runMany(.clickbait, truth: lifts)
+        func coverage(_ outcomes: [Outcome], _ key: String) -> Double {
+            let defined = outcomes.compactMap { $0.cover[key] }
+            return defined.isEmpty ? 0 : Double(defined.filter { $0 }.count) / Double(defined.count)
+        }
+        var rows: [[String]] = [["check", "A/A", "clickbait (known lift)"]]
+        rows.append(["primary (purchases_per_user) significant at α = 0.05", String(format: "%.3f", fpr), "—"])
+        for key in ["ctr", "ctcvr"] {
+            rows.append(["\(key) lift: 95 % interval covers truth (per-user delta method)",
+                         String(format: "%.3f", coverage(aa, key)), String(format: "%.3f", coverage(effect, key))])
+            rows.append(["\(key) lift: 95 % interval covers truth (impressions as independent)",
+                         String(format: "%.3f", coverage(aa, "naive_" + key)), String(format: "%.3f", coverage(effect, "naive_" + key))])
+        }
+        print(TextReportTable.render(rows))
+        print("true lifts from \(truthUsers) users' expected counts: ctr \(String(format: "%+.4f", lifts["ctr"] ?? .nan)), ctcvr \(String(format: "%+.4f", lifts["ctcvr"] ?? .nan))")
+        results += [
+            ("aa_primary_false_positive_rate", .double(fpr)),
+            ("true_lifts", .object(lifts.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) })),
+            ("coverage", .object(["ctr", "ctcvr", "naive_ctr", "naive_ctcvr"].map { key in
+                (key, .object([("aa", .double(coverage(aa, key))), ("clickbait", .double(coverage(effect, key)))]))
+            })),
+        ]
+        if let output {
+            try Data((JSONValue.object(results).serialized(pretty: true) + "\n").utf8).write(to: URL(fileURLWithPath: output))
+        }
+    }
+
+    func runMany(_ scenario: Scenario, truth: [String: Double]) -> [Outcome] {
+        let box = OutcomeBox(count: simulations)
+        let users = self.users, seed = self.seed
+        DispatchQueue.concurrentPerform(iterations: simulations) { k in
+            guard let (a, _) = Calibrate.analyse(scenario, users: users, seed: seed + UInt64(k) * 7919) else { return }
+            var o = Outcome()
+            for c in a.comparisons where c.segment == nil && c.variant == "treatment" {
+                if c.metric == .purchasesPerUser { o.primarySignificant = c.significant }
+                for key in ["ctr", "ctcvr"] where c.metric.rawValue == key {
+                    if let ci = c.difference.relativeCI, let t = truth[key] { o.cover[key] = ci.0 <= t && t <= ci.1 }
+                }
+            }
+            if let control = a.controlIndex, let treatment = a.attribution.variants.firstIndex(of: "treatment") {
+                let counts = a.attribution.counts()
+                let c = counts[control], t = counts[treatment]
+                if let ci = Calibrate.naiveRelativeCI(c.clicks, c.impressions, t.clicks, t.impressions), let tr = truth["ctr"] {
+                    o.cover["naive_ctr"] = ci.0 <= tr && tr <= ci.1
+                }
+                if let ci = Calibrate.naiveRelativeCI(c.purchases, c.impressions, t.purchases, t.impressions), let tr = truth["ctcvr"] {
+                    o.cover["naive_ctcvr"] = ci.0 <= tr && tr <= ci.1
+                }
+            }
+            box.set(k, o)
+        }
+        return box.values()
+    }
+}
+
+final class OutcomeBox: @unchecked Sendable {
+    private var storage: [Calibrate.Outcome?]
+    private let lock = NSLock()
+    init(count: Int) { storage = Array(repeating: nil, count: count) }
+    func set(_ i: Int, _ v: Calibrate.Outcome) { lock.lock(); storage[i] = v; lock.unlock() }
+    func values() -> [Calibrate.Outcome] { storage.compactMap { $0 } }
+}
+
+/// Aligned table for command output.
+enum TextReportTable {
+    static func render(_ rows: [[String]]) -> String {
+        var widths = [Int](repeating: 0, count: rows.first?.count ?? 0)
+        for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
+        return rows.map { r in r.enumerated().map { i, c in i == 0 ? c.padding(toLength: widths[i], withPad: " ", startingAt: 0) : String(repeating: " ", count: widths[i] - c.count) + c }.joined(separator: "  ") }.joined(separator: "\n")
+    }
+}
