@@ -38,7 +38,7 @@ let package = Package(
         ),
         .testTarget(name: "FunnelEventsTests", dependencies: ["FunnelEvents"]),
         .testTarget(name: "FunnelAttributionTests", dependencies: ["FunnelAttribution", "FunnelReport", "FunnelConfig", "FunnelEvents"]),
-        .testTarget(name: "FunnelStatsTests", dependencies: ["FunnelStats"]),
+        .testTarget(name: "FunnelStatsTests", dependencies: ["FunnelStats"], exclude: ["Fixtures"]),
         .testTarget(
             name: "FunnelSimulatorTests",
             dependencies: ["FunnelSimulator", "FunnelAttribution", "FunnelReport", "FunnelConfig", "FunnelEvents"]

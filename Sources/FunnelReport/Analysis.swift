@@ -66,10 +66,19 @@ public struct Analysis: Sendable {
         decide()
     }
 
-    /// Chi-square goodness of fit of user counts against `expected_split` (equal split when null).
+    /// Chi-square goodness of fit of user counts against `expected_split` (equal split over the
+    /// observed variants when null). With a split, its variants without users count as 0 and an
+    /// observed variant it does not name has weight 0 (so p = 0).
     static func srm(counts: [Double], variants: [String], config: FunnelConfig) -> (p: Double?, flag: Bool) {
-        let weights = config.expectedSplit.map { split in variants.map { split[$0] ?? 0 } } ?? counts.map { _ in 1 }
-        let p = Estimators.chiSquareGoodnessOfFit(observed: counts, weights: weights)
+        var observed = counts, weights = counts.map { _ in 1.0 }
+        if let split = config.expectedSplit {
+            weights = variants.map { split[$0] ?? 0 }
+            for (name, w) in split.sorted(by: { $0.key < $1.key }) where !variants.contains(name) {
+                observed.append(0)
+                weights.append(w)
+            }
+        }
+        let p = Estimators.chiSquareGoodnessOfFit(observed: observed, weights: weights)
         return (p, p.map { $0 < config.srmPThreshold } ?? false)
     }
 

@@ -117,7 +117,7 @@ public enum HTMLReport {
         }
         let span = max(hi - lo, 1e-9) * 1.1
         lo -= span * 0.05
-        func x(_ v: Double) -> Double { left + (width - left - 20) * (v - lo) / span }
+        func x(_ v: Double) -> Double { left + (width - left - 80) * (v - lo) / span }
         var svg = "<svg class=\"chart\" data-chart=\"forest\" width=\"\(Int(width))\" height=\"\(Int(h))\" role=\"img\" aria-label=\"forest plot of relative lifts\">"
         svg += "<line x1=\"\(f(x(0)))\" y1=\"10\" x2=\"\(f(x(0)))\" y2=\"\(f(h - 20))\" stroke=\"#999\" stroke-dasharray=\"4 3\"/>"
         svg += "<text x=\"\(f(x(0)))\" y=\"\(f(h - 6))\" text-anchor=\"middle\">0</text>"
@@ -163,7 +163,7 @@ public enum HTMLReport {
             guard case .object(let m) = v else { continue }
             let points = all.enumerated().compactMap { k, p -> String? in num(m.first { $0.0 == String(p) }?.1["ctr"]).map { "\(f(x(k))),\(f(y($0)))" } }
             svg += "<polyline fill=\"none\" stroke=\"\(palette[vi % palette.count])\" stroke-width=\"2\" points=\"\(points.joined(separator: " "))\"/>"
-            svg += "<text x=\"\(f(w - 20))\" y=\"\(f(top + 12 + Double(vi) * 14))\" text-anchor=\"end\" fill=\"\(palette[vi % palette.count])\">\(esc(name))</text>"
+            svg += "<text x=\"\(f(w - 20))\" y=\"\(f(top + 12 + Double(vi) * 14))\" text-anchor=\"end\" style=\"fill:\(palette[vi % palette.count])\">\(esc(name))</text>"
         }
         return svg + "</svg>\n"
     }

@@ -20,6 +20,7 @@ public enum Compare {
         let lift = mt / mc - 1
         guard let vc = c.variance, let vt = t.variance else { return (lift, nil) }
         let v = vt / (mc * mc) + mt * mt * vc / (mc * mc * mc * mc)
+        guard v > 0 else { return (lift, nil) }
         let half = z * v.squareRoot()
         return (lift, (lift - half, lift + half))
     }

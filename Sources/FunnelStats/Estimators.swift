@@ -34,6 +34,7 @@ public enum Estimators {
         for i in 0..<n { let d = x[i] - r * y[i] - mean; ss += d * d }
         let ybar = sy / Double(n)
         let variance = ss / Double(n - 1) / (Double(n) * ybar * ybar)
+        guard variance > 0 else { return Estimate(value: r, ci: nil, variance: 0) }
         let z = Distributions.normalQuantile(1 - alpha / 2)
         let half = z * variance.squareRoot()
         return Estimate(value: r, ci: (r - half, r + half), variance: variance)
@@ -67,7 +68,8 @@ public enum Estimators {
     }
 
     /// Chi-square goodness-of-fit p-value of `observed` against `weights` normalised to the total
-    /// (scipy.stats.chisquare); nil when fewer than two groups or no observations.
+    /// (scipy.stats.chisquare); nil when fewer than two groups or no observations. A group observed
+    /// where its weight is 0 is impossible under the expected split: p = 0.
     public static func chiSquareGoodnessOfFit(observed: [Double], weights: [Double]) -> Double? {
         guard observed.count >= 2, observed.count == weights.count else { return nil }
         let total = observed.reduce(0, +), wsum = weights.reduce(0, +)
@@ -75,7 +77,10 @@ public enum Estimators {
         var stat = 0.0
         for i in observed.indices {
             let expected = total * weights[i] / wsum
-            guard expected > 0 else { return nil }
+            if expected == 0 {
+                if observed[i] > 0 { return 0 }
+                continue
+            }
             stat += (observed[i] - expected) * (observed[i] - expected) / expected
         }
         return Distributions.chiSquareSF(stat, df: Double(observed.count - 1))
