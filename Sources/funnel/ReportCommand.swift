@@ -59,10 +59,12 @@ func readEvents(paths: [String], format: InputFormat, quarantine: String?, onQua
     var onProgress: (@Sendable (Int) -> Void)? = nil
     if let progress { onProgress = { bytes in progress.update(bytes) } }
     do throws(InputError) {
-        return try EventReader.read(paths: paths, format: format, onProgress: onProgress) { row in
+        var log = try EventReader.read(paths: paths, format: format, onProgress: onProgress) { row in
             file.write(row)
             onQuarantine?(row)
         }
+        log.dropIDStrings()
+        return log
     } catch {
         throw CLIError(error.description)
     }
