@@ -44,7 +44,7 @@ public enum Attributor {
                 if let known = variantOfLabel[u.variantLabel] { v = known } else {
                     v = labels.count; variantOfLabel[u.variantLabel] = v; labels.append(u.variantLabel)
                 }
-                users.append(AnalysedUser(user: u.user, variant: v, firstExposure: u.firstExposure, segments: u.segments, stats: u.stats))
+                users.append(AnalysedUser(user: u.user, variant: v, firstExposure: u.firstExposure, segments: u.segments, stats: u.stats, pre: u.pre))
             }
         }
         positions = [[Int32: PositionCounts]](repeating: [:], count: labels.count)
@@ -113,6 +113,7 @@ struct Rules: Sendable {
     var viewThrough: Bool
     var viewThroughWindow: Int64
     var experiment: String
+    var lookback: Int64
 
     init(config c: FunnelConfig, experiment: String) {
         viewabilityThreshold = c.viewabilityThreshold
@@ -127,6 +128,7 @@ struct Rules: Sendable {
         viewThrough = c.viewThrough
         viewThroughWindow = FunnelConfig.millis(hours: c.viewThroughWindowHours)
         self.experiment = experiment
+        lookback = FunnelConfig.millis(hours: c.cupedLookbackDays * 24)
     }
 }
 
@@ -138,6 +140,7 @@ struct PartOutput: Sendable {
         var firstExposure: Int64
         var segments: [(key: Int32, value: Int32)]
         var stats: UserStats
+        var pre: UserStats
     }
     struct PositionKey: Hashable, Sendable { var variant: Int32; var position: Int32 }
     var users: [User] = []

@@ -84,6 +84,8 @@ public struct AnalysedUser: Sendable {
     /// Context (key, value) label ids of the first exposure: the user's segments.
     public var segments: [(key: Int32, value: Int32)]
     public var stats: UserStats
+    /// The same sums over the pre-exposure window (`cuped_lookback_days` before the first exposure).
+    public var pre: UserStats
 }
 
 /// What one variant's analysed impressions of one item earned.

@@ -181,9 +181,22 @@ struct UserWorker {
         if leaked { dq.leakedUsers = 1; return }
         let variant = first.variant
         var stats = UserStats()
+        var pre = UserStats()
+        let preStart = first.ts - rules.lookback
         for k in kept.indices {
             let e = ev[Int(kept[k].event)]
-            guard e.ts >= first.ts else { continue }
+            if e.ts < first.ts {
+                // Pre-exposure window: the covariate for CUPED.
+                if e.ts >= preStart {
+                    let kp = kept[k]
+                    pre.impressions += 1
+                    pre.clicks += Int(kp.clicks)
+                    pre.carts += kp.carted ? 1 : 0
+                    pre.purchases += kp.purchased ? 1 : 0
+                    pre.revenue += kp.revenue
+                }
+                continue
+            }
             if e.variant >= 0 && e.variant != variant && (e.experiment < 0 || e.experiment == experimentLabel) {
                 dq.variantMismatches += 1
                 continue
@@ -203,16 +216,26 @@ struct UserWorker {
             output.items[itemKey, default: ItemCounts()].purchases += kp.purchased ? 1 : 0
         }
         var orders: [Int32] = []
+        var preOrders: [Int32] = []
         for i in mine {
             let e = ev[Int(i)]
-            guard e.type == .purchase, e.ts >= first.ts else { continue }
+            guard e.type == .purchase else { continue }
+            if e.ts < first.ts {
+                if e.ts >= preStart {
+                    pre.converting = true
+                    if !preOrders.contains(e.order) { preOrders.append(e.order) }
+                    for line in log.purchaseLines(of: e) { pre.orderRevenue += Double(line.quantity) * line.price }
+                }
+                continue
+            }
             stats.converting = true
             if !orders.contains(e.order) { orders.append(e.order) }
             for line in log.purchaseLines(of: e) { stats.orderRevenue += Double(line.quantity) * line.price }
         }
         stats.orders = orders.count
+        pre.orders = preOrders.count
         output.users.append(PartOutput.User(user: user, variantLabel: variant, firstExposure: first.ts,
-                                            segments: Array(log.context(of: first)), stats: stats))
+                                            segments: Array(log.context(of: first)), stats: stats, pre: pre))
     }
 
     /// The kept impression a conversion of `item` at `t` is attributed to, if any.

@@ -49,6 +49,9 @@ public struct FunnelConfig: Sendable, Equatable {
     public var primaryMetric = MetricName.purchasesPerUser
     public var guardrailMetrics: [MetricName] = [.ctcvr, .revenuePerUser]
     public var srmPThreshold = 0.001
+    /// CUPED variance reduction with each user's pre-exposure value of the same metric.
+    public var cuped = false
+    public var cupedLookbackDays = 14.0
 
     public init() {}
 
@@ -190,7 +193,7 @@ struct Reader {
 
     mutating func abTesting(_ node: Node, _ c: inout FunnelConfig) throws(ConfigError) {
         let allowed = ["experiment", "control", "expected_split", "significance_level", "correction", "primary_metric",
-                       "guardrail_metrics", "srm_p_threshold"]
+                       "guardrail_metrics", "srm_p_threshold", "cuped", "cuped_lookback_days"]
         for (key, _, v) in try entries(node, section: "ab_testing", allowed: allowed) {
             let name = "ab_testing.\(key)"
             switch key {
@@ -219,6 +222,8 @@ struct Reader {
                 var list: [MetricName] = []
                 for item in seq { list.append(try metric(item, name)) }
                 c.guardrailMetrics = list
+            case "cuped": c.cuped = try boolean(v, name)
+            case "cuped_lookback_days": c.cupedLookbackDays = try number(v, name, min: 0, minOpen: true)
             default: c.srmPThreshold = try number(v, name, min: 0, max: 1, minOpen: true, maxOpen: true)
             }
         }

@@ -31,6 +31,8 @@ public struct Analysis: Sendable {
     public let segmentSRM: [(dimension: String, value: String, p: Double?, flag: Bool)]
     public private(set) var verdict = "inconclusive"
     public private(set) var verdictReasons: [String] = []
+    /// CUPED per metric and treatment (empty unless `ab_testing.cuped` is on).
+    public private(set) var cuped: [CupedResult] = []
 
     public var controlIndex: Int? { attribution.variants.firstIndex(of: config.control) }
     public var alpha: Double { config.significanceLevel }
@@ -101,10 +103,17 @@ public struct Analysis: Sendable {
         guard let control = controlIndex else { return [] }
         let treatments = attribution.variants.indices.filter { $0 != control }
         var overall: [MetricComparison] = []
+        var withPre = [[(UserStats, UserStats)]](repeating: [], count: attribution.variants.count)
+        if config.cuped { for u in attribution.users { withPre[u.variant].append((u.stats, u.pre)) } }
         for metric in MetricName.allCases {
             var family: [MetricComparison] = []
             for t in treatments {
-                let d = Analysis.difference(metric, control: perVariant[control], treatment: perVariant[t], alpha: alpha)
+                var d = Analysis.difference(metric, control: perVariant[control], treatment: perVariant[t], alpha: alpha)
+                if config.cuped, let (adjusted, theta, reduction) = Analysis.cupedDifference(metric, control: withPre[control], treatment: withPre[t], alpha: alpha) {
+                    d = adjusted
+                    let users = withPre[control].filter { $0.1.impressions + $0.1.orders > 0 }.count + withPre[t].filter { $0.1.impressions + $0.1.orders > 0 }.count
+                    cuped.append(CupedResult(metric: metric, variant: attribution.variants[t], theta: theta, varianceReduction: reduction, usersWithPreData: users))
+                }
                 family.append(MetricComparison(metric: metric, variant: attribution.variants[t], segment: nil, difference: d, adjustedP: nil, significant: false))
             }
             overall += correct(family)

@@ -136,6 +136,14 @@ public struct ReportBuilder {
             ("segments", .object(segments)),
             ("positions", .object(positions)),
             ("diagnosis", diagnosis),
+            ("cuped", .object([
+                ("enabled", .bool(config.cuped)), ("lookback_days", .double(config.cupedLookbackDays)),
+                ("scope", .string("overall comparisons; per-variant metric values and segment comparisons are unadjusted")),
+                ("metrics", .array(analysis.cuped.map { r in
+                    .object([("metric", .string(r.metric.rawValue)), ("variant", .string(r.variant)), ("theta", .double(r.theta)),
+                             ("variance_reduction", .double(r.varianceReduction)), ("users_with_pre_period_data", .int(r.usersWithPreData))])
+                })),
+            ])),
         ])
     }
 }

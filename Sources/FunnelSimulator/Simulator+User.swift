@@ -137,6 +137,14 @@ extension Simulator {
             // The session and its order end before the exposure, so none of it enters the analysis.
             _ = sessionEndingBefore(user: user, variant: variant, device: device, at: before, limit: t0, shown: &shown, counts: &ignored)
         }
+        if trap != .preExposure && rng.chance(0.6) {
+            // Ordinary activity in the two weeks before the experiment (the same user, the control
+            // ranker): the pre-period that CUPED uses as a covariate.
+            var ignored = Truth.Counts()
+            let before = t0 - Int64(rng.int(1, 13)) * 86_400_000 - Int64(rng.int(0, 43_200)) * 1000
+            _ = session(user: user, variant: "control", device: device, at: before, shown: &shown, counted: false,
+                        counts: &ignored, propensity: propensity)
+        }
         let firstExposure = exposure(user: user, ts: t0, variant: variant, device: device, userType: userType)
         if trap == .duplicate { duplicatesPending.append(firstExposure); truth.bump("duplicate_events") }
         var counted = true

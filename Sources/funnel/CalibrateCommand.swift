@@ -35,17 +35,21 @@ struct Calibrate: ParsableCommand {
 
     struct Outcome: Sendable {
         var primarySignificant = false
+        var cupedPrimarySignificant = false
         var cover: [String: Bool] = [:]
+        var reduction: [String: Double] = [:]
     }
 
-    static func analyse(_ scenario: Scenario, users: Int, seed: UInt64) -> (Analysis, Truth)? {
+    static func analyse(_ scenario: Scenario, users: Int, seed: UInt64, cuped: Bool = false) -> (Analysis, Truth)? {
         var sim = Simulator(scenario: scenario, users: users, seed: seed)
         sim.traps = false
         var bytes: [UInt8] = []
         let truth = sim.run { bytes += $0 }
         let log = EventReader.read(bytes: bytes)
-        guard let a = try? Attributor.run(log, config: FunnelConfig()) else { return nil }
-        return (Analysis(attribution: a, config: FunnelConfig(), labels: log.labels), truth)
+        var config = FunnelConfig()
+        config.cuped = cuped
+        guard let a = try? Attributor.run(log, config: config) else { return nil }
+        return (Analysis(attribution: a, config: config, labels: log.labels), truth)
     }
 
     /// True lifts of ctr and ctcvr from expected clicks and purchases in a large run.
@@ -79,20 +83,38 @@ struct Calibrate: ParsableCommand {
             let defined = outcomes.compactMap { $0.cover[key] }
             return defined.isEmpty ? 0 : Double(defined.filter { $0 }.count) / Double(defined.count)
         }
+        let cupedFPR = Double(aa.filter(\.cupedPrimarySignificant).count) / Double(aa.count)
+        func meanReduction(_ outcomes: [Outcome], _ key: String) -> Double {
+            let v = outcomes.compactMap { $0.reduction[key] }
+            return v.isEmpty ? 0 : v.reduce(0, +) / Double(v.count)
+        }
         var rows: [[String]] = [["check", "A/A", "clickbait (known lift)"]]
         rows.append(["primary (purchases_per_user) significant at α = 0.05", String(format: "%.3f", fpr), "—"])
+        rows.append(["primary significant at α = 0.05, with CUPED", String(format: "%.3f", cupedFPR), "—"])
         for key in ["ctr", "ctcvr"] {
             rows.append(["\(key) lift: 95 % interval covers truth (per-user delta method)",
                          String(format: "%.3f", coverage(aa, key)), String(format: "%.3f", coverage(effect, key))])
             rows.append(["\(key) lift: 95 % interval covers truth (impressions as independent)",
                          String(format: "%.3f", coverage(aa, "naive_" + key)), String(format: "%.3f", coverage(effect, "naive_" + key))])
         }
+        for key in ["ctr", "ctcvr"] {
+            rows.append(["\(key) lift: 95 % interval covers truth (CUPED)",
+                         String(format: "%.3f", coverage(aa, "cuped_" + key)), String(format: "%.3f", coverage(effect, "cuped_" + key))])
+        }
+        for key in ["ctr", "ctcvr", "purchases_per_user", "revenue_per_user"] {
+            rows.append(["CUPED: mean variance reduction of the \(key) difference",
+                         String(format: "%.3f", meanReduction(aa, key)), String(format: "%.3f", meanReduction(effect, key))])
+        }
         print(TextReportTable.render(rows))
         print("true lifts from \(truthUsers) users' expected counts: ctr \(String(format: "%+.4f", lifts["ctr"] ?? .nan)), ctcvr \(String(format: "%+.4f", lifts["ctcvr"] ?? .nan))")
         results += [
             ("aa_primary_false_positive_rate", .double(fpr)),
             ("true_lifts", .object(lifts.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) })),
-            ("coverage", .object(["ctr", "ctcvr", "naive_ctr", "naive_ctcvr"].map { key in
+            ("aa_primary_false_positive_rate_cuped", .double(cupedFPR)),
+            ("cuped_variance_reduction", .object(["ctr", "ctcvr", "purchases_per_user", "revenue_per_user"].map { key in
+                (key, .object([("aa", .double(meanReduction(aa, key))), ("clickbait", .double(meanReduction(effect, key)))]))
+            })),
+            ("coverage", .object(["ctr", "ctcvr", "naive_ctr", "naive_ctcvr", "cuped_ctr", "cuped_ctcvr"].map { key in
                 (key, .object([("aa", .double(coverage(aa, key))), ("clickbait", .double(coverage(effect, key)))]))
             })),
         ]
@@ -105,9 +127,19 @@ struct Calibrate: ParsableCommand {
         let box = OutcomeBox(count: simulations)
         let users = self.users, seed = self.seed
         DispatchQueue.concurrentPerform(iterations: simulations) { k in
-            guard let (a, _) = Calibrate.analyse(scenario, users: users, seed: seed + UInt64(k) * 7919) else { return }
+            guard let (a, _) = Calibrate.analyse(scenario, users: users, seed: seed + UInt64(k) * 7919, cuped: true) else { return }
             var o = Outcome()
+            var plainConfig = a.config
+            plainConfig.cuped = false
+            let plain = Analysis(attribution: a.attribution, config: plainConfig, labels: a.labels)
             for c in a.comparisons where c.segment == nil && c.variant == "treatment" {
+                if c.metric == .purchasesPerUser { o.cupedPrimarySignificant = c.significant }
+                for key in ["ctr", "ctcvr"] where c.metric.rawValue == key {
+                    if let ci = c.difference.relativeCI, let t = truth[key] { o.cover["cuped_" + key] = ci.0 <= t && t <= ci.1 }
+                }
+            }
+            for r in a.cuped { o.reduction[r.metric.rawValue] = r.varianceReduction }
+            for c in plain.comparisons where c.segment == nil && c.variant == "treatment" {
                 if c.metric == .purchasesPerUser { o.primarySignificant = c.significant }
                 for key in ["ctr", "ctcvr"] where c.metric.rawValue == key {
                     if let ci = c.difference.relativeCI, let t = truth[key] { o.cover[key] = ci.0 <= t && t <= ci.1 }
