@@ -13,7 +13,12 @@ func simulateToText(_ scenario: Scenario, users: Int, seed: UInt64) -> (String, 
     return (String(decoding: bytes, as: UTF8.self), truth)
 }
 
-struct TruthRecoveryTests {
+/// The slow plan: end-to-end simulations. `scripts/test` runs them with FUNNEL_SLOW_TESTS=1;
+/// a plain `swift test` skips them to stay fast.
+let slowPlan = ProcessInfo.processInfo.environment["FUNNEL_SLOW_TESTS"] == "1"
+
+@Suite(.enabled(if: slowPlan, "slow plan: set FUNNEL_SLOW_TESTS=1 (scripts/test does)"))
+struct SlowTruthRecoveryTests {
     /// Every trap count and every variant count of the truth file is recovered exactly.
     @Test("the report recovers the simulator's truth exactly", arguments: [
         (Scenario.clickbait, UInt64(1)), (.aa, 2), (.positionBias, 3), (.clickbait, 4),
@@ -69,7 +74,8 @@ struct TruthRecoveryTests {
     }
 }
 
-struct DiagnosisOnSimulationTests {
+@Suite(.enabled(if: slowPlan, "slow plan: set FUNNEL_SLOW_TESTS=1 (scripts/test does)"))
+struct SlowDiagnosisOnSimulationTests {
     func report(_ scenario: Scenario, users: Int, seed: UInt64) throws -> (Analysis, [Finding]) {
         let (text, _) = simulateToText(scenario, users: users, seed: seed)
         let log = EventReader.read(text: text)
