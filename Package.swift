@@ -27,18 +27,21 @@ let package = Package(
         .target(name: "FunnelStats"),
         // The report (JSON, text) built from attribution and statistics.
         .target(name: "FunnelReport", dependencies: ["FunnelAttribution", "FunnelStats", "FunnelConfig"]),
+        // Off-policy evaluation of ranking policies from logged propensities.
+        .target(name: "FunnelOPE"),
         // Event-log simulator with known ground truth.
         .target(name: "FunnelSimulator", dependencies: ["FunnelEvents"]),
         .executableTarget(
             name: "funnel",
             dependencies: [
-                "FunnelEvents", "FunnelConfig", "FunnelAttribution", "FunnelReport", "FunnelSimulator",
+                "FunnelEvents", "FunnelConfig", "FunnelAttribution", "FunnelReport", "FunnelSimulator", "FunnelOPE",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "FunnelEventsTests", dependencies: ["FunnelEvents"]),
         .testTarget(name: "FunnelAttributionTests", dependencies: ["FunnelAttribution", "FunnelReport", "FunnelConfig", "FunnelEvents"]),
         .testTarget(name: "FunnelStatsTests", dependencies: ["FunnelStats"], exclude: ["Fixtures"]),
+        .testTarget(name: "FunnelOPETests", dependencies: ["FunnelOPE"], exclude: ["Fixtures"]),
         .testTarget(
             name: "FunnelSimulatorTests",
             dependencies: ["FunnelSimulator", "FunnelAttribution", "FunnelReport", "FunnelConfig", "FunnelEvents"]

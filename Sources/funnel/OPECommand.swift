@@ -1,0 +1,107 @@
+import ArgumentParser
+import Foundation
+import FunnelOPE
+import FunnelReport
+
+struct OPE: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ope",
+        abstract: "Estimate what an evaluation ranking policy would earn, from logs of another policy (off-policy evaluation).")
+
+    @Option(help: "Logged data: an Open Bandit Dataset CSV (--log-format obd).")
+    var logs: String
+
+    @Option(help: "Log format: obd (the Open Bandit Dataset CSV layout).")
+    var logFormat: String = "obd"
+
+    @Option(help: "Evaluation policy CSV: item_id,position,probability[,request_id] (positions 1-based); or 'uniform'.")
+    var policy: String
+
+    @Option(help: "Comma-separated estimators: dm, ipw, snipw, dr, sndr, switch-dr, dros.")
+    var estimators: String = "dm,ipw,snipw,dr,sndr,switch-dr,dros"
+
+    @Option(help: "Reward column of the logs.")
+    var reward: String = "click"
+
+    @Option(help: "Bootstrap draws for the intervals (0: none).")
+    var bootstrap: Int = 200
+
+    @Option(help: "Seed of the bootstrap.")
+    var seed: UInt64 = 1
+
+    @Option(help: "Two-sided interval level is 1 − alpha.")
+    var alpha: Double = 0.05
+
+    @Option(help: "Switch-DR threshold τ on the importance weight.")
+    var switchTau: Double = 100
+
+    @Option(help: "DRos shrinkage λ.")
+    var drosLambda: Double = 100
+
+    @Option(help: "Output format: text or json.")
+    var format: String = "text"
+
+    func validate() throws {
+        if logFormat != "obd" {
+            throw ValidationError("--log-format \(logFormat): only 'obd' is supported for now (Funnel event logs with propensities are not read by this command yet)")
+        }
+        for name in estimators.split(separator: ",") where OffPolicy.Estimator(rawValue: String(name)) == nil {
+            throw ValidationError("--estimators: unknown estimator '\(name)'; choose from \(OffPolicy.Estimator.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        if !(alpha > 0 && alpha < 1) { throw ValidationError("--alpha must be in (0, 1)") }
+        if format != "text" && format != "json" { throw ValidationError("--format must be text or json") }
+        if bootstrap < 0 { throw ValidationError("--bootstrap must be ≥ 0") }
+    }
+
+    func run() throws {
+        let data: LoggedBandit
+        let evaluation: EvaluationPolicy
+        do {
+            data = try LoggedBandit.readOBD(path: logs, reward: reward)
+            evaluation = policy == "uniform" ? .uniform(for: data) : try EvaluationPolicy.read(path: policy, for: data)
+        } catch {
+            throw CLIError(error.description)
+        }
+        let chosen = estimators.split(separator: ",").compactMap { OffPolicy.Estimator(rawValue: String($0)) }
+        var inputs = OffPolicy.Inputs(weights: OffPolicy.weights(data, evaluation), rewards: data.rewards, qLogged: nil, qExpected: nil)
+        if chosen.contains(where: \.needsModel) {
+            let q = RewardModel().predict(data, policy: evaluation)
+            inputs.qLogged = q.logged
+            inputs.qExpected = q.expected
+        }
+        var settings = OffPolicy.Settings()
+        settings.switchTau = switchTau
+        settings.drosLambda = drosLambda
+        let diag = OffPolicy.diagnostics(inputs)
+        var estimates: [(String, JSONValue)] = []
+        var rows: [[String]] = [["estimator", "value", "\(Int((1 - alpha) * 100)) % bootstrap interval"]]
+        for e in chosen {
+            let value = OffPolicy.estimate(e, inputs, settings: settings)
+            let ci = bootstrap > 0 ? OffPolicy.bootstrap(e, inputs, settings: settings, draws: bootstrap, alpha: alpha, seed: seed) : nil
+            estimates.append((e.rawValue, .object([("value", .number(value)), ("ci", .interval(ci))])))
+            rows.append([e.rawValue, value.map { String(format: "%.6f", $0) } ?? "—", ci.map { String(format: "[%.6f, %.6f]", $0.0, $0.1) } ?? "—"])
+        }
+        let logged = data.rewards.reduce(0, +) / Double(max(data.count, 1))
+        let doc: JSONValue = .object([
+            ("logs", .string(logs)), ("rounds", .int(data.count)), ("items", .int(data.items.count)), ("positions", .int(data.positionCount)),
+            ("logged_policy_value", .double(logged)),
+            ("estimates", .object(estimates)),
+            ("diagnostics", .object([
+                ("ess", .double(diag.ess)), ("max_weight", .double(diag.maxWeight)), ("mean_weight", .double(diag.meanWeight)),
+                ("unsupported_share", .double(diag.unsupportedShare)), ("top5_share_of_ipw", .number(diag.topFiveShare)),
+                ("warnings", .array(diag.warnings.map(JSONValue.string))),
+            ])),
+            ("settings", .object([("bootstrap", .int(bootstrap)), ("seed", .int(Int(seed))), ("alpha", .double(alpha)),
+                                  ("switch_tau", .double(switchTau)), ("dros_lambda", .double(drosLambda)),
+                                  ("reward_model", .string("L2 logistic regression on context, item, position (and affinity), 3-fold cross-fitted"))])),
+        ])
+        if format == "json" {
+            print(doc.serialized(pretty: true))
+        } else {
+            print("\(data.count) logged rounds, \(data.items.count) items, \(data.positionCount) positions; logged policy's mean \(reward): \(String(format: "%.6f", logged))\n")
+            print(TextReportTable.render(rows))
+            print("\neffective sample size \(String(format: "%.1f", diag.ess)), max weight \(String(format: "%.2f", diag.maxWeight)), mean weight \(String(format: "%.4f", diag.meanWeight)), unsupported \(String(format: "%.1f", diag.unsupportedShare * 100)) %")
+            for w in diag.warnings { print("warning: \(w)") }
+        }
+    }
+}
