@@ -68,6 +68,25 @@ public enum Attributor {
                            users: users, dataQuality: dq, positions: positions, items: items, endOfData: endOfData)
     }
 
+    /// The kept impressions of non-bot users that carry a `propensity`, with their counted clicks
+    /// (rules 1–5 applied; no experiment needed), in user order.
+    public static func loggedImpressions(_ log: EventLog, config: FunnelConfig) -> [LoggedImpression] {
+        let byUser = groupByUser(log)
+        let rules = Rules(config: config, experiment: "")
+        let userCount = log.users.count
+        let parts = max(1, min(64, userCount / 2048 + 1))
+        let results = PartResults(count: parts)
+        let impSlot = SlotArray(count: log.events.count)
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            let lo = userCount * part / parts, hi = userCount * (part + 1) / parts
+            var worker = UserWorker(log: log, rules: rules, byUser: byUser, impSlot: impSlot)
+            worker.collectLogged = true
+            for u in lo..<hi { worker.process(user: Int32(u)) }
+            results.set(part, worker.output)
+        }
+        return results.values().flatMap(\.logged)
+    }
+
     /// `experiment: null` needs exactly one experiment among valid exposures (DESIGN.md §7).
     static func chooseExperiment(_ log: EventLog, config: FunnelConfig) throws(AttributionError) -> String {
         if let name = config.experiment { return name }
@@ -146,6 +165,7 @@ struct PartOutput: Sendable {
     var users: [User] = []
     var dataQuality = DataQuality()
     var positions: [PositionKey: PositionCounts] = [:]
+    var logged: [LoggedImpression] = []
     /// Keyed by (variant label, item id) — `position` holds the item.
     var items: [PositionKey: ItemCounts] = [:]
     var endOfData = Int64.min

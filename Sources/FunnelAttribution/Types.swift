@@ -131,3 +131,16 @@ public struct Attribution: Sendable {
         return out
     }
 }
+
+/// A kept impression that carries the logging policy's propensity, with its counted clicks: one
+/// logged round for off-policy evaluation and position-bias estimation.
+public struct LoggedImpression: Sendable {
+    public var user: Int32
+    public var item: Int32
+    public var position: Int32
+    /// Id in `EventLog.requests`, -1 when the impression has no `request_id`.
+    public var request: Int32
+    public var propensity: Double
+    public var clicks: Int32
+    public var ts: Int64
+}

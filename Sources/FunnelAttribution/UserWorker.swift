@@ -6,6 +6,7 @@ struct UserWorker {
     let rules: Rules
     let byUser: (offsets: [Int32], indices: [Int32])
     let impSlot: SlotArray
+    var collectLogged = false
     let experimentLabel: Int32?
     var output = PartOutput()
 
@@ -139,6 +140,15 @@ struct UserWorker {
         if rules.dedupClicks {
             for (k, kp) in kept.enumerated() where kp.clicks > 0 {
                 counted.append((ev[Int(kp.event)].item, kp.firstClickTs, Int32(k)))
+            }
+        }
+
+        if collectLogged {
+            for kp in kept where ev[Int(kp.event)].extraCount > 0 {
+                let e = ev[Int(kp.event)]
+                let l = log.logged[Int(e.extraCount) - 1]
+                output.logged.append(LoggedImpression(user: user, item: e.item, position: e.position, request: l.request,
+                                                      propensity: l.propensity, clicks: kp.clicks, ts: e.ts))
             }
         }
 

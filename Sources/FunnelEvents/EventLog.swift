@@ -18,6 +18,7 @@ public struct Event: Sendable {
     public var order: Int32
     /// Exposure: start in `contextPairs`; purchase: start in `lines`; impression: index in `viewability` or -1.
     public var extra: Int32
+    /// Exposure: context pairs; purchase: lines; impression: 1 + index in `logged` (0: no propensity).
     public var extraCount: Int32
     public var type: EventType
     public var bot: Bool
@@ -54,6 +55,10 @@ public struct EventLog: Sendable {
     public var lines: [PurchaseLine] = []
     /// (viewable_fraction, viewable_ms) of impressions that carry both.
     public var viewability: [(fraction: Double, ms: Double)] = []
+    /// Impressions that carry the logging policy's `propensity`: it and the request id (`requests`, -1 when absent).
+    public var logged: [(propensity: Double, request: Int32)] = []
+    /// `request_id` strings of impressions that carry a propensity.
+    public var requests = StringTable(capacity: 16)
     public var counters = ReadCounters()
     /// Label id of the default surface, `"default"`.
     public let defaultSurface: Int32
@@ -123,6 +128,11 @@ public struct EventLog: Sendable {
             if let v = p.viewable {
                 e.extra = Int32(viewability.count)
                 viewability.append((v.fraction, v.ms))
+            }
+            if let propensity = p.propensity {
+                let request = p.request.isNone ? -1 : Self.intern(&requests, p.request, arena)
+                logged.append((propensity, request))
+                e.extraCount = Int32(logged.count)
             }
         case .exposure:
             e.extra = Int32(contextPairs.count)

@@ -64,6 +64,9 @@ public struct ParsedEvent: Sendable {
     public var bot: Bool = false
     /// Both viewability fields when both are present (the contract judges only then).
     public var viewable: (fraction: Double, ms: Double)? = nil
+    /// Impressions: the logging policy's propensity and the request id, when present.
+    public var propensity: Double? = nil
+    public var request: StringRef = .none
     /// Range into `ParseArena.contextPairs` (exposures only).
     public var contextStart: Int32 = 0
     public var contextCount: Int32 = 0

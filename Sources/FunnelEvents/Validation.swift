@@ -162,6 +162,10 @@ public struct EventLineParser: Sendable {
             if slot(.surface).kind == .string { e.surface = arena.append(line, slot(.surface)) }
             let vf = slot(.viewableFraction), vm = slot(.viewableMs)
             if vf.kind == .number && vm.kind == .number { e.viewable = (vf.number, vm.number) }
+            if slot(.propensity).kind == .number {
+                e.propensity = slot(.propensity).number
+                if slot(.requestID).kind == .string { e.request = arena.append(line, slot(.requestID)) }
+            }
         case .click:
             e.impressionID = arena.append(line, slot(.impressionID))
         case .addToCart:

@@ -28,6 +28,19 @@ public struct LoggedBandit: Sendable {
     public var count: Int { actions.count }
     public init() {}
 
+    /// Logged rounds without context features (e.g. Funnel impressions that carry a propensity).
+    /// `positions` are 0-based; `items` names the action space.
+    public init(items: [String], actions: [Int32], positions: [Int32], rewards: [Double], propensities: [Double], requestIDs: [String]?) {
+        self.items = items
+        self.actions = actions
+        self.positions = positions
+        self.rewards = rewards
+        self.propensities = propensities
+        self.requestIDs = requestIDs
+        positionCount = Int((positions.max() ?? -1) + 1)
+        contextFeatures = Array(repeating: [], count: actions.count)
+    }
+
     /// Reads the Open Bandit Dataset CSV layout: an unnamed index column, `timestamp`, `item_id`,
     /// `position` (1-based), `click`, `propensity_score`, `user_feature_*` (categorical) and
     /// `user-item_affinity_<item>` columns. `reward` names the reward column (default `click`).
@@ -105,13 +118,15 @@ public struct LoggedBandit: Sendable {
 public struct EvaluationPolicy: Sendable {
     /// table[position][action] for a policy that is the same in every round.
     public var table: [[Double]]
-    /// Per-request tables keyed by request id (when the file has a `request_id` column).
-    public var perRequest: [String: [[Double]]]? = nil
+    /// Per-request probabilities keyed by request id, then by position · items + action (sparse),
+    /// when the file has a `request_id` column.
+    public var perRequest: [String: [Int: Double]]? = nil
+    public var itemCount = 0
 
     /// The probability of `action` at `position` in round `i` of `data`.
     @inline(__always)
     public func probability(_ data: LoggedBandit, round i: Int, action a: Int, position k: Int) -> Double {
-        if let perRequest, let id = data.requestIDs?[i] { return perRequest[id]?[k][a] ?? 0 }
+        if let perRequest, let id = data.requestIDs?[i] { return perRequest[id]?[k * itemCount + a] ?? 0 }
         return table[k][a]
     }
 
@@ -131,7 +146,7 @@ public struct EvaluationPolicy: Sendable {
         let index = Dictionary(uniqueKeysWithValues: data.items.enumerated().map { ($0.element, $0.offset) })
         let empty = [[Double]](repeating: [Double](repeating: 0, count: data.items.count), count: data.positionCount)
         var table = empty
-        var perRequest: [String: [[Double]]] = [:]
+        var perRequest: [String: [Int: Double]] = [:]
         for (k, line) in lines.enumerated() {
             let cells = line.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
             let lineNo = k + 2
@@ -142,26 +157,28 @@ public struct EvaluationPolicy: Sendable {
             }
             guard let q = Double(cells[qc]), q >= 0, q <= 1 else { throw OPEError("\(path): line \(lineNo): probability '\(cells[qc])' must be in [0, 1]") }
             if let rc {
-                perRequest[cells[rc], default: empty][pos - 1][a] = q
+                perRequest[cells[rc], default: [:]][(pos - 1) * data.items.count + a] = q
             } else {
                 table[pos - 1][a] = q
             }
         }
-        let tables = rc == nil ? ["": table] : perRequest
-        for (id, t) in tables {
-            for (k, row) in t.enumerated() {
-                let s = row.reduce(0, +)
-                if abs(s - 1) > 1e-6 {
-                    throw OPEError("\(path): probabilities at position \(k + 1)\(id.isEmpty ? "" : " of request \(id)") sum to \(s), not 1")
-                }
+        var sums: [String: [Double]] = rc == nil ? ["": table.map { $0.reduce(0, +) }] : [:]
+        for (id, entries) in perRequest {
+            var s = [Double](repeating: 0, count: data.positionCount)
+            for (key, q) in entries { s[key / data.items.count] += q }
+            sums[id] = s
+        }
+        for (id, s) in sums {
+            for (k, total) in s.enumerated() where abs(total - 1) > 1e-6 && (rc == nil || total > 0) {
+                throw OPEError("\(path): probabilities at position \(k + 1)\(id.isEmpty ? "" : " of request \(id)") sum to \(total), not 1")
             }
         }
-        return EvaluationPolicy(table: table, perRequest: rc == nil ? nil : perRequest)
+        return EvaluationPolicy(table: table, perRequest: rc == nil ? nil : perRequest, itemCount: data.items.count)
     }
 
     /// The uniform policy over the logs' items.
     public static func uniform(for data: LoggedBandit) -> EvaluationPolicy {
         let n = data.items.count
-        return EvaluationPolicy(table: [[Double]](repeating: [Double](repeating: 1.0 / Double(n), count: n), count: data.positionCount))
+        return EvaluationPolicy(table: [[Double]](repeating: [Double](repeating: 1.0 / Double(n), count: n), count: data.positionCount), itemCount: n)
     }
 }

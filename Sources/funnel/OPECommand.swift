@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import FunnelAttribution
+import FunnelEvents
 import FunnelOPE
 import FunnelReport
 
@@ -8,11 +10,14 @@ struct OPE: ParsableCommand {
         commandName: "ope",
         abstract: "Estimate what an evaluation ranking policy would earn, from logs of another policy (off-policy evaluation).")
 
-    @Option(help: "Logged data: an Open Bandit Dataset CSV (--log-format obd).")
+    @Option(help: "Logged data: Funnel events whose impressions carry `propensity` (--log-format funnel), or an Open Bandit Dataset CSV (--log-format obd).")
     var logs: String
 
-    @Option(help: "Log format: obd (the Open Bandit Dataset CSV layout).")
-    var logFormat: String = "obd"
+    @Option(help: "Log format: funnel (event files; reward = a counted click on the impression) or obd (the Open Bandit Dataset CSV layout).")
+    var logFormat: String = "funnel"
+
+    @Option(help: "funnel.yaml for the counting rules applied to Funnel event logs.")
+    var config: String?
 
     @Option(help: "Evaluation policy CSV: item_id,position,probability[,request_id] (positions 1-based); or 'uniform'.")
     var policy: String
@@ -42,8 +47,8 @@ struct OPE: ParsableCommand {
     var format: String = "text"
 
     func validate() throws {
-        if logFormat != "obd" {
-            throw ValidationError("--log-format \(logFormat): only 'obd' is supported for now (Funnel event logs with propensities are not read by this command yet)")
+        if logFormat != "obd" && logFormat != "funnel" {
+            throw ValidationError("--log-format must be funnel or obd (got '\(logFormat)')")
         }
         for name in estimators.split(separator: ",") where OffPolicy.Estimator(rawValue: String(name)) == nil {
             throw ValidationError("--estimators: unknown estimator '\(name)'; choose from \(OffPolicy.Estimator.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -53,11 +58,32 @@ struct OPE: ParsableCommand {
         if bootstrap < 0 { throw ValidationError("--bootstrap must be ≥ 0") }
     }
 
+    /// Funnel events → logged rounds: kept impressions (rules 1–5: duplicates, bots, viewability,
+    /// dedup, clicks) that carry `propensity`; the reward is whether the impression has a counted click.
+    static func readFunnelLogs(_ path: String, config: String?) throws -> LoggedBandit {
+        let cfg = try loadConfig(config)
+        let log = try readEvents(paths: [path], format: .auto, quarantine: nil)
+        let rounds = Attributor.loggedImpressions(log, config: cfg)
+        guard !rounds.isEmpty else {
+            throw CLIError("\(path): no kept impression carries a `propensity`; off-policy evaluation needs the logging policy's probability on each impression")
+        }
+        let hasRequests = rounds.allSatisfy { $0.request >= 0 }
+        return LoggedBandit(
+            items: (0..<log.items.count).map { log.items[Int32($0)] },
+            actions: rounds.map(\.item), positions: rounds.map { $0.position - 1 },
+            rewards: rounds.map { $0.clicks > 0 ? 1 : 0 }, propensities: rounds.map(\.propensity),
+            requestIDs: hasRequests ? rounds.map { log.requests[$0.request] } : nil)
+    }
+
     func run() throws {
         let data: LoggedBandit
         let evaluation: EvaluationPolicy
+        if logFormat == "funnel" {
+            data = try OPE.readFunnelLogs(logs, config: config)
+        } else {
+            do { data = try LoggedBandit.readOBD(path: logs, reward: reward) } catch { throw CLIError(error.description) }
+        }
         do {
-            data = try LoggedBandit.readOBD(path: logs, reward: reward)
             evaluation = policy == "uniform" ? .uniform(for: data) : try EvaluationPolicy.read(path: policy, for: data)
         } catch {
             throw CLIError(error.description)

@@ -297,3 +297,26 @@ struct AssignmentTests {
         #expect(a.counts("control").impressions == 1)
     }
 }
+
+struct LoggedImpressionTests {
+    /// Kept impressions with a propensity become logged rounds; collapsed and non-viewable ones do not,
+    /// a click on a collapsed impression counts for the kept one, and no experiment is needed.
+    @Test func loggedRoundsFollowTheCountingRules() {
+        var b = LogBuilder()
+        let a = b.impression("u", 10, item: "a", position: 2, extra: #","propensity":0.25,"request_id":"r1""#)
+        let again = b.impression("u", 20, item: "a", position: 1, extra: #","propensity":0.5,"request_id":"r2""#)   // collapses into a
+        b.impression("u", 10, item: "b", position: 1, extra: #","propensity":0.5,"viewable_fraction":0.1,"viewable_ms":0"#)
+        b.impression("u", 10, item: "c", position: 3)                                                             // no propensity
+        let d = b.impression("v", 10, item: "d", position: 1, extra: #","propensity":1"#)
+        b.click("u", 30, on: again)
+        b.click("v", 5000, on: d)   // late: no reward
+        _ = a
+        let log = EventReader.read(text: b.lines.joined(separator: "\n"))
+        let rounds = Attributor.loggedImpressions(log, config: FunnelConfig())
+        #expect(rounds.count == 2)
+        let byItem = Dictionary(uniqueKeysWithValues: rounds.map { (log.items[$0.item], $0) })
+        #expect(byItem["a"]?.position == 2 && byItem["a"]?.propensity == 0.25 && byItem["a"]?.clicks == 1)
+        #expect(byItem["a"].map { log.requests[$0.request] } == "r1")
+        #expect(byItem["d"]?.clicks == 0 && byItem["d"]?.request == -1)
+    }
+}

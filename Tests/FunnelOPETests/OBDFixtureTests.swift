@@ -67,3 +67,28 @@ struct EstimatorByHandTests {
         #expect(abs(OffPolicy.estimate(.dros, x, settings: s)! - expected) < 1e-15)
     }
 }
+
+struct PolicyFileTests {
+    func write(_ text: String) -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("policy-\(UUID().uuidString).csv").path
+        FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+        return path
+    }
+
+    /// Evaluating the logging policy itself gives weights of 1: IPW = the logged mean reward.
+    @Test func perRequestPolicyEqualToTheLoggingPolicy() throws {
+        let data = LoggedBandit(items: ["a", "b"], actions: [0, 1, 1, 0], positions: [0, 1, 0, 1], rewards: [1, 0, 0, 0],
+                                propensities: [0.5, 0.5, 0.5, 0.5], requestIDs: ["r1", "r1", "r2", "r2"])
+        let policy = try EvaluationPolicy.read(path: write("request_id,item_id,position,probability\nr1,a,1,0.5\nr1,b,1,0.5\nr1,a,2,0.5\nr1,b,2,0.5\nr2,a,1,0.5\nr2,b,1,0.5\nr2,a,2,0.5\nr2,b,2,0.5\n"), for: data)
+        let x = OffPolicy.Inputs(weights: OffPolicy.weights(data, policy), rewards: data.rewards, qLogged: nil, qExpected: nil)
+        #expect(x.weights == [1, 1, 1, 1])
+        #expect(OffPolicy.estimate(.ipw, x) == 0.25)
+    }
+
+    @Test func badPolicyFilesNameTheLine() {
+        let data = LoggedBandit(items: ["a", "b"], actions: [0], positions: [0], rewards: [1], propensities: [0.5], requestIDs: nil)
+        #expect(throws: OPEError.self) { try EvaluationPolicy.read(path: write("item_id,position,probability\na,1,0.7\nb,1,0.7\n"), for: data) }
+        #expect(throws: OPEError.self) { try EvaluationPolicy.read(path: write("item_id,position,probability\nzz,1,1\n"), for: data) }
+        #expect(throws: OPEError.self) { try EvaluationPolicy.read(path: write("item_id,position,probability\na,0,1\n"), for: data) }
+    }
+}
