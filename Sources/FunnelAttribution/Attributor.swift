@@ -11,18 +11,7 @@ public enum Attributor {
     /// Runs the rules.
     public static func run(_ log: EventLog, config: FunnelConfig) throws(AttributionError) -> Attribution {
         let experiment = try chooseExperiment(log, config: config)
-        let byUser = groupByUser(log)
-        let rules = Rules(config: config, experiment: experiment)
-        let userCount = log.users.count
-        let parts = max(1, min(64, userCount / 2048 + 1))
-        let results = PartResults(count: parts)
-        let impSlot = SlotArray(count: log.events.count)
-        DispatchQueue.concurrentPerform(iterations: parts) { part in
-            let lo = userCount * part / parts, hi = userCount * (part + 1) / parts
-            var worker = UserWorker(log: log, rules: rules, byUser: byUser, impSlot: impSlot)
-            for u in lo..<hi { worker.process(user: Int32(u)) }
-            results.set(part, worker.output)
-        }
+        let results = runWorkers(log, Rules(config: config, experiment: experiment), collectLogged: false)
         // Merge in user order; variants in order of first appearance, control first.
         var dq = DataQuality()
         dq.eventsRead = log.counters.eventsRead
@@ -71,20 +60,7 @@ public enum Attributor {
     /// The kept impressions of non-bot users that carry a `propensity`, with their counted clicks
     /// (rules 1–5 applied; no experiment needed), in user order.
     public static func loggedImpressions(_ log: EventLog, config: FunnelConfig) -> [LoggedImpression] {
-        let byUser = groupByUser(log)
-        let rules = Rules(config: config, experiment: "")
-        let userCount = log.users.count
-        let parts = max(1, min(64, userCount / 2048 + 1))
-        let results = PartResults(count: parts)
-        let impSlot = SlotArray(count: log.events.count)
-        DispatchQueue.concurrentPerform(iterations: parts) { part in
-            let lo = userCount * part / parts, hi = userCount * (part + 1) / parts
-            var worker = UserWorker(log: log, rules: rules, byUser: byUser, impSlot: impSlot)
-            worker.collectLogged = true
-            for u in lo..<hi { worker.process(user: Int32(u)) }
-            results.set(part, worker.output)
-        }
-        return results.values().flatMap(\.logged)
+        runWorkers(log, Rules(config: config, experiment: ""), collectLogged: true).values().flatMap(\.logged)
     }
 
     /// `experiment: null` needs exactly one experiment among valid exposures (DESIGN.md §7).
@@ -101,6 +77,23 @@ public enum Attributor {
         }
         let names = seen.map { "'\(log.labels[$0])'" }.joined(separator: ", ")
         throw AttributionError(message: "the events hold several experiments (\(names)); choose one with ab_testing.experiment in funnel.yaml")
+    }
+
+    /// Applies the rules to contiguous ranges of users on all cores; one output per range, in user order.
+    static func runWorkers(_ log: EventLog, _ rules: Rules, collectLogged: Bool) -> ResultSlots<PartOutput> {
+        let byUser = groupByUser(log)
+        let userCount = log.users.count
+        let parts = max(1, min(64, userCount / 2048 + 1))
+        let results = ResultSlots<PartOutput>(count: parts)
+        let impSlot = SlotArray(count: log.events.count)
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            let lo = userCount * part / parts, hi = userCount * (part + 1) / parts
+            var worker = UserWorker(log: log, rules: rules, byUser: byUser, impSlot: impSlot)
+            worker.collectLogged = collectLogged
+            for u in lo..<hi { worker.process(user: Int32(u)) }
+            results.set(part, worker.output)
+        }
+        return results
     }
 
     /// Event indices grouped by user, each group in input order (a counting sort).
@@ -169,14 +162,6 @@ struct PartOutput: Sendable {
     /// Keyed by (variant label, item id) — `position` holds the item.
     var items: [PositionKey: ItemCounts] = [:]
     var endOfData = Int64.min
-}
-
-final class PartResults: @unchecked Sendable {
-    private var storage: [PartOutput?]
-    private let lock = NSLock()
-    init(count: Int) { storage = Array(repeating: nil, count: count) }
-    func set(_ i: Int, _ v: PartOutput) { lock.lock(); storage[i] = v; lock.unlock() }
-    func values() -> [PartOutput] { storage.map { $0! } }
 }
 
 /// A per-event scratch array written by workers at disjoint indices (each event belongs to one user).

@@ -87,15 +87,8 @@ public enum Timestamp {
         return seconds * 1000 + millis
     }
 
-    /// Formats epoch milliseconds as RFC 3339 UTC with milliseconds (`2026-03-01T12:00:00.123Z`).
-    public static func rfc3339(_ millis: Int64) -> String {
-        var ms = millis % 1000
-        var secs = millis / 1000
-        if ms < 0 { ms += 1000; secs -= 1 }
-        var days = secs / 86_400
-        var rem = secs % 86_400
-        if rem < 0 { rem += 86_400; days -= 1 }
-        // Civil from days (inverse of daysFromCivil).
+    /// The proleptic Gregorian (year, month, day) of a day count from 1970-01-01 (inverse of `daysFromCivil`).
+    public static func civil(days: Int64) -> (year: Int64, month: Int64, day: Int64) {
         let z = days + 719_468
         let era = (z >= 0 ? z : z - 146_096) / 146_097
         let doe = z - era * 146_097
@@ -104,7 +97,18 @@ public enum Timestamp {
         let mp = (5 * doy + 2) / 153
         let d = doy - (153 * mp + 2) / 5 + 1
         let m = mp < 10 ? mp + 3 : mp - 9
-        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
+        return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
+    }
+
+    /// Formats epoch milliseconds as RFC 3339 UTC with milliseconds (`2026-03-01T12:00:00.123Z`).
+    public static func rfc3339(_ millis: Int64) -> String {
+        var ms = millis % 1000
+        var secs = millis / 1000
+        if ms < 0 { ms += 1000; secs -= 1 }
+        var days = secs / 86_400
+        var rem = secs % 86_400
+        if rem < 0 { rem += 86_400; days -= 1 }
+        let (y, m, d) = civil(days: days)
         func pad(_ v: Int64, _ w: Int) -> String {
             let s = String(v)
             return s.count >= w ? s : String(repeating: "0", count: w - s.count) + s

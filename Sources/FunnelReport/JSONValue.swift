@@ -1,4 +1,5 @@
 import Foundation
+import FunnelEvents
 
 /// An ordered JSON document, written without rounding (shortest round-trip doubles); non-finite
 /// numbers are written as `null`.
@@ -46,7 +47,7 @@ public indirect enum JSONValue: Sendable, Equatable {
             if !d.isFinite { out += "null" }
             else if d == d.rounded() && abs(d) < 1e15 { out += String(format: "%.1f", d) }
             else { out += "\(d)" }
-        case .string(let s): out += jsonQuoteString(s)
+        case .string(let s): out += jsonQuote(s)
         case .array(let items):
             if items.isEmpty { out += "[]"; return }
             let simple = items.allSatisfy { if case .array = $0 { return false }; if case .object = $0 { return false }; return true }
@@ -64,7 +65,7 @@ public indirect enum JSONValue: Sendable, Equatable {
             for (k, (key, value)) in members.enumerated() {
                 if k > 0 { out += "," }
                 if pretty { out += "\n" + String(repeating: "  ", count: indent + 1) }
-                out += jsonQuoteString(key)
+                out += jsonQuote(key)
                 out += pretty ? ": " : ":"
                 value.write(&out, pretty: pretty, indent: indent + 1)
             }
@@ -72,20 +73,4 @@ public indirect enum JSONValue: Sendable, Equatable {
             out += "}"
         }
     }
-}
-
-func jsonQuoteString(_ s: String) -> String {
-    var out = "\""
-    for scalar in s.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
-        }
-    }
-    return out + "\""
 }

@@ -1,4 +1,5 @@
 import Foundation
+import FunnelEvents
 
 /// A small, fast, seedable generator (SplitMix64) so that the same seed gives the same bytes on
 /// every platform.
@@ -60,15 +61,8 @@ struct LineWriter {
     mutating func timestamp(_ millis: Int64) {
         let days = Int(millis / 86_400_000)
         let rem = Int(millis % 86_400_000)
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
+        let (y64, m64, d64) = Timestamp.civil(days: Int64(days))
+        let (y, m, d) = (Int(y64), Int(m64), Int(d64))
         bytes.append(0x22)
         digits(y, 4); bytes.append(0x2D); digits(m, 2); bytes.append(0x2D); digits(d, 2); bytes.append(0x54)
         digits(rem / 3_600_000, 2); bytes.append(0x3A); digits(rem / 60_000 % 60, 2); bytes.append(0x3A)

@@ -124,7 +124,7 @@ struct Calibrate: ParsableCommand {
     }
 
     func runMany(_ scenario: Scenario, truth: [String: Double]) -> [Outcome] {
-        let box = OutcomeBox(count: simulations)
+        let box = ResultSlots<Outcome>(count: simulations)
         let users = self.users, seed = self.seed
         DispatchQueue.concurrentPerform(iterations: simulations) { k in
             guard let (a, _) = Calibrate.analyse(scenario, users: users, seed: seed + UInt64(k) * 7919, cuped: true) else { return }
@@ -157,16 +157,8 @@ struct Calibrate: ParsableCommand {
             }
             box.set(k, o)
         }
-        return box.values()
+        return box.setValues()
     }
-}
-
-final class OutcomeBox: @unchecked Sendable {
-    private var storage: [Calibrate.Outcome?]
-    private let lock = NSLock()
-    init(count: Int) { storage = Array(repeating: nil, count: count) }
-    func set(_ i: Int, _ v: Calibrate.Outcome) { lock.lock(); storage[i] = v; lock.unlock() }
-    func values() -> [Calibrate.Outcome] { storage.compactMap { $0 } }
 }
 
 /// Aligned table for command output.
