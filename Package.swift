@@ -26,9 +26,10 @@ let package = Package(
         // Statistics over per-user sufficient statistics.
         .target(name: "FunnelStats"),
         // The report (JSON, text) built from attribution and statistics.
-        .target(name: "FunnelReport", dependencies: ["FunnelAttribution", "FunnelStats", "FunnelConfig"]),
-        // Off-policy evaluation of ranking policies from logged propensities.
-        .target(name: "FunnelOPE"),
+        .target(name: "FunnelReport", dependencies: ["FunnelAttribution", "FunnelStats", "FunnelConfig", "FunnelOPE"]),
+        // Off-policy evaluation of ranking policies from logged propensities,
+        // and position-bias propensities with debiased click-through.
+        .target(name: "FunnelOPE", dependencies: ["FunnelEvents", "FunnelStats"]),
         // Event-log simulator with known ground truth.
         .target(name: "FunnelSimulator", dependencies: ["FunnelEvents"]),
         .executableTarget(
@@ -39,7 +40,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "FunnelEventsTests", dependencies: ["FunnelEvents"]),
-        .testTarget(name: "FunnelAttributionTests", dependencies: ["FunnelAttribution", "FunnelReport", "FunnelConfig", "FunnelEvents"]),
+        .testTarget(name: "FunnelAttributionTests", dependencies: ["FunnelAttribution", "FunnelReport", "FunnelConfig", "FunnelEvents", "FunnelOPE"]),
         .testTarget(name: "FunnelStatsTests", dependencies: ["FunnelStats"], exclude: ["Fixtures"]),
         .testTarget(name: "FunnelOPETests", dependencies: ["FunnelOPE"], exclude: ["Fixtures"]),
         .testTarget(

@@ -11,7 +11,7 @@ public enum Attributor {
     /// Runs the rules.
     public static func run(_ log: EventLog, config: FunnelConfig) throws(AttributionError) -> Attribution {
         let experiment = try chooseExperiment(log, config: config)
-        let results = runWorkers(log, Rules(config: config, experiment: experiment), collectLogged: false)
+        let results = runWorkers(log, Rules(config: config, experiment: experiment), collect: .none)
         // Merge in user order; variants in order of first appearance, control first.
         var dq = DataQuality()
         dq.eventsRead = log.counters.eventsRead
@@ -60,7 +60,13 @@ public enum Attributor {
     /// The kept impressions of non-bot users that carry a `propensity`, with their counted clicks
     /// (rules 1–5 applied; no experiment needed), in user order.
     public static func loggedImpressions(_ log: EventLog, config: FunnelConfig) -> [LoggedImpression] {
-        runWorkers(log, Rules(config: config, experiment: ""), collectLogged: true).values().flatMap(\.logged)
+        keptImpressions(log, config: config, onlyLogged: true)
+    }
+
+    /// Every kept impression (rules 1–5: duplicates, bots, viewability, dedup, clicks) with its counted
+    /// clicks, or only those that carry a `propensity` when `onlyLogged`; in user order.
+    public static func keptImpressions(_ log: EventLog, config: FunnelConfig, onlyLogged: Bool = false) -> [LoggedImpression] {
+        runWorkers(log, Rules(config: config, experiment: ""), collect: onlyLogged ? .logged : .all).values().flatMap(\.logged)
     }
 
     /// `experiment: null` needs exactly one experiment among valid exposures (DESIGN.md §7).
@@ -80,7 +86,7 @@ public enum Attributor {
     }
 
     /// Applies the rules to contiguous ranges of users on all cores; one output per range, in user order.
-    static func runWorkers(_ log: EventLog, _ rules: Rules, collectLogged: Bool) -> ResultSlots<PartOutput> {
+    static func runWorkers(_ log: EventLog, _ rules: Rules, collect: ImpressionCollection) -> ResultSlots<PartOutput> {
         let byUser = groupByUser(log)
         let userCount = log.users.count
         let parts = max(1, min(64, userCount / 2048 + 1))
@@ -89,7 +95,7 @@ public enum Attributor {
         DispatchQueue.concurrentPerform(iterations: parts) { part in
             let lo = userCount * part / parts, hi = userCount * (part + 1) / parts
             var worker = UserWorker(log: log, rules: rules, byUser: byUser, impSlot: impSlot)
-            worker.collectLogged = collectLogged
+            worker.collect = collect
             for u in lo..<hi { worker.process(user: Int32(u)) }
             results.set(part, worker.output)
         }

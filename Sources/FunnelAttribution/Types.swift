@@ -132,14 +132,17 @@ public struct Attribution: Sendable {
     }
 }
 
-/// A kept impression that carries the logging policy's propensity, with its counted clicks: one
-/// logged round for off-policy evaluation and position-bias estimation.
+/// A kept impression (after rules 1–5) with its counted clicks: one logged round for off-policy
+/// evaluation (when it carries the logging policy's propensity) and for position-bias estimation.
 public struct LoggedImpression: Sendable {
+    /// Index of the impression in `EventLog.events`.
+    public var event: Int32
     public var user: Int32
     public var item: Int32
     public var position: Int32
     /// Id in `EventLog.requests`, -1 when the impression has no `request_id`.
     public var request: Int32
+    /// The logging policy's propensity; NaN when the impression carries none.
     public var propensity: Double
     public var clicks: Int32
     public var ts: Int64

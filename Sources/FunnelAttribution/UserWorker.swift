@@ -1,12 +1,15 @@
 import FunnelEvents
 
 /// Applies the counting rules to one user's events at a time (reusing scratch buffers).
+/// Which kept impressions a worker collects.
+enum ImpressionCollection { case none, logged, all }
+
 struct UserWorker {
     let log: EventLog
     let rules: Rules
     let byUser: (offsets: [Int32], indices: [Int32])
     let impSlot: SlotArray
-    var collectLogged = false
+    var collect = ImpressionCollection.none
     let experimentLabel: Int32?
     var output = PartOutput()
 
@@ -143,11 +146,11 @@ struct UserWorker {
             }
         }
 
-        if collectLogged {
-            for kp in kept where ev[Int(kp.event)].extraCount > 0 {
+        if collect != .none {
+            for kp in kept where collect == .all || ev[Int(kp.event)].extraCount > 0 {
                 let e = ev[Int(kp.event)]
-                let l = log.logged[Int(e.extraCount) - 1]
-                output.logged.append(LoggedImpression(user: user, item: e.item, position: e.position, request: l.request,
+                let l = e.extraCount > 0 ? log.logged[Int(e.extraCount) - 1] : (propensity: Double.nan, request: Int32(-1))
+                output.logged.append(LoggedImpression(event: kp.event, user: user, item: e.item, position: e.position, request: l.request,
                                                       propensity: l.propensity, clicks: kp.clicks, ts: e.ts))
             }
         }

@@ -52,6 +52,18 @@ public struct FunnelConfig: Sendable, Equatable {
     /// CUPED variance reduction with each user's pre-exposure value of the same metric.
     public var cuped = false
     public var cupedLookbackDays = 14.0
+    /// `position_bias`: how the report estimates examination propensities per position for its
+    /// debiased click-through (`none`: no debiased section), or fixed `propensities` (position 1
+    /// first); the clip `floor`; which impressions were shown in shuffled order
+    /// (`randomized_context`, a `key=value` of the impression's context); the context key that
+    /// names the ranker (`ranker_context`, else the impression's variant).
+    public var positionBiasMethod = "none"
+    public var positionBiasPropensities: [Double]? = nil
+    public var positionBiasFloor = 0.05
+    public var randomizedContext = "ranker=random"
+    public var rankerContext = "ranker"
+
+    public static let positionBiasMethods = ["none", "randomized", "em", "harvesting"]
 
     public init() {}
 
@@ -80,7 +92,7 @@ public struct FunnelConfig: Sendable, Equatable {
         guard let root else { return config }
         if root.null != nil { return config }
         guard let sections = root.mapping else {
-            throw ConfigError(file: file, line: root.mark?.line, key: "(top level)", message: "must be a mapping with sections impression_tracking, click_attribution, ab_testing")
+            throw ConfigError(file: file, line: root.mark?.line, key: "(top level)", message: "must be a mapping with sections impression_tracking, click_attribution, ab_testing, position_bias")
         }
         var reader = Reader(file: file)
         for (keyNode, value) in sections {
@@ -89,9 +101,10 @@ public struct FunnelConfig: Sendable, Equatable {
             case "impression_tracking": try reader.impressionTracking(value, &config)
             case "click_attribution": try reader.clickAttribution(value, &config)
             case "ab_testing": try reader.abTesting(value, &config)
+            case "position_bias": try reader.positionBias(value, &config)
             default:
                 throw ConfigError(file: file, line: keyNode.mark?.line, key: key,
-                    message: "unknown section; allowed: impression_tracking, click_attribution, ab_testing")
+                    message: "unknown section; allowed: impression_tracking, click_attribution, ab_testing, position_bias")
             }
         }
         return config
@@ -225,6 +238,35 @@ struct Reader {
             case "cuped": c.cuped = try boolean(v, name)
             case "cuped_lookback_days": c.cupedLookbackDays = try number(v, name, min: 0, minOpen: true)
             default: c.srmPThreshold = try number(v, name, min: 0, max: 1, minOpen: true, maxOpen: true)
+            }
+        }
+    }
+
+    mutating func positionBias(_ node: Node, _ c: inout FunnelConfig) throws(ConfigError) {
+        let allowed = ["method", "propensities", "floor", "randomized_context", "ranker_context"]
+        for (key, _, v) in try entries(node, section: "position_bias", allowed: allowed) {
+            let name = "position_bias.\(key)"
+            switch key {
+            case "method":
+                let m = try string(v, name)
+                guard FunnelConfig.positionBiasMethods.contains(m) else {
+                    throw fail(v, name, "unknown method '\(m)'; allowed: \(FunnelConfig.positionBiasMethods.joined(separator: " | "))")
+                }
+                c.positionBiasMethod = m
+            case "propensities":
+                if v.null != nil { c.positionBiasPropensities = nil; continue }
+                guard let seq = v.sequence, !seq.isEmpty else { throw fail(v, name, "must be null or a list of numbers in (0, 1], position 1 first") }
+                var list: [Double] = []
+                for (k, item) in seq.enumerated() { list.append(try number(item, "\(name)[\(k + 1)]", min: 0, max: 1, minOpen: true)) }
+                c.positionBiasPropensities = list
+            case "floor": c.positionBiasFloor = try number(v, name, min: 0, max: 1, minOpen: true)
+            case "randomized_context":
+                let s = try string(v, name)
+                guard s.split(separator: "=", omittingEmptySubsequences: false).count == 2 else {
+                    throw fail(v, name, "is '\(s)'; allowed: key=value (a context key and the value that marks shuffled traffic)")
+                }
+                c.randomizedContext = s
+            default: c.rankerContext = try string(v, name)
             }
         }
     }

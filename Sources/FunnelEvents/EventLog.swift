@@ -52,6 +52,8 @@ public struct EventLog: Sendable {
     /// Experiments, variants, surfaces, context keys and values.
     public var labels: StringTable
     public var contextPairs: [(key: Int32, value: Int32)] = []
+    /// Impressions that carry a `context`: event index → (start, count) in `contextPairs`.
+    public var impressionContexts: [Int32: (start: Int32, count: Int32)] = [:]
     public var lines: [PurchaseLine] = []
     /// (viewable_fraction, viewable_ms) of impressions that carry both.
     public var viewability: [(fraction: Double, ms: Double)] = []
@@ -92,6 +94,12 @@ public struct EventLog: Sendable {
         return contextPairs[Int(e.extra)..<Int(e.extra + e.extraCount)]
     }
 
+    /// The context (key, value) label pairs of the impression at `index` in `events` (empty when it has none).
+    public func impressionContext(at index: Int) -> ArraySlice<(key: Int32, value: Int32)> {
+        guard let r = impressionContexts[Int32(index)] else { return [] }
+        return contextPairs[Int(r.start)..<Int(r.start + r.count)]
+    }
+
     /// The item lines of a purchase.
     public func purchaseLines(of e: Event) -> ArraySlice<PurchaseLine> {
         guard e.type == .purchase else { return [] }
@@ -128,6 +136,13 @@ public struct EventLog: Sendable {
             if let v = p.viewable {
                 e.extra = Int32(viewability.count)
                 viewability.append((v.fraction, v.ms))
+            }
+            if p.contextCount > 0 {
+                impressionContexts[Int32(events.count)] = (Int32(contextPairs.count), p.contextCount)
+                for k in Int(p.contextStart)..<Int(p.contextStart + p.contextCount) {
+                    let pair = arena.contextPairs[k]
+                    contextPairs.append((Self.intern(&labels, pair.key, arena), Self.intern(&labels, pair.value, arena)))
+                }
             }
             if let propensity = p.propensity {
                 let request = p.request.isNone ? -1 : Self.intern(&requests, p.request, arena)

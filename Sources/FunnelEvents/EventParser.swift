@@ -67,7 +67,7 @@ public struct ParsedEvent: Sendable {
     /// Impressions: the logging policy's propensity and the request id, when present.
     public var propensity: Double? = nil
     public var request: StringRef = .none
-    /// Range into `ParseArena.contextPairs` (exposures only).
+    /// Range into `ParseArena.contextPairs` (exposures and impressions).
     public var contextStart: Int32 = 0
     public var contextCount: Int32 = 0
     /// Range into `ParseArena.lines` (purchases only).

@@ -160,6 +160,7 @@ public struct EventLineParser: Sendable {
             e.item = arena.append(line, slot(.itemID))
             e.position = Int32(slot(.position).number)
             if slot(.surface).kind == .string { e.surface = arena.append(line, slot(.surface)) }
+            if slot(.context).kind == .object { appendContext(line, &e) }
             let vf = slot(.viewableFraction), vm = slot(.viewableMs)
             if vf.kind == .number && vm.kind == .number { e.viewable = (vf.number, vm.number) }
             if slot(.propensity).kind == .number {

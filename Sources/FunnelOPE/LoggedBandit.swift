@@ -46,48 +46,58 @@ public struct LoggedBandit: Sendable {
     /// `user-item_affinity_<item>` columns. `reward` names the reward column (default `click`).
     /// Item ids are used as action indices (0 … max id), as the reference pipeline does.
     public static func readOBD(path: String, reward: String = "click") throws(OPEError) -> LoggedBandit {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw OPEError("\(path): cannot read the file; pass an Open Bandit Dataset CSV (e.g. ../shared/data/obd/random/all/all.csv)")
-        }
-        var lines = text.split(omittingEmptySubsequences: true, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
-        guard !lines.isEmpty else { throw OPEError("\(path): the file is empty") }
-        let header = lines.removeFirst().split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
-        func column(_ name: String) throws(OPEError) -> Int {
-            guard let i = header.firstIndex(of: name) else {
-                throw OPEError("\(path): line 1: no '\(name)' column; the Open Bandit layout has item_id, position, click, propensity_score, user_feature_*")
-            }
-            return i
-        }
-        let itemCol = try column("item_id"), posCol = try column("position"), pCol = try column("propensity_score")
-        let rewardCol = try column(reward)
-        let userCols = header.indices.filter { header[$0].hasPrefix("user_feature_") }
+        let csv = try ByteCSV(path: path, what: "pass an Open Bandit Dataset CSV (e.g. ../shared/data/obd/random/all/all.csv)")
+        var header: [String] = []
+        var itemCol = 0, posCol = 0, pCol = 0, rewardCol = 0
+        var userCols: [Int] = []
         var affinityCols: [Int: Int] = [:]   // item id -> column
-        for (i, h) in header.enumerated() where h.hasPrefix("user-item_affinity_") {
-            if let item = Int(h.dropFirst("user-item_affinity_".count)) { affinityCols[item] = i }
-        }
         var data = LoggedBandit()
+        // Feature ids by (user_feature column, value bytes).
         var featureIndex: [String: Int32] = [:]
         var rawAffinity: [[Float]] = []
         var maxItem = -1, maxPosition = 0
-        for (k, line) in lines.enumerated() {
-            let cells = line.split(separator: ",", omittingEmptySubsequences: false)
-            let lineNo = k + 2
+        var features: [Int32] = []
+        try csv.forEachLine { lineNo, cells throws(OPEError) in
+            if header.isEmpty {
+                header = cells.map { csv.string($0) }
+                func column(_ name: String) throws(OPEError) -> Int {
+                    guard let i = header.firstIndex(of: name) else {
+                        throw OPEError("\(path): line 1: no '\(name)' column; the Open Bandit layout has item_id, position, click, propensity_score, user_feature_*")
+                    }
+                    return i
+                }
+                itemCol = try column("item_id"); posCol = try column("position"); pCol = try column("propensity_score")
+                rewardCol = try column(reward)
+                userCols = header.indices.filter { header[$0].hasPrefix("user_feature_") }
+                for (i, h) in header.enumerated() where h.hasPrefix("user-item_affinity_") {
+                    if let item = Int(h.dropFirst("user-item_affinity_".count)) { affinityCols[item] = i }
+                }
+                return
+            }
             guard cells.count == header.count else {
                 throw OPEError("\(path): line \(lineNo): \(cells.count) cells, the header has \(header.count)")
             }
-            guard let item = Int(cells[itemCol]), item >= 0 else { throw OPEError("\(path): line \(lineNo): item_id '\(cells[itemCol])' is not a non-negative integer") }
-            guard let pos = Int(cells[posCol]), pos >= 1 else { throw OPEError("\(path): line \(lineNo): position '\(cells[posCol])' must be an integer ≥ 1") }
-            guard let r = Double(cells[rewardCol]), r.isFinite else { throw OPEError("\(path): line \(lineNo): \(reward) '\(cells[rewardCol])' is not a number") }
-            guard let p = Double(cells[pCol]), p > 0, p <= 1 else { throw OPEError("\(path): line \(lineNo): propensity_score '\(cells[pCol])' must be in (0, 1]") }
+            guard let item = csv.int(cells[itemCol]), item >= 0 else {
+                throw OPEError("\(path): line \(lineNo): item_id '\(csv.string(cells[itemCol]))' is not a non-negative integer")
+            }
+            guard let pos = csv.int(cells[posCol]), pos >= 1 else {
+                throw OPEError("\(path): line \(lineNo): position '\(csv.string(cells[posCol]))' must be an integer ≥ 1")
+            }
+            guard let r = csv.double(cells[rewardCol]), r.isFinite else {
+                throw OPEError("\(path): line \(lineNo): \(reward) '\(csv.string(cells[rewardCol]))' is not a number")
+            }
+            guard let p = csv.double(cells[pCol]), p > 0, p <= 1 else {
+                throw OPEError("\(path): line \(lineNo): propensity_score '\(csv.string(cells[pCol]))' must be in (0, 1]")
+            }
             data.actions.append(Int32(item))
             data.positions.append(Int32(pos - 1))
             data.rewards.append(r)
             data.propensities.append(p)
             maxItem = max(maxItem, item)
             maxPosition = max(maxPosition, pos)
-            var features: [Int32] = []
+            features.removeAll(keepingCapacity: true)
             for c in userCols {
-                let key = header[c] + "=" + cells[c]
+                let key = header[c] + "=" + csv.string(cells[c])
                 if let f = featureIndex[key] { features.append(f) } else {
                     let f = Int32(featureIndex.count)
                     featureIndex[key] = f
@@ -97,10 +107,12 @@ public struct LoggedBandit: Sendable {
             data.contextFeatures.append(features)
             if !affinityCols.isEmpty {
                 var row = [Float](repeating: 0, count: affinityCols.keys.max()! + 1)
-                for (item, c) in affinityCols { row[item] = Float(cells[c]) ?? 0 }
+                for (item, c) in affinityCols { row[item] = Float(csv.double(cells[c]) ?? 0) }
                 rawAffinity.append(row)
             }
         }
+        guard !header.isEmpty else { throw OPEError("\(path): the file is empty") }
+        guard maxItem >= 0 else { throw OPEError("\(path): no logged rows after the header") }
         data.items = (0...max(maxItem, affinityCols.keys.max() ?? 0)).map(String.init)
         data.positionCount = maxPosition
         data.featureCount = featureIndex.count
@@ -123,6 +135,12 @@ public struct EvaluationPolicy: Sendable {
     public var perRequest: [String: [Int: Double]]? = nil
     public var itemCount = 0
 
+    public init(table: [[Double]], perRequest: [String: [Int: Double]]? = nil, itemCount: Int) {
+        self.table = table
+        self.perRequest = perRequest
+        self.itemCount = itemCount
+    }
+
     /// The probability of `action` at `position` in round `i` of `data`.
     @inline(__always)
     public func probability(_ data: LoggedBandit, round i: Int, action a: Int, position k: Int) -> Double {
@@ -130,38 +148,51 @@ public struct EvaluationPolicy: Sendable {
         return table[k][a]
     }
 
+    /// The actions with non-zero probability at `position` in round `i`, with their probabilities.
+    public func support(_ data: LoggedBandit, round i: Int, position k: Int) -> [(action: Int, probability: Double)] {
+        if let perRequest, let id = data.requestIDs?[i] {
+            guard let entries = perRequest[id] else { return [] }
+            return entries.compactMap { key, q in key / itemCount == k && q > 0 ? (key % itemCount, q) : nil }.sorted { $0.action < $1.action }
+        }
+        return table[k].enumerated().compactMap { a, q in q > 0 ? (a, q) : nil }
+    }
+
     /// Reads `item_id,position,probability[,request_id]` (positions 1-based). Item ids must name
     /// items of the logs; each position's probabilities must sum to 1 (within 1e-6).
     public static func read(path: String, for data: LoggedBandit) throws(OPEError) -> EvaluationPolicy {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw OPEError("\(path): cannot read the policy file; expected CSV columns item_id,position,probability[,request_id]")
-        }
-        var lines = text.split(omittingEmptySubsequences: true, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
-        guard !lines.isEmpty else { throw OPEError("\(path): the policy file is empty") }
-        let header = lines.removeFirst().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        guard let ic = header.firstIndex(of: "item_id"), let pc = header.firstIndex(of: "position"), let qc = header.firstIndex(of: "probability") else {
-            throw OPEError("\(path): line 1: the header must name item_id, position and probability")
-        }
-        let rc = header.firstIndex(of: "request_id")
+        let csv = try ByteCSV(path: path, what: "expected CSV columns item_id,position,probability[,request_id]")
+        var header: [String] = []
+        var ic = 0, pc = 0, qc = 0
+        var rc: Int? = nil
         let index = Dictionary(uniqueKeysWithValues: data.items.enumerated().map { ($0.element, $0.offset) })
-        let empty = [[Double]](repeating: [Double](repeating: 0, count: data.items.count), count: data.positionCount)
-        var table = empty
+        var table = [[Double]](repeating: [Double](repeating: 0, count: data.items.count), count: data.positionCount)
         var perRequest: [String: [Int: Double]] = [:]
-        for (k, line) in lines.enumerated() {
-            let cells = line.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
-            let lineNo = k + 2
-            guard cells.count >= header.count else { throw OPEError("\(path): line \(lineNo): expected \(header.count) cells") }
-            guard let a = index[cells[ic]] else { throw OPEError("\(path): line \(lineNo): item_id '\(cells[ic])' does not occur in the logs' item space") }
-            guard let pos = Int(cells[pc]), pos >= 1, pos <= data.positionCount else {
-                throw OPEError("\(path): line \(lineNo): position '\(cells[pc])' must be 1…\(data.positionCount) (positions are 1-based)")
+        try csv.forEachLine { lineNo, cells throws(OPEError) in
+            if header.isEmpty {
+                header = cells.map { csv.string($0) }
+                guard let i = header.firstIndex(of: "item_id"), let p = header.firstIndex(of: "position"), let q = header.firstIndex(of: "probability") else {
+                    throw OPEError("\(path): line 1: the header must name item_id, position and probability")
+                }
+                (ic, pc, qc) = (i, p, q)
+                rc = header.firstIndex(of: "request_id")
+                return
             }
-            guard let q = Double(cells[qc]), q >= 0, q <= 1 else { throw OPEError("\(path): line \(lineNo): probability '\(cells[qc])' must be in [0, 1]") }
+            guard cells.count >= header.count else { throw OPEError("\(path): line \(lineNo): expected \(header.count) cells") }
+            let itemID = csv.string(cells[ic])
+            guard let a = index[itemID] else { throw OPEError("\(path): line \(lineNo): item_id '\(itemID)' does not occur in the logs' item space") }
+            guard let pos = csv.int(cells[pc]), pos >= 1, pos <= data.positionCount else {
+                throw OPEError("\(path): line \(lineNo): position '\(csv.string(cells[pc]))' must be 1…\(data.positionCount) (positions are 1-based)")
+            }
+            guard let q = csv.double(cells[qc]), q >= 0, q <= 1 else {
+                throw OPEError("\(path): line \(lineNo): probability '\(csv.string(cells[qc]))' must be in [0, 1]")
+            }
             if let rc {
-                perRequest[cells[rc], default: [:]][(pos - 1) * data.items.count + a] = q
+                perRequest[csv.string(cells[rc]), default: [:]][(pos - 1) * data.items.count + a] = q
             } else {
                 table[pos - 1][a] = q
             }
         }
+        guard !header.isEmpty else { throw OPEError("\(path): the policy file is empty") }
         var sums: [String: [Double]] = rc == nil ? ["": table.map { $0.reduce(0, +) }] : [:]
         for (id, entries) in perRequest {
             var s = [Double](repeating: 0, count: data.positionCount)

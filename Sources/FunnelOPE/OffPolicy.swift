@@ -19,6 +19,8 @@ public enum OffPolicy {
         public var rewards: [Double]
         public var qLogged: [Double]?
         public var qExpected: [Double]?
+        /// Cluster of each round (the user) for the bootstrap; rounds are independent when nil.
+        public var clusters: [Int32]? = nil
 
         public init(weights: [Double], rewards: [Double], qLogged: [Double]?, qExpected: [Double]?) {
             self.weights = weights
@@ -71,25 +73,33 @@ public enum OffPolicy {
         }
     }
 
-    /// Percentile bootstrap interval: rounds resampled with replacement `draws` times (seeded
-    /// SplitMix64), the reward model kept fixed.
+    /// Percentile bootstrap interval: rounds (or whole clusters of rounds) resampled with
+    /// replacement `draws` times (seeded SplitMix64), the reward model kept fixed.
     public static func bootstrap(_ e: Estimator, _ x: Inputs, settings: Settings, draws: Int, alpha: Double, seed: UInt64) -> (Double, Double)? {
         guard draws >= 10 else { return nil }
         let n = x.weights.count
-        var state = seed &+ 0x9E37_79B9_7F4A_7C15
-        func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var rng = SplitMix(seed: seed &+ 0x9E37_79B9_7F4A_7C15)
         var values: [Double] = []
         values.reserveCapacity(draws)
         var rows = [Int](repeating: 0, count: n)
-        for _ in 0..<draws {
-            for j in 0..<n { rows[j] = Int(next() % UInt64(n)) }
-            if let v = estimate(e, x, settings: settings, rounds: rows) { values.append(v) }
+        if let clusters = x.clusters {
+            // Whole clusters (users) resampled with replacement: their rounds are correlated.
+            var members: [[Int]] = []
+            var slot: [Int32: Int] = [:]
+            for (i, c) in clusters.enumerated() {
+                if let s = slot[c] { members[s].append(i) } else { slot[c] = members.count; members.append([i]) }
+            }
+            let m = UInt64(members.count)
+            for _ in 0..<draws {
+                rows.removeAll(keepingCapacity: true)
+                for _ in 0..<members.count { rows.append(contentsOf: members[Int(rng.next() % m)]) }
+                if let v = estimate(e, x, settings: settings, rounds: rows) { values.append(v) }
+            }
+        } else {
+            for _ in 0..<draws {
+                for j in 0..<n { rows[j] = Int(rng.next() % UInt64(n)) }
+                if let v = estimate(e, x, settings: settings, rounds: rows) { values.append(v) }
+            }
         }
         guard values.count >= 10 else { return nil }
         values.sort()

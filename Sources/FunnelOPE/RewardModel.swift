@@ -80,9 +80,8 @@ public struct RewardModel: Sendable {
                 let pos = Int(data.positions[i])
                 logged[i] = 1 / (1 + exp(-RewardModel.score(model, data, layout, round: i, action: Int(data.actions[i]), position: pos)))
                 var e = 0.0
-                for a in 0..<data.items.count {
-                    let pi = policy.probability(data, round: i, action: a, position: pos)
-                    if pi > 0 { e += pi / (1 + exp(-RewardModel.score(model, data, layout, round: i, action: a, position: pos))) }
+                for (a, pi) in policy.support(data, round: i, position: pos) {
+                    e += pi / (1 + exp(-RewardModel.score(model, data, layout, round: i, action: a, position: pos)))
                 }
                 expected[i] = e
             }

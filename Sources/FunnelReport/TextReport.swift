@@ -104,6 +104,23 @@ public enum TextReport {
             }
             out += bold("CTR by position") + "\n" + table(prow)
         }
+
+        if case .object(let pb)? = doc["position_bias"] {
+            let method = string(doc["position_bias"]?["method"]) ?? ""
+            var rows: [[String]] = [["position", "propensity", "interval"]]
+            if case .object(let positions)? = doc["position_bias"]?["positions"] {
+                for (p, v) in positions.prefix(10) {
+                    var ci = "—"
+                    if case .array(let b)? = v["ci"], b.count == 2 { ci = "[\(format(b[0], digits: 3)), \(format(b[1], digits: 3))]" }
+                    rows.append([p, format(v["propensity"], digits: 3), ci])
+                }
+            }
+            var vrows: [[String]] = [["variant", "ctr", "ips ctr"]]
+            if case .object(let variants)? = pb.first(where: { $0.0 == "variants" })?.1 {
+                for (name, v) in variants { vrows.append([name, format(v["ctr"], digits: 4), format(v["ips_ctr"], digits: 4)]) }
+            }
+            out += "\n\n" + bold("Position bias (\(method)) and debiased CTR") + "\n" + table(rows) + "\n\n" + table(vrows)
+        }
         return out
     }
 

@@ -28,6 +28,8 @@ extension Simulator {
             let score: Double
             if scenario == .clickbait && variant == "treatment" {
                 score = log(attractiveness[i]) + (clickbait[i] ? 0.5 : 0) + noise
+            } else if scenario == .positionBias && variant == "treatment" {
+                score = log(attractiveness[i]) + noise
             } else {
                 score = log(attractiveness[i] * conversion[i]) + noise
             }
@@ -36,7 +38,13 @@ extension Simulator {
         candidates.sort { $0.1 > $1.1 }
         var list = candidates.prefix(count).map { $0.0 }
         for i in list { shown.insert(i) }
-        if scenario == .positionBias && rng.chance(0.3) { list.shuffle(using: &rng) ; randomizedRequest = true } else { randomizedRequest = false }
+        rankedOrder = list
+        if scenario == .positionBias && rng.chance(Simulator.exploration) {
+            list.shuffle(using: &rng)
+            randomizedRequest = true
+        } else {
+            randomizedRequest = false
+        }
         return list
     }
 
@@ -63,20 +71,29 @@ extension Simulator {
         let request = "r\(nextEvent + 1)"
         let items = rank(variant, shown: &shown, count: listLength)
         let deviceFactor = device == "mobile" ? 1.1 : (device == "desktop" ? 0.9 : 1.0)
+        let ranked = rankedOrder
+        let logging = scenario == .positionBias
+        let rankerName = randomizedRequest ? "random" : (variant == "treatment" ? "popularity" : "relevance")
         var imps: [SessionImp] = []
         for (k, item) in items.enumerated() {
             let imp = Imp(id: eventID(), item: item, position: k + 1, ts: t0 + Int64(k) * 150, surface: surface, request: request)
             let view: Viewability = rng.chance(0.85) ? .full : .absent
+            // The logging policy's marginal probability of this item here: ranked order with
+            // probability 1 − ε, a uniform shuffle with probability ε.
+            let logged = logging ? (1 - Simulator.exploration) * (ranked[k] == item ? 1 : 0) + Simulator.exploration / Double(items.count) : nil
             _ = impression(user: user, imp: imp, view: view, variant: rng.chance(0.5) ? variant : nil,
-                           propensity: randomizedRequest ? 0.125 : nil, bot: botFlag && k == 0)
+                           propensity: logged, ranker: logging ? rankerName : nil, bot: botFlag && k == 0)
             imps.append(SessionImp(imp: imp))
             if counted { counts.impressions += 1 }
+        }
+        if logging {
+            recordPolicies(request: request, ranked: ranked, deviceFactor: deviceFactor, clickFactor: propensity.click)
         }
         var lines: [(item: Int, quantity: Int)] = []
         var lastClick: Int64 = t0
         for k in imps.indices {
             let item = imps[k].imp.item
-            let p = min(0.95, Simulator.examination[k] * attractiveness[item] * deviceFactor * propensity.click)
+            let p = clickProbability(item: item, position: k, deviceFactor: deviceFactor, clickFactor: propensity.click)
             let q = min(0.95, conversion[item] * propensity.buy)
             if counted {
                 var e = truth.expected[variant] ?? (0, 0, 0)

@@ -6,7 +6,9 @@ public enum Scenario: String, Sendable, CaseIterable {
     case clickbait
     /// Both arms use the same ranker: no true difference.
     case aa
-    /// One ranker; known examination probabilities per position; part of the traffic in random order.
+    /// Two rankers (control: relevance, treatment: popularity) logged by a stochastic policy: 30 % of
+    /// requests uniformly shuffled, every impression with its propensity; clicks follow the
+    /// position-based model with known examination probabilities.
     case positionBias = "position-bias"
 }
 
@@ -29,6 +31,11 @@ public struct Truth: Sendable {
     public var quarantined: [String: Int] = [:]
     /// Examination probability per position (1-based), the same in every scenario.
     public var examination: [Double]
+    /// position-bias scenario: Σ over ordinary-session impressions of the expected click of the
+    /// logging policy and of the evaluation policy (divide by `policyImpressions` for the value).
+    public var loggingValueSum = 0.0
+    public var evaluationValueSum = 0.0
+    public var policyImpressions = 0
 
     mutating func bump(_ key: String, _ by: Int = 1) { dataQuality[key, default: 0] += by }
 
@@ -45,7 +52,12 @@ public struct Truth: Sendable {
             let e = expected[k]!
             return "\"\(k)\":{\"impressions\":\(e.impressions),\"clicks\":\(e.clicks),\"purchases\":\(e.purchases)}"
         }.joined(separator: ",")
-        return "{\"scenario\":\"\(scenario.rawValue)\",\"seed\":\(seed),\"simulated_users\":\(simulatedUsers),\"lines\":\(lines),\"experiment\":\"recs-v2\",\"control\":\"control\",\"variants\":{\(variants)},\"data_quality\":{\(dq),\"quarantined\":{\(q)}},\"examination\":[\(exam)],\"expected\":{\(expectedJSON)}}\n"
+        var policies = ""
+        if scenario == .positionBias && policyImpressions > 0 {
+            let n = Double(policyImpressions)
+            policies = ",\"policies\":{\"exploration\":\(Simulator.exploration),\"impressions\":\(policyImpressions),\"logging_value\":\(loggingValueSum / n),\"evaluation_value\":\(evaluationValueSum / n),\"evaluation_policy\":\"each request's items in order of attractiveness\",\"value\":\"expected clicks per impression over the ordinary sessions simulated\"}"
+        }
+        return "{\"scenario\":\"\(scenario.rawValue)\",\"seed\":\(seed),\"simulated_users\":\(simulatedUsers),\"lines\":\(lines),\"experiment\":\"recs-v2\",\"control\":\"control\",\"variants\":{\(variants)},\"data_quality\":{\(dq),\"quarantined\":{\(q)}},\"examination\":[\(exam)],\"expected\":{\(expectedJSON)}\(policies)}\n"
     }
 }
 
@@ -64,6 +76,12 @@ public struct Simulator {
     var nextEvent = 0
     var duplicatesPending: [[UInt8]] = []
     var randomizedRequest = false
+    /// The arm's ranked order of the last list, before any exploration shuffle.
+    var rankedOrder: [Int] = []
+    /// position-bias scenario: keep every request's items, logged ranked order and evaluation order
+    /// in `policyRequests` (for writing the policy files).
+    public var keepPolicies = false
+    public var policyRequests: [(request: String, ranked: [Int], evaluation: [Int])] = []
     var lastImpressionID: String? = nil
 
     // Catalog.
@@ -72,7 +90,12 @@ public struct Simulator {
     var conversion: [Double] = []
     var priceCents: [Int] = []
     var clickbait: [Bool] = []
-    static let examination = [1.0, 0.72, 0.55, 0.45, 0.38, 0.33, 0.29, 0.26]
+    public static let examination = [1.0, 0.72, 0.55, 0.45, 0.38, 0.33, 0.29, 0.26]
+    /// position-bias scenario: share of requests shown in uniformly shuffled order (the logging
+    /// policy's exploration), and the factor from attractiveness to relevance (a search-like
+    /// surface where the top result is clicked about a quarter of the time).
+    public static let exploration = 0.3
+    static let relevanceScale = 3.0
     let listLength = 8
     let start: Int64 = 1_772_323_200_000  // 2026-03-01T00:00:00Z
 
@@ -121,6 +144,34 @@ public struct Simulator {
         return truth
     }
 
+    /// Click probability of `item` at 0-based `position`. In the position-bias scenario it follows
+    /// the position-based model exactly: examination × relevance, relevance capped at 0.95.
+    func clickProbability(item: Int, position k: Int, deviceFactor: Double, clickFactor: Double) -> Double {
+        if scenario == .positionBias {
+            return Simulator.examination[k] * min(0.95, Simulator.relevanceScale * attractiveness[item] * deviceFactor * clickFactor)
+        }
+        return min(0.95, Simulator.examination[k] * attractiveness[item] * deviceFactor * clickFactor)
+    }
+
+    /// position-bias scenario: adds the request's expected clicks under the logging policy (ranked
+    /// order with probability 1 − ε, uniform shuffle with probability ε) and under the evaluation
+    /// policy (the same items by attractiveness, best first) to the truth.
+    mutating func recordPolicies(request: String, ranked: [Int], deviceFactor: Double, clickFactor: Double) {
+        let n = ranked.count
+        let evaluation = ranked.sorted { attractiveness[$0] != attractiveness[$1] ? attractiveness[$0] > attractiveness[$1] : $0 < $1 }
+        var rankedValue = 0.0, evaluationValue = 0.0, shuffledValue = 0.0
+        for k in 0..<n {
+            rankedValue += clickProbability(item: ranked[k], position: k, deviceFactor: deviceFactor, clickFactor: clickFactor)
+            evaluationValue += clickProbability(item: evaluation[k], position: k, deviceFactor: deviceFactor, clickFactor: clickFactor)
+            for i in ranked { shuffledValue += clickProbability(item: i, position: k, deviceFactor: deviceFactor, clickFactor: clickFactor) / Double(n) }
+        }
+        let e = Simulator.exploration
+        truth.loggingValueSum += (1 - e) * rankedValue + e * shuffledValue
+        truth.evaluationValueSum += evaluationValue
+        truth.policyImpressions += n
+        if keepPolicies { policyRequests.append((request, ranked, evaluation)) }
+    }
+
     mutating func emitLine(_ line: [UInt8]) {
         out.bytes.append(contentsOf: line)
         out.bytes.append(0x0A)
@@ -153,13 +204,15 @@ public struct Simulator {
 
     enum Viewability { case full, absent, below }
 
-    mutating func impression(user: String, imp: Imp, view: Viewability, variant: String?, propensity: Double? = nil, bot: Bool = false) -> [UInt8] {
+    mutating func impression(user: String, imp: Imp, view: Viewability, variant: String?, propensity: Double? = nil,
+                             ranker: String? = nil, bot: Bool = false) -> [UInt8] {
         var w = LineWriter()
         w.raw("{\"type\":\"impression\",\"event_id\":\"\(imp.id)\",\"ts\":"); w.timestamp(imp.ts)
         w.raw(",\"user_id\":\"\(user)\",\"item_id\":\"i\(imp.item)\",\"position\":"); w.int(imp.position)
         w.raw(",\"surface\":\"\(imp.surface)\",\"request_id\":\"\(imp.request)\",\"price\":"); w.cents(priceCents[imp.item])
         if let variant { w.raw(",\"experiment\":\"recs-v2\",\"variant\":\"\(variant)\"") }
         if let propensity { w.raw(",\"propensity\":\(propensity)") }
+        if let ranker { w.raw(",\"context\":{\"ranker\":\"\(ranker)\"}") }
         switch view {
         case .full:
             w.raw(",\"viewable_fraction\":"); w.cents(rng.int(50, 100))

@@ -60,26 +60,32 @@ struct OPE: ParsableCommand {
 
     /// Funnel events → logged rounds: kept impressions (rules 1–5: duplicates, bots, viewability,
     /// dedup, clicks) that carry `propensity`; the reward is whether the impression has a counted click.
-    static func readFunnelLogs(_ path: String, config: String?) throws -> LoggedBandit {
+    static func readFunnelLogs(_ path: String, config: String?) throws -> (data: LoggedBandit, users: [Int32]) {
         let cfg = try loadConfig(config)
         let log = try readEvents(paths: [path], format: .auto, quarantine: nil)
+        warnQuarantined(log, path)
         let rounds = Attributor.loggedImpressions(log, config: cfg)
         guard !rounds.isEmpty else {
             throw CLIError("\(path): no kept impression carries a `propensity`; off-policy evaluation needs the logging policy's probability on each impression")
         }
         let hasRequests = rounds.allSatisfy { $0.request >= 0 }
-        return LoggedBandit(
+        if let bad = rounds.first(where: { !($0.propensity > 0 && $0.propensity <= 1) }) {
+            throw CLIError("\(path): an impression of user '\(log.users[bad.user])' carries propensity \(bad.propensity); it must be in (0, 1]")
+        }
+        let data = LoggedBandit(
             items: (0..<log.items.count).map { log.items[Int32($0)] },
             actions: rounds.map(\.item), positions: rounds.map { $0.position - 1 },
             rewards: rounds.map { $0.clicks > 0 ? 1 : 0 }, propensities: rounds.map(\.propensity),
             requestIDs: hasRequests ? rounds.map { log.requests[$0.request] } : nil)
+        return (data, rounds.map(\.user))
     }
 
     func run() throws {
         let data: LoggedBandit
         let evaluation: EvaluationPolicy
+        var clusters: [Int32]? = nil
         if logFormat == "funnel" {
-            data = try OPE.readFunnelLogs(logs, config: config)
+            (data, clusters) = try OPE.readFunnelLogs(logs, config: config)
         } else {
             do { data = try LoggedBandit.readOBD(path: logs, reward: reward) } catch { throw CLIError(error.description) }
         }
@@ -90,6 +96,8 @@ struct OPE: ParsableCommand {
         }
         let chosen = estimators.split(separator: ",").compactMap { OffPolicy.Estimator(rawValue: String($0)) }
         var inputs = OffPolicy.Inputs(weights: OffPolicy.weights(data, evaluation), rewards: data.rewards, qLogged: nil, qExpected: nil)
+        // A user's impressions are correlated: the bootstrap resamples users (Funnel logs).
+        inputs.clusters = clusters
         if chosen.contains(where: \.needsModel) {
             let q = RewardModel().predict(data, policy: evaluation)
             inputs.qLogged = q.logged
@@ -98,7 +106,15 @@ struct OPE: ParsableCommand {
         var settings = OffPolicy.Settings()
         settings.switchTau = switchTau
         settings.drosLambda = drosLambda
-        let diag = OffPolicy.diagnostics(inputs)
+        var diag = OffPolicy.diagnostics(inputs)
+        if let perRequest = evaluation.perRequest, let ids = data.requestIDs {
+            let missing = ids.filter { perRequest[$0] == nil }.count
+            if missing > 0 {
+                diag.warnings.append("\(missing) of \(data.count) logged rounds belong to requests the per-request policy file does not list: the policy's probability there is taken as 0")
+            }
+        } else if evaluation.perRequest != nil {
+            diag.warnings.append("the policy file is per request but the logged impressions carry no request_id: every probability is taken as 0")
+        }
         var estimates: [(String, JSONValue)] = []
         var rows: [[String]] = [["estimator", "value", "\(Int((1 - alpha) * 100)) % bootstrap interval"]]
         for e in chosen {
@@ -130,4 +146,14 @@ struct OPE: ParsableCommand {
             for w in diag.warnings { print("warning: \(w)") }
         }
     }
+}
+
+/// A warning on standard error when lines were quarantined (an impression with a propensity outside
+/// (0, 1], for instance, is quarantined as invalid_value and is then no logged round).
+func warnQuarantined(_ log: EventLog, _ path: String) {
+    let total = log.counters.quarantinedTotal
+    guard total > 0 else { return }
+    let reasons = log.counters.quarantined.filter { $0.value > 0 }.sorted { $0.key.rawValue < $1.key.rawValue }
+        .map { "\($0.key.rawValue) \($0.value)" }.joined(separator: ", ")
+    printError("warning: \(path): \(total) lines were quarantined (\(reasons)) and are not counted; `funnel validate --events \(path)` shows them")
 }

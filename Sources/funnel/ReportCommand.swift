@@ -117,9 +117,15 @@ func buildReport(log: EventLog, config: FunnelConfig, itemsFile: String? = nil) 
             return Analysis(attribution: a, config: c, labels: log.labels)
         }
         let inputs = DiagnosisInputs(cohorts: cohorts, catalogSize: catalog, rerun: rerun)
-        return ReportBuilder(attribution: attribution, config: config, labels: log.labels, diagnosis: inputs).json()
+        var doc = ReportBuilder(attribution: attribution, config: config, labels: log.labels, diagnosis: inputs).json()
+        if let section = try PositionBiasReport.section(log: log, attribution: attribution, config: config),
+           case .object(var members) = doc {
+            members.append(("position_bias", section))
+            doc = .object(members)
+        }
+        return doc
     } catch {
-        throw CLIError(error.description)
+        throw CLIError("\(error)")
     }
 }
 

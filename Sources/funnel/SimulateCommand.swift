@@ -7,14 +7,54 @@ import FunnelSimulator
 
 extension Scenario: ExpressibleByArgument {}
 
-/// Simulates a log to a file; returns the truth.
-func simulate(scenario: Scenario, users: Int, seed: UInt64, out: String) throws -> Truth {
+/// Simulates a log to a file; returns the truth. With `policies` (position-bias scenario), writes
+/// the logging and the evaluation policy there as per-request policy files.
+func simulate(scenario: Scenario, users: Int, seed: UInt64, out: String, policies: String? = nil) throws -> Truth {
     guard FileManager.default.createFile(atPath: out, contents: nil), let handle = FileHandle(forWritingAtPath: out) else {
         throw CLIError("--out \(out): cannot create the file; check the directory exists and is writable")
     }
     defer { try? handle.close() }
     var sim = Simulator(scenario: scenario, users: users, seed: seed)
-    return try sim.run { bytes in try handle.write(contentsOf: bytes) }
+    sim.keepPolicies = policies != nil
+    let truth = try sim.run { bytes in try handle.write(contentsOf: bytes) }
+    if let policies {
+        try writePolicies(sim.policyRequests, to: policies)
+    }
+    return truth
+}
+
+/// `logging_policy.csv` (every item of a request at every position: 1 − ε + ε/n at its ranked
+/// position, ε/n elsewhere) and `evaluation_policy.csv` (each request's items by attractiveness,
+/// probability 1), both `request_id,item_id,position,probability`.
+func writePolicies(_ requests: [(request: String, ranked: [Int], evaluation: [Int])], to dir: String) throws {
+    do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
+        throw CLIError("--policies \(dir): cannot create the directory")
+    }
+    let e = Simulator.exploration
+    func write(_ name: String, _ rows: (inout String, (request: String, ranked: [Int], evaluation: [Int])) -> Void) throws {
+        let path = (dir as NSString).appendingPathComponent(name)
+        guard FileManager.default.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path) else {
+            throw CLIError("--policies \(dir): cannot write \(name)")
+        }
+        defer { try? h.close() }
+        var text = "request_id,item_id,position,probability\n"
+        for r in requests {
+            rows(&text, r)
+            if text.utf8.count > 1 << 20 { try h.write(contentsOf: Data(text.utf8)); text = "" }
+        }
+        try h.write(contentsOf: Data(text.utf8))
+    }
+    try write("logging_policy.csv") { text, r in
+        let n = Double(r.ranked.count)
+        for (rank, item) in r.ranked.enumerated() {
+            for k in r.ranked.indices {
+                text += "\(r.request),i\(item),\(k + 1),\((k == rank ? 1 - e : 0) + e / n)\n"
+            }
+        }
+    }
+    try write("evaluation_policy.csv") { text, r in
+        for (k, item) in r.evaluation.enumerated() { text += "\(r.request),i\(item),\(k + 1),1\n" }
+    }
 }
 
 struct Simulate: ParsableCommand {
@@ -36,12 +76,18 @@ struct Simulate: ParsableCommand {
     @Option(help: "Where to write the truth file (JSON): the counts funnel report must recover with the default configuration.")
     var truth: String?
 
+    @Option(help: "position-bias scenario: a directory for logging_policy.csv and evaluation_policy.csv (per-request policies for funnel ope); their true values are in the truth file.")
+    var policies: String?
+
     func validate() throws {
         if users < 1 { throw ValidationError("--users must be at least 1") }
+        if policies != nil && scenario != .positionBias {
+            throw ValidationError("--policies needs --scenario position-bias (the only scenario whose logs carry propensities)")
+        }
     }
 
     func run() throws {
-        let t = try simulate(scenario: scenario, users: users, seed: seed, out: out)
+        let t = try simulate(scenario: scenario, users: users, seed: seed, out: out, policies: policies)
         if let truth {
             guard FileManager.default.createFile(atPath: truth, contents: Data(t.json().utf8)) else {
                 throw CLIError("--truth \(truth): cannot write the file")

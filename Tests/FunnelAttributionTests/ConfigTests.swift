@@ -40,6 +40,9 @@ struct ConfigTests {
         #expect(c.viewThrough && c.conversionWindowHours == 72)
         #expect(c.expectedSplit == ["control": 1, "treatment": 3])
         #expect(c.correction == .benjaminiHochberg)
+        let p = try FunnelConfig.parse(yaml: "position_bias: {method: em, floor: 0.02, randomized_context: traffic=explore, ranker_context: model}")
+        #expect(p.positionBiasMethod == "em" && p.positionBiasFloor == 0.02)
+        #expect(p.randomizedContext == "traffic=explore" && p.rankerContext == "model")
     }
 
     @Test("bad keys and values name the key, the file and what is allowed", arguments: [
@@ -51,6 +54,10 @@ struct ConfigTests {
         ("ab_testing:\n  correction: sidak", "ab_testing.correction", "holm | bonferroni"),
         ("ab_testing:\n  primary_metric: clicks", "ab_testing.primary_metric", "ctr"),
         ("abtesting: {}", "abtesting", "unknown section"),
+        ("position_bias:\n  method: cascade", "position_bias.method", "none | randomized | em | harvesting"),
+        ("position_bias:\n  propensities: [1.0, 0]", "position_bias.propensities[2]", "(0, 1]"),
+        ("position_bias:\n  randomized_context: shuffled", "position_bias.randomized_context", "key=value"),
+        ("position_bias:\n  floors: 0.1", "position_bias.floors", "allowed: method, propensities, floor"),
     ])
     func errors(_ yaml: String, _ key: String, _ hint: String) {
         do {

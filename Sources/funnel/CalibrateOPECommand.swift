@@ -1,0 +1,176 @@
+import ArgumentParser
+import Foundation
+import FunnelAttribution
+import FunnelConfig
+import FunnelEvents
+import FunnelOPE
+import FunnelReport
+import FunnelSimulator
+
+/// Checks off-policy evaluation and position-bias estimation by simulation: the position-bias
+/// scenario logs a stochastic ranking policy with its propensities; the evaluation policy's true
+/// value and the true examination probabilities are known.
+struct CalibrateOPE: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "calibrate-ope",
+        abstract: "Calibrate off-policy estimates and position-bias propensities by simulation against known truth.")
+
+    @Option(help: "Simulations (seeds).")
+    var simulations: Int = 400
+
+    @Option(help: "Users per simulation (about 21 kept impressions each).")
+    var users: Int = 5000
+
+    @Option(help: "Bootstrap draws per interval.")
+    var bootstrap: Int = 200
+
+    @Option(help: "First seed; simulation k uses seed + 7919·k.")
+    var seed: UInt64 = 5000
+
+    @Option(help: "Write the results as JSON to this file.")
+    var output: String?
+
+    func validate() throws {
+        if simulations < 10 { throw ValidationError("--simulations must be at least 10") }
+        if users < 100 { throw ValidationError("--users must be at least 100") }
+        if bootstrap < 50 { throw ValidationError("--bootstrap must be at least 50") }
+    }
+
+    static let estimators: [OffPolicy.Estimator] = [.ipw, .snipw, .dr, .sndr, .dm, .switchDR, .dros]
+    /// Unbiased (ipw, dr) or consistent with vanishing bias (snipw, sndr): held to 93–97 % coverage.
+    static let unbiased: Set<OffPolicy.Estimator> = [.ipw, .snipw, .dr, .sndr]
+
+    struct Outcome: Sendable {
+        var truth = 0.0
+        var rounds = 0
+        var matched = true
+        var estimate: [String: Double] = [:]
+        var cover: [String: Bool] = [:]
+        /// Position-bias estimates (index 0 = position 1) and whether the randomized interval covers.
+        var randomized: [Double] = []
+        var randomizedCover: [Bool] = []
+        var em: [Double] = []
+    }
+
+    static func simulateOnce(users: Int, seed: UInt64, bootstrap: Int) -> Outcome? {
+        var sim = Simulator(scenario: .positionBias, users: users, seed: seed)
+        sim.traps = false
+        sim.keepPolicies = true
+        var bytes: [UInt8] = []
+        let truth = sim.run { bytes += $0 }
+        let log = EventReader.read(bytes: bytes)
+        let config = FunnelConfig()
+        let kept = Attributor.keptImpressions(log, config: config)
+        let rounds = kept.filter { $0.propensity.isFinite }
+        guard !rounds.isEmpty else { return nil }
+        var o = Outcome()
+        o.truth = truth.evaluationValueSum / Double(truth.policyImpressions)
+        o.rounds = rounds.count
+        o.matched = rounds.count == truth.policyImpressions
+        let items = (0..<log.items.count).map { log.items[Int32($0)] }
+        let data = LoggedBandit(items: items, actions: rounds.map(\.item), positions: rounds.map { $0.position - 1 },
+                                rewards: rounds.map { $0.clicks > 0 ? 1 : 0 }, propensities: rounds.map(\.propensity),
+                                requestIDs: rounds.map { log.requests[$0.request] })
+        var perRequest: [String: [Int: Double]] = [:]
+        for r in sim.policyRequests {
+            var row: [Int: Double] = [:]
+            for (k, item) in r.evaluation.enumerated() {
+                guard let a = log.items.lookup("i\(item)") else { continue }
+                row[k * items.count + Int(a)] = 1
+            }
+            perRequest[r.request] = row
+        }
+        let policy = EvaluationPolicy(table: [], perRequest: perRequest, itemCount: items.count)
+        var inputs = OffPolicy.Inputs(weights: OffPolicy.weights(data, policy), rewards: data.rewards, qLogged: nil, qExpected: nil)
+        let q = RewardModel().predict(data, policy: policy)
+        inputs.qLogged = q.logged
+        inputs.qExpected = q.expected
+        inputs.clusters = rounds.map(\.user)
+        for e in estimators {
+            guard let v = OffPolicy.estimate(e, inputs) else { continue }
+            o.estimate[e.rawValue] = v
+            if unbiased.contains(e), let ci = OffPolicy.bootstrap(e, inputs, settings: .init(), draws: bootstrap, alpha: 0.05, seed: seed) {
+                o.cover[e.rawValue] = ci.0 <= o.truth && o.truth <= ci.1
+            }
+        }
+        // Position bias on every kept impression.
+        let (records, _, _) = PositionBiasReport.records(log, config: config)
+        if let r = try? PositionBias.estimate(records, method: .randomized, maxPosition: 8) {
+            o.randomized = r.propensities
+            o.randomizedCover = r.propensities.indices.map { k in
+                guard let ci = r.intervals[k] else { return false }
+                return ci.0 <= truth.examination[k] && truth.examination[k] <= ci.1
+            }
+        }
+        if let e = try? PositionBias.estimate(records, method: .em, maxPosition: 8, bootstrap: 0) { o.em = e.propensities }
+        return o
+    }
+
+    func run() throws {
+        let box = ResultSlots<Outcome>(count: simulations)
+        let users = self.users, seed = self.seed, bootstrap = self.bootstrap
+        DispatchQueue.concurrentPerform(iterations: simulations) { k in
+            if let o = CalibrateOPE.simulateOnce(users: users, seed: seed + UInt64(k) * 7919, bootstrap: bootstrap) { box.set(k, o) }
+        }
+        let outcomes = box.setValues()
+        guard outcomes.count >= 10 else { throw CLIError("calibrate-ope: fewer than 10 simulations succeeded") }
+        let n = Double(outcomes.count)
+        var rows: [[String]] = [["estimator", "95 % coverage", "mean error", "sd of error", "variance ÷ IPW's"]]
+        var estimatorJSON: [(String, JSONValue)] = []
+        func errors(_ name: String) -> [Double] { outcomes.compactMap { o in o.estimate[name].map { $0 - o.truth } } }
+        let ipwErrors = errors("ipw")
+        let ipwVariance = variance(ipwErrors)
+        for e in CalibrateOPE.estimators {
+            let errs = errors(e.rawValue)
+            let covered = outcomes.compactMap { $0.cover[e.rawValue] }
+            let coverage = covered.isEmpty ? Double.nan : Double(covered.filter { $0 }.count) / Double(covered.count)
+            let mean = errs.reduce(0, +) / Double(max(errs.count, 1)), v = variance(errs)
+            rows.append([e.rawValue + (CalibrateOPE.unbiased.contains(e) ? "" : " (biased)"), String(format: "%.3f", coverage),
+                         String(format: "%+.6f", mean), String(format: "%.6f", v.squareRoot()), String(format: "%.3f", v / ipwVariance)])
+            estimatorJSON.append((e.rawValue, .object([
+                ("coverage", .double(coverage)), ("mean_error", .double(mean)), ("variance", .double(v)),
+                ("variance_ratio_to_ipw", .double(v / ipwVariance)), ("held_to_nominal_coverage", .bool(CalibrateOPE.unbiased.contains(e))),
+            ])))
+        }
+        let meanTruth = outcomes.reduce(0) { $0 + $1.truth } / n
+        let meanRounds = outcomes.reduce(0) { $0 + $1.rounds } / outcomes.count
+        print("off-policy evaluation: \(outcomes.count) simulated logs of \(users) users (about \(meanRounds) logged impressions each); evaluation policy's true value about \(String(format: "%.5f", meanTruth))\n")
+        print(TextReportTable.render(rows))
+
+        // Position bias: error against the simulator's examination probabilities.
+        let truthExam = Simulator.examination
+        var prow: [[String]] = [["position", "truth", "randomized mean", "randomized rel. RMSE", "randomized CI coverage", "em mean", "em rel. RMSE"]]
+        var positionsJSON: [(String, JSONValue)] = []
+        for k in 1..<truthExam.count {
+            let t = truthExam[k]
+            let r = outcomes.compactMap { $0.randomized.count > k && $0.randomized[k].isFinite ? $0.randomized[k] : nil }
+            let m = outcomes.compactMap { $0.em.count > k && $0.em[k].isFinite ? $0.em[k] : nil }
+            let cov = outcomes.compactMap { $0.randomizedCover.count > k ? $0.randomizedCover[k] : nil }
+            func rmse(_ v: [Double]) -> Double { (v.reduce(0) { $0 + pow($1 / t - 1, 2) } / Double(max(v.count, 1))).squareRoot() }
+            func mean(_ v: [Double]) -> Double { v.reduce(0, +) / Double(max(v.count, 1)) }
+            let coverage = Double(cov.filter { $0 }.count) / Double(max(cov.count, 1))
+            prow.append([String(k + 1), String(format: "%.3f", t), String(format: "%.4f", mean(r)), String(format: "%.3f", rmse(r)),
+                         String(format: "%.3f", coverage), String(format: "%.4f", mean(m)), String(format: "%.3f", rmse(m))])
+            positionsJSON.append((String(k + 1), .object([
+                ("truth", .double(t)), ("randomized_mean", .double(mean(r))), ("randomized_relative_rmse", .double(rmse(r))),
+                ("randomized_ci_coverage", .double(coverage)), ("em_mean", .double(mean(m))), ("em_relative_rmse", .double(rmse(m))),
+            ])))
+        }
+        print("\nposition bias per simulated log (relative to position 1):\n")
+        print(TextReportTable.render(prow))
+        let doc: JSONValue = .object([
+            ("simulations", .int(outcomes.count)), ("users_per_simulation", .int(users)), ("mean_logged_rounds", .int(meanRounds)),
+            ("rounds_match_truth", .bool(outcomes.allSatisfy(\.matched))), ("mean_true_value", .double(meanTruth)),
+            ("estimators", .object(estimatorJSON)), ("position_bias", .object(positionsJSON)),
+        ])
+        if let output {
+            try Data((doc.serialized(pretty: true) + "\n").utf8).write(to: URL(fileURLWithPath: output))
+        }
+    }
+
+    func variance(_ v: [Double]) -> Double {
+        guard v.count > 1 else { return .nan }
+        let m = v.reduce(0, +) / Double(v.count)
+        return v.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(v.count - 1)
+    }
+}
