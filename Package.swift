@@ -30,12 +30,14 @@ let package = Package(
         // Off-policy evaluation of ranking policies from logged propensities,
         // and position-bias propensities with debiased click-through.
         .target(name: "FunnelOPE", dependencies: ["FunnelEvents", "FunnelStats"]),
+        // Click models: tables of hashed features, FTRL logistic regression, evaluation metrics.
+        .target(name: "FunnelModels", dependencies: ["FunnelEvents"]),
         // Event-log simulator with known ground truth.
         .target(name: "FunnelSimulator", dependencies: ["FunnelEvents"]),
         .executableTarget(
             name: "funnel",
             dependencies: [
-                "FunnelEvents", "FunnelConfig", "FunnelAttribution", "FunnelReport", "FunnelSimulator", "FunnelOPE",
+                "FunnelEvents", "FunnelConfig", "FunnelAttribution", "FunnelReport", "FunnelSimulator", "FunnelOPE", "FunnelModels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -43,6 +45,7 @@ let package = Package(
         .testTarget(name: "FunnelAttributionTests", dependencies: ["FunnelAttribution", "FunnelReport", "FunnelConfig", "FunnelEvents", "FunnelOPE"]),
         .testTarget(name: "FunnelStatsTests", dependencies: ["FunnelStats"], exclude: ["Fixtures"]),
         .testTarget(name: "FunnelOPETests", dependencies: ["FunnelOPE"], exclude: ["Fixtures"]),
+        .testTarget(name: "FunnelModelsTests", dependencies: ["FunnelModels"], exclude: ["Fixtures"]),
         .testTarget(
             name: "FunnelSimulatorTests",
             dependencies: ["FunnelSimulator", "FunnelAttribution", "FunnelReport", "FunnelConfig", "FunnelEvents"]

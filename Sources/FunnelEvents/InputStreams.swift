@@ -124,3 +124,21 @@ final class GzipStream: ByteStream {
         return 0
     }
 }
+
+/// The whole content of a file, decompressed when it starts with the gzip magic bytes (tables
+/// for model training and evaluation).
+public func readFileBytes(_ path: String) throws(InputError) -> [UInt8] {
+    let raw = try FileStream(path: path)
+    let gz = try raw.peek(2) == [0x1F, 0x8B]
+    let stream: ByteStream = gz ? try GzipStream(raw) : raw
+    var out: [UInt8] = []
+    let capacity = 1 << 20
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 8)
+    defer { buffer.deallocate() }
+    while true {
+        let n = try stream.read(buffer)
+        if n == 0 { break }
+        out.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+    }
+    return out
+}

@@ -45,7 +45,9 @@ public struct LoggedBandit: Sendable {
     /// `position` (1-based), `click`, `propensity_score`, `user_feature_*` (categorical) and
     /// `user-item_affinity_<item>` columns. `reward` names the reward column (default `click`).
     /// Item ids are used as action indices (0 … max id), as the reference pipeline does.
-    public static func readOBD(path: String, reward: String = "click") throws(OPEError) -> LoggedBandit {
+    /// Without `withFeatures` the context and affinity columns are skipped (IPW and SNIPW need only
+    /// the action, position, reward and propensity).
+    public static func readOBD(path: String, reward: String = "click", withFeatures: Bool = true) throws(OPEError) -> LoggedBandit {
         let csv = try ByteCSV(path: path, what: "pass an Open Bandit Dataset CSV (e.g. ../shared/data/obd/random/all/all.csv)")
         var header: [String] = []
         var itemCol = 0, posCol = 0, pCol = 0, rewardCol = 0
@@ -68,8 +70,8 @@ public struct LoggedBandit: Sendable {
                 }
                 itemCol = try column("item_id"); posCol = try column("position"); pCol = try column("propensity_score")
                 rewardCol = try column(reward)
-                userCols = header.indices.filter { header[$0].hasPrefix("user_feature_") }
-                for (i, h) in header.enumerated() where h.hasPrefix("user-item_affinity_") {
+                userCols = withFeatures ? header.indices.filter { header[$0].hasPrefix("user_feature_") } : []
+                for (i, h) in header.enumerated() where withFeatures && h.hasPrefix("user-item_affinity_") {
                     if let item = Int(h.dropFirst("user-item_affinity_".count)) { affinityCols[item] = i }
                 }
                 return

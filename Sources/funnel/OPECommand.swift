@@ -87,7 +87,8 @@ struct OPE: ParsableCommand {
         if logFormat == "funnel" {
             (data, clusters) = try OPE.readFunnelLogs(logs, config: config)
         } else {
-            do { data = try LoggedBandit.readOBD(path: logs, reward: reward) } catch { throw CLIError(error.description) }
+            let needsModel = estimators.split(separator: ",").contains { OffPolicy.Estimator(rawValue: String($0))?.needsModel == true }
+            do { data = try LoggedBandit.readOBD(path: logs, reward: reward, withFeatures: needsModel) } catch { throw CLIError(error.description) }
         }
         do {
             evaluation = policy == "uniform" ? .uniform(for: data) : try EvaluationPolicy.read(path: policy, for: data)

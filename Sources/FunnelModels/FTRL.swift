@@ -1,0 +1,91 @@
+import Foundation
+
+/// Logistic regression trained by FTRL-Proximal (per-coordinate learning rates, L1 and L2),
+/// online over the rows in order, for one or more epochs. The bias is one more coordinate.
+public struct FTRLSettings: Codable, Sendable, Equatable {
+    public var alpha = 0.05
+    public var beta = 1.0
+    public var l1 = 1.0
+    public var l2 = 1.0
+    public var epochs = 1
+    public init() {}
+}
+
+public struct FTRLTrainer {
+    public let settings: FTRLSettings
+    public let slots: Int
+    var z: [Double]
+    var n: [Double]
+
+    public init(slots: Int, settings: FTRLSettings) {
+        self.settings = settings
+        self.slots = slots
+        z = [Double](repeating: 0, count: slots + 1)
+        n = [Double](repeating: 0, count: slots + 1)
+    }
+
+    /// The weight of coordinate `i` from its (z, n) state.
+    @inline(__always)
+    func weight(_ i: Int) -> Double {
+        let zi = z[i]
+        if abs(zi) <= settings.l1 { return 0 }
+        let sign: Double = zi < 0 ? -1 : 1
+        return -(zi - sign * settings.l1) / ((settings.beta + n[i].squareRoot()) / settings.alpha + settings.l2)
+    }
+
+    /// One pass over `table`; returns the mean training log loss of the pass (progressive validation).
+    @discardableResult
+    public mutating func pass(_ table: Table) -> Double {
+        let f = table.fields
+        var loss = 0.0
+        var w = [Double](repeating: 0, count: f)
+        table.indices.withUnsafeBufferPointer { idx in
+            table.values.withUnsafeBufferPointer { val in
+                for r in 0..<table.rows {
+                    let base = r * f
+                    let wb = weight(slots)
+                    var s = wb
+                    for k in 0..<f {
+                        w[k] = weight(Int(idx[base + k]))
+                        s += w[k] * Double(val[base + k])
+                    }
+                    let p = 1 / (1 + exp(-max(min(s, 35), -35)))
+                    let y = Double(table.labels[r])
+                    loss -= y > 0.5 ? log(max(p, 1e-15)) : log(max(1 - p, 1e-15))
+                    let g = p - y
+                    update(slots, g, wb)
+                    for k in 0..<f { update(Int(idx[base + k]), g * Double(val[base + k]), w[k]) }
+                }
+            }
+        }
+        return loss / Double(max(table.rows, 1))
+    }
+
+    @inline(__always)
+    mutating func update(_ i: Int, _ g: Double, _ w: Double) {
+        let sigma = ((n[i] + g * g).squareRoot() - n[i].squareRoot()) / settings.alpha
+        z[i] += g - sigma * w
+        n[i] += g * g
+    }
+
+    /// Final weights (slots, then the bias).
+    public func weights() -> [Float] { (0...slots).map { Float(weight($0)) } }
+}
+
+/// Logistic regression scoring: σ(bias + Σ w[index]·value).
+public struct LinearModel: Sendable {
+    public var weights: [Float]
+
+    public init(weights: [Float]) { self.weights = weights }
+
+    public func logits(_ table: Table) -> [Double] {
+        let f = table.fields, bias = Double(weights[weights.count - 1])
+        var out = [Double](repeating: 0, count: table.rows)
+        for r in 0..<table.rows {
+            var s = bias
+            for k in 0..<f { s += Double(weights[Int(table.indices[r * f + k])]) * Double(table.values[r * f + k]) }
+            out[r] = s
+        }
+        return out
+    }
+}

@@ -1,0 +1,191 @@
+import Foundation
+import FunnelEvents
+
+/// A problem with training or evaluation data or a model file, naming the file, line and column.
+public struct ModelError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+public enum NumericTransform: String, Codable, Sendable, CaseIterable {
+    /// sign(x)·log(1 + |x|) as the value of one feature per column.
+    case log
+    /// One feature per quantile bucket (boundaries from the training data).
+    case buckets
+}
+
+/// How columns become features: every field contributes one (index, value) pair per row.
+/// Categorical values are hashed with the column name into 2^hashBits slots; numeric columns use
+/// `numericTransform`.
+public struct FeatureSpec: Codable, Sendable, Equatable {
+    public var label: String
+    public var categorical: [String]
+    public var numeric: [String]
+    public var hashBits: Int
+    public var numericTransform: NumericTransform
+    /// Per numeric column, ascending bucket boundaries (filled from the training data).
+    public var bucketBoundaries: [[Double]] = []
+    public static let bucketCount = 16
+
+    public init(label: String, categorical: [String], numeric: [String], hashBits: Int = 20, numericTransform: NumericTransform = .log) {
+        self.label = label
+        self.categorical = categorical
+        self.numeric = numeric
+        self.hashBits = hashBits
+        self.numericTransform = numericTransform
+    }
+
+    public var fieldCount: Int { categorical.count + numeric.count }
+    public var slots: Int { 1 << hashBits }
+
+    /// FNV-1a over the field number and the value bytes, folded into 2^hashBits slots.
+    @inline(__always)
+    func slot(field: Int, _ bytes: UnsafeBufferPointer<UInt8>) -> UInt32 {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        h = (h ^ UInt64(field & 0xFF)) &* 0x100_0000_01B3
+        h = (h ^ UInt64(field >> 8)) &* 0x100_0000_01B3
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
+        h ^= h >> 29
+        return UInt32(truncatingIfNeeded: h) & UInt32(slots - 1)
+    }
+}
+
+/// Rows of (index, value) pairs, one per field, with labels: contiguous row-major buffers.
+public struct Table: Sendable {
+    public var rows = 0
+    public var fields = 0
+    public var indices: [UInt32] = []
+    public var values: [Float] = []
+    public var labels: [Float] = []
+    /// Group ids (for GAUC) when a group column was asked for.
+    public var groups: [Int32]? = nil
+
+    public init() {}
+}
+
+public enum TableReader {
+    /// Reads a CSV table (header row; gzip allowed). With `fit`, numeric bucket boundaries are
+    /// computed from this data and stored in the returned spec.
+    public static func readCSV(path: String, spec: FeatureSpec, group: String? = nil, fit: Bool = false) throws(ModelError) -> (Table, FeatureSpec) {
+        let bytes: [UInt8]
+        do { bytes = try readFileBytes(path) } catch { throw ModelError(error.description) }
+        var spec = spec
+        var table = Table()
+        table.fields = spec.fieldCount
+        var header: [String] = []
+        var labelCol = -1, catCols: [Int] = [], numCols: [Int] = [], groupCol: Int? = nil
+        var raw: [Double] = []            // numeric values, rows × numeric
+        var groupIDs: [String: Int32] = [:]
+        var groups: [Int32] = []
+        var cells: [Range<Int>] = []
+        var line = 0, start = 0
+        let n = bytes.count
+        try bytes.withUnsafeBufferPointer { (buf: UnsafeBufferPointer<UInt8>) throws(ModelError) in
+            while start < n {
+                line += 1
+                var end = start
+                while end < n && buf[end] != 0x0A { end += 1 }
+                var stop = end
+                if stop > start && buf[stop - 1] == 0x0D { stop -= 1 }
+                defer { start = end + 1 }
+                if stop == start { continue }
+                cells.removeAll(keepingCapacity: true)
+                var cellStart = start
+                var i = start
+                while i < stop {
+                    if buf[i] == 0x22 { throw ModelError("\(path): line \(line): quoted cells are not supported; write plain comma-separated values") }
+                    if buf[i] == 0x2C { cells.append(cellStart..<i); cellStart = i + 1 }
+                    i += 1
+                }
+                cells.append(cellStart..<stop)
+                if header.isEmpty {
+                    header = cells.map { String(decoding: buf[$0], as: UTF8.self).trimmingCharacters(in: .whitespaces) }
+                    func column(_ name: String, _ role: String) throws(ModelError) -> Int {
+                        guard let c = header.firstIndex(of: name) else {
+                            throw ModelError("\(path): line 1: no column '\(name)' (\(role)); the header has \(header.joined(separator: ", "))")
+                        }
+                        return c
+                    }
+                    labelCol = try column(spec.label, "--label")
+                    for c in spec.categorical { catCols.append(try column(c, "--categorical")) }
+                    for c in spec.numeric { numCols.append(try column(c, "--numeric")) }
+                    if let group { groupCol = try column(group, "--group") }
+                    continue
+                }
+                guard cells.count == header.count else {
+                    throw ModelError("\(path): line \(line): \(cells.count) cells, the header has \(header.count)")
+                }
+                let labelText = String(decoding: buf[cells[labelCol]], as: UTF8.self)
+                guard let y = Double(labelText), y == 0 || y == 1 else {
+                    throw ModelError("\(path): line \(line), column '\(spec.label)': label '\(labelText)' must be 0 or 1")
+                }
+                table.labels.append(Float(y))
+                for (f, c) in catCols.enumerated() {
+                    table.indices.append(spec.slot(field: f, UnsafeBufferPointer(rebasing: buf[cells[c]])))
+                    table.values.append(1)
+                }
+                for (j, c) in numCols.enumerated() {
+                    let text = String(decoding: buf[cells[c]], as: UTF8.self)
+                    if text.isEmpty { raw.append(.nan); continue }
+                    guard let v = Double(text), v.isFinite else {
+                        throw ModelError("\(path): line \(line), column '\(spec.numeric[j])': '\(text)' is not a number (use --categorical for text columns)")
+                    }
+                    raw.append(v)
+                }
+                if let groupCol {
+                    let key = String(decoding: buf[cells[groupCol]], as: UTF8.self)
+                    if let g = groupIDs[key] { groups.append(g) } else {
+                        let g = Int32(groupIDs.count)
+                        groupIDs[key] = g
+                        groups.append(g)
+                    }
+                }
+                table.rows += 1
+            }
+        }
+        guard !header.isEmpty else { throw ModelError("\(path): the file is empty; expected a header and rows") }
+        guard table.rows > 0 else { throw ModelError("\(path): no rows after the header") }
+        if groupCol != nil { table.groups = groups }
+        // Numeric fields go after the categorical ones in each row.
+        let nc = spec.categorical.count, nn = spec.numeric.count
+        if nn > 0 {
+            if fit && spec.numericTransform == .buckets {
+                spec.bucketBoundaries = (0..<nn).map { j in
+                    let v = (0..<table.rows).map { raw[$0 * nn + j] }.filter { !$0.isNaN }.sorted()
+                    guard !v.isEmpty else { return [] }
+                    var b: [Double] = []
+                    for q in 1..<FeatureSpec.bucketCount {
+                        let x = v[min(v.count - 1, q * v.count / FeatureSpec.bucketCount)]
+                        if b.last != x { b.append(x) }
+                    }
+                    return b
+                }
+            }
+            var idx = [UInt32](repeating: 0, count: table.rows * (nc + nn)), val = [Float](repeating: 0, count: table.rows * (nc + nn))
+            for r in 0..<table.rows {
+                for f in 0..<nc { idx[r * (nc + nn) + f] = table.indices[r * nc + f] }
+                for j in 0..<nn {
+                    let x = raw[r * nn + j]
+                    let field = nc + j
+                    var token: [UInt8]
+                    var value: Float = 1
+                    switch spec.numericTransform {
+                    case .log:
+                        token = x.isNaN ? Array("missing".utf8) : []
+                        value = x.isNaN ? 1 : Float((x < 0 ? -1 : 1) * log1p(abs(x)))
+                    case .buckets:
+                        let bounds = j < spec.bucketBoundaries.count ? spec.bucketBoundaries[j] : []
+                        let bucket = x.isNaN ? -1 : bounds.firstIndex(where: { x < $0 }) ?? bounds.count
+                        token = Array("b\(bucket)".utf8)
+                    }
+                    idx[r * (nc + nn) + field] = token.withUnsafeBufferPointer { spec.slot(field: field, $0) }
+                    val[r * (nc + nn) + field] = value
+                }
+            }
+            table.indices = idx
+            table.values = val
+        }
+        return (table, spec)
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+@testable import FunnelModels
+import Testing
+
+/// Evaluation metrics against scikit-learn and numpy (`tools/fixtures/make_model_fixtures.py` →
+/// `Fixtures/metric_fixtures.json`), and hand-worked cases.
+struct MetricsTests {
+    static func fixtures() -> [[String: Any]] {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/metric_fixtures.json")
+        let json = try! JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        return json["cases"] as! [[String: Any]]
+    }
+
+    func close(_ a: Double?, _ b: Double, _ what: String) {
+        guard let a else { Issue.record("\(what) is undefined"); return }
+        #expect(abs(a - b) <= 1e-9 * max(abs(b), 1e-12), "\(what): \(a) vs \(b)")
+    }
+
+    @Test func agreesWithScikitLearn() throws {
+        let fixtures = Self.fixtures()
+        #expect(fixtures.count >= 6)
+        for (k, c) in fixtures.enumerated() {
+            let labels = (c["labels"] as! [NSNumber]).map { Float(truncating: $0) }
+            let predictions = (c["predictions"] as! [NSNumber]).map(\.doubleValue)
+            let groups = (c["groups"] as? [NSNumber])?.map { Int32(truncating: $0) }
+            let e = ClickMetrics.evaluate(labels: labels, predictions: predictions, groups: groups)
+            if let auc = c["auc"] as? NSNumber { close(e.auc, auc.doubleValue, "case \(k) auc") }
+            close(e.logloss, (c["logloss"] as! NSNumber).doubleValue, "case \(k) logloss")
+            if let ne = c["normalized_entropy"] as? NSNumber { close(e.normalizedEntropy, ne.doubleValue, "case \(k) NE") }
+            close(e.ece, (c["ece"] as! NSNumber).doubleValue, "case \(k) ece")
+            if let r = c["calibration_ratio"] as? NSNumber { close(e.calibrationRatio, r.doubleValue, "case \(k) calibration ratio") }
+            let reliability = c["reliability"] as! [[NSNumber]]
+            #expect(reliability.count == e.reliability.count, "case \(k) bins")
+            for (b, row) in zip(e.reliability, reliability) {
+                close(b.prediction, row[0].doubleValue, "case \(k) bin prediction")
+                close(b.actual, row[1].doubleValue, "case \(k) bin actual")
+                #expect(b.rows == row[2].intValue)
+            }
+            if let g = c["gauc"] as? NSNumber {
+                close(e.gauc, g.doubleValue, "case \(k) gauc")
+                #expect(e.gaucGroupsUsed == (c["gauc_groups_used"] as! NSNumber).intValue)
+            }
+        }
+    }
+
+    /// Positives at 0.8 and 0.4, negatives at 0.4 and 0.1: of four (positive, negative) pairs three
+    /// are ordered right and one is tied → AUC (3 + 0.5) / 4 = 0.875.
+    @Test func aucCountsTiesAsHalf() {
+        #expect(ClickMetrics.auc([1, 1, 0, 0], [0.8, 0.4, 0.4, 0.1]) == 0.875)
+        #expect(ClickMetrics.auc([1, 1], [0.8, 0.4]) == nil)
+    }
+
+    /// One row, one feature of value 1, label 1, α = β = 1, no regularisation: p = 0.5, g = −0.5,
+    /// σ = √0.25 = 0.5, z = −0.5, n = 0.25 → w = 0.5 / (1 + 0.5) = 1/3 for the feature and the bias.
+    @Test func ftrlFirstStepByHand() {
+        var table = Table()
+        table.rows = 1; table.fields = 1; table.indices = [3]; table.values = [1]; table.labels = [1]
+        var s = FTRLSettings()
+        s.alpha = 1; s.beta = 1; s.l1 = 0; s.l2 = 0
+        var t = FTRLTrainer(slots: 8, settings: s)
+        let loss = t.pass(table)
+        #expect(abs(loss - log(2)) < 1e-12)
+        let w = t.weights()
+        #expect(abs(Double(w[3]) - 1.0 / 3) < 1e-7 && abs(Double(w[8]) - 1.0 / 3) < 1e-7)
+        #expect(w[0] == 0)
+        // With l1 = 1 the same |z| = 0.5 stays inside the L1 ball: the weight is exactly 0.
+        s.l1 = 1
+        var sparse = FTRLTrainer(slots: 8, settings: s)
+        sparse.pass(table)
+        #expect(sparse.weights()[3] == 0)
+    }
+}
+
+/// Tables, model files and bad input.
+struct TableTests {
+    func write(_ text: String, _ name: String) -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("funnel-models-\(getpid())-\(name)").path
+        FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+        return path
+    }
+
+    @Test func badInputNamesFileLineAndColumn() {
+        let spec = FeatureSpec(label: "click", categorical: ["site"], numeric: ["price"])
+        let cases: [(String, String)] = [
+            ("click,site\n1,a\n", "no column 'price'"),
+            ("click,site,price\n1,a,3\n0,b,cheap\n", "line 3, column 'price': 'cheap' is not a number"),
+            ("click,site,price\n2,a,3\n", "line 2, column 'click': label '2' must be 0 or 1"),
+            ("", "the file is empty"),
+            ("click,site,price\n1,a\n", "line 2: 2 cells, the header has 3"),
+        ]
+        for (k, (text, message)) in cases.enumerated() {
+            let path = write(text, "bad\(k).csv")
+            do {
+                _ = try TableReader.readCSV(path: path, spec: spec)
+                Issue.record("expected an error for case \(k)")
+            } catch {
+                #expect(error.description.contains(path) && error.description.contains(message), "\(error.description)")
+            }
+        }
+    }
+
+    @Test func modelFileRoundTripAndVersionCheck() throws {
+        let spec = FeatureSpec(label: "click", categorical: ["site"], numeric: [], hashBits: 4)
+        let file = ModelFile(model: "lr", spec: spec, ftrl: FTRLSettings(), weights: (0...16).map { Float($0) / 8 }, trainingRows: 3)
+        let path = write("", "model.json")
+        try file.write(to: path)
+        let back = try ModelFile.read(path: path)
+        #expect(back.weights == file.weights && back.spec == spec)
+        let text = try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(of: "\"version\":1", with: "\"version\":99")
+        let old = write(text, "model99.json")
+        #expect(throws: ModelError.self) { try ModelFile.read(path: old) }
+        do { _ = try ModelFile.read(path: old) } catch { #expect(error.description.contains("version 99")) }
+    }
+}
