@@ -8,13 +8,22 @@ public struct ModelFile: Sendable {
     public static let version = 1
 
     public var model: String
+    /// The data format the model was trained on (`csv` or `criteo`): evaluate and predict default to it.
+    public var dataFormat: String
     public var spec: FeatureSpec
     public var ftrl: FTRLSettings?
     public var weights: [Float]
     public var trainingRows: Int
+    /// Share of negatives kept in training (1: none dropped); predictions are corrected for it.
+    public var negativeRate = 1.0
+    public var calibration = Calibration.none
+    /// Factorization machine: factors per slot (the weights hold w, the bias, then V); 0 for `lr`.
+    public var factors = 0
+    public var optimizer: OptimizerSettings? = nil
 
-    public init(model: String, spec: FeatureSpec, ftrl: FTRLSettings?, weights: [Float], trainingRows: Int) {
+    public init(model: String, dataFormat: String = "csv", spec: FeatureSpec, ftrl: FTRLSettings?, weights: [Float], trainingRows: Int) {
         self.model = model
+        self.dataFormat = dataFormat
         self.spec = spec
         self.ftrl = ftrl
         self.weights = weights
@@ -25,17 +34,22 @@ public struct ModelFile: Sendable {
         var format: String
         var version: Int
         var model: String
+        var dataFormat: String
         var spec: FeatureSpec
         var ftrl: FTRLSettings?
         var trainingRows: Int
+        var negativeRate: Double
+        var calibration: Calibration
+        var factors: Int
+        var optimizer: OptimizerSettings?
         var weightCount: Int
         var weights: String
     }
 
     public func write(to path: String) throws(ModelError) {
         let data = weights.withUnsafeBufferPointer { Data(buffer: $0) }
-        let doc = Document(format: Self.format, version: Self.version, model: model, spec: spec, ftrl: ftrl, trainingRows: trainingRows,
-                           weightCount: weights.count, weights: data.base64EncodedString())
+        let doc = Document(format: Self.format, version: Self.version, model: model, dataFormat: dataFormat, spec: spec, ftrl: ftrl, trainingRows: trainingRows,
+                           negativeRate: negativeRate, calibration: calibration, factors: factors, optimizer: optimizer, weightCount: weights.count, weights: data.base64EncodedString())
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         guard let json = try? encoder.encode(doc), FileManager.default.createFile(atPath: path, contents: json) else {
@@ -60,6 +74,29 @@ public struct ModelFile: Sendable {
             throw ModelError("\(path): the model's weights are damaged; retrain the model")
         }
         let weights = raw.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-        return ModelFile(model: doc.model, spec: doc.spec, ftrl: doc.ftrl, weights: weights, trainingRows: doc.trainingRows)
+        var file = ModelFile(model: doc.model, dataFormat: doc.dataFormat, spec: doc.spec, ftrl: doc.ftrl, weights: weights, trainingRows: doc.trainingRows)
+        file.negativeRate = doc.negativeRate
+        file.calibration = doc.calibration
+        file.factors = doc.factors
+        file.optimizer = doc.optimizer
+        let expected = doc.model == "fm" ? doc.spec.slots * (doc.factors + 1) + 1 : doc.spec.slots + 1
+        guard weights.count == expected else {
+            throw ModelError("\(path): the model holds \(weights.count) weights, a \(doc.model) model of 2^\(doc.spec.hashBits) slots needs \(expected); retrain the model")
+        }
+        return file
+    }
+
+    /// Calibrated click probabilities for the rows of `table`: σ(logit), corrected for negative
+    /// downsampling, then the stored calibration.
+    public func predict(_ table: Table) -> [Double] {
+        let logits: [Double]
+        if model == "fm" {
+            let s = spec.slots
+            let fm = FactorizationMachine<Float>(slots: s, factors: factors, bias: weights[s], w: Array(weights[0..<s]), v: Array(weights[(s + 1)...]))
+            logits = fm.logits(table)
+        } else {
+            logits = LinearModel(weights: weights).logits(table)
+        }
+        return logits.map { calibration.apply(correctDownsampling(1 / (1 + exp(-$0)), rate: negativeRate)) }
     }
 }

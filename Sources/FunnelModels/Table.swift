@@ -62,18 +62,67 @@ public struct Table: Sendable {
     public var groups: [Int32]? = nil
 
     public init() {}
+
+    /// The table restricted to `rows` (in that order).
+    public func subset(_ rows: [Int]) -> Table {
+        var t = Table()
+        t.rows = rows.count
+        t.fields = fields
+        t.indices.reserveCapacity(rows.count * fields)
+        t.values.reserveCapacity(rows.count * fields)
+        for r in rows {
+            t.indices.append(contentsOf: indices[r * fields..<(r + 1) * fields])
+            t.values.append(contentsOf: values[r * fields..<(r + 1) * fields])
+            t.labels.append(labels[r])
+        }
+        if let groups { t.groups = rows.map { groups[$0] } }
+        return t
+    }
+
+    /// Every positive and each negative with probability `rate` (seeded).
+    public func downsampled(rate: Double, seed: UInt64) -> Table {
+        guard rate < 1 else { return self }
+        var rng = SplitMix64(seed: seed)
+        var kept: [Int] = []
+        for r in 0..<rows where rng.unit() < rate || labels[r] > 0.5 { kept.append(r) }
+        return subset(kept)
+    }
 }
 
 public enum TableReader {
     /// Reads a CSV table (header row; gzip allowed). With `fit`, numeric bucket boundaries are
     /// computed from this data and stored in the returned spec.
-    public static func readCSV(path: String, spec: FeatureSpec, group: String? = nil, fit: Bool = false) throws(ModelError) -> (Table, FeatureSpec) {
+    /// Column names of the Criteo text layout: the label, 13 integer and 26 categorical fields.
+    public static let criteoColumns = ["label"] + (1...13).map { "I\($0)" } + (1...26).map { "C\($0)" }
+
+    /// The feature spec of the Criteo layout (label `label`, I1…I13 numeric, C1…C26 categorical).
+    public static func criteoSpec(hashBits: Int, numericTransform: NumericTransform) -> FeatureSpec {
+        FeatureSpec(label: "label", categorical: (1...26).map { "C\($0)" }, numeric: (1...13).map { "I\($0)" },
+                    hashBits: hashBits, numericTransform: numericTransform)
+    }
+
+    /// Reads a table in `format` ("csv": comma-separated with a header; "criteo": tab-separated,
+    /// no header, the Criteo columns). With `fit`, numeric bucket boundaries are computed from this
+    /// data and stored in the returned spec.
+    public static func read(path: String, format: String, spec: FeatureSpec, group: String? = nil, fit: Bool = false) throws(ModelError) -> (Table, FeatureSpec) {
+        switch format {
+        case "csv": return try readCSV(path: path, spec: spec, group: group, fit: fit)
+        case "criteo": return try readCSV(path: path, spec: spec, group: group, fit: fit, separator: 0x09, header: criteoColumns)
+        default: throw ModelError("unknown data format '\(format)'; use csv or criteo")
+        }
+    }
+
+    /// Reads a comma-separated table with a header row (or `separator`-separated rows named by
+    /// `header`; gzip allowed).
+    public static func readCSV(path: String, spec: FeatureSpec, group: String? = nil, fit: Bool = false,
+                               separator: UInt8 = 0x2C, header fixedHeader: [String]? = nil) throws(ModelError) -> (Table, FeatureSpec) {
         let bytes: [UInt8]
         do { bytes = try readFileBytes(path) } catch { throw ModelError(error.description) }
         var spec = spec
         var table = Table()
         table.fields = spec.fieldCount
         var header: [String] = []
+        var headerRead = false
         var labelCol = -1, catCols: [Int] = [], numCols: [Int] = [], groupCol: Int? = nil
         var raw: [Double] = []            // numeric values, rows × numeric
         var groupIDs: [String: Int32] = [:]
@@ -94,13 +143,14 @@ public enum TableReader {
                 var cellStart = start
                 var i = start
                 while i < stop {
-                    if buf[i] == 0x22 { throw ModelError("\(path): line \(line): quoted cells are not supported; write plain comma-separated values") }
-                    if buf[i] == 0x2C { cells.append(cellStart..<i); cellStart = i + 1 }
+                    if buf[i] == 0x22 && separator == 0x2C { throw ModelError("\(path): line \(line): quoted cells are not supported; write plain comma-separated values") }
+                    if buf[i] == separator { cells.append(cellStart..<i); cellStart = i + 1 }
                     i += 1
                 }
                 cells.append(cellStart..<stop)
-                if header.isEmpty {
-                    header = cells.map { String(decoding: buf[$0], as: UTF8.self).trimmingCharacters(in: .whitespaces) }
+                if !headerRead {
+                    headerRead = true
+                    header = fixedHeader ?? cells.map { String(decoding: buf[$0], as: UTF8.self).trimmingCharacters(in: .whitespaces) }
                     func column(_ name: String, _ role: String) throws(ModelError) -> Int {
                         guard let c = header.firstIndex(of: name) else {
                             throw ModelError("\(path): line 1: no column '\(name)' (\(role)); the header has \(header.joined(separator: ", "))")
@@ -111,7 +161,7 @@ public enum TableReader {
                     for c in spec.categorical { catCols.append(try column(c, "--categorical")) }
                     for c in spec.numeric { numCols.append(try column(c, "--numeric")) }
                     if let group { groupCol = try column(group, "--group") }
-                    continue
+                    if fixedHeader == nil { continue }
                 }
                 guard cells.count == header.count else {
                     throw ModelError("\(path): line \(line): \(cells.count) cells, the header has \(header.count)")
@@ -144,7 +194,7 @@ public enum TableReader {
                 table.rows += 1
             }
         }
-        guard !header.isEmpty else { throw ModelError("\(path): the file is empty; expected a header and rows") }
+        guard headerRead else { throw ModelError("\(path): the file is empty; expected \(fixedHeader == nil ? "a header and rows" : "rows")") }
         guard table.rows > 0 else { throw ModelError("\(path): no rows after the header") }
         if groupCol != nil { table.groups = groups }
         // Numeric fields go after the categorical ones in each row.

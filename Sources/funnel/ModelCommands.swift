@@ -9,13 +9,16 @@ func splitList(_ s: String?) -> [String] {
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a click model (logistic regression by FTRL-Proximal) on a CSV table.")
+        abstract: "Train a click model (logistic regression by FTRL-Proximal) on a CSV or Criteo-layout table.")
 
     @Option(help: "Training table: CSV with a header (gzip allowed).")
     var data: String
 
     @Option(help: "Validation table (same columns): its metrics are printed after training.")
     var valid: String?
+
+    @Option(help: "Data format: csv (header row; --label, --categorical, --numeric) or criteo (tab-separated label, 13 integer and 26 categorical columns).")
+    var dataFormat: String = "csv"
 
     @Option(help: "Label column (0/1).")
     var label: String = "click"
@@ -32,8 +35,20 @@ struct Train: ParsableCommand {
     @Option(help: "Hash space: 2^bits slots.")
     var hashBits: Int = 20
 
-    @Option(help: "Model: lr (logistic regression, FTRL-Proximal).")
+    @Option(help: "Model: lr (logistic regression, FTRL-Proximal) or fm (factorization machine, mini-batches).")
     var model: String = "lr"
+
+    @Option(help: "fm: factors per feature.")
+    var factors: Int = 8
+
+    @Option(help: "fm: optimizer, adagrad or adam.")
+    var optimizer: String = "adagrad"
+
+    @Option(help: "fm: learning rate.")
+    var learningRate: Double = 0.05
+
+    @Option(help: "fm: rows per mini-batch.")
+    var batchSize: Int = 256
 
     @Option(help: "Passes over the training data.")
     var epochs: Int = 1
@@ -50,15 +65,32 @@ struct Train: ParsableCommand {
     @Option(help: "L2 regularisation.")
     var l2: Double = 1
 
+    @Option(help: "Keep each negative training row with this probability (1: all); predictions are corrected by p/(p + (1 − p)/r).")
+    var negativeRate: Double = 1
+
+    @Option(help: "Calibration fitted on --valid and stored in the model: none, platt or isotonic.")
+    var calibrate: String = "none"
+
+    @Option(help: "Seed of the negative downsampling.")
+    var seed: UInt64 = 1
+
     @Option(help: "Where to write the model file.")
     var out: String
 
     func validate() throws {
-        if model != "lr" { throw ValidationError("--model: only lr is available in this version (got '\(model)')") }
+        if model != "lr" && model != "fm" { throw ValidationError("--model must be lr or fm in this version (got '\(model)')") }
+        if OptimizerSettings.Kind(rawValue: optimizer) == nil { throw ValidationError("--optimizer must be adagrad or adam") }
+        if factors < 1 || batchSize < 1 || !(learningRate > 0) { throw ValidationError("--factors and --batch-size must be ≥ 1 and --learning-rate > 0") }
         if !(1...28).contains(hashBits) { throw ValidationError("--hash-bits must be 1…28") }
         if NumericTransform(rawValue: numericTransform) == nil { throw ValidationError("--numeric-transform must be log or buckets") }
         if epochs < 1 { throw ValidationError("--epochs must be ≥ 1") }
-        if splitList(categorical).isEmpty && splitList(numeric).isEmpty { throw ValidationError("name at least one feature column with --categorical or --numeric") }
+        if dataFormat != "csv" && dataFormat != "criteo" { throw ValidationError("--data-format must be csv or criteo") }
+        if !(negativeRate > 0 && negativeRate <= 1) { throw ValidationError("--negative-rate must be in (0, 1]") }
+        if !["none", "platt", "isotonic"].contains(calibrate) { throw ValidationError("--calibrate must be none, platt or isotonic") }
+        if calibrate != "none" && valid == nil { throw ValidationError("--calibrate \(calibrate) is fitted on the validation set: pass --valid") }
+        if dataFormat == "csv" && splitList(categorical).isEmpty && splitList(numeric).isEmpty {
+            throw ValidationError("name at least one feature column with --categorical or --numeric")
+        }
         if !(alpha > 0) || !(beta >= 0) || !(l1 >= 0) || !(l2 >= 0) { throw ValidationError("--alpha must be > 0 and --beta, --l1, --l2 ≥ 0") }
     }
 
@@ -67,32 +99,58 @@ struct Train: ParsableCommand {
     }
 
     func train() throws(ModelError) {
-        let spec = FeatureSpec(label: label, categorical: splitList(categorical), numeric: splitList(numeric), hashBits: hashBits,
-                               numericTransform: NumericTransform(rawValue: numericTransform)!)
-        let (table, fitted) = try TableReader.readCSV(path: data, spec: spec, fit: true)
-        var settings = FTRLSettings()
-        settings.alpha = alpha; settings.beta = beta; settings.l1 = l1; settings.l2 = l2; settings.epochs = epochs
-        var trainer = FTRLTrainer(slots: fitted.slots, settings: settings)
-        for e in 1...epochs {
-            let loss = trainer.pass(table)
-            printError("epoch \(e): progressive log loss \(String(format: "%.6f", loss)) over \(table.rows) rows")
+        let transform = NumericTransform(rawValue: numericTransform)!
+        let spec = dataFormat == "criteo"
+            ? TableReader.criteoSpec(hashBits: hashBits, numericTransform: transform)
+            : FeatureSpec(label: label, categorical: splitList(categorical), numeric: splitList(numeric), hashBits: hashBits, numericTransform: transform)
+        let (full, fitted) = try TableReader.read(path: data, format: dataFormat, spec: spec, fit: true)
+        let table = full.downsampled(rate: negativeRate, seed: seed)
+        if negativeRate < 1 { printError("negative downsampling at \(negativeRate): \(table.rows) of \(full.rows) training rows kept") }
+        var file: ModelFile
+        if model == "fm" {
+            var o = OptimizerSettings()
+            o.kind = OptimizerSettings.Kind(rawValue: optimizer)!
+            o.learningRate = learningRate
+            if o.kind == .adam { o.epsilon = 1e-8 }
+            var fm = FactorizationMachine<Float>(slots: fitted.slots, factors: factors, seed: seed)
+            fm.train(table, optimizer: o, batchSize: batchSize, epochs: epochs) { e, loss in
+                printError("epoch \(e): mean training log loss \(String(format: "%.6f", loss)) over \(table.rows) rows")
+            }
+            file = ModelFile(model: model, dataFormat: dataFormat, spec: fitted, ftrl: nil, weights: fm.w + [fm.bias] + fm.v, trainingRows: table.rows)
+            file.factors = factors
+            file.optimizer = o
+        } else {
+            var settings = FTRLSettings()
+            settings.alpha = alpha; settings.beta = beta; settings.l1 = l1; settings.l2 = l2; settings.epochs = epochs
+            var trainer = FTRLTrainer(slots: fitted.slots, settings: settings)
+            for e in 1...epochs {
+                let loss = trainer.pass(table)
+                printError("epoch \(e): progressive log loss \(String(format: "%.6f", loss)) over \(table.rows) rows")
+            }
+            file = ModelFile(model: model, dataFormat: dataFormat, spec: fitted, ftrl: settings, weights: trainer.weights(), trainingRows: table.rows)
         }
-        let file = ModelFile(model: model, spec: fitted, ftrl: settings, weights: trainer.weights(), trainingRows: table.rows)
+        file.negativeRate = negativeRate
+        if let valid {
+            let (v, _) = try TableReader.read(path: valid, format: dataFormat, spec: fitted)
+            let raw = file.predict(v)
+            switch calibrate {
+            case "platt": file.calibration = Calibration.fitPlatt(predictions: raw, labels: v.labels)
+            case "isotonic": file.calibration = Calibration.fitIsotonic(predictions: raw, labels: v.labels)
+            default: break
+            }
+            let e = ClickMetrics.evaluate(labels: v.labels, predictions: file.predict(v))
+            func f(_ x: Double?) -> String { x.map { String(format: "%.5f", $0) } ?? "—" }
+            print("validation (\(calibrate == "none" ? "uncalibrated" : calibrate + "-calibrated on it")): rows \(e.rows), auc \(f(e.auc)), logloss \(f(e.logloss)), calibration ratio \(f(e.calibrationRatio))")
+        }
         try file.write(to: out)
         printError("wrote \(out)")
-        if let valid {
-            let (v, _) = try TableReader.readCSV(path: valid, spec: fitted)
-            let e = ClickMetrics.evaluate(labels: v.labels, predictions: LinearModel(weights: file.weights).logits(v).map { 1 / (1 + exp(-$0)) })
-            print("validation: rows \(e.rows), auc \(e.auc.map { String(format: "%.4f", $0) } ?? "—"), logloss \(String(format: "%.5f", e.logloss))")
-        }
     }
 }
 
-/// Predicted click probabilities of a model on a table.
-func predictTable(_ file: ModelFile, data: String, group: String?) throws(ModelError) -> (Table, [Double]) {
-    let (table, _) = try TableReader.readCSV(path: data, spec: file.spec, group: group)
-    let logits = LinearModel(weights: file.weights).logits(table)
-    return (table, logits.map { 1 / (1 + exp(-$0)) })
+/// Predicted click probabilities of a model on a table (in `format`, else the model's).
+func predictTable(_ file: ModelFile, data: String, format: String?, group: String?) throws(ModelError) -> (Table, [Double]) {
+    let (table, _) = try TableReader.read(path: data, format: format ?? file.dataFormat, spec: file.spec, group: group)
+    return (table, file.predict(table))
 }
 
 struct Evaluate: ParsableCommand {
@@ -108,6 +166,9 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Column whose values group rows for GAUC (impression-weighted).")
     var group: String?
 
+    @Option(help: "Data format (csv or criteo); default: the model's.")
+    var dataFormat: String?
+
     @Option(help: "Output format: text or json.")
     var format: String = "text"
 
@@ -121,7 +182,7 @@ struct Evaluate: ParsableCommand {
 
     func evaluate() throws(ModelError) {
         let file = try ModelFile.read(path: model)
-        let (table, p) = try predictTable(file, data: data, group: group)
+        let (table, p) = try predictTable(file, data: data, format: dataFormat, group: group)
         let e = ClickMetrics.evaluate(labels: table.labels, predictions: p, groups: table.groups)
         var warnings: [String] = []
         if let r = e.calibrationRatio, r < 0.8 || r > 1.2 {
@@ -153,13 +214,16 @@ struct Predict: ParsableCommand {
     @Option(help: "Where to write one probability per row (with a header line `probability`).")
     var out: String
 
+    @Option(help: "Data format (csv or criteo); default: the model's.")
+    var dataFormat: String?
+
     func run() throws {
         do throws(ModelError) { try predict() } catch { throw CLIError(error.description) }
     }
 
     func predict() throws(ModelError) {
         let file = try ModelFile.read(path: model)
-        let (_, p) = try predictTable(file, data: data, group: nil)
+        let (_, p) = try predictTable(file, data: data, format: dataFormat, group: nil)
         var text = "probability\n"
         for v in p { text += String(format: "%.9g\n", v) }
         guard FileManager.default.createFile(atPath: out, contents: Data(text.utf8)) else { throw ModelError("--out \(out): cannot write the file") }

@@ -112,3 +112,34 @@ struct TableTests {
         do { _ = try ModelFile.read(path: old) } catch { #expect(error.description.contains("version 99")) }
     }
 }
+
+/// Platt scaling and isotonic regression against scikit-learn
+/// (`tools/fixtures/make_calibration_fixtures.py` → `Fixtures/calibration_fixtures.json`).
+struct CalibrationTests {
+    @Test func agreesWithScikitLearn() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/calibration_fixtures.json")
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        let cases = json["cases"] as! [[String: Any]]
+        #expect(cases.count == 3)
+        for c in cases {
+            let name = c["name"] as! String
+            let p = (c["predictions"] as! [NSNumber]).map(\.doubleValue)
+            let y = (c["labels"] as! [NSNumber]).map { Float(truncating: $0) }
+            guard case .platt(let a, let b) = Calibration.fitPlatt(predictions: p, labels: y) else { Issue.record("no Platt fit"); continue }
+            let ea = (c["platt_a"] as! NSNumber).doubleValue, eb = (c["platt_b"] as! NSNumber).doubleValue
+            #expect(abs(a - ea) <= 1e-6 * abs(ea) && abs(b - eb) <= 1e-6 * max(abs(eb), 1e-3), "\(name): Platt (\(a), \(b)) vs (\(ea), \(eb))")
+            let iso = Calibration.fitIsotonic(predictions: p, labels: y)
+            let query = (c["query"] as! [NSNumber]).map(\.doubleValue)
+            let expected = (c["isotonic"] as! [NSNumber]).map(\.doubleValue)
+            for (q, e) in zip(query, expected) {
+                #expect(abs(iso.apply(q) - e) <= 1e-12, "\(name): isotonic at \(q): \(iso.apply(q)) vs \(e)")
+            }
+        }
+    }
+
+    /// Keeping negatives at rate 0.1 multiplies the odds by 10: p = 0.5 (odds 1) → odds 0.1 → 1/11.
+    @Test func downsamplingCorrectionByHand() {
+        #expect(abs(correctDownsampling(0.5, rate: 0.1) - 1.0 / 11) < 1e-15)
+        #expect(correctDownsampling(0.3, rate: 1) == 0.3)
+    }
+}

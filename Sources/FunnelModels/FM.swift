@@ -1,0 +1,210 @@
+import Foundation
+
+/// Mini-batch optimiser settings for the embedding models.
+public struct OptimizerSettings: Codable, Sendable, Equatable {
+    public enum Kind: String, Codable, Sendable, CaseIterable { case adagrad, adam }
+    public var kind = Kind.adagrad
+    public var learningRate = 0.05
+    public var epsilon = 1e-10
+    public var beta1 = 0.9
+    public var beta2 = 0.999
+    public init() {}
+}
+
+/// A factorization machine: logit = b + Σ_f w[i_f]·x_f + ½ Σ_k [(Σ_f V[i_f,k]·x_f)² − Σ_f V[i_f,k]²·x_f²],
+/// trained on the mean log loss of mini-batches. Generic over the float type so that tests can
+/// check it in double precision against a reference; training uses `Float`.
+public struct FactorizationMachine<Scalar: BinaryFloatingPoint & Sendable>: Sendable {
+    public let slots: Int
+    public let factors: Int
+    public var bias: Scalar = 0
+    public var w: [Scalar]
+    public var v: [Scalar]
+
+    public init(slots: Int, factors: Int, seed: UInt64, scale: Double = 0.01) {
+        self.slots = slots
+        self.factors = factors
+        w = [Scalar](repeating: 0, count: slots)
+        var rng = SplitMix64(seed: seed)
+        // Box–Muller normal draws.
+        v = (0..<(slots * factors)).map { _ in Scalar(scale * (-2 * log(rng.open01())).squareRoot() * cos(2 * .pi * rng.open01())) }
+    }
+
+    public init(slots: Int, factors: Int, bias: Scalar, w: [Scalar], v: [Scalar]) {
+        self.slots = slots
+        self.factors = factors
+        self.bias = bias
+        self.w = w
+        self.v = v
+    }
+
+    /// The logit of row `r`; fills `sums` (length `factors`) with Σ_f V[i_f,k]·x_f.
+    @inline(__always)
+    public func logit(_ t: Table, row r: Int, sums: inout [Scalar]) -> Scalar {
+        let f = t.fields, k = factors
+        var s = bias
+        for j in 0..<k { sums[j] = 0 }
+        var squares: Scalar = 0
+        for q in 0..<f {
+            let i = Int(t.indices[r * f + q]), x = Scalar(t.values[r * f + q])
+            s += w[i] * x
+            let base = i * k
+            for j in 0..<k {
+                let e = v[base + j] * x
+                sums[j] += e
+                squares += e * e
+            }
+        }
+        var pair: Scalar = 0
+        for j in 0..<k { pair += sums[j] * sums[j] }
+        return s + (pair - squares) / 2
+    }
+
+    public func logits(_ t: Table) -> [Double] {
+        var sums = [Scalar](repeating: 0, count: factors)
+        return (0..<t.rows).map { Double(logit(t, row: $0, sums: &sums)) }
+    }
+
+    /// Gradients of the mean log loss of a batch: dense buffers reused across batches, with the
+    /// list of touched slots so that clearing and updating cost only what the batch used.
+    public struct Gradient: Sendable {
+        public var bias: Scalar = 0
+        public var w: [Scalar]
+        public var v: [Scalar]
+        public var touched: [Int] = []
+        var marked: [Bool]
+        public var loss: Double = 0
+
+        public init(slots: Int, factors: Int) {
+            w = [Scalar](repeating: 0, count: slots)
+            v = [Scalar](repeating: 0, count: slots * factors)
+            marked = [Bool](repeating: false, count: slots)
+        }
+
+        mutating func clear(factors k: Int) {
+            for i in touched {
+                w[i] = 0
+                for j in 0..<k { v[i * k + j] = 0 }
+                marked[i] = false
+            }
+            touched.removeAll(keepingCapacity: true)
+            bias = 0
+            loss = 0
+        }
+    }
+
+    public func gradient(_ t: Table, rows: Range<Int>) -> Gradient {
+        var g = Gradient(slots: slots, factors: factors)
+        gradient(t, rows: rows, into: &g)
+        return g
+    }
+
+    /// Fills `g` (cleared first) with the gradients of the mean log loss over `rows`.
+    public func gradient(_ t: Table, rows: Range<Int>, into g: inout Gradient) {
+        let f = t.fields, k = factors
+        g.clear(factors: k)
+        let n = Scalar(rows.count)
+        var sums = [Scalar](repeating: 0, count: k)
+        for r in rows {
+            let z = logit(t, row: r, sums: &sums)
+            let zd = Double(z)
+            let p = Scalar(1 / (1 + exp(-zd)))
+            let y = Scalar(t.labels[r])
+            g.loss += max(zd, 0) - zd * Double(y) + log1p(exp(-abs(zd)))
+            let d = (p - y) / n
+            g.bias += d
+            for q in 0..<f {
+                let i = Int(t.indices[r * f + q]), x = Scalar(t.values[r * f + q])
+                if !g.marked[i] { g.marked[i] = true; g.touched.append(i) }
+                g.w[i] += d * x
+                let base = i * k
+                for j in 0..<k { g.v[base + j] += d * (x * sums[j] - v[base + j] * x * x) }
+            }
+        }
+        g.loss /= Double(rows.count)
+    }
+}
+
+/// Optimiser state for a factorization machine (per-parameter accumulators, PyTorch semantics:
+/// Adagrad p −= lr·g/(√Σg² + ε); Adam with bias correction). Only the parameters a batch touches
+/// are updated ("lazy" for Adam).
+public struct FMOptimizer<Scalar: BinaryFloatingPoint & Sendable> {
+    public let settings: OptimizerSettings
+    var first: [Scalar], second: [Scalar], steps: [Int32]
+    var biasFirst: Scalar = 0, biasSecond: Scalar = 0, biasSteps = 0
+    let factors: Int
+
+    public init(slots: Int, factors: Int, settings: OptimizerSettings) {
+        self.settings = settings
+        self.factors = factors
+        let size = slots * (factors + 1)
+        first = [Scalar](repeating: 0, count: size)
+        second = [Scalar](repeating: 0, count: size)
+        steps = [Int32](repeating: 0, count: size)
+    }
+
+    @inline(__always)
+    mutating func update(_ p: inout Scalar, _ g: Scalar, slot: Int) {
+        let lr = Scalar(settings.learningRate), eps = Scalar(settings.epsilon)
+        switch settings.kind {
+        case .adagrad:
+            second[slot] += g * g
+            p -= lr * g / (second[slot].squareRoot() + eps)
+        case .adam:
+            let b1 = Scalar(settings.beta1), b2 = Scalar(settings.beta2)
+            steps[slot] += 1
+            first[slot] = b1 * first[slot] + (1 - b1) * g
+            second[slot] = b2 * second[slot] + (1 - b2) * g * g
+            let t = Double(steps[slot])
+            let mHat = first[slot] / Scalar(1 - pow(Double(settings.beta1), t))
+            let vHat = second[slot] / Scalar(1 - pow(Double(settings.beta2), t))
+            p -= lr * mHat / (vHat.squareRoot() + eps)
+        }
+    }
+
+    public mutating func step(_ m: inout FactorizationMachine<Scalar>, _ g: FactorizationMachine<Scalar>.Gradient) {
+        // The bias keeps its own state.
+        let lr = Scalar(settings.learningRate), eps = Scalar(settings.epsilon)
+        switch settings.kind {
+        case .adagrad:
+            biasSecond += g.bias * g.bias
+            m.bias -= lr * g.bias / (biasSecond.squareRoot() + eps)
+        case .adam:
+            biasSteps += 1
+            let b1 = Scalar(settings.beta1), b2 = Scalar(settings.beta2)
+            biasFirst = b1 * biasFirst + (1 - b1) * g.bias
+            biasSecond = b2 * biasSecond + (1 - b2) * g.bias * g.bias
+            let t = Double(biasSteps)
+            let mHat = biasFirst / Scalar(1 - pow(settings.beta1, t)), vHat = biasSecond / Scalar(1 - pow(settings.beta2, t))
+            m.bias -= lr * mHat / (vHat.squareRoot() + eps)
+        }
+        let k = factors, vBase = m.slots
+        for i in g.touched {
+            update(&m.w[i], g.w[i], slot: i)
+            for j in 0..<k { update(&m.v[i * k + j], g.v[i * k + j], slot: vBase + i * k + j) }
+        }
+    }
+}
+
+extension FactorizationMachine where Scalar == Float {
+    /// Trains on `table` in order, `batchSize` rows per step, for `epochs` passes; calls `onEpoch`
+    /// with the epoch number and its mean training log loss. (Here, inside the module, the generic
+    /// code is specialised for `Float`.)
+    public mutating func train(_ table: Table, optimizer settings: OptimizerSettings, batchSize: Int, epochs: Int,
+                               onEpoch: (Int, Double) -> Void) {
+        var optimizer = FMOptimizer<Float>(slots: slots, factors: factors, settings: settings)
+        var g = Gradient(slots: slots, factors: factors)
+        for e in 1...epochs {
+            var loss = 0.0
+            var start = 0
+            while start < table.rows {
+                let end = min(start + batchSize, table.rows)
+                gradient(table, rows: start..<end, into: &g)
+                loss += g.loss * Double(end - start)
+                optimizer.step(&self, g)
+                start = end
+            }
+            onEpoch(e, loss / Double(max(table.rows, 1)))
+        }
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+@testable import FunnelModels
+import Testing
+
+/// The factorization machine's gradients against finite differences, and one optimiser step
+/// against PyTorch in double precision (`tools/fixtures/make_fm_fixtures.py`).
+struct FMTests {
+    static func table(rows: Int, fields: Int, slots: Int, seed: UInt64) -> Table {
+        var t = Table()
+        t.rows = rows; t.fields = fields
+        var state = seed
+        func next() -> UInt64 { state = state &* 6364136223846793005 &+ 1442695040888963407; return state >> 33 }
+        for _ in 0..<rows {
+            for _ in 0..<fields {
+                t.indices.append(UInt32(next() % UInt64(slots)))
+                t.values.append([1, 0.5, 2.25, -0.75][Int(next() % 4)])
+            }
+            t.labels.append(next() % 3 == 0 ? 1 : 0)
+        }
+        return t
+    }
+
+    static func meanLoss(_ m: FactorizationMachine<Double>, _ t: Table) -> Double {
+        let z = m.logits(t)
+        return zip(z, t.labels).reduce(0.0) { acc, e in
+            acc + max(e.0, 0) - e.0 * Double(e.1) + log1p(exp(-abs(e.0)))
+        } / Double(t.rows)
+    }
+
+    @Test func gradientsMatchFiniteDifferences() {
+        let t = Self.table(rows: 12, fields: 4, slots: 10, seed: 5)
+        var m = FactorizationMachine<Double>(slots: 10, factors: 3, seed: 9, scale: 0.3)
+        m.bias = 0.2
+        for i in 0..<10 { m.w[i] = Double(i % 5) * 0.1 - 0.2 }
+        let g = m.gradient(t, rows: 0..<t.rows)
+        let h = 1e-6
+        #expect(abs(g.loss - Self.meanLoss(m, t)) < 1e-12)
+        func numeric(_ change: (inout FactorizationMachine<Double>, Double) -> Void) -> Double {
+            var up = m, down = m
+            change(&up, h); change(&down, -h)
+            return (Self.meanLoss(up, t) - Self.meanLoss(down, t)) / (2 * h)
+        }
+        #expect(abs(g.bias - numeric { $0.bias += $1 }) < 1e-8)
+        for i in 0..<10 {
+            let nw = numeric { $0.w[i] += $1 }
+            #expect(abs(g.w[i] - nw) < 1e-8, "w[\(i)]: \(g.w[i]) vs \(nw)")
+            for k in 0..<3 {
+                let nv = numeric { $0.v[i * 3 + k] += $1 }
+                #expect(abs(g.v[i * 3 + k] - nv) < 1e-8, "V[\(i),\(k)]: \(g.v[i * 3 + k]) vs \(nv)")
+            }
+        }
+    }
+
+    @Test func oneStepMatchesPyTorch() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/fm_fixtures.json")
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        let cases = json["cases"] as! [[String: Any]]
+        #expect(cases.count >= 2)
+        for c in cases {
+            let name = c["name"] as? String ?? "?"
+            let slots = (c["S"] as! NSNumber).intValue, k = (c["K"] as! NSNumber).intValue
+            let indices = c["indices"] as! [[NSNumber]], values = c["values"] as! [[NSNumber]]
+            var t = Table()
+            t.rows = indices.count; t.fields = indices[0].count
+            for (r, row) in indices.enumerated() {
+                for (q, i) in row.enumerated() { t.indices.append(UInt32(truncating: i)); t.values.append(Float(truncating: values[r][q])) }
+            }
+            t.labels = (c["labels"] as! [NSNumber]).map { Float(truncating: $0) }
+            // Values ≠ 1 are chosen exactly representable in Float (the table stores Float).
+            let v = (c["V"] as! [[NSNumber]]).flatMap { $0.map(\.doubleValue) }
+            var m = FactorizationMachine<Double>(slots: slots, factors: k, bias: (c["bias"] as! NSNumber).doubleValue,
+                                                 w: (c["w"] as! [NSNumber]).map(\.doubleValue), v: v)
+            let before = m.logits(t), expectedBefore = (c["logits_before"] as! [NSNumber]).map(\.doubleValue)
+            for (a, b) in zip(before, expectedBefore) { #expect(abs(a - b) < 1e-12, "\(name) logits before: \(a) vs \(b)") }
+            var o = OptimizerSettings()
+            o.kind = OptimizerSettings.Kind(rawValue: c["optimizer"] as! String)!
+            o.learningRate = (c["lr"] as! NSNumber).doubleValue
+            o.epsilon = (c["eps"] as! NSNumber).doubleValue
+            if let betas = c["betas"] as? [NSNumber] { o.beta1 = betas[0].doubleValue; o.beta2 = betas[1].doubleValue }
+            var optimizer = FMOptimizer<Double>(slots: slots, factors: k, settings: o)
+            let steps = (c["steps"] as? NSNumber)?.intValue ?? 1
+            for _ in 0..<steps { optimizer.step(&m, m.gradient(t, rows: 0..<t.rows)) }
+            let after = m.logits(t), expectedAfter = (c["logits_after"] as! [NSNumber]).map(\.doubleValue)
+            for (a, b) in zip(after, expectedAfter) { #expect(abs(a - b) < 1e-10, "\(name) logits after: \(a) vs \(b)") }
+            let vAfter = (c["V_after"] as! [[NSNumber]]).flatMap { $0.map(\.doubleValue) }
+            for (a, b) in zip(m.v, vAfter) { #expect(abs(a - b) < 1e-10, "\(name) V after") }
+        }
+    }
+}
