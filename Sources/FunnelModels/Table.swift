@@ -214,7 +214,10 @@ public enum TableReader {
             }
             var idx = [UInt32](repeating: 0, count: table.rows * (nc + nn)), val = [Float](repeating: 0, count: table.rows * (nc + nn))
             for r in 0..<table.rows {
-                for f in 0..<nc { idx[r * (nc + nn) + f] = table.indices[r * nc + f] }
+                for f in 0..<nc {
+                    idx[r * (nc + nn) + f] = table.indices[r * nc + f]
+                    val[r * (nc + nn) + f] = table.values[r * nc + f]
+                }
                 for j in 0..<nn {
                     let x = raw[r * nn + j]
                     let field = nc + j

@@ -99,6 +99,19 @@ struct TableTests {
         }
     }
 
+    /// Two categorical and two numeric columns: per row the categorical fields come first with
+    /// value 1, then sign(x)·log(1 + |x|) (a missing numeric cell: its own feature with value 1).
+    @Test func rowsHoldCategoricalThenNumericFields() throws {
+        let path = write("click,site,x,device,y\n1,a,3,m,-2\n0,b,,d,0\n", "mixed.csv")
+        let spec = FeatureSpec(label: "click", categorical: ["site", "device"], numeric: ["x", "y"], hashBits: 10)
+        let (t, _) = try TableReader.readCSV(path: path, spec: spec)
+        #expect(t.rows == 2 && t.fields == 4 && t.labels == [1, 0])
+        #expect(t.values[0] == 1 && t.values[1] == 1 && t.values[4] == 1 && t.values[5] == 1)
+        #expect(abs(Double(t.values[2]) - log(4)) < 1e-6 && abs(Double(t.values[3]) + log(3)) < 1e-6)
+        #expect(t.values[6] == 1 && t.values[7] == 0)
+        #expect(t.indices[0] != t.indices[4] && t.indices[2] != t.indices[6])
+    }
+
     @Test func modelFileRoundTripAndVersionCheck() throws {
         let spec = FeatureSpec(label: "click", categorical: ["site"], numeric: [], hashBits: 4)
         let file = ModelFile(model: "lr", spec: spec, ftrl: FTRLSettings(), weights: (0...16).map { Float($0) / 8 }, trainingRows: 3)
