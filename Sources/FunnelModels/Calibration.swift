@@ -92,20 +92,3 @@ public enum Calibration: Codable, Sendable, Equatable {
 public func correctDownsampling(_ p: Double, rate r: Double) -> Double {
     r >= 1 ? p : p / (p + (1 - p) / r)
 }
-
-/// SplitMix64: the seeded generator of model initialisation and downsampling.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in (0, 1).
-    mutating func open01() -> Double { (Double(next() >> 11) + 0.5) * 0x1p-53 }
-    /// Uniform in [0, 1).
-    mutating func unit() -> Double { Double(next() >> 11) * 0x1p-53 }
-}

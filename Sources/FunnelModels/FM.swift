@@ -1,4 +1,5 @@
 import Foundation
+import FunnelEvents
 
 /// Mini-batch optimiser settings for the embedding models.
 public struct OptimizerSettings: Codable, Sendable, Equatable {

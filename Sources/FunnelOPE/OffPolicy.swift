@@ -1,4 +1,5 @@
 import Foundation
+import FunnelEvents
 
 /// Off-policy estimators of an evaluation policy's expected reward per round, from logged data
 /// (definitions as in Saito et al.'s Open Bandit Pipeline; w_i = π(a_i | k_i) / p_i):
@@ -78,7 +79,7 @@ public enum OffPolicy {
     public static func bootstrap(_ e: Estimator, _ x: Inputs, settings: Settings, draws: Int, alpha: Double, seed: UInt64) -> (Double, Double)? {
         guard draws >= 10 else { return nil }
         let n = x.weights.count
-        var rng = SplitMix(seed: seed &+ 0x9E37_79B9_7F4A_7C15)
+        var rng = SplitMix64(seed: seed &+ 0x9E37_79B9_7F4A_7C15)
         var values: [Double] = []
         values.reserveCapacity(draws)
         var rows = [Int](repeating: 0, count: n)

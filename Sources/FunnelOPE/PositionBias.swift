@@ -114,7 +114,7 @@ public enum PositionBias {
             if bootstrap >= 10 {
                 let draws = ResultSlots<[Double]?>(count: bootstrap)
                 DispatchQueue.concurrentPerform(iterations: bootstrap) { b in
-                    var rng = SplitMix(seed: seed &+ UInt64(b) &* 0x9E37_79B9_7F4A_7C15)
+                    var rng = SplitMix64(seed: seed &+ UInt64(b) &* 0x9E37_79B9_7F4A_7C15)
                     let w = (0..<clusterCount).map { _ in Double(rng.poisson1()) }
                     draws.set(b, fit(w))
                 }
@@ -387,25 +387,5 @@ public enum PositionBias {
                 weightedClicks += weight(position: position, propensities: propensities, floor: floor)
             }
         }
-    }
-}
-
-/// SplitMix64 with a Poisson(1) draw (Knuth's product method) for the bootstrap weights.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func uniform() -> Double { Double(next() >> 11) * 0x1p-53 }
-    mutating func poisson1() -> Int {
-        let limit = exp(-1.0)
-        var k = 0, prod = uniform()
-        while prod > limit { k += 1; prod *= uniform() }
-        return k
     }
 }

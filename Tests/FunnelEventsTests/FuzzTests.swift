@@ -4,14 +4,9 @@ import Testing
 
 /// Random valid events, random junk and mutations of valid lines.
 struct LineFuzzer {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    var rng: SplitMix64
+    init(state: UInt64) { rng = SplitMix64(seed: state) }
+    mutating func next() -> UInt64 { rng.next() }
     mutating func int(_ n: Int) -> Int { Int(next() % UInt64(n)) }
 
     mutating func validLine() -> String {

@@ -12,10 +12,15 @@ machine), trained in order in mini-batches on the mean log loss with Adagrad, li
 """
 import argparse
 import json
+import os
+import sys
 import time
 
 import numpy as np
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_criteo_like import auc  # noqa: E402  (the generator's rank AUC)
 
 
 def load(path, vocab, fit):
@@ -46,21 +51,6 @@ def load(path, vocab, fit):
             idx.append(row_i)
             val.append(row_v)
     return torch.tensor(labels, dtype=torch.float32), torch.tensor(idx), torch.tensor(val, dtype=torch.float32)
-
-
-def auc(y, p):
-    order = np.argsort(p, kind="stable")
-    ps, ys = p[order], y[order]
-    ranks = np.empty(len(ps))
-    i = 0
-    while i < len(ps):
-        j = i
-        while j + 1 < len(ps) and ps[j + 1] == ps[i]:
-            j += 1
-        ranks[i:j + 1] = (i + j) / 2 + 1
-        i = j + 1
-    pos = ys.sum()
-    return (ranks[ys == 1].sum() - pos * (pos + 1) / 2) / (pos * (len(ys) - pos))
 
 
 def main():
