@@ -4,16 +4,10 @@ import FunnelEvents
 /// A small, fast, seedable generator (SplitMix64) so that the same seed gives the same bytes on
 /// every platform.
 public struct SeededRandom: RandomNumberGenerator, Sendable {
-    var state: UInt64
-    public init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
+    var base: SplitMix64
+    public init(seed: UInt64) { base = SplitMix64(seed: seed &+ 0x9E37_79B9_7F4A_7C15) }
 
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    public mutating func next() -> UInt64 { base.next() }
 
     /// Uniform in [0, 1).
     public mutating func uniform() -> Double { Double(next() >> 11) * 0x1.0p-53 }
