@@ -82,15 +82,10 @@ struct PositionBiasCommand: ParsableCommand {
             if let f = firstExposure[e.user], f.ts <= e.ts { continue }
             firstExposure[e.user] = (e.ts, e.variant)
         }
-        var groupIndex: [Int32: Int] = [:]
-        var groups: [String] = []
-        for (_, f) in firstExposure.sorted(by: { $0.key < $1.key }) where groupIndex[f.variant] == nil {
-            groupIndex[f.variant] = 0
-        }
-        for label in groupIndex.keys.sorted(by: { log.labels[$0] < log.labels[$1] }) {
-            groupIndex[label] = groups.count
-            groups.append(log.labels[label])
-        }
+        // Variants in name order.
+        let variantLabels = Set(firstExposure.values.map(\.variant)).sorted { log.labels[$0] < log.labels[$1] }
+        var groups = variantLabels.map { log.labels[$0] }
+        let groupIndex = Dictionary(uniqueKeysWithValues: variantLabels.enumerated().map { ($0.element, $0.offset) })
         let unassigned = groups.count
         groups.append("(no exposure)")
         let groupOf: (LoggedImpression) -> Int? = { k in firstExposure[k.user].map { groupIndex[$0.variant]! } ?? unassigned }
