@@ -1,0 +1,520 @@
+import Foundation
+import FunnelEvents
+
+/// The two embedding-plus-network click models.
+public enum DeepKind: String, Codable, Sendable, CaseIterable {
+    /// DeepFM: logit = b + Σ_f w[i_f]·x_f + FM pairwise term on the embeddings + MLP(embeddings).
+    case deepfm
+    /// DCN-v2 (stacked): x_{l+1} = x_0 ⊙ (W_l·x_l + b_l) + x_l for `crossLayers` full-rank layers,
+    /// then the MLP on the last cross output; logit = MLP output.
+    case dcnv2
+}
+
+/// Shapes of a DeepFM or DCN-v2 model. Every row gives `fields` (index, value) pairs; field f's
+/// embedding is V[i_f]·x_f, and the network input is their concatenation (width fields·dim).
+public struct DeepArchitecture: Codable, Sendable, Equatable {
+    public var kind: DeepKind
+    public var fields: Int
+    public var dim: Int
+    /// Hidden layer widths of the MLP (ReLU); a last linear layer maps to one output.
+    public var hidden: [Int]
+    /// DCN-v2 only.
+    public var crossLayers: Int
+
+    public init(kind: DeepKind, fields: Int, dim: Int, hidden: [Int], crossLayers: Int = 0) {
+        self.kind = kind
+        self.fields = fields
+        self.dim = dim
+        self.hidden = hidden
+        self.crossLayers = kind == .dcnv2 ? crossLayers : 0
+    }
+
+    public var width: Int { fields * dim }
+    /// Whether the model has the per-slot linear weights and FM term (DeepFM).
+    public var hasLinear: Bool { kind == .deepfm }
+
+    /// (inputs, outputs) of the MLP's layers; the last has one output.
+    public var mlpShapes: [(inputs: Int, outputs: Int)] {
+        var shapes: [(Int, Int)] = []
+        var inputs = width
+        for h in hidden { shapes.append((inputs, h)); inputs = h }
+        shapes.append((inputs, 1))
+        return shapes
+    }
+
+    /// Dense parameters in order: cross layer l's W (width × width, W[i·width + o]) then b
+    /// (width), then each MLP layer's W (inputs × outputs, W[i·outputs + o]) then b (outputs).
+    public var denseCount: Int {
+        crossLayers * (width * width + width) + mlpShapes.reduce(0) { $0 + $1.inputs * $1.outputs + $1.outputs }
+    }
+
+    /// Offsets of each dense layer's weight matrix and bias in the dense parameters.
+    struct Layer { var inputs: Int; var outputs: Int; var weight: Int; var bias: Int }
+    var crossOffsets: [Layer] {
+        (0..<crossLayers).map { l in
+            let o = l * (width * width + width)
+            return Layer(inputs: width, outputs: width, weight: o, bias: o + width * width)
+        }
+    }
+    var mlpOffsets: [Layer] {
+        var o = crossLayers * (width * width + width)
+        return mlpShapes.map { s in
+            defer { o += s.inputs * s.outputs + s.outputs }
+            return Layer(inputs: s.inputs, outputs: s.outputs, weight: o, bias: o + s.inputs * s.outputs)
+        }
+    }
+}
+
+/// A DeepFM or DCN-v2 model: per-slot linear weights `w` and a bias (DeepFM only; DCN-v2's last
+/// layer carries its bias), embeddings `v` (slots × dim) and the dense layers. Generic over the float type so that tests run it in double
+/// precision against PyTorch; training uses `Float`.
+public struct DeepModel<Scalar: BinaryFloatingPoint & Sendable>: Sendable {
+    public let architecture: DeepArchitecture
+    public let slots: Int
+    public var bias: Scalar = 0
+    public var w: [Scalar]
+    public var v: [Scalar]
+    public var dense: [Scalar]
+
+    /// Embeddings ~ N(0, scale²); dense weights and biases ~ U(−1/√inputs, 1/√inputs) (the usual
+    /// fully-connected initialisation); linear weights and the bias start at 0.
+    public init(architecture a: DeepArchitecture, slots: Int, seed: UInt64, scale: Double = 0.01) {
+        architecture = a
+        self.slots = slots
+        w = [Scalar](repeating: 0, count: a.hasLinear ? slots : 0)
+        var rng = SplitMix64(seed: seed)
+        v = (0..<(slots * a.dim)).map { _ in Scalar(scale * (-2 * log(rng.open01())).squareRoot() * cos(2 * .pi * rng.open01())) }
+        dense = [Scalar](repeating: 0, count: a.denseCount)
+        for layer in a.crossOffsets + a.mlpOffsets {
+            let bound = 1 / Double(layer.inputs).squareRoot()
+            for j in 0..<(layer.inputs * layer.outputs) { dense[layer.weight + j] = Scalar(bound * (2 * rng.unit() - 1)) }
+            for j in 0..<layer.outputs { dense[layer.bias + j] = Scalar(bound * (2 * rng.unit() - 1)) }
+        }
+    }
+
+    public init(architecture: DeepArchitecture, slots: Int, bias: Scalar, w: [Scalar], v: [Scalar], dense: [Scalar]) {
+        self.architecture = architecture
+        self.slots = slots
+        self.bias = bias
+        self.w = w
+        self.v = v
+        self.dense = dense
+    }
+
+    /// Logits of every row of `table`, in blocks over `threads` threads.
+    public func logits(_ table: Table, threads: Int = 1) -> [Double] {
+        var out = [Double](repeating: 0, count: table.rows)
+        let block = 2048
+        let blocks = (table.rows + block - 1) / block
+        let slotsOut = ResultSlots<[Double]>(count: blocks)
+        let parts = max(1, min(threads, blocks))
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            let ws = DeepWorkspace<Scalar>(architecture, rows: block, slots: 0)
+            var b = part
+            while b < blocks {
+                let rows = (b * block)..<min(table.rows, (b + 1) * block)
+                forward(table, rows: rows, ws)
+                slotsOut.set(b, (0..<rows.count).map { Double(ws.logit[$0]) })
+                b += parts
+            }
+        }
+        for (b, values) in slotsOut.values().enumerated() {
+            for (j, x) in values.enumerated() { out[b * block + j] = x }
+        }
+        return out
+    }
+
+    /// Forward pass over `rows`, keeping what the backward pass needs in `ws`.
+    func forward(_ t: Table, rows: Range<Int>, _ ws: DeepWorkspace<Scalar>) {
+        let a = architecture, f = t.fields, k = a.dim, width = a.width, n = rows.count
+        let x0 = ws.x[0]
+        v.withUnsafeBufferPointer { vp in
+            w.withUnsafeBufferPointer { wp in
+                for (j, r) in rows.enumerated() {
+                    let row = x0 + j * width
+                    var linear = bias
+                    for q in 0..<f {
+                        let i = Int(t.indices[r * f + q]), x = Scalar(t.values[r * f + q])
+                        if a.hasLinear { linear += wp[i] * x }
+                        for c in 0..<k { row[q * k + c] = vp[i * k + c] * x }
+                    }
+                    if a.hasLinear {
+                        // FM pairwise term: ½ Σ_c [(Σ_f e_fc)² − Σ_f e_fc²].
+                        let sums = ws.fmSums + j * k
+                        var squares: Scalar = 0
+                        for c in 0..<k { sums[c] = 0 }
+                        for q in 0..<f {
+                            for c in 0..<k { let e = row[q * k + c]; sums[c] += e; squares += e * e }
+                        }
+                        var pair: Scalar = 0
+                        for c in 0..<k { pair += sums[c] * sums[c] }
+                        ws.logit[j] = linear + (pair - squares) / 2
+                    } else {
+                        ws.logit[j] = 0
+                    }
+                }
+            }
+        }
+        dense.withUnsafeBufferPointer { dp in
+            let d = dp.baseAddress!
+            // Cross layers: U_l = X_l·W_l + b_l; X_{l+1} = X_0 ⊙ U_l + X_l.
+            for (l, layer) in a.crossOffsets.enumerated() {
+                let xl = ws.x[l], u = ws.u[l], next = ws.x[l + 1]
+                affine(xl, n, layer, d, u)
+                for e in 0..<(n * width) { next[e] = x0[e] * u[e] + xl[e] }
+            }
+            // MLP with ReLU between layers.
+            var input = ws.x[a.crossLayers]
+            let layers = a.mlpOffsets
+            for (m, layer) in layers.enumerated() {
+                let out = ws.h[m]
+                affine(input, n, layer, d, out)
+                if m + 1 < layers.count {
+                    for e in 0..<(n * layer.outputs) where out[e] < 0 { out[e] = 0 }
+                }
+                input = out
+            }
+            for j in 0..<n { ws.logit[j] += input[j] }
+        }
+    }
+
+    /// out (n × outputs) = input (n × inputs) · W + b, skipping zero inputs (ReLU outputs).
+    @inline(__always)
+    func affine(_ input: UnsafeMutablePointer<Scalar>, _ n: Int, _ layer: DeepArchitecture.Layer,
+                _ d: UnsafePointer<Scalar>, _ out: UnsafeMutablePointer<Scalar>) {
+        let ni = layer.inputs, no = layer.outputs
+        let wt = d + layer.weight, b = d + layer.bias
+        for r in 0..<n {
+            let o = out + r * no, x = input + r * ni
+            for c in 0..<no { o[c] = b[c] }
+            for i in 0..<ni {
+                let s = x[i]
+                if s == 0 { continue }
+                let row = wt + i * no
+                for c in 0..<no { o[c] += s * row[c] }
+            }
+        }
+    }
+
+    /// Adds to `g` the gradients of Σ_r (log loss of row r) / `divisor` over `rows`, using the
+    /// forward pass in `ws`; `wt` holds each dense weight matrix transposed.
+    func backward(_ t: Table, rows: Range<Int>, divisor: Int, _ ws: DeepWorkspace<Scalar>, transposed wt: UnsafePointer<Scalar>,
+                  into g: DeepGradient<Scalar>) {
+        let a = architecture, f = t.fields, k = a.dim, width = a.width, n = rows.count
+        let scale = 1 / Scalar(divisor)
+        // dL/dlogit per row.
+        let dz = ws.dz
+        for (j, r) in rows.enumerated() {
+            let z = Double(ws.logit[j]), y = Double(t.labels[r])
+            g.loss += max(z, 0) - z * y + log1p(exp(-abs(z)))
+            dz[j] = (Scalar(1 / (1 + exp(-z))) - Scalar(y)) * scale
+            if a.hasLinear { g.bias += dz[j] }
+        }
+        let layers = a.mlpOffsets
+        // MLP backward: dIn = dOut·Wᵀ (masked by the ReLU of the input layer), dW += inᵀ·dOut.
+        var dOut = dz
+        for m in stride(from: layers.count - 1, through: 0, by: -1) {
+            let layer = layers[m]
+            let input = m == 0 ? ws.x[a.crossLayers] : ws.h[m - 1]
+            let dIn = m == 0 ? ws.dx : (m % 2 == 0 ? ws.dh0 : ws.dh1)
+            accumulate(input, dOut, n, layer, g.dense, wt, dIn)
+            if m > 0 { for e in 0..<(n * layer.inputs) where input[e] <= 0 { dIn[e] = 0 } }
+            dOut = dIn
+        }
+        // Cross backward, from the last layer: G = dX_{l+1};
+        // dU = G ⊙ X_0, dX_0 += G ⊙ U_l, dW_l += X_lᵀ·dU, db_l += Σ dU, dX_l = G + dU·W_lᵀ.
+        let x0 = ws.x[0], dx0 = ws.dx0
+        if a.crossLayers > 0 {
+            for e in 0..<(n * width) { dx0[e] = 0 }
+            let grad = ws.dx
+            for (l, layer) in a.crossOffsets.enumerated().reversed() {
+                let u = ws.u[l], du = ws.du
+                for e in 0..<(n * width) { du[e] = grad[e] * x0[e]; dx0[e] += grad[e] * u[e] }
+                // dX_l = G + dU·Wᵀ, written over G.
+                accumulate(ws.x[l], du, n, layer, g.dense, wt, ws.dtmp)
+                for e in 0..<(n * width) { grad[e] += ws.dtmp[e] }
+            }
+            for e in 0..<(n * width) { dx0[e] += grad[e] }
+        } else {
+            for e in 0..<(n * width) { dx0[e] = ws.dx[e] }
+        }
+        // Embedding (and DeepFM linear and FM) gradients.
+        do {
+            for (j, r) in rows.enumerated() {
+                let row = x0 + j * width, drow = dx0 + j * width, d = dz[j]
+                let sums = ws.fmSums + j * k
+                for q in 0..<f {
+                    let i = Int(t.indices[r * f + q]), x = Scalar(t.values[r * f + q])
+                    g.mark(i)
+                    let gv = g.v + i * k
+                    if a.hasLinear {
+                        g.w[i] += d * x
+                        for c in 0..<k { gv[c] += (drow[q * k + c] + d * (sums[c] - row[q * k + c])) * x }
+                    } else {
+                        for c in 0..<k { gv[c] += drow[q * k + c] * x }
+                    }
+                }
+            }
+        }
+    }
+
+    /// dW += inputᵀ·dOut, db += Σ_r dOut, dIn = dOut·Wᵀ (`wt` + layer.weight holds Wᵀ, outputs × inputs).
+    @inline(__always)
+    func accumulate(_ input: UnsafeMutablePointer<Scalar>, _ dOut: UnsafeMutablePointer<Scalar>, _ n: Int,
+                    _ layer: DeepArchitecture.Layer, _ gd: UnsafeMutablePointer<Scalar>, _ wt: UnsafePointer<Scalar>,
+                    _ dIn: UnsafeMutablePointer<Scalar>) {
+        let ni = layer.inputs, no = layer.outputs
+        let gw = gd + layer.weight, gb = gd + layer.bias, tw = wt + layer.weight
+        for r in 0..<n {
+            let x = input + r * ni, dy = dOut + r * no, dx = dIn + r * ni
+            for c in 0..<no { gb[c] += dy[c] }
+            for i in 0..<ni {
+                let s = x[i]
+                if s == 0 { continue }
+                let row = gw + i * no
+                for c in 0..<no { row[c] += s * dy[c] }
+            }
+            for i in 0..<ni { dx[i] = 0 }
+            for c in 0..<no {
+                let s = dy[c]
+                if s == 0 { continue }
+                let col = tw + c * ni
+                for i in 0..<ni { dx[i] += s * col[i] }
+            }
+        }
+    }
+
+    /// Each dense weight matrix transposed (outputs × inputs), at the same offsets; biases copied.
+    func transposedDense(into out: UnsafeMutablePointer<Scalar>) {
+        dense.withUnsafeBufferPointer { d in
+            for layer in architecture.crossOffsets + architecture.mlpOffsets {
+                for i in 0..<layer.inputs {
+                    for o in 0..<layer.outputs { out[layer.weight + o * layer.inputs + i] = d[layer.weight + i * layer.outputs + o] }
+                }
+            }
+        }
+    }
+
+    /// Gradients of the mean log loss over `rows` (one thread), for tests and small batches.
+    public func gradient(_ t: Table, rows: Range<Int>) -> DeepGradient<Scalar> {
+        let g = DeepGradient<Scalar>(architecture, slots: slots)
+        let ws = DeepWorkspace<Scalar>(architecture, rows: rows.count, slots: slots)
+        let wt = UnsafeMutablePointer<Scalar>.allocate(capacity: max(1, architecture.denseCount))
+        defer { wt.deallocate() }
+        transposedDense(into: wt)
+        forward(t, rows: rows, ws)
+        backward(t, rows: rows, divisor: rows.count, ws, transposed: wt, into: g)
+        g.loss /= Double(rows.count)
+        return g
+    }
+}
+
+/// Activations of one block of rows (forward and backward buffers), allocated once.
+final class DeepWorkspace<Scalar: BinaryFloatingPoint>: @unchecked Sendable {
+    let capacity: Int
+    var x: [UnsafeMutablePointer<Scalar>] = []   // X_0 … X_L (rows × width)
+    var u: [UnsafeMutablePointer<Scalar>] = []   // U_0 … U_{L−1}
+    var h: [UnsafeMutablePointer<Scalar>] = []   // MLP layer outputs
+    let logit, dz, fmSums, dx, dx0, du, dtmp, dh0, dh1: UnsafeMutablePointer<Scalar>
+    private var all: [UnsafeMutablePointer<Scalar>] = []
+
+    init(_ a: DeepArchitecture, rows: Int, slots _: Int) {
+        capacity = rows
+        func make(_ count: Int) -> UnsafeMutablePointer<Scalar> {
+            let p = UnsafeMutablePointer<Scalar>.allocate(capacity: max(1, count))
+            p.initialize(repeating: 0, count: max(1, count))
+            return p
+        }
+        let width = a.width
+        x = (0...a.crossLayers).map { _ in make(rows * width) }
+        u = (0..<a.crossLayers).map { _ in make(rows * width) }
+        h = a.mlpShapes.map { make(rows * $0.outputs) }
+        let widest = max(width, a.hidden.max() ?? 1)
+        logit = make(rows); dz = make(rows); fmSums = make(rows * a.dim)
+        dx = make(rows * width); dx0 = make(rows * width); du = make(rows * width); dtmp = make(rows * width)
+        dh0 = make(rows * widest); dh1 = make(rows * widest)
+        all = x + u + h + [logit, dz, fmSums, dx, dx0, du, dtmp, dh0, dh1]
+    }
+
+    deinit { for p in all { p.deallocate() } }
+}
+
+/// Gradients of a DeepFM/DCN-v2 model: dense buffers reused across batches, with the list of
+/// touched slots so that clearing and the embedding update cost only what the batch used.
+public final class DeepGradient<Scalar: BinaryFloatingPoint>: @unchecked Sendable {
+    public let slots: Int, dim: Int, denseCount: Int, hasLinear: Bool
+    public var bias: Scalar = 0
+    public var loss: Double = 0
+    let w: UnsafeMutablePointer<Scalar>, v: UnsafeMutablePointer<Scalar>, dense: UnsafeMutablePointer<Scalar>
+    var marked: [Bool]
+    public private(set) var touched: [Int] = []
+
+    init(_ a: DeepArchitecture, slots: Int) {
+        self.slots = slots
+        dim = a.dim
+        denseCount = a.denseCount
+        hasLinear = a.hasLinear
+        w = .allocate(capacity: max(1, slots)); w.initialize(repeating: 0, count: max(1, slots))
+        v = .allocate(capacity: max(1, slots * a.dim)); v.initialize(repeating: 0, count: max(1, slots * a.dim))
+        dense = .allocate(capacity: max(1, a.denseCount)); dense.initialize(repeating: 0, count: max(1, a.denseCount))
+        marked = [Bool](repeating: false, count: slots)
+    }
+
+    deinit { w.deallocate(); v.deallocate(); dense.deallocate() }
+
+    @inline(__always)
+    func mark(_ i: Int) {
+        if !marked[i] { marked[i] = true; touched.append(i) }
+    }
+
+    func clear() {
+        for i in touched {
+            w[i] = 0
+            for c in 0..<dim { v[i * dim + c] = 0 }
+            marked[i] = false
+        }
+        touched.removeAll(keepingCapacity: true)
+        for j in 0..<denseCount { dense[j] = 0 }
+        bias = 0
+        loss = 0
+    }
+
+    /// Adds `other` into this gradient (fixed order, so results depend only on the thread count).
+    func add(_ other: DeepGradient<Scalar>) {
+        bias += other.bias
+        loss += other.loss
+        for j in 0..<denseCount { dense[j] += other.dense[j] }
+        for i in other.touched {
+            mark(i)
+            w[i] += other.w[i]
+            for c in 0..<dim { v[i * dim + c] += other.v[i * dim + c] }
+        }
+    }
+
+    public func denseValue(_ j: Int) -> Scalar { dense[j] }
+    public func wValue(_ i: Int) -> Scalar { w[i] }
+    public func vValue(_ i: Int) -> Scalar { v[i] }
+}
+
+/// Adagrad / Adam state per parameter, PyTorch semantics: Adagrad p −= lr·g/(√Σg² + ε); Adam with
+/// bias correction, counting steps per parameter (so that parameters a batch does not touch are
+/// left alone: "lazy" updates of embedding rows).
+struct AdaptiveState<Scalar: BinaryFloatingPoint> {
+    let settings: OptimizerSettings
+    var first: [Scalar], second: [Scalar], steps: [Int32]
+
+    init(count: Int, settings: OptimizerSettings) {
+        self.settings = settings
+        first = [Scalar](repeating: 0, count: count)
+        second = [Scalar](repeating: 0, count: count)
+        steps = [Int32](repeating: 0, count: count)
+    }
+
+    @inline(__always)
+    mutating func update(_ p: inout Scalar, _ g: Scalar, slot: Int) {
+        let lr = Scalar(settings.learningRate), eps = Scalar(settings.epsilon)
+        switch settings.kind {
+        case .adagrad:
+            second[slot] += g * g
+            p -= lr * g / (second[slot].squareRoot() + eps)
+        case .adam:
+            let b1 = Scalar(settings.beta1), b2 = Scalar(settings.beta2)
+            steps[slot] += 1
+            first[slot] = b1 * first[slot] + (1 - b1) * g
+            second[slot] = b2 * second[slot] + (1 - b2) * g * g
+            let t = Double(steps[slot])
+            let mHat = first[slot] / Scalar(1 - pow(settings.beta1, t))
+            let vHat = second[slot] / Scalar(1 - pow(settings.beta2, t))
+            p -= lr * mHat / (vHat.squareRoot() + eps)
+        }
+    }
+}
+
+/// Optimiser of a DeepFM/DCN-v2 model: dense parameters and the bias every step, embedding rows
+/// (and DeepFM's linear weights) only where the batch touched them.
+public struct DeepOptimizer<Scalar: BinaryFloatingPoint & Sendable> {
+    var wState: AdaptiveState<Scalar>, vState: AdaptiveState<Scalar>, denseState: AdaptiveState<Scalar>, biasState: AdaptiveState<Scalar>
+
+    public init(_ m: DeepModel<Scalar>, settings: OptimizerSettings) {
+        wState = AdaptiveState(count: m.w.count, settings: settings)
+        vState = AdaptiveState(count: m.v.count, settings: settings)
+        denseState = AdaptiveState(count: m.dense.count, settings: settings)
+        biasState = AdaptiveState(count: 1, settings: settings)
+    }
+
+    public mutating func step(_ m: inout DeepModel<Scalar>, _ g: DeepGradient<Scalar>) {
+        if g.hasLinear { biasState.update(&m.bias, g.bias, slot: 0) }
+        let k = m.architecture.dim
+        for i in g.touched {
+            if g.hasLinear { wState.update(&m.w[i], g.w[i], slot: i) }
+            for c in 0..<k { vState.update(&m.v[i * k + c], g.v[i * k + c], slot: i * k + c) }
+        }
+        for j in 0..<m.dense.count { denseState.update(&m.dense[j], g.dense[j], slot: j) }
+    }
+}
+
+/// Mini-batch training of a DeepFM/DCN-v2 model over `threads` threads: each thread takes a
+/// contiguous share of every batch into its own gradient buffers, which are summed in thread
+/// order, so a fixed seed and thread count give the same model on every run.
+public final class DeepTrainer<Scalar: BinaryFloatingPoint & Sendable>: @unchecked Sendable {
+    public var model: DeepModel<Scalar>
+    var optimizer: DeepOptimizer<Scalar>
+    let batchSize: Int, threads: Int
+    let gradients: [DeepGradient<Scalar>]
+    let workspaces: [DeepWorkspace<Scalar>]
+    let transposed: UnsafeMutablePointer<Scalar>
+
+    public init(model: DeepModel<Scalar>, optimizer settings: OptimizerSettings, batchSize: Int, threads: Int) {
+        self.model = model
+        optimizer = DeepOptimizer(model, settings: settings)
+        self.batchSize = batchSize
+        self.threads = max(1, threads)
+        let share = (batchSize + self.threads - 1) / self.threads
+        gradients = (0..<self.threads).map { _ in DeepGradient(model.architecture, slots: model.slots) }
+        workspaces = (0..<self.threads).map { _ in DeepWorkspace(model.architecture, rows: share, slots: model.slots) }
+        transposed = .allocate(capacity: max(1, model.architecture.denseCount))
+        transposed.initialize(repeating: 0, count: max(1, model.architecture.denseCount))
+    }
+
+    deinit { transposed.deallocate() }
+
+    /// One optimiser step on `rows`; returns the batch's summed log loss.
+    @discardableResult
+    public func step(_ t: Table, rows: Range<Int>) -> Double {
+        model.transposedDense(into: transposed)
+        let parts = min(threads, rows.count)
+        let share = (rows.count + parts - 1) / parts
+        let m = model
+        let divisor = rows.count
+        if parts == 1 {
+            gradients[0].clear()
+            m.forward(t, rows: rows, workspaces[0])
+            m.backward(t, rows: rows, divisor: divisor, workspaces[0], transposed: transposed, into: gradients[0])
+        } else {
+            DispatchQueue.concurrentPerform(iterations: parts) { p in
+                let lo = rows.lowerBound + p * share, hi = min(rows.upperBound, lo + share)
+                let g = gradients[p]
+                g.clear()
+                if lo < hi {
+                    m.forward(t, rows: lo..<hi, workspaces[p])
+                    m.backward(t, rows: lo..<hi, divisor: divisor, workspaces[p], transposed: transposed, into: g)
+                }
+            }
+            for p in 1..<parts { gradients[0].add(gradients[p]) }
+        }
+        optimizer.step(&model, gradients[0])
+        return gradients[0].loss
+    }
+
+    /// One pass over `t` in order; returns the mean training log loss.
+    @discardableResult
+    public func epoch(_ t: Table) -> Double {
+        var loss = 0.0, start = 0
+        while start < t.rows {
+            let end = min(start + batchSize, t.rows)
+            loss += step(t, rows: start..<end)
+            start = end
+        }
+        return loss / Double(max(t.rows, 1))
+    }
+}

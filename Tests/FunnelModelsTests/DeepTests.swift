@@ -1,0 +1,112 @@
+import Foundation
+@testable import FunnelModels
+import Testing
+
+/// DeepFM and DCN-v2: every gradient against finite differences, one and two optimiser steps
+/// against PyTorch in double precision (`tools/fixtures/make_deep_fixtures.py`), and training that
+/// depends only on the seed and the thread count.
+struct DeepTests {
+    static func meanLoss(_ m: DeepModel<Double>, _ t: Table) -> Double {
+        zip(m.logits(t), t.labels).reduce(0.0) { acc, e in acc + max(e.0, 0) - e.0 * Double(e.1) + log1p(exp(-abs(e.0))) } / Double(t.rows)
+    }
+
+    static func model(_ kind: DeepKind, seed: UInt64) -> DeepModel<Double> {
+        let a = DeepArchitecture(kind: kind, fields: 4, dim: 3, hidden: [6, 4], crossLayers: 2)
+        var m = DeepModel<Double>(architecture: a, slots: 10, seed: seed, scale: 0.5)
+        m.bias = 0.2
+        for i in 0..<m.w.count { m.w[i] = Double(i % 5) * 0.1 - 0.2 }
+        return m
+    }
+
+    @Test(arguments: DeepKind.allCases)
+    func gradientsMatchFiniteDifferences(kind: DeepKind) {
+        let t = FMTests.table(rows: 12, fields: 4, slots: 10, seed: 7)
+        let m = Self.model(kind, seed: 3)
+        let g = m.gradient(t, rows: 0..<t.rows)
+        #expect(abs(g.loss - Self.meanLoss(m, t)) < 1e-12)
+        let h = 1e-6
+        func numeric(_ change: (inout DeepModel<Double>, Double) -> Void) -> Double {
+            var up = m, down = m
+            change(&up, h); change(&down, -h)
+            return (Self.meanLoss(up, t) - Self.meanLoss(down, t)) / (2 * h)
+        }
+        if kind == .deepfm { #expect(abs(g.bias - numeric { $0.bias += $1 }) < 1e-8) }
+        for i in 0..<m.w.count {
+            let n = numeric { $0.w[i] += $1 }
+            #expect(abs(g.wValue(i) - n) < 1e-8, "w[\(i)]: \(g.wValue(i)) vs \(n)")
+        }
+        for j in 0..<m.v.count {
+            let n = numeric { $0.v[j] += $1 }
+            #expect(abs(g.vValue(j) - n) < 1e-8, "v[\(j)]: \(g.vValue(j)) vs \(n)")
+        }
+        for j in 0..<m.dense.count {
+            let n = numeric { $0.dense[j] += $1 }
+            #expect(abs(g.denseValue(j) - n) < 1e-8, "\(kind) dense[\(j)]: \(g.denseValue(j)) vs \(n)")
+        }
+    }
+
+    @Test func stepsMatchPyTorch() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/deep_fixtures.json")
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        let cases = json["cases"] as! [[String: Any]]
+        #expect(cases.count == 4)
+        func doubles(_ key: String, _ c: [String: Any]) -> [Double] { (c[key] as! [NSNumber]).map(\.doubleValue) }
+        for c in cases {
+            let name = c["name"] as! String
+            let kind = DeepKind(rawValue: c["model"] as! String)!
+            let indices = c["indices"] as! [[NSNumber]], values = c["values"] as! [[NSNumber]]
+            var t = Table()
+            t.rows = indices.count; t.fields = indices[0].count
+            for (r, row) in indices.enumerated() {
+                for (q, i) in row.enumerated() { t.indices.append(UInt32(truncating: i)); t.values.append(Float(truncating: values[r][q])) }
+            }
+            t.labels = doubles("labels", c).map { Float($0) }
+            let a = DeepArchitecture(kind: kind, fields: t.fields, dim: (c["K"] as! NSNumber).intValue,
+                                     hidden: (c["hidden"] as! [NSNumber]).map(\.intValue), crossLayers: (c["cross_layers"] as! NSNumber).intValue)
+            var m = DeepModel<Double>(architecture: a, slots: (c["S"] as! NSNumber).intValue, bias: (c["bias"] as! NSNumber).doubleValue,
+                                      w: doubles("w", c), v: doubles("V", c), dense: doubles("dense", c))
+            #expect(m.dense.count == a.denseCount, "\(name): dense size")
+            func same(_ got: [Double], _ want: [Double], _ what: String, _ tol: Double) {
+                #expect(got.count == want.count, "\(name) \(what): count")
+                for (j, (x, y)) in zip(got, want).enumerated() { #expect(abs(x - y) <= tol * max(1, abs(y)), "\(name) \(what)[\(j)]: \(x) vs \(y)") }
+            }
+            same(m.logits(t), doubles("logits_before", c), "logits before", 1e-12)
+            let g = m.gradient(t, rows: 0..<t.rows)
+            #expect(abs(g.loss - (c["loss_before"] as! NSNumber).doubleValue) < 1e-12)
+            same((0..<a.denseCount).map { g.denseValue($0) }, doubles("grad_dense", c), "dense gradient", 1e-12)
+            same((0..<m.v.count).map { g.vValue($0) }, doubles("grad_V", c), "V gradient", 1e-12)
+            same((0..<m.w.count).map { g.wValue($0) }, doubles("grad_w", c), "w gradient", 1e-12)
+            var o = OptimizerSettings()
+            o.kind = OptimizerSettings.Kind(rawValue: c["optimizer"] as! String)!
+            o.learningRate = (c["lr"] as! NSNumber).doubleValue
+            o.epsilon = (c["eps"] as! NSNumber).doubleValue
+            if let betas = c["betas"] as? [NSNumber] { o.beta1 = betas[0].doubleValue; o.beta2 = betas[1].doubleValue }
+            var optimizer = DeepOptimizer(m, settings: o)
+            for _ in 0..<(c["steps"] as! NSNumber).intValue { optimizer.step(&m, m.gradient(t, rows: 0..<t.rows)) }
+            same(m.logits(t), doubles("logits_after", c), "logits after", 1e-10)
+            same(m.dense, doubles("dense_after", c), "dense after", 1e-10)
+            same(m.v, doubles("V_after", c), "V after", 1e-10)
+            same(m.w, doubles("w_after", c), "w after", 1e-10)
+            if kind == .deepfm { #expect(abs(m.bias - (c["bias_after"] as! NSNumber).doubleValue) < 1e-10) }
+        }
+    }
+
+    /// The same seed and thread count give bit-identical models; one and two threads differ only by
+    /// float summation order.
+    @Test(arguments: DeepKind.allCases)
+    func trainingIsDeterministicPerThreadCount(kind: DeepKind) {
+        let t = FMTests.table(rows: 600, fields: 5, slots: 64, seed: 11)
+        let a = DeepArchitecture(kind: kind, fields: 5, dim: 4, hidden: [16, 8], crossLayers: 2)
+        func train(threads: Int) -> DeepModel<Float> {
+            var o = OptimizerSettings(); o.kind = .adam; o.learningRate = 0.01; o.epsilon = 1e-8
+            let trainer = DeepTrainer(model: DeepModel<Float>(architecture: a, slots: 64, seed: 5), optimizer: o, batchSize: 64, threads: threads)
+            for _ in 0..<3 { trainer.epoch(t) }
+            return trainer.model
+        }
+        let first = train(threads: 2), second = train(threads: 2), single = train(threads: 1)
+        #expect(first.dense == second.dense && first.v == second.v && first.w == second.w && first.bias == second.bias)
+        let z2 = first.logits(t, threads: 2), z1 = single.logits(t, threads: 1)
+        #expect(zip(z1, z2).map { abs($0 - $1) }.max()! < 1e-3)
+        #expect(first.logits(t, threads: 1) == z2)
+    }
+}
