@@ -68,7 +68,7 @@ public struct DeepArchitecture: Codable, Sendable, Equatable {
 /// A DeepFM or DCN-v2 model: per-slot linear weights `w` and a bias (DeepFM only; DCN-v2's last
 /// layer carries its bias), embeddings `v` (slots × dim) and the dense layers. Generic over the float type so that tests run it in double
 /// precision against PyTorch; training uses `Float`.
-public struct DeepModel<Scalar: BinaryFloatingPoint & Sendable>: Sendable {
+public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Sendable {
     public let architecture: DeepArchitecture
     public let slots: Int
     public var bias: Scalar = 0
@@ -102,6 +102,7 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & Sendable>: Sendable {
     }
 
     /// Logits of every row of `table`, in blocks over `threads` threads.
+    @_specialize(exported: true, where Scalar == Float)
     public func logits(_ table: Table, threads: Int = 1) -> [Double] {
         var out = [Double](repeating: 0, count: table.rows)
         let block = 2048
@@ -178,22 +179,14 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & Sendable>: Sendable {
         }
     }
 
-    /// out (n × outputs) = input (n × inputs) · W + b, skipping zero inputs (ReLU outputs).
+    /// out (n × outputs) = input (n × inputs) · W + b.
     @inline(__always)
     func affine(_ input: UnsafeMutablePointer<Scalar>, _ n: Int, _ layer: DeepArchitecture.Layer,
                 _ d: UnsafePointer<Scalar>, _ out: UnsafeMutablePointer<Scalar>) {
         let ni = layer.inputs, no = layer.outputs
-        let wt = d + layer.weight, b = d + layer.bias
-        for r in 0..<n {
-            let o = out + r * no, x = input + r * ni
-            for c in 0..<no { o[c] = b[c] }
-            for i in 0..<ni {
-                let s = x[i]
-                if s == 0 { continue }
-                let row = wt + i * no
-                for c in 0..<no { o[c] += s * row[c] }
-            }
-        }
+        let b = d + layer.bias
+        for r in 0..<n { (out + r * no).update(from: b, count: no) }
+        gemm(input, rowStride: ni, innerStride: 1, d + layer.weight, out, rows: n, inner: ni, columns: no)
     }
 
     /// Adds to `g` the gradients of Σ_r (log loss of row r) / `divisor` over `rows`, using the
@@ -264,24 +257,14 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & Sendable>: Sendable {
                     _ layer: DeepArchitecture.Layer, _ gd: UnsafeMutablePointer<Scalar>, _ wt: UnsafePointer<Scalar>,
                     _ dIn: UnsafeMutablePointer<Scalar>) {
         let ni = layer.inputs, no = layer.outputs
-        let gw = gd + layer.weight, gb = gd + layer.bias, tw = wt + layer.weight
+        let gb = gd + layer.bias
         for r in 0..<n {
-            let x = input + r * ni, dy = dOut + r * no, dx = dIn + r * ni
+            let dy = dOut + r * no
             for c in 0..<no { gb[c] += dy[c] }
-            for i in 0..<ni {
-                let s = x[i]
-                if s == 0 { continue }
-                let row = gw + i * no
-                for c in 0..<no { row[c] += s * dy[c] }
-            }
-            for i in 0..<ni { dx[i] = 0 }
-            for c in 0..<no {
-                let s = dy[c]
-                if s == 0 { continue }
-                let col = tw + c * ni
-                for i in 0..<ni { dx[i] += s * col[i] }
-            }
         }
+        gemm(input, rowStride: 1, innerStride: ni, dOut, gd + layer.weight, rows: ni, inner: n, columns: no)
+        dIn.update(repeating: 0, count: n * ni)
+        gemm(dOut, rowStride: no, innerStride: 1, wt + layer.weight, dIn, rows: n, inner: no, columns: ni)
     }
 
     /// Each dense weight matrix transposed (outputs × inputs), at the same offsets; biases copied.
@@ -306,6 +289,61 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & Sendable>: Sendable {
         backward(t, rows: rows, divisor: rows.count, ws, transposed: wt, into: g)
         g.loss /= Double(rows.count)
         return g
+    }
+}
+
+/// C[p·columns + j] += Σ_q A(p, q)·B[q·columns + j] with A(p, q) = a[p·rowStride + q·innerStride]:
+/// tiles of 4 rows × 8 columns kept in SIMD registers across the inner loop, scalar loops for the
+/// edges.
+@inline(__always)
+func gemm<S: BinaryFloatingPoint & SIMDScalar>(_ a: UnsafePointer<S>, rowStride: Int, innerStride: Int, _ b: UnsafePointer<S>,
+                                               _ c: UnsafeMutablePointer<S>, rows: Int, inner: Int, columns: Int) {
+    let wide = columns & ~7
+    var p = 0
+    while p + 4 <= rows {
+        let a0 = a + p * rowStride, a1 = a0 + rowStride, a2 = a1 + rowStride, a3 = a2 + rowStride
+        var j = 0
+        while j < wide {
+            let c0 = c + p * columns + j, c1 = c0 + columns, c2 = c1 + columns, c3 = c2 + columns
+            var s0 = UnsafeRawPointer(c0).loadUnaligned(as: SIMD8<S>.self)
+            var s1 = UnsafeRawPointer(c1).loadUnaligned(as: SIMD8<S>.self)
+            var s2 = UnsafeRawPointer(c2).loadUnaligned(as: SIMD8<S>.self)
+            var s3 = UnsafeRawPointer(c3).loadUnaligned(as: SIMD8<S>.self)
+            var bp = b + j, q = 0
+            while q < inner {
+                let bv = UnsafeRawPointer(bp).loadUnaligned(as: SIMD8<S>.self)
+                let o = q * innerStride
+                s0 += a0[o] * bv
+                s1 += a1[o] * bv
+                s2 += a2[o] * bv
+                s3 += a3[o] * bv
+                bp += columns
+                q += 1
+            }
+            UnsafeMutableRawPointer(c0).storeBytes(of: s0, as: SIMD8<S>.self)
+            UnsafeMutableRawPointer(c1).storeBytes(of: s1, as: SIMD8<S>.self)
+            UnsafeMutableRawPointer(c2).storeBytes(of: s2, as: SIMD8<S>.self)
+            UnsafeMutableRawPointer(c3).storeBytes(of: s3, as: SIMD8<S>.self)
+            j += 8
+        }
+        for r in p..<(p + 4) where wide < columns {
+            let ar = a + r * rowStride, cr = c + r * columns
+            for q in 0..<inner {
+                let x = ar[q * innerStride], br = b + q * columns
+                for jj in wide..<columns { cr[jj] += x * br[jj] }
+            }
+        }
+        p += 4
+    }
+    while p < rows {
+        let ar = a + p * rowStride, cr = c + p * columns
+        for q in 0..<inner {
+            let x = ar[q * innerStride]
+            if x == 0 { continue }
+            let br = b + q * columns
+            for jj in 0..<columns { cr[jj] += x * br[jj] }
+        }
+        p += 1
     }
 }
 
@@ -396,67 +434,95 @@ public final class DeepGradient<Scalar: BinaryFloatingPoint>: @unchecked Sendabl
     public func vValue(_ i: Int) -> Scalar { v[i] }
 }
 
-/// Adagrad / Adam state per parameter, PyTorch semantics: Adagrad p −= lr·g/(√Σg² + ε); Adam with
-/// bias correction, counting steps per parameter (so that parameters a batch does not touch are
-/// left alone: "lazy" updates of embedding rows).
+/// Adagrad / Adam state per parameter, PyTorch semantics: Adagrad p −= lr·g/(√Σg² + ε); Adam
+/// p −= (lr/(1 − β₁ᵗ))·m/(√v/√(1 − β₂ᵗ) + ε). Parameters come in rows (an embedding row, or all
+/// dense weights as one row) that count their own steps, so rows a batch does not touch are left
+/// alone ("lazy" updates of embeddings) and the bias corrections cost one `pow` per row.
 struct AdaptiveState<Scalar: BinaryFloatingPoint> {
     let settings: OptimizerSettings
+    let width: Int
     var first: [Scalar], second: [Scalar], steps: [Int32]
 
-    init(count: Int, settings: OptimizerSettings) {
+    init(rows: Int, width: Int, settings: OptimizerSettings) {
         self.settings = settings
-        first = [Scalar](repeating: 0, count: count)
-        second = [Scalar](repeating: 0, count: count)
-        steps = [Int32](repeating: 0, count: count)
+        self.width = width
+        first = [Scalar](repeating: 0, count: settings.kind == .adam ? rows * width : 0)
+        second = [Scalar](repeating: 0, count: rows * width)
+        steps = [Int32](repeating: 0, count: settings.kind == .adam ? rows : 0)
     }
 
+    /// Updates row `row`'s `width` parameters at `p` with gradients at `g`.
     @inline(__always)
-    mutating func update(_ p: inout Scalar, _ g: Scalar, slot: Int) {
-        let lr = Scalar(settings.learningRate), eps = Scalar(settings.epsilon)
-        switch settings.kind {
-        case .adagrad:
-            second[slot] += g * g
-            p -= lr * g / (second[slot].squareRoot() + eps)
-        case .adam:
-            let b1 = Scalar(settings.beta1), b2 = Scalar(settings.beta2)
-            steps[slot] += 1
-            first[slot] = b1 * first[slot] + (1 - b1) * g
-            second[slot] = b2 * second[slot] + (1 - b2) * g * g
-            let t = Double(steps[slot])
-            let mHat = first[slot] / Scalar(1 - pow(settings.beta1, t))
-            let vHat = second[slot] / Scalar(1 - pow(settings.beta2, t))
-            p -= lr * mHat / (vHat.squareRoot() + eps)
+    mutating func update(row: Int, _ p: UnsafeMutablePointer<Scalar>, _ g: UnsafePointer<Scalar>) {
+        let lr = Scalar(settings.learningRate), eps = Scalar(settings.epsilon), base = row * width, n = width
+        second.withUnsafeMutableBufferPointer { sq in
+            let s = sq.baseAddress! + base
+            switch settings.kind {
+            case .adagrad:
+                for j in 0..<n {
+                    s[j] += g[j] * g[j]
+                    p[j] -= lr * g[j] / (s[j].squareRoot() + eps)
+                }
+            case .adam:
+                steps[row] += 1
+                let t = Double(steps[row])
+                let b1 = Scalar(settings.beta1), b2 = Scalar(settings.beta2)
+                let step = lr / Scalar(1 - pow(settings.beta1, t)), root = Scalar((1 - pow(settings.beta2, t)).squareRoot())
+                first.withUnsafeMutableBufferPointer { fm in
+                    let m = fm.baseAddress! + base
+                    for j in 0..<n {
+                        m[j] = b1 * m[j] + (1 - b1) * g[j]
+                        s[j] = b2 * s[j] + (1 - b2) * g[j] * g[j]
+                        p[j] -= step * m[j] / (s[j].squareRoot() / root + eps)
+                    }
+                }
+            }
         }
+    }
+
+    /// One parameter as a row of width 1.
+    @inline(__always)
+    mutating func update(row: Int, _ p: inout Scalar, _ g: Scalar) {
+        var value = p, grad = g
+        withUnsafeMutablePointer(to: &value) { vp in withUnsafePointer(to: &grad) { update(row: row, vp, $0) } }
+        p = value
     }
 }
 
 /// Optimiser of a DeepFM/DCN-v2 model: dense parameters and the bias every step, embedding rows
 /// (and DeepFM's linear weights) only where the batch touched them.
-public struct DeepOptimizer<Scalar: BinaryFloatingPoint & Sendable> {
+public struct DeepOptimizer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable> {
     var wState: AdaptiveState<Scalar>, vState: AdaptiveState<Scalar>, denseState: AdaptiveState<Scalar>, biasState: AdaptiveState<Scalar>
 
     public init(_ m: DeepModel<Scalar>, settings: OptimizerSettings) {
-        wState = AdaptiveState(count: m.w.count, settings: settings)
-        vState = AdaptiveState(count: m.v.count, settings: settings)
-        denseState = AdaptiveState(count: m.dense.count, settings: settings)
-        biasState = AdaptiveState(count: 1, settings: settings)
+        wState = AdaptiveState(rows: m.w.count, width: 1, settings: settings)
+        vState = AdaptiveState(rows: m.slots, width: m.architecture.dim, settings: settings)
+        denseState = AdaptiveState(rows: 1, width: m.dense.count, settings: settings)
+        biasState = AdaptiveState(rows: 1, width: 1, settings: settings)
     }
 
+    @_specialize(exported: true, where Scalar == Float)
     public mutating func step(_ m: inout DeepModel<Scalar>, _ g: DeepGradient<Scalar>) {
-        if g.hasLinear { biasState.update(&m.bias, g.bias, slot: 0) }
+        if g.hasLinear { biasState.update(row: 0, &m.bias, g.bias) }
         let k = m.architecture.dim
-        for i in g.touched {
-            if g.hasLinear { wState.update(&m.w[i], g.w[i], slot: i) }
-            for c in 0..<k { vState.update(&m.v[i * k + c], g.v[i * k + c], slot: i * k + c) }
+        m.v.withUnsafeMutableBufferPointer { v in
+            m.w.withUnsafeMutableBufferPointer { w in
+                for i in g.touched {
+                    if g.hasLinear { wState.update(row: i, w.baseAddress! + i, g.w + i) }
+                    vState.update(row: i, v.baseAddress! + i * k, g.v + i * k)
+                }
+            }
         }
-        for j in 0..<m.dense.count { denseState.update(&m.dense[j], g.dense[j], slot: j) }
+        if !m.dense.isEmpty {
+            m.dense.withUnsafeMutableBufferPointer { d in denseState.update(row: 0, d.baseAddress!, g.dense) }
+        }
     }
 }
 
 /// Mini-batch training of a DeepFM/DCN-v2 model over `threads` threads: each thread takes a
 /// contiguous share of every batch into its own gradient buffers, which are summed in thread
 /// order, so a fixed seed and thread count give the same model on every run.
-public final class DeepTrainer<Scalar: BinaryFloatingPoint & Sendable>: @unchecked Sendable {
+public final class DeepTrainer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: @unchecked Sendable {
     public var model: DeepModel<Scalar>
     var optimizer: DeepOptimizer<Scalar>
     let batchSize: Int, threads: Int
@@ -480,7 +546,16 @@ public final class DeepTrainer<Scalar: BinaryFloatingPoint & Sendable>: @uncheck
 
     /// One optimiser step on `rows`; returns the batch's summed log loss.
     @discardableResult
+    @_specialize(exported: true, where Scalar == Float)
     public func step(_ t: Table, rows: Range<Int>) -> Double {
+        computeGradient(t, rows: rows)
+        // No other reference to the model's arrays is alive here, so the update is in place.
+        optimizer.step(&model, gradients[0])
+        return gradients[0].loss
+    }
+
+    /// Fills `gradients[0]` with the batch's gradient (summed over the threads' shares in order).
+    private func computeGradient(_ t: Table, rows: Range<Int>) {
         model.transposedDense(into: transposed)
         let parts = min(threads, rows.count)
         let share = (rows.count + parts - 1) / parts
@@ -502,12 +577,11 @@ public final class DeepTrainer<Scalar: BinaryFloatingPoint & Sendable>: @uncheck
             }
             for p in 1..<parts { gradients[0].add(gradients[p]) }
         }
-        optimizer.step(&model, gradients[0])
-        return gradients[0].loss
     }
 
     /// One pass over `t` in order; returns the mean training log loss.
     @discardableResult
+    @_specialize(exported: true, where Scalar == Float)
     public func epoch(_ t: Table) -> Double {
         var loss = 0.0, start = 0
         while start < t.rows {

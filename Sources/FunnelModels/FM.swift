@@ -131,58 +131,32 @@ public struct FactorizationMachine<Scalar: BinaryFloatingPoint & Sendable>: Send
 /// are updated ("lazy" for Adam).
 public struct FMOptimizer<Scalar: BinaryFloatingPoint & Sendable> {
     public let settings: OptimizerSettings
-    var first: [Scalar], second: [Scalar], steps: [Int32]
-    var biasFirst: Scalar = 0, biasSecond: Scalar = 0, biasSteps = 0
+    var wState: AdaptiveState<Scalar>, vState: AdaptiveState<Scalar>, biasState: AdaptiveState<Scalar>
     let factors: Int
 
     public init(slots: Int, factors: Int, settings: OptimizerSettings) {
         self.settings = settings
         self.factors = factors
-        let size = slots * (factors + 1)
-        first = [Scalar](repeating: 0, count: size)
-        second = [Scalar](repeating: 0, count: size)
-        steps = [Int32](repeating: 0, count: size)
-    }
-
-    @inline(__always)
-    mutating func update(_ p: inout Scalar, _ g: Scalar, slot: Int) {
-        let lr = Scalar(settings.learningRate), eps = Scalar(settings.epsilon)
-        switch settings.kind {
-        case .adagrad:
-            second[slot] += g * g
-            p -= lr * g / (second[slot].squareRoot() + eps)
-        case .adam:
-            let b1 = Scalar(settings.beta1), b2 = Scalar(settings.beta2)
-            steps[slot] += 1
-            first[slot] = b1 * first[slot] + (1 - b1) * g
-            second[slot] = b2 * second[slot] + (1 - b2) * g * g
-            let t = Double(steps[slot])
-            let mHat = first[slot] / Scalar(1 - pow(Double(settings.beta1), t))
-            let vHat = second[slot] / Scalar(1 - pow(Double(settings.beta2), t))
-            p -= lr * mHat / (vHat.squareRoot() + eps)
-        }
+        wState = AdaptiveState(rows: slots, width: 1, settings: settings)
+        vState = AdaptiveState(rows: slots, width: factors, settings: settings)
+        biasState = AdaptiveState(rows: 1, width: 1, settings: settings)
     }
 
     public mutating func step(_ m: inout FactorizationMachine<Scalar>, _ g: FactorizationMachine<Scalar>.Gradient) {
         // The bias keeps its own state.
-        let lr = Scalar(settings.learningRate), eps = Scalar(settings.epsilon)
-        switch settings.kind {
-        case .adagrad:
-            biasSecond += g.bias * g.bias
-            m.bias -= lr * g.bias / (biasSecond.squareRoot() + eps)
-        case .adam:
-            biasSteps += 1
-            let b1 = Scalar(settings.beta1), b2 = Scalar(settings.beta2)
-            biasFirst = b1 * biasFirst + (1 - b1) * g.bias
-            biasSecond = b2 * biasSecond + (1 - b2) * g.bias * g.bias
-            let t = Double(biasSteps)
-            let mHat = biasFirst / Scalar(1 - pow(settings.beta1, t)), vHat = biasSecond / Scalar(1 - pow(settings.beta2, t))
-            m.bias -= lr * mHat / (vHat.squareRoot() + eps)
-        }
-        let k = factors, vBase = m.slots
-        for i in g.touched {
-            update(&m.w[i], g.w[i], slot: i)
-            for j in 0..<k { update(&m.v[i * k + j], g.v[i * k + j], slot: vBase + i * k + j) }
+        biasState.update(row: 0, &m.bias, g.bias)
+        let k = factors
+        m.w.withUnsafeMutableBufferPointer { w in
+            m.v.withUnsafeMutableBufferPointer { v in
+                g.w.withUnsafeBufferPointer { gw in
+                    g.v.withUnsafeBufferPointer { gv in
+                        for i in g.touched {
+                            wState.update(row: i, w.baseAddress! + i, gw.baseAddress! + i)
+                            vState.update(row: i, v.baseAddress! + i * k, gv.baseAddress! + i * k)
+                        }
+                    }
+                }
+            }
         }
     }
 }
@@ -195,17 +169,20 @@ extension FactorizationMachine where Scalar == Float {
                                onEpoch: (Int, Double) -> Void) {
         var optimizer = FMOptimizer<Float>(slots: slots, factors: factors, settings: settings)
         var g = Gradient(slots: slots, factors: factors)
-        for e in 1...epochs {
-            var loss = 0.0
-            var start = 0
-            while start < table.rows {
-                let end = min(start + batchSize, table.rows)
-                gradient(table, rows: start..<end, into: &g)
-                loss += g.loss * Double(end - start)
-                optimizer.step(&self, g)
-                start = end
-            }
-            onEpoch(e, loss / Double(max(table.rows, 1)))
+        for e in 1...epochs { onEpoch(e, epoch(table, optimizer: &optimizer, batchSize: batchSize, gradient: &g)) }
+    }
+
+    /// One pass over `table` in order; returns the mean training log loss.
+    public mutating func epoch(_ table: Table, optimizer: inout FMOptimizer<Float>, batchSize: Int, gradient g: inout Gradient) -> Double {
+        var loss = 0.0
+        var start = 0
+        while start < table.rows {
+            let end = min(start + batchSize, table.rows)
+            gradient(table, rows: start..<end, into: &g)
+            loss += g.loss * Double(end - start)
+            optimizer.step(&self, g)
+            start = end
         }
+        return loss / Double(max(table.rows, 1))
     }
 }

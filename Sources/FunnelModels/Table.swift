@@ -27,6 +27,26 @@ public struct FeatureSpec: Codable, Sendable, Equatable {
     /// Per numeric column, ascending bucket boundaries (filled from the training data).
     public var bucketBoundaries: [[Double]] = []
     public static let bucketCount = 16
+    /// 0: values are hashed into 2^hashBits slots. n ≥ 1: a vocabulary of every (column, value)
+    /// seen at least n times in the training data, each with its own slot; other values share one
+    /// slot per column.
+    public var vocabularyMinCount = 0
+    /// The vocabulary's 64-bit (column, value) keys, ascending; slot = position. Stored in the
+    /// model file beside the spec.
+    public var vocabulary: [UInt64] = []
+
+    enum CodingKeys: String, CodingKey { case label, categorical, numeric, hashBits, numericTransform, bucketBoundaries, vocabularyMinCount }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        label = try c.decode(String.self, forKey: .label)
+        categorical = try c.decode([String].self, forKey: .categorical)
+        numeric = try c.decode([String].self, forKey: .numeric)
+        hashBits = try c.decode(Int.self, forKey: .hashBits)
+        numericTransform = try c.decode(NumericTransform.self, forKey: .numericTransform)
+        bucketBoundaries = try c.decodeIfPresent([[Double]].self, forKey: .bucketBoundaries) ?? []
+        vocabularyMinCount = try c.decodeIfPresent(Int.self, forKey: .vocabularyMinCount) ?? 0
+    }
 
     public init(label: String, categorical: [String], numeric: [String], hashBits: Int = 20, numericTransform: NumericTransform = .log) {
         self.label = label
@@ -37,17 +57,35 @@ public struct FeatureSpec: Codable, Sendable, Equatable {
     }
 
     public var fieldCount: Int { categorical.count + numeric.count }
-    public var slots: Int { 1 << hashBits }
+    /// Hash slots, or the vocabulary's slots followed by one "other" slot per column.
+    public var slots: Int { vocabularyMinCount > 0 ? vocabulary.count + fieldCount : 1 << hashBits }
 
-    /// FNV-1a over the field number and the value bytes, folded into 2^hashBits slots.
+    /// FNV-1a over the field number and the value bytes.
     @inline(__always)
-    func slot(field: Int, _ bytes: UnsafeBufferPointer<UInt8>) -> UInt32 {
+    func key(field: Int, _ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
         var h: UInt64 = 0xCBF2_9CE4_8422_2325
         h = (h ^ UInt64(field & 0xFF)) &* 0x100_0000_01B3
         h = (h ^ UInt64(field >> 8)) &* 0x100_0000_01B3
         for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
         h ^= h >> 29
-        return UInt32(truncatingIfNeeded: h) & UInt32(slots - 1)
+        return h
+    }
+
+    /// The key folded into 2^hashBits slots.
+    @inline(__always)
+    func slot(field: Int, _ bytes: UnsafeBufferPointer<UInt8>) -> UInt32 {
+        UInt32(truncatingIfNeeded: key(field: field, bytes)) & UInt32((1 << hashBits) - 1)
+    }
+
+    /// The vocabulary slot of a key of column `field` (its column's "other" slot when absent).
+    @inline(__always)
+    func vocabularySlot(_ k: UInt64, field: Int) -> UInt32 {
+        var lo = 0, hi = vocabulary.count
+        while lo < hi {
+            let mid = (lo + hi) >> 1
+            if vocabulary[mid] < k { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < vocabulary.count && vocabulary[lo] == k ? UInt32(lo) : UInt32(vocabulary.count + field)
     }
 }
 
@@ -128,6 +166,10 @@ public enum TableReader {
         var groupIDs: [String: Int32] = [:]
         var groups: [Int32] = []
         var cells: [Range<Int>] = []
+        // Vocabulary mode: the 64-bit key of every categorical cell (rows × categorical), mapped
+        // to slots once the vocabulary is known.
+        let useVocabulary = spec.vocabularyMinCount > 0
+        var keys: [UInt64] = []
         var line = 0, start = 0
         let n = bytes.count
         try bytes.withUnsafeBufferPointer { (buf: UnsafeBufferPointer<UInt8>) throws(ModelError) in
@@ -172,7 +214,12 @@ public enum TableReader {
                 }
                 table.labels.append(Float(y))
                 for (f, c) in catCols.enumerated() {
-                    table.indices.append(spec.slot(field: f, UnsafeBufferPointer(rebasing: buf[cells[c]])))
+                    if useVocabulary {
+                        keys.append(spec.key(field: f, UnsafeBufferPointer(rebasing: buf[cells[c]])))
+                        table.indices.append(0)
+                    } else {
+                        table.indices.append(spec.slot(field: f, UnsafeBufferPointer(rebasing: buf[cells[c]])))
+                    }
                     table.values.append(1)
                 }
                 for (j, c) in numCols.enumerated() {
@@ -197,21 +244,53 @@ public enum TableReader {
         guard headerRead else { throw ModelError("\(path): the file is empty; expected \(fixedHeader == nil ? "a header and rows" : "rows")") }
         guard table.rows > 0 else { throw ModelError("\(path): no rows after the header") }
         if groupCol != nil { table.groups = groups }
-        // Numeric fields go after the categorical ones in each row.
         let nc = spec.categorical.count, nn = spec.numeric.count
-        if nn > 0 {
-            if fit && spec.numericTransform == .buckets {
-                spec.bucketBoundaries = (0..<nn).map { j in
-                    let v = (0..<table.rows).map { raw[$0 * nn + j] }.filter { !$0.isNaN }.sorted()
-                    guard !v.isEmpty else { return [] }
-                    var b: [Double] = []
-                    for q in 1..<FeatureSpec.bucketCount {
-                        let x = v[min(v.count - 1, q * v.count / FeatureSpec.bucketCount)]
-                        if b.last != x { b.append(x) }
-                    }
-                    return b
+        // Numeric keys: per row and column, the token "missing", "" (present, log transform) or
+        // the bucket name.
+        var numericKeys: [UInt64] = []
+        if nn > 0 && fit && spec.numericTransform == .buckets {
+            spec.bucketBoundaries = (0..<nn).map { j in
+                let v = (0..<table.rows).map { raw[$0 * nn + j] }.filter { !$0.isNaN }.sorted()
+                guard !v.isEmpty else { return [] }
+                var b: [Double] = []
+                for q in 1..<FeatureSpec.bucketCount {
+                    let x = v[min(v.count - 1, q * v.count / FeatureSpec.bucketCount)]
+                    if b.last != x { b.append(x) }
+                }
+                return b
+            }
+        }
+        func numericToken(_ x: Double, _ j: Int) -> (token: [UInt8], value: Float) {
+            switch spec.numericTransform {
+            case .log:
+                return (x.isNaN ? Array("missing".utf8) : [], x.isNaN ? 1 : Float((x < 0 ? -1 : 1) * log1p(abs(x))))
+            case .buckets:
+                let bounds = j < spec.bucketBoundaries.count ? spec.bucketBoundaries[j] : []
+                let bucket = x.isNaN ? -1 : bounds.firstIndex(where: { x < $0 }) ?? bounds.count
+                return (Array("b\(bucket)".utf8), 1)
+            }
+        }
+        if useVocabulary {
+            numericKeys.reserveCapacity(table.rows * nn)
+            for r in 0..<table.rows {
+                for j in 0..<nn {
+                    let token = numericToken(raw[r * nn + j], j).token
+                    numericKeys.append(token.withUnsafeBufferPointer { spec.key(field: nc + j, $0) })
                 }
             }
+            if fit {
+                var counts: [UInt64: Int32] = [:]
+                for k in keys { counts[k, default: 0] += 1 }
+                for k in numericKeys { counts[k, default: 0] += 1 }
+                spec.vocabulary = counts.compactMap { $0.value >= spec.vocabularyMinCount ? $0.key : nil }.sorted()
+            }
+            for r in 0..<table.rows {
+                for f in 0..<nc { table.indices[r * nc + f] = spec.vocabularySlot(keys[r * nc + f], field: f) }
+            }
+            keys = []
+        }
+        // Numeric fields go after the categorical ones in each row.
+        if nn > 0 {
             var idx = [UInt32](repeating: 0, count: table.rows * (nc + nn)), val = [Float](repeating: 0, count: table.rows * (nc + nn))
             for r in 0..<table.rows {
                 for f in 0..<nc {
@@ -219,20 +298,11 @@ public enum TableReader {
                     val[r * (nc + nn) + f] = table.values[r * nc + f]
                 }
                 for j in 0..<nn {
-                    let x = raw[r * nn + j]
                     let field = nc + j
-                    var token: [UInt8]
-                    var value: Float = 1
-                    switch spec.numericTransform {
-                    case .log:
-                        token = x.isNaN ? Array("missing".utf8) : []
-                        value = x.isNaN ? 1 : Float((x < 0 ? -1 : 1) * log1p(abs(x)))
-                    case .buckets:
-                        let bounds = j < spec.bucketBoundaries.count ? spec.bucketBoundaries[j] : []
-                        let bucket = x.isNaN ? -1 : bounds.firstIndex(where: { x < $0 }) ?? bounds.count
-                        token = Array("b\(bucket)".utf8)
-                    }
-                    idx[r * (nc + nn) + field] = token.withUnsafeBufferPointer { spec.slot(field: field, $0) }
+                    let (token, value) = numericToken(raw[r * nn + j], j)
+                    idx[r * (nc + nn) + field] = useVocabulary
+                        ? spec.vocabularySlot(numericKeys[r * nn + j], field: field)
+                        : token.withUnsafeBufferPointer { spec.slot(field: field, $0) }
                     val[r * (nc + nn) + field] = value
                 }
             }

@@ -9,7 +9,7 @@ func splitList(_ s: String?) -> [String] {
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a click model (logistic regression by FTRL-Proximal) on a CSV or Criteo-layout table.")
+        abstract: "Train a click model (FTRL logistic regression, factorization machine, DeepFM or DCN-v2) on a CSV or Criteo-layout table.")
 
     @Option(help: "Training table: CSV with a header (gzip allowed).")
     var data: String
@@ -35,20 +35,35 @@ struct Train: ParsableCommand {
     @Option(help: "Hash space: 2^bits slots.")
     var hashBits: Int = 20
 
-    @Option(help: "Model: lr (logistic regression, FTRL-Proximal) or fm (factorization machine, mini-batches).")
+    @Option(help: "0: hash categorical values (--hash-bits). n ≥ 1: keep a vocabulary of the values seen at least n times in training (one slot each); rarer and unseen values share one slot per column.")
+    var vocabularyMinCount: Int = 0
+
+    @Option(help: "Model: lr (logistic regression, FTRL-Proximal), fm (factorization machine), deepfm or dcnv2 (mini-batches).")
     var model: String = "lr"
 
-    @Option(help: "fm: factors per feature.")
+    @Option(help: "fm, deepfm, dcnv2: factors (embedding size) per feature.")
     var factors: Int = 8
 
-    @Option(help: "fm: optimizer, adagrad or adam.")
-    var optimizer: String = "adagrad"
+    @Option(help: "fm, deepfm, dcnv2: optimizer, adagrad or adam (default: adagrad for fm, adam for deepfm and dcnv2).")
+    var optimizer: String?
 
-    @Option(help: "fm: learning rate.")
-    var learningRate: Double = 0.05
+    @Option(help: "fm, deepfm, dcnv2: learning rate (default: 0.05 for fm, 0.001 for deepfm and dcnv2).")
+    var learningRate: Double?
 
-    @Option(help: "fm: rows per mini-batch.")
+    @Option(help: "fm, deepfm, dcnv2: rows per mini-batch.")
     var batchSize: Int = 256
+
+    @Option(help: "deepfm, dcnv2: comma-separated hidden layer widths of the MLP (ReLU).")
+    var hidden: String = "256,128"
+
+    @Option(help: "dcnv2: cross layers.")
+    var crossLayers: Int = 2
+
+    @Option(help: "deepfm, dcnv2: threads per mini-batch (the model is reproducible for a fixed seed and thread count).")
+    var threads: Int = 2
+
+    @Option(help: "With --valid and several epochs: stop after this many epochs without a better validation log loss, and keep the best epoch's model.")
+    var patience: Int = 2
 
     @Option(help: "Passes over the training data.")
     var epochs: Int = 1
@@ -78,9 +93,14 @@ struct Train: ParsableCommand {
     var out: String
 
     func validate() throws {
-        if model != "lr" && model != "fm" { throw ValidationError("--model must be lr or fm in this version (got '\(model)')") }
-        if OptimizerSettings.Kind(rawValue: optimizer) == nil { throw ValidationError("--optimizer must be adagrad or adam") }
-        if factors < 1 || batchSize < 1 || !(learningRate > 0) { throw ValidationError("--factors and --batch-size must be ≥ 1 and --learning-rate > 0") }
+        if !["lr", "fm", "deepfm", "dcnv2"].contains(model) { throw ValidationError("--model must be lr, fm, deepfm or dcnv2 (got '\(model)')") }
+        if let optimizer, OptimizerSettings.Kind(rawValue: optimizer) == nil { throw ValidationError("--optimizer must be adagrad or adam") }
+        if factors < 1 || batchSize < 1 || !((learningRate ?? 1) > 0) { throw ValidationError("--factors and --batch-size must be ≥ 1 and --learning-rate > 0") }
+        if hiddenWidths == nil { throw ValidationError("--hidden must be comma-separated positive widths, e.g. 256,128 (got '\(hidden)')") }
+        if crossLayers < 0 || crossLayers > 8 { throw ValidationError("--cross-layers must be 0…8") }
+        if !(1...64).contains(threads) { throw ValidationError("--threads must be 1…64") }
+        if vocabularyMinCount < 0 { throw ValidationError("--vocabulary-min-count must be ≥ 0") }
+        if patience < 1 { throw ValidationError("--patience must be ≥ 1") }
         if !(1...28).contains(hashBits) { throw ValidationError("--hash-bits must be 1…28") }
         if NumericTransform(rawValue: numericTransform) == nil { throw ValidationError("--numeric-transform must be log or buckets") }
         if epochs < 1 { throw ValidationError("--epochs must be ≥ 1") }
@@ -94,44 +114,88 @@ struct Train: ParsableCommand {
         if !(alpha > 0) || !(beta >= 0) || !(l1 >= 0) || !(l2 >= 0) { throw ValidationError("--alpha must be > 0 and --beta, --l1, --l2 ≥ 0") }
     }
 
+    var hiddenWidths: [Int]? {
+        let parts = splitList(hidden).map { Int($0) }
+        guard parts.allSatisfy({ ($0 ?? 0) > 0 }) else { return nil }
+        return parts.map { $0! }
+    }
+
     func run() throws {
         do throws(ModelError) { try train() } catch { throw CLIError(error.description) }
     }
 
     func train() throws(ModelError) {
         let transform = NumericTransform(rawValue: numericTransform)!
-        let spec = dataFormat == "criteo"
+        var spec = dataFormat == "criteo"
             ? TableReader.criteoSpec(hashBits: hashBits, numericTransform: transform)
             : FeatureSpec(label: label, categorical: splitList(categorical), numeric: splitList(numeric), hashBits: hashBits, numericTransform: transform)
+        spec.vocabularyMinCount = vocabularyMinCount
         let (full, fitted) = try TableReader.read(path: data, format: dataFormat, spec: spec, fit: true)
         let table = full.downsampled(rate: negativeRate, seed: seed)
         if negativeRate < 1 { printError("negative downsampling at \(negativeRate): \(table.rows) of \(full.rows) training rows kept") }
-        var file: ModelFile
-        if model == "fm" {
-            var o = OptimizerSettings()
-            o.kind = OptimizerSettings.Kind(rawValue: optimizer)!
-            o.learningRate = learningRate
-            if o.kind == .adam { o.epsilon = 1e-8 }
+        var file = ModelFile(model: model, dataFormat: dataFormat, spec: fitted, ftrl: nil, weights: [], trainingRows: table.rows)
+        file.negativeRate = negativeRate
+        let validTable: Table?
+        if let valid { validTable = try TableReader.read(path: valid, format: dataFormat, spec: fitted).0 } else { validTable = nil }
+        var o = OptimizerSettings()
+        o.kind = OptimizerSettings.Kind(rawValue: optimizer ?? (model == "fm" ? "adagrad" : "adam"))!
+        o.learningRate = learningRate ?? (model == "fm" ? 0.05 : 0.001)
+        if o.kind == .adam { o.epsilon = 1e-8 }
+        // One pass over the training rows, then the current weights in file order.
+        let pass: () -> (Double, [Float])
+        let lossName: String
+        switch model {
+        case "fm":
             var fm = FactorizationMachine<Float>(slots: fitted.slots, factors: factors, seed: seed)
-            fm.train(table, optimizer: o, batchSize: batchSize, epochs: epochs) { e, loss in
-                printError("epoch \(e): mean training log loss \(String(format: "%.6f", loss)) over \(table.rows) rows")
+            var state = FMOptimizer<Float>(slots: fitted.slots, factors: factors, settings: o)
+            var g = FactorizationMachine<Float>.Gradient(slots: fitted.slots, factors: factors)
+            pass = {
+                let loss = fm.epoch(table, optimizer: &state, batchSize: batchSize, gradient: &g)
+                return (loss, fm.w + [fm.bias] + fm.v)
             }
-            file = ModelFile(model: model, dataFormat: dataFormat, spec: fitted, ftrl: nil, weights: fm.w + [fm.bias] + fm.v, trainingRows: table.rows)
             file.factors = factors
             file.optimizer = o
-        } else {
+            lossName = "mean training log loss"
+        case "deepfm", "dcnv2":
+            let a = DeepArchitecture(kind: DeepKind(rawValue: model)!, fields: fitted.fieldCount, dim: factors, hidden: hiddenWidths!, crossLayers: crossLayers)
+            let trainer = DeepTrainer(model: DeepModel<Float>(architecture: a, slots: fitted.slots, seed: seed), optimizer: o, batchSize: batchSize, threads: threads)
+            pass = { (trainer.epoch(table), ModelFile.deepWeights(trainer.model)) }
+            file.factors = factors
+            file.optimizer = o
+            file.architecture = a
+            lossName = "mean training log loss"
+        default:
             var settings = FTRLSettings()
             settings.alpha = alpha; settings.beta = beta; settings.l1 = l1; settings.l2 = l2; settings.epochs = epochs
             var trainer = FTRLTrainer(slots: fitted.slots, settings: settings)
-            for e in 1...epochs {
-                let loss = trainer.pass(table)
-                printError("epoch \(e): progressive log loss \(String(format: "%.6f", loss)) over \(table.rows) rows")
-            }
-            file = ModelFile(model: model, dataFormat: dataFormat, spec: fitted, ftrl: settings, weights: trainer.weights(), trainingRows: table.rows)
+            file.ftrl = settings
+            pass = { (trainer.pass(table), trainer.weights()) }
+            lossName = "progressive log loss"
         }
-        file.negativeRate = negativeRate
-        if let valid {
-            let (v, _) = try TableReader.read(path: valid, format: dataFormat, spec: fitted)
+        // Epochs, with early stopping on the validation log loss.
+        var best: (loss: Double, weights: [Float], epoch: Int)? = nil
+        let clock = ContinuousClock.now
+        for e in 1...epochs {
+            let (loss, weights) = pass()
+            file.weights = weights
+            var line = "epoch \(e): \(lossName) \(String(format: "%.6f", loss)) over \(table.rows) rows"
+            if let v = validTable, epochs > 1 {
+                let ll = ClickMetrics.evaluate(labels: v.labels, predictions: file.predict(v, threads: threads)).logloss ?? .infinity
+                line += ", validation log loss \(String(format: "%.6f", ll))"
+                if best == nil || ll < best!.loss { best = (ll, weights, e) }
+                printError(line)
+                if e - best!.epoch >= patience {
+                    printError("early stop: no better validation log loss for \(patience) epochs; keeping epoch \(best!.epoch)")
+                    break
+                }
+                continue
+            }
+            printError(line)
+        }
+        if let best { file.weights = best.weights }
+        let seconds = Double((ContinuousClock.now - clock).components.seconds) + Double((ContinuousClock.now - clock).components.attoseconds) / 1e18
+        printError("trained in \(String(format: "%.2f", seconds)) s")
+        if let v = validTable {
             let raw = file.predict(v)
             switch calibrate {
             case "platt": file.calibration = Calibration.fitPlatt(predictions: raw, labels: v.labels)
@@ -223,7 +287,11 @@ struct Predict: ParsableCommand {
 
     func predict() throws(ModelError) {
         let file = try ModelFile.read(path: model)
-        let (_, p) = try predictTable(file, data: data, format: dataFormat, group: nil)
+        let (table, _) = try TableReader.read(path: data, format: dataFormat ?? file.dataFormat, spec: file.spec)
+        let clock = ContinuousClock.now
+        let p = file.predict(table)
+        let elapsed = ContinuousClock.now - clock
+        printError("predicted \(table.rows) rows in \(String(format: "%.3f", Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)) s")
         var text = "probability\n"
         for v in p { text += String(format: "%.9g\n", v) }
         guard FileManager.default.createFile(atPath: out, contents: Data(text.utf8)) else { throw ModelError("--out \(out): cannot write the file") }

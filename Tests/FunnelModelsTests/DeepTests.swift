@@ -110,3 +110,66 @@ struct DeepTests {
         #expect(first.logits(t, threads: 1) == z2)
     }
 }
+
+/// The tiled matrix product against the textbook triple loop, over shapes with and without
+/// remainders and both operand layouts the models use.
+struct GemmTests {
+    @Test(arguments: [(1, 1, 1), (4, 3, 8), (5, 7, 9), (9, 16, 17), (12, 33, 24), (3, 2, 1)])
+    func tiledProductMatchesTripleLoop(shape: (Int, Int, Int)) {
+        let (rows, inner, columns) = shape
+        var rng = SplitMix64Shim(seed: UInt64(rows * 1000 + inner * 10 + columns))
+        for transposed in [false, true] {
+            let a = (0..<(rows * inner)).map { _ in rng.next() }, b = (0..<(inner * columns)).map { _ in rng.next() }
+            var c = (0..<(rows * columns)).map { _ in rng.next() }
+            var want = c
+            let (rowStride, innerStride) = transposed ? (1, rows) : (inner, 1)
+            for p in 0..<rows { for j in 0..<columns { for q in 0..<inner { want[p * columns + j] += a[p * rowStride + q * innerStride] * b[q * columns + j] } } }
+            a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
+                gemm(ap.baseAddress!, rowStride: rowStride, innerStride: innerStride, bp.baseAddress!, cp.baseAddress!, rows: rows, inner: inner, columns: columns)
+            } } }
+            for (x, y) in zip(c, want) { #expect(abs(x - y) < 1e-12, "\(shape) transposed \(transposed)") }
+        }
+    }
+}
+
+struct SplitMix64Shim {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> Double {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return Double((z ^ (z >> 31)) >> 11) / Double(1 << 53) - 0.5
+    }
+}
+
+/// Vocabulary mode: values seen at least `min count` times get their own slot, rarer and unseen
+/// values share their column's slot, and a model file keeps the vocabulary.
+struct VocabularyTests {
+    @Test func minimumCountDecidesWhoGetsASlot() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("funnel-vocab-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let train = dir.appendingPathComponent("train.csv").path, test = dir.appendingPathComponent("test.csv").path
+        // item: a ×3, b ×2, c ×1; shop: x ×6.
+        try "click,item,shop\n1,a,x\n0,a,x\n0,a,x\n1,b,x\n0,b,x\n0,c,x\n".write(toFile: train, atomically: true, encoding: .utf8)
+        try "click,item,shop\n0,b,x\n1,c,x\n0,d,y\n0,a,x\n".write(toFile: test, atomically: true, encoding: .utf8)
+        var spec = FeatureSpec(label: "click", categorical: ["item", "shop"], numeric: [])
+        spec.vocabularyMinCount = 2
+        let (t, fitted) = try TableReader.read(path: train, format: "csv", spec: spec, fit: true)
+        // Kept: item a, item b, shop x → 3 slots, then one "other" slot per column (3: item, 4: shop).
+        #expect(fitted.vocabulary.count == 3 && fitted.slots == 5)
+        let item = (0..<t.rows).map { t.indices[$0 * 2] }, shop = (0..<t.rows).map { t.indices[$0 * 2 + 1] }
+        #expect(item[0] == item[1] && item[1] == item[2] && item[3] == item[4] && item[0] != item[3])
+        #expect(item[5] == 3 && Set(shop).count == 1 && shop[0] < 3 && item[0] < 3 && item[3] < 3)
+        let (u, _) = try TableReader.read(path: test, format: "csv", spec: fitted)
+        #expect(u.indices == [item[3], shop[0], 3, shop[0], 3, 4, item[0], shop[0]])
+        // The vocabulary survives the model file.
+        let file = ModelFile(model: "lr", spec: fitted, ftrl: FTRLSettings(), weights: [Float](repeating: 0.5, count: fitted.slots + 1), trainingRows: t.rows)
+        let path = dir.appendingPathComponent("m.json").path
+        try file.write(to: path)
+        let back = try ModelFile.read(path: path)
+        #expect(back.spec.vocabulary == fitted.vocabulary && back.spec.slots == 5)
+    }
+}

@@ -1,109 +1,324 @@
 #!/usr/bin/env python3
-"""PyTorch peers of Funnel's click models on a Criteo-layout split, for accuracy comparisons.
+"""PyTorch peers of Funnel's click models on a Criteo-layout split, for accuracy and speed comparisons.
 
-Features as Funnel builds them for the Criteo layout: every categorical value is its own feature
-(one embedding row per (column, value) seen in training; unseen values share one row per column),
-and each integer column is one feature whose value is sign(x)·log(1 + |x|) (a missing cell: its own
-"missing" feature with value 1). Models: `lr` (logistic regression) and `fm` (factorization
-machine), trained in order in mini-batches on the mean log loss with Adagrad, like
-`funnel train --model fm`.
+Features as Funnel builds them for the Criteo layout with a vocabulary: each row gives 39 fields,
+the 26 categorical fields C1..C26 first, then the 13 integer fields I1..I13 (the order matters for
+the concatenated embedding input of DeepFM's and DCN-v2's networks).
 
-    .venv-torch/bin/python bench/criteo/torch_models.py --data bench/data/criteo --model fm --factors 4 --epochs 2
+- Categorical column j: every value seen at least `--min-count` times in training is its own
+  feature (value 1); rarer values and values not seen in training share one "other" feature per
+  column. The empty cell is a value like any other.
+- Integer column j: one feature whose value is sign(x)·log(1 + |x|); an empty cell is instead a
+  separate "missing" feature of that column with value 1. (Funnel's vocabulary treats these two
+  like values: one seen fewer than --min-count times in training is replaced by the column's
+  "other" feature, keeping its value; with the generated data this never happens.)
+
+Models (S feature indices, K = --factors; for field f of a row: index i_f, value x_f, embedding
+e_f = V[i_f]·x_f; x0 = the concatenation of the 39 embeddings, width D = 39·K):
+
+- `lr`:     logit = b + Σ_f w[i_f]·x_f
+- `fm`:     lr + ½ Σ_k [(Σ_f e_fk)² − Σ_f e_fk²]
+- `deepfm`: fm + MLP(x0)
+- `dcnv2`:  x_{l+1} = x0 ⊙ (x_l·C_l + d_l) + x_l for l < --cross-layers (full D × D matrices C_l),
+            logit = MLP(x_L); no separate bias and no linear weights.
+
+MLP(h): h = relu(h·W + c) for each width of --hidden, then a linear layer to one output.
+Initialisation as in Funnel: V ~ N(0, 0.01²); b and w start at 0; every dense layer's weight and
+bias (MLP and cross layers) ~ U(−1/√inputs, 1/√inputs).
+
+Training: mean log loss (binary cross-entropy on logits) per mini-batch of --batch-size rows, in
+file order without shuffling, for --epochs passes. Optimiser: Adagrad (lr 0.05, ε 1e-10) for lr and
+fm, Adam (lr 0.001, ε 1e-8, β 0.9/0.999) for deepfm and dcnv2, as `funnel train` defaults them.
+All parameters are plain dense tensors, so torch.optim.Adam sees dense gradients: it decays the
+moments of embedding rows a batch did not touch and keeps moving them by their momentum, whereas
+Funnel updates only the embedding rows (and DeepFM linear weights) a batch touched, with a step
+count per parameter ("lazy" Adam). The two therefore differ slightly from the second step on.
+With Adagrad an untouched row receives no update in either, so lr and fm follow the same rule.
+(Funnel's `lr` is FTRL-Proximal; this `lr` peer is the same model trained with Adagrad.)
+
+Self-check: after training, the logits of the first test rows are recomputed in float64 NumPy by a
+direct transcription of the formulas above (explicit pairwise sum over fields for the FM term, one
+loop per cross and MLP layer) and compared with the batched PyTorch forward; the largest difference
+is reported as "self_check_max_abs_diff" and the script exits with status 1 if it exceeds 1e-4.
+
+Output: one JSON line with test AUC and log loss, training and prediction speed (rows/s; the
+prediction speed is a no-grad forward over the whole test split in batches of 4096 after a
+warm-up, data already in memory) and the process's peak resident memory.
+
+    .venv-torch/bin/python bench/criteo/torch_models.py --data bench/data/criteo --model deepfm --factors 8 --hidden 256,128 --epochs 1
 """
 import argparse
+import itertools
 import json
 import os
+import resource
 import sys
 import time
+from collections import Counter
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_criteo_like import auc  # noqa: E402  (the generator's rank AUC)
 
+NUMERIC, CATEGORICAL = 13, 26
+FIELDS = CATEGORICAL + NUMERIC
+CHUNK = 10_000
 
-def load(path, vocab, fit):
-    labels, idx, val = [], [], []
+
+def chunks(path):
+    """Rows of `path` as lists of 40 cells, CHUNK rows at a time."""
     with open(path) as fh:
-        for line in fh:
-            cells = line.rstrip("\n").split("\t")
-            labels.append(int(cells[0]))
-            row_i, row_v = [], []
-            for j in range(13):
-                c = cells[1 + j]
-                key = ("I", j, "missing" if c == "" else "")
-                if key not in vocab:
-                    vocab[key] = len(vocab) if fit else vocab.setdefault(("I", j, "unseen"), len(vocab))
-                row_i.append(vocab[key])
-                x = 0.0 if c == "" else float(c)
-                row_v.append(1.0 if c == "" else float(np.sign(x) * np.log1p(abs(x))))
-            for j in range(26):
-                key = ("C", j, cells[14 + j])
-                if key not in vocab:
-                    if fit:
-                        vocab[key] = len(vocab)
-                    else:
-                        key = ("C", j, "<unseen>")
-                        vocab.setdefault(key, len(vocab))
-                row_i.append(vocab[key])
-                row_v.append(1.0)
-            idx.append(row_i)
-            val.append(row_v)
-    return torch.tensor(labels, dtype=torch.float32), torch.tensor(idx), torch.tensor(val, dtype=torch.float32)
+        line_no = 0
+        while True:
+            rows = []
+            for line in itertools.islice(fh, CHUNK):
+                line_no += 1
+                cells = line.rstrip("\n").rstrip("\r").split("\t")
+                if len(cells) != 1 + NUMERIC + CATEGORICAL:
+                    raise SystemExit(f"{path}: line {line_no}: {len(cells)} cells, expected {1 + NUMERIC + CATEGORICAL}")
+                rows.append(cells)
+            if not rows:
+                return
+            yield rows
+
+
+class Vocabulary:
+    """Feature indices: per categorical column its "other" index then its kept values (in order of
+    first appearance in training); then per integer column its "other" index, its value index and
+    its missing index (each of the last two only when seen at least min_count times in training,
+    else the column's "other" index takes its place, as in Funnel's vocabulary). The count of
+    indices is Funnel's slot count: the kept (column, value) pairs plus one "other" per field."""
+
+    def __init__(self, train_path, min_count):
+        counts = [Counter() for _ in range(CATEGORICAL)]
+        present, missing = [0] * NUMERIC, [0] * NUMERIC
+        for rows in chunks(train_path):
+            cols = list(zip(*rows))
+            for j in range(CATEGORICAL):
+                counts[j].update(cols[1 + NUMERIC + j])
+            for j in range(NUMERIC):
+                empty = cols[1 + j].count("")
+                missing[j] += empty
+                present[j] += len(rows) - empty
+        size = 0
+        self.other, self.values = [], []
+        for j in range(CATEGORICAL):
+            self.other.append(size)
+            size += 1
+            kept = {}
+            for value, n in counts[j].items():
+                if n >= min_count:
+                    kept[value] = size
+                    size += 1
+            self.values.append(kept)
+        self.numeric_value, self.numeric_missing = [], []
+        for j in range(NUMERIC):
+            other = size
+            size += 1
+            for seen, indices in ((present[j], self.numeric_value), (missing[j], self.numeric_missing)):
+                if seen >= min_count:
+                    indices.append(size)
+                    size += 1
+                else:
+                    indices.append(other)
+        self.size = size
+        self.rare = sum(sum(1 for n in c.values() if n < min_count) for c in counts)
+
+    def encode(self, path):
+        """(labels float32 [n], indices int32 [n, 39], values float32 [n, 39]) of the rows of `path`,
+        filled chunk by chunk into arrays allocated once (4 + 4 bytes per cell, like Funnel's table)."""
+        with open(path) as fh:
+            n = sum(1 for _ in fh)
+        y = np.empty(n, dtype=np.float32)
+        idx = np.empty((n, FIELDS), dtype=np.int32)
+        val = np.ones((n, FIELDS), dtype=np.float32)
+        start = 0
+        for rows in chunks(path):
+            cols = list(zip(*rows))
+            m = len(rows)
+            stop = start + m
+            y[start:stop] = np.array(cols[0], dtype=np.float32)
+            for j in range(CATEGORICAL):
+                kept, other = self.values[j], self.other[j]
+                idx[start:stop, j] = np.fromiter((kept.get(v, other) for v in cols[1 + NUMERIC + j]), dtype=np.int32, count=m)
+            for j in range(NUMERIC):
+                raw = np.array([float(c) if c else np.nan for c in cols[1 + j]], dtype=np.float64)
+                missing = np.isnan(raw)
+                x = np.sign(raw) * np.log1p(np.abs(raw))
+                idx[start:stop, CATEGORICAL + j] = np.where(missing, self.numeric_missing[j], self.numeric_value[j])
+                val[start:stop, CATEGORICAL + j] = np.where(missing, 1.0, x)
+            start = stop
+        if start != n:
+            raise SystemExit(f"{path}: {start} rows read, {n} lines counted (empty lines are not rows)")
+        if not np.all((y == 0) | (y == 1)):
+            raise SystemExit(f"{path}: labels must be 0 or 1")
+        return torch.from_numpy(y), torch.from_numpy(idx), torch.from_numpy(val)
+
+
+def uniform_layer(inputs, outputs):
+    """A dense layer inputs → outputs with weight and bias ~ U(−1/√inputs, 1/√inputs)."""
+    layer = nn.Linear(inputs, outputs)
+    bound = 1 / inputs ** 0.5
+    nn.init.uniform_(layer.weight, -bound, bound)
+    nn.init.uniform_(layer.bias, -bound, bound)
+    return layer
+
+
+class Peer(nn.Module):
+    def __init__(self, kind, features, factors, hidden, cross_layers):
+        super().__init__()
+        self.kind = kind
+        self.has_linear = kind in ("lr", "fm", "deepfm")
+        self.has_fm = kind in ("fm", "deepfm")
+        self.has_mlp = kind in ("deepfm", "dcnv2")
+        self.cross_layers = cross_layers if kind == "dcnv2" else 0
+        width = FIELDS * factors
+        if self.has_linear:
+            self.b = nn.Parameter(torch.zeros(1))
+            self.w = nn.Parameter(torch.zeros(features, 1))
+        if kind != "lr":
+            self.V = nn.Parameter(0.01 * torch.randn(features, factors))
+        bound = 1 / width ** 0.5
+        self.C = nn.ParameterList([nn.Parameter(torch.empty(width, width).uniform_(-bound, bound)) for _ in range(self.cross_layers)])
+        self.d = nn.ParameterList([nn.Parameter(torch.empty(width).uniform_(-bound, bound)) for _ in range(self.cross_layers)])
+        layers = []
+        if self.has_mlp:
+            inputs = width
+            for h in hidden:
+                layers.append(uniform_layer(inputs, h))
+                inputs = h
+            layers.append(uniform_layer(inputs, 1))
+        self.mlp = nn.ModuleList(layers)
+
+    def forward(self, i, x):
+        z = torch.zeros(i.shape[0])
+        if self.has_linear:
+            z = self.b + (F.embedding(i, self.w).squeeze(2) * x).sum(1)
+        if self.kind == "lr":
+            return z
+        e = F.embedding(i, self.V) * x.unsqueeze(2)                     # rows × fields × K
+        if self.has_fm:
+            z = z + 0.5 * (e.sum(1).pow(2) - e.pow(2).sum(1)).sum(1)
+        if self.has_mlp:
+            x0 = e.reshape(e.shape[0], -1)                               # rows × D, field-major
+            h = x0
+            for C, d in zip(self.C, self.d):
+                h = x0 * torch.addmm(d, h, C) + h
+            for m, layer in enumerate(self.mlp):
+                h = layer(h)
+                if m + 1 < len(self.mlp):
+                    h = torch.relu(h)
+            z = z + h.squeeze(1)
+        return z
+
+    def reference_logits(self, i, x):
+        """The model's formulas transcribed row by row in float64 NumPy (for the self-check)."""
+        p = {name: t.detach().double().numpy() for name, t in self.named_parameters()}
+        out = []
+        for r in range(i.shape[0]):
+            idx, val = i[r].numpy(), x[r].double().numpy()
+            z = 0.0
+            if self.has_linear:
+                z = p["b"][0] + sum(p["w"][idx[f], 0] * val[f] for f in range(FIELDS))
+            if self.kind != "lr":
+                e = [p["V"][idx[f]] * val[f] for f in range(FIELDS)]
+                if self.has_fm:
+                    z += sum(float(e[f] @ e[g]) for f in range(FIELDS) for g in range(f + 1, FIELDS))
+                if self.has_mlp:
+                    x0 = np.concatenate(e)
+                    h = x0
+                    for l in range(self.cross_layers):
+                        h = x0 * (h @ p[f"C.{l}"] + p[f"d.{l}"]) + h
+                    for m in range(len(self.mlp)):
+                        h = h @ p[f"mlp.{m}.weight"].T + p[f"mlp.{m}.bias"]   # nn.Linear stores outputs × inputs
+                        if m + 1 < len(self.mlp):
+                            h = np.maximum(h, 0)
+                    z += h[0]
+            out.append(z)
+        return np.array(out)
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default="bench/data/criteo")
-    ap.add_argument("--model", choices=["lr", "fm"], default="fm")
-    ap.add_argument("--factors", type=int, default=4)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default="bench/data/criteo", help="directory with train.txt and test.txt")
+    ap.add_argument("--model", choices=["lr", "fm", "deepfm", "dcnv2"], default="fm")
+    ap.add_argument("--factors", type=int, default=4, help="embedding size K")
+    ap.add_argument("--hidden", default="256,128", help="deepfm, dcnv2: comma-separated MLP hidden widths")
+    ap.add_argument("--cross-layers", type=int, default=2, help="dcnv2: cross layers")
+    ap.add_argument("--min-count", type=int, default=1, help="categorical values seen fewer times in training share the column's 'other' feature")
     ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--lr", type=float, default=0.05)
+    ap.add_argument("--optimizer", choices=["adam", "adagrad"], help="default: adagrad for lr and fm, adam for deepfm and dcnv2")
+    ap.add_argument("--lr", type=float, help="learning rate (default: 0.05 for lr and fm, 0.001 for deepfm and dcnv2)")
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
+    deep = args.model in ("deepfm", "dcnv2")
+    hidden = [int(h) for h in args.hidden.split(",") if h.strip()] if deep else []
+    if deep and (not hidden or min(hidden) < 1):
+        ap.error("--hidden must be comma-separated positive widths")
+    if args.min_count < 1 or args.factors < 1 or args.batch_size < 1 or args.epochs < 1 or args.cross_layers < 0:
+        ap.error("--min-count, --factors, --batch-size and --epochs must be >= 1 and --cross-layers >= 0")
+    optimizer = args.optimizer or ("adam" if deep else "adagrad")
+    lr = args.lr if args.lr is not None else (0.001 if deep else 0.05)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    vocab = {}
+
     t0 = time.perf_counter()
-    y, ix, vx = load(f"{args.data}/train.txt", vocab, True)
-    ty, tix, tvx = load(f"{args.data}/test.txt", vocab, False)
-    n_feat = len(vocab) + 64
-    bias = torch.zeros(1, requires_grad=True)
-    w = torch.zeros(n_feat, requires_grad=True)
-    params = [bias, w]
-    V = None
-    if args.model == "fm":
-        V = (0.01 * torch.randn(n_feat, args.factors)).requires_grad_()
-        params.append(V)
-    opt = torch.optim.Adagrad(params, lr=args.lr, eps=1e-10)
-
-    def logits(i, v):
-        z = bias + (w[i] * v).sum(1)
-        if V is not None:
-            e = V[i] * v.unsqueeze(2)
-            z = z + 0.5 * (e.sum(1).pow(2) - e.pow(2).sum(1)).sum(1)
-        return z
-
+    vocab = Vocabulary(f"{args.data}/train.txt", args.min_count)
+    y, ix, vx = vocab.encode(f"{args.data}/train.txt")
+    ty, tix, tvx = vocab.encode(f"{args.data}/test.txt")
     load_s = time.perf_counter() - t0
+
+    model = Peer(args.model, vocab.size, args.factors, hidden, args.cross_layers)
+    if optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8)
+    else:
+        opt = torch.optim.Adagrad(model.parameters(), lr=lr, eps=1e-10)
+
     t1 = time.perf_counter()
+    train_loss = 0.0
     for _ in range(args.epochs):
+        train_loss = 0.0
         for s in range(0, len(y), args.batch_size):
+            e = s + args.batch_size
             opt.zero_grad()
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits(ix[s:s + args.batch_size], vx[s:s + args.batch_size]), y[s:s + args.batch_size])
+            loss = F.binary_cross_entropy_with_logits(model(ix[s:e], vx[s:e]), y[s:e])
             loss.backward()
             opt.step()
+            train_loss += loss.item() * (min(e, len(y)) - s)
     train_s = time.perf_counter() - t1
+
+    block = 4096
     with torch.no_grad():
-        p = torch.sigmoid(logits(tix, tvx)).double().numpy()
+        model(tix[:block], tvx[:block])                                  # warm-up
+        t2 = time.perf_counter()
+        z = torch.cat([model(tix[s:s + block], tvx[s:s + block]) for s in range(0, len(ty), block)])
+        predict_s = time.perf_counter() - t2
+    p = torch.sigmoid(z.double()).numpy()
     yt = ty.double().numpy()
     pc = np.clip(p, 1e-15, 1 - 1e-15)
     ll = float(-np.mean(yt * np.log(pc) + (1 - yt) * np.log(1 - pc)))
-    print(json.dumps({"model": args.model, "factors": args.factors, "epochs": args.epochs, "train_rows": len(y),
-                      "test_auc": float(auc(yt, p)), "test_logloss": ll, "load_s": load_s, "train_s": train_s,
-                      "train_rows_per_s": len(y) * args.epochs / train_s, "torch": torch.__version__}))
+
+    rows = min(8, len(ty))
+    check = float(np.max(np.abs(model.reference_logits(tix[:rows], tvx[:rows]) - z[:rows].double().numpy())))
+    print(json.dumps({
+        "model": args.model, "factors": args.factors if args.model != "lr" else 0, "hidden": hidden,
+        "cross_layers": args.cross_layers if args.model == "dcnv2" else 0, "min_count": args.min_count,
+        "epochs": args.epochs, "seed": args.seed, "optimizer": optimizer, "lr": lr, "batch_size": args.batch_size,
+        "features": vocab.size, "rare_values": vocab.rare, "train_rows": len(y), "test_rows": len(ty),
+        "train_logloss": train_loss / len(y), "test_auc": float(auc(yt, p)), "test_logloss": ll,
+        "load_s": load_s, "train_s": train_s, "train_rows_per_s": len(y) * args.epochs / train_s,
+        "predict_s": predict_s, "predict_rows_per_s": len(ty) / predict_s,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "threads": torch.get_num_threads(), "self_check_max_abs_diff": check, "torch": torch.__version__}))
+    if not check <= 1e-4:
+        print(f"self-check failed: batched logits differ from the reference formulas by {check:g}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Funnel's click models against their PyTorch peers (bench/criteo/torch_models.py) on one
+# Criteo-layout split written by bench/criteo/make_criteo_like.py:
+#
+#   bash bench/criteo/run_model_bench.sh FUNNEL_BINARY DATA_DIR
+#
+# For each of lr, fm, deepfm and dcnv2 it trains Funnel (1 epoch, batches of 256, 8 factors,
+# hidden 256,128, 2 cross layers, vocabulary with min count 1), evaluates it on DATA_DIR/test.txt,
+# times `funnel predict` on it, then runs the PyTorch peer with the same settings, one after the
+# other, and prints one markdown table row per model. Progress and logs go to stderr; the table to
+# stdout. Environment: MODELS (default "lr fm deepfm dcnv2"), THREADS (default 2), PYTHON (default
+# .venv-torch/bin/python of the repository), WORK (directory for model files and logs; default a
+# new temporary directory, kept).
+#
+# Funnel's lr is FTRL-Proximal; the PyTorch lr peer is the same model trained with Adagrad.
+# PyTorch's Adam is the dense torch.optim.Adam (see torch_models.py), Funnel's updates only touched
+# embedding rows.
+set -euo pipefail
+
+if [ $# -ne 2 ]; then
+  echo "usage: bash bench/criteo/run_model_bench.sh FUNNEL_BINARY DATA_DIR" >&2
+  exit 2
+fi
+FUNNEL="$1"
+DATA="${2%/}"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+PYTHON="${PYTHON:-$ROOT/.venv-torch/bin/python}"
+PEER="$ROOT/bench/criteo/torch_models.py"
+MODELS="${MODELS:-lr fm deepfm dcnv2}"
+THREADS="${THREADS:-2}"
+WORK="${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/funnel-model-bench.XXXXXX")}"
+mkdir -p "$WORK"
+
+die() { echo "run_model_bench: $*" >&2; exit 1; }
+[ -x "$FUNNEL" ] || die "$FUNNEL is not an executable (pass the funnel binary, e.g. .build/release/funnel)"
+[ -f "$DATA/train.txt" ] && [ -f "$DATA/test.txt" ] || die "$DATA must hold train.txt and test.txt (bench/criteo/make_criteo_like.py --out $DATA)"
+[ -x "$PYTHON" ] || die "$PYTHON not found (set PYTHON to a Python with torch and numpy)"
+[ -x /usr/bin/time ] || die "/usr/bin/time (GNU time) is needed for Funnel's peak memory"
+command -v python3 > /dev/null || die "python3 is needed to read JSON"
+
+TRAIN_ROWS=$(wc -l < "$DATA/train.txt" | tr -d ' ')
+TEST_ROWS=$(wc -l < "$DATA/test.txt" | tr -d ' ')
+cat "$DATA/train.txt" "$DATA/test.txt" > /dev/null   # same warm page cache for both tools
+
+# run LOG_PREFIX CMD...: runs CMD with stdout and stderr to LOG_PREFIX.out/.err and its peak RSS
+# (KiB) in LOG_PREFIX.rss; on failure shows the end of stderr and stops.
+run() {
+  local prefix="$1"; shift
+  if ! /usr/bin/time -f "%M" -o "$prefix.rss" "$@" > "$prefix.out" 2> "$prefix.err"; then
+    echo "run_model_bench: failed: $*" >&2
+    tail -n 20 "$prefix.err" >&2
+    exit 1
+  fi
+}
+
+echo "Criteo-layout data $DATA: $TRAIN_ROWS training rows, $TEST_ROWS test rows; 1 epoch, batches of 256, $THREADS threads; logs in $WORK" >&2
+echo
+echo "| model | Funnel AUC | PyTorch AUC | Funnel log loss | PyTorch log loss | Funnel train rows/s | PyTorch train rows/s | train ratio | Funnel predict rows/s | PyTorch predict rows/s | predict ratio | Funnel peak RSS MB | PyTorch peak RSS MB |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+
+for m in $MODELS; do
+  case "$m" in
+    lr)     funnel_args=(--model lr --epochs 1)
+            torch_args=(--model lr --epochs 1) ;;
+    fm)     funnel_args=(--model fm --factors 8 --optimizer adagrad --learning-rate 0.05 --epochs 1 --batch-size 256)
+            torch_args=(--model fm --factors 8 --optimizer adagrad --lr 0.05 --epochs 1 --batch-size 256) ;;
+    deepfm) funnel_args=(--model deepfm --factors 8 --hidden 256,128 --epochs 1 --batch-size 256)
+            torch_args=(--model deepfm --factors 8 --hidden 256,128 --epochs 1 --batch-size 256) ;;
+    dcnv2)  funnel_args=(--model dcnv2 --factors 8 --hidden 256,128 --cross-layers 2 --epochs 1 --batch-size 256)
+            torch_args=(--model dcnv2 --factors 8 --hidden 256,128 --cross-layers 2 --epochs 1 --batch-size 256) ;;
+    *) die "unknown model '$m' in MODELS (lr, fm, deepfm, dcnv2)" ;;
+  esac
+  W="$WORK/$m"
+
+  echo "== $m: funnel train" >&2
+  run "$W.train" "$FUNNEL" train --data "$DATA/train.txt" --data-format criteo "${funnel_args[@]}" \
+    --threads "$THREADS" --vocabulary-min-count 1 --out "$W.model.json"
+  train_s=$(sed -n 's/.*trained in \([0-9.]*\) s.*/\1/p' "$W.train.err" | tail -n 1)
+  [ -n "$train_s" ] || die "no 'trained in X s' line in $W.train.err"
+
+  echo "== $m: funnel evaluate" >&2
+  run "$W.evaluate" "$FUNNEL" evaluate --model "$W.model.json" --data "$DATA/test.txt" --format json
+
+  echo "== $m: funnel predict" >&2
+  t0=$(date +%s.%N)
+  run "$W.predict" "$FUNNEL" predict --model "$W.model.json" --data "$DATA/test.txt" --out "$W.predictions.csv"
+  t1=$(date +%s.%N)
+  predict_line=$(grep -E 'predicted [0-9]+ rows in [0-9.]+ s' "$W.predict.err" | tail -n 1 || true)
+  if [ -n "$predict_line" ]; then
+    predict_rows=$(echo "$predict_line" | sed -E 's/.*predicted ([0-9]+) rows in ([0-9.]+) s.*/\1/')
+    predict_s=$(echo "$predict_line" | sed -E 's/.*predicted ([0-9]+) rows in ([0-9.]+) s.*/\2/')
+    predict_note=""
+  else
+    # No timing line: the whole command's wall time (reading the model and the file included).
+    predict_rows="$TEST_ROWS"
+    predict_s=$(python3 -c 'import sys; print(float(sys.argv[2]) - float(sys.argv[1]))' "$t0" "$t1")
+    predict_note="wall"
+  fi
+
+  echo "== $m: PyTorch peer" >&2
+  run "$W.torch" "$PYTHON" "$PEER" --data "$DATA" "${torch_args[@]}" --threads "$THREADS" --min-count 1
+
+  python3 -c '
+import json, sys
+(model, eval_path, train_s, train_rows, predict_rows, predict_s, predict_note,
+ rss_train, rss_predict, torch_path) = sys.argv[1:11]
+funnel = json.load(open(eval_path))
+peer = json.loads(open(torch_path).read().strip().splitlines()[-1])
+
+def num(x, digits):
+    return "—" if x is None else f"{x:.{digits}f}"
+
+def rate(rows, seconds):
+    return rows / seconds if seconds > 0 else None
+
+def big(x):
+    return "—" if x is None else f"{x:,.0f}"
+
+def ratio(a, b):
+    return "—" if a is None or not b else f"{a / b:.2f}×"
+
+f_train = rate(int(train_rows), float(train_s))
+f_pred = rate(int(predict_rows), float(predict_s))
+t_train, t_pred = peer["train_rows_per_s"], peer["predict_rows_per_s"]
+f_rss, t_rss = max(int(rss_train), int(rss_predict)) / 1024, peer["peak_rss_mb"]
+cells = [model, num(funnel.get("auc"), 4), num(peer["test_auc"], 4),
+         num(funnel.get("logloss"), 5), num(peer["test_logloss"], 5),
+         big(f_train), big(t_train), ratio(f_train, t_train),
+         big(f_pred) + (" (wall)" if predict_note else ""), big(t_pred), ratio(f_pred, t_pred),
+         f"{f_rss:.0f}", f"{t_rss:.0f}"]
+print("| " + " | ".join(cells) + " |")
+' "$m" "$W.evaluate.out" "$train_s" "$TRAIN_ROWS" "$predict_rows" "$predict_s" "$predict_note" \
+    "$(tail -n 1 "$W.train.rss")" "$(tail -n 1 "$W.predict.rss")" "$W.torch.out"
+done
+
+echo
+echo "Ratios are Funnel / PyTorch (above 1: Funnel faster). Funnel's peak RSS is the larger of its train and predict processes;"
+echo "PyTorch's is its one process (interpreter and torch, both splits, training and prediction). Funnel lr is FTRL, the PyTorch lr peer Adagrad."
