@@ -435,25 +435,29 @@ public final class DeepGradient<Scalar: BinaryFloatingPoint>: @unchecked Sendabl
 }
 
 /// Adagrad / Adam state per parameter, PyTorch semantics: Adagrad p −= lr·g/(√Σg² + ε); Adam
-/// p −= (lr/(1 − β₁ᵗ))·m/(√v/√(1 − β₂ᵗ) + ε). Parameters come in rows (an embedding row, or all
-/// dense weights as one row) that count their own steps, so rows a batch does not touch are left
-/// alone ("lazy" updates of embeddings) and the bias corrections cost one `pow` per row.
+/// p −= (lr/(1 − β₁ᵗ))·m/(√v/√(1 − β₂ᵗ) + ε) with t the optimiser's step count. Parameters come in
+/// rows (an embedding row, or all dense weights as one row); rows a batch does not touch are left
+/// alone, as PyTorch's SparseAdam (and its Adagrad on sparse gradients) treats embedding rows.
 struct AdaptiveState<Scalar: BinaryFloatingPoint> {
     let settings: OptimizerSettings
     let width: Int
-    var first: [Scalar], second: [Scalar], steps: [Int32]
+    var first: [Scalar], second: [Scalar]
 
     init(rows: Int, width: Int, settings: OptimizerSettings) {
         self.settings = settings
         self.width = width
         first = [Scalar](repeating: 0, count: settings.kind == .adam ? rows * width : 0)
         second = [Scalar](repeating: 0, count: rows * width)
-        steps = [Int32](repeating: 0, count: settings.kind == .adam ? rows : 0)
     }
 
-    /// Updates row `row`'s `width` parameters at `p` with gradients at `g`.
+    /// Adam's step size lr/(1 − β₁ᵗ) and √(1 − β₂ᵗ) at optimiser step `t` (from 1).
+    static func corrections(_ settings: OptimizerSettings, step t: Int) -> (step: Scalar, root: Scalar) {
+        (Scalar(settings.learningRate / (1 - pow(settings.beta1, Double(t)))), Scalar((1 - pow(settings.beta2, Double(t))).squareRoot()))
+    }
+
+    /// Updates row `row`'s `width` parameters at `p` with gradients at `g`; `c` from `corrections`.
     @inline(__always)
-    mutating func update(row: Int, _ p: UnsafeMutablePointer<Scalar>, _ g: UnsafePointer<Scalar>) {
+    mutating func update(row: Int, _ p: UnsafeMutablePointer<Scalar>, _ g: UnsafePointer<Scalar>, _ c: (step: Scalar, root: Scalar)) {
         let lr = Scalar(settings.learningRate), eps = Scalar(settings.epsilon), base = row * width, n = width
         second.withUnsafeMutableBufferPointer { sq in
             let s = sq.baseAddress! + base
@@ -464,16 +468,13 @@ struct AdaptiveState<Scalar: BinaryFloatingPoint> {
                     p[j] -= lr * g[j] / (s[j].squareRoot() + eps)
                 }
             case .adam:
-                steps[row] += 1
-                let t = Double(steps[row])
                 let b1 = Scalar(settings.beta1), b2 = Scalar(settings.beta2)
-                let step = lr / Scalar(1 - pow(settings.beta1, t)), root = Scalar((1 - pow(settings.beta2, t)).squareRoot())
                 first.withUnsafeMutableBufferPointer { fm in
                     let m = fm.baseAddress! + base
                     for j in 0..<n {
                         m[j] = b1 * m[j] + (1 - b1) * g[j]
                         s[j] = b2 * s[j] + (1 - b2) * g[j] * g[j]
-                        p[j] -= step * m[j] / (s[j].squareRoot() / root + eps)
+                        p[j] -= c.step * m[j] / (s[j].squareRoot() / c.root + eps)
                     }
                 }
             }
@@ -482,9 +483,9 @@ struct AdaptiveState<Scalar: BinaryFloatingPoint> {
 
     /// One parameter as a row of width 1.
     @inline(__always)
-    mutating func update(row: Int, _ p: inout Scalar, _ g: Scalar) {
+    mutating func update(row: Int, _ p: inout Scalar, _ g: Scalar, _ c: (step: Scalar, root: Scalar)) {
         var value = p, grad = g
-        withUnsafeMutablePointer(to: &value) { vp in withUnsafePointer(to: &grad) { update(row: row, vp, $0) } }
+        withUnsafeMutablePointer(to: &value) { vp in withUnsafePointer(to: &grad) { update(row: row, vp, $0, c) } }
         p = value
     }
 }
@@ -493,6 +494,7 @@ struct AdaptiveState<Scalar: BinaryFloatingPoint> {
 /// (and DeepFM's linear weights) only where the batch touched them.
 public struct DeepOptimizer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable> {
     var wState: AdaptiveState<Scalar>, vState: AdaptiveState<Scalar>, denseState: AdaptiveState<Scalar>, biasState: AdaptiveState<Scalar>
+    var steps = 0
 
     public init(_ m: DeepModel<Scalar>, settings: OptimizerSettings) {
         wState = AdaptiveState(rows: m.w.count, width: 1, settings: settings)
@@ -503,18 +505,20 @@ public struct DeepOptimizer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>
 
     @_specialize(exported: true, where Scalar == Float)
     public mutating func step(_ m: inout DeepModel<Scalar>, _ g: DeepGradient<Scalar>) {
-        if g.hasLinear { biasState.update(row: 0, &m.bias, g.bias) }
+        steps += 1
+        let c = AdaptiveState<Scalar>.corrections(vState.settings, step: steps)
+        if g.hasLinear { biasState.update(row: 0, &m.bias, g.bias, c) }
         let k = m.architecture.dim
         m.v.withUnsafeMutableBufferPointer { v in
             m.w.withUnsafeMutableBufferPointer { w in
                 for i in g.touched {
-                    if g.hasLinear { wState.update(row: i, w.baseAddress! + i, g.w + i) }
-                    vState.update(row: i, v.baseAddress! + i * k, g.v + i * k)
+                    if g.hasLinear { wState.update(row: i, w.baseAddress! + i, g.w + i, c) }
+                    vState.update(row: i, v.baseAddress! + i * k, g.v + i * k, c)
                 }
             }
         }
         if !m.dense.isEmpty {
-            m.dense.withUnsafeMutableBufferPointer { d in denseState.update(row: 0, d.baseAddress!, g.dense) }
+            m.dense.withUnsafeMutableBufferPointer { d in denseState.update(row: 0, d.baseAddress!, g.dense, c) }
         }
     }
 }

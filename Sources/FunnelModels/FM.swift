@@ -127,12 +127,13 @@ public struct FactorizationMachine<Scalar: BinaryFloatingPoint & Sendable>: Send
 }
 
 /// Optimiser state for a factorization machine (per-parameter accumulators, PyTorch semantics:
-/// Adagrad p −= lr·g/(√Σg² + ε); Adam with bias correction). Only the parameters a batch touches
-/// are updated ("lazy" for Adam).
+/// Adagrad p −= lr·g/(√Σg² + ε); Adam with bias correction by the optimiser's step count). Only
+/// the rows a batch touches are updated, as PyTorch's SparseAdam and sparse Adagrad do.
 public struct FMOptimizer<Scalar: BinaryFloatingPoint & Sendable> {
     public let settings: OptimizerSettings
     var wState: AdaptiveState<Scalar>, vState: AdaptiveState<Scalar>, biasState: AdaptiveState<Scalar>
     let factors: Int
+    var steps = 0
 
     public init(slots: Int, factors: Int, settings: OptimizerSettings) {
         self.settings = settings
@@ -144,15 +145,17 @@ public struct FMOptimizer<Scalar: BinaryFloatingPoint & Sendable> {
 
     public mutating func step(_ m: inout FactorizationMachine<Scalar>, _ g: FactorizationMachine<Scalar>.Gradient) {
         // The bias keeps its own state.
-        biasState.update(row: 0, &m.bias, g.bias)
+        steps += 1
+        let c = AdaptiveState<Scalar>.corrections(settings, step: steps)
+        biasState.update(row: 0, &m.bias, g.bias, c)
         let k = factors
         m.w.withUnsafeMutableBufferPointer { w in
             m.v.withUnsafeMutableBufferPointer { v in
                 g.w.withUnsafeBufferPointer { gw in
                     g.v.withUnsafeBufferPointer { gv in
                         for i in g.touched {
-                            wState.update(row: i, w.baseAddress! + i, gw.baseAddress! + i)
-                            vState.update(row: i, v.baseAddress! + i * k, gv.baseAddress! + i * k)
+                            wState.update(row: i, w.baseAddress! + i, gw.baseAddress! + i, c)
+                            vState.update(row: i, v.baseAddress! + i * k, gv.baseAddress! + i * k, c)
                         }
                     }
                 }

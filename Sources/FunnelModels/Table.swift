@@ -142,9 +142,12 @@ public enum TableReader {
     /// Reads a table in `format` ("csv": comma-separated with a header; "criteo": tab-separated,
     /// no header, the Criteo columns). With `fit`, numeric bucket boundaries are computed from this
     /// data and stored in the returned spec.
-    public static func read(path: String, format: String, spec: FeatureSpec, group: String? = nil, fit: Bool = false) throws(ModelError) -> (Table, FeatureSpec) {
+    /// `overrides` replaces every cell of the named categorical columns by a fixed value (the
+    /// position at prediction time).
+    public static func read(path: String, format: String, spec: FeatureSpec, group: String? = nil, fit: Bool = false,
+                            overrides: [String: String] = [:]) throws(ModelError) -> (Table, FeatureSpec) {
         switch format {
-        case "csv": return try readCSV(path: path, spec: spec, group: group, fit: fit)
+        case "csv": return try readCSV(path: path, spec: spec, group: group, fit: fit, overrides: overrides)
         case "criteo": return try readCSV(path: path, spec: spec, group: group, fit: fit, separator: 0x09, header: criteoColumns)
         default: throw ModelError("unknown data format '\(format)'; use csv or criteo")
         }
@@ -153,7 +156,8 @@ public enum TableReader {
     /// Reads a comma-separated table with a header row (or `separator`-separated rows named by
     /// `header`; gzip allowed).
     public static func readCSV(path: String, spec: FeatureSpec, group: String? = nil, fit: Bool = false,
-                               separator: UInt8 = 0x2C, header fixedHeader: [String]? = nil) throws(ModelError) -> (Table, FeatureSpec) {
+                               separator: UInt8 = 0x2C, header fixedHeader: [String]? = nil, overrides: [String: String] = [:]) throws(ModelError) -> (Table, FeatureSpec) {
+        let fixed: [[UInt8]?] = spec.categorical.map { overrides[$0].map { Array($0.utf8) } }
         let bytes: [UInt8]
         do { bytes = try readFileBytes(path) } catch { throw ModelError(error.description) }
         var spec = spec
@@ -214,11 +218,15 @@ public enum TableReader {
                 }
                 table.labels.append(Float(y))
                 for (f, c) in catCols.enumerated() {
+                    let k: UInt64
+                    if let value = fixed[f] { k = value.withUnsafeBufferPointer { spec.key(field: f, $0) } } else {
+                        k = spec.key(field: f, UnsafeBufferPointer(rebasing: buf[cells[c]]))
+                    }
                     if useVocabulary {
-                        keys.append(spec.key(field: f, UnsafeBufferPointer(rebasing: buf[cells[c]])))
+                        keys.append(k)
                         table.indices.append(0)
                     } else {
-                        table.indices.append(spec.slot(field: f, UnsafeBufferPointer(rebasing: buf[cells[c]])))
+                        table.indices.append(UInt32(truncatingIfNeeded: k) & UInt32((1 << spec.hashBits) - 1))
                     }
                     table.values.append(1)
                 }

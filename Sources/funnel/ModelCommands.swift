@@ -1,7 +1,69 @@
 import ArgumentParser
 import Foundation
+import FunnelAttribution
+import FunnelEvents
 import FunnelModels
 import FunnelReport
+
+/// The feature spec of the Funnel training table (`funnel export-training`): item, position,
+/// surface and context columns as categories, the user's history counts as numbers.
+func funnelSpec(contextKeys: [String], position: Bool, hashBits: Int, transform: NumericTransform) -> FeatureSpec {
+    FeatureSpec(label: "click", categorical: ["item_id"] + (position ? ["position"] : []) + ["surface"] + contextKeys.map { "context." + $0 },
+                numeric: TrainingExport.numericColumns, hashBits: hashBits, numericTransform: transform)
+}
+
+/// The training table of an event log as CSV text (header first).
+func trainingCSV(events: String, config: String?, contextKeys: [String]?) throws -> (text: String, contextKeys: [String], rows: Int) {
+    let cfg = try loadConfig(config)
+    let log = try readEvents(paths: [events], format: .auto, quarantine: nil)
+    warnQuarantined(log, events)
+    let (header, keys, rows) = TrainingExport.rows(log, config: cfg, contextKeys: contextKeys)
+    guard !rows.isEmpty else { throw CLIError("\(events): no counted impressions, so there is nothing to train on; check the events (funnel validate) and the counting rules") }
+    var text = header.joined(separator: ",") + "\n"
+    text.reserveCapacity(rows.count * 48)
+    for r in rows { text += r; text += "\n" }
+    return (text, keys, rows.count)
+}
+
+/// Reads a table in `format`: csv, criteo, or funnel (an event log turned into the training table
+/// through a temporary CSV file; `spec == nil` builds the spec from the log's context keys).
+func readModelTable(path: String, format: String, spec: FeatureSpec?, config: String?, fit: Bool, group: String?,
+                    overrides: [String: String], funnelSpec make: ([String]) -> FeatureSpec) throws -> (Table, FeatureSpec) {
+    guard format == "funnel" else {
+        do throws(ModelError) { return try TableReader.read(path: path, format: format, spec: spec!, group: group, fit: fit, overrides: overrides) } catch { throw CLIError(error.description) }
+    }
+    let wanted = spec.map { $0.categorical.filter { $0.hasPrefix("context.") }.map { String($0.dropFirst(8)) } }
+    let (text, keys, _) = try trainingCSV(events: path, config: config, contextKeys: wanted)
+    let temp = FileManager.default.temporaryDirectory.appendingPathComponent("funnel-training-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).csv").path
+    guard FileManager.default.createFile(atPath: temp, contents: Data(text.utf8)) else { throw CLIError("cannot write a temporary file in \(FileManager.default.temporaryDirectory.path)") }
+    defer { try? FileManager.default.removeItem(atPath: temp) }
+    do throws(ModelError) {
+        return try TableReader.read(path: temp, format: "csv", spec: spec ?? make(keys), group: group, fit: fit, overrides: overrides)
+    } catch {
+        throw CLIError("\(path): \(error.description.replacingOccurrences(of: temp, with: "training table"))")
+    }
+}
+
+struct ExportTraining: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export-training",
+        abstract: "Write the click-model training table of an event log: one row per counted impression (label: clicked).")
+
+    @Option(help: "Event file (JSON Lines or CSV, optionally gzip).")
+    var events: String
+
+    @Option(help: "funnel.yaml: the counting rules that decide which impressions and clicks count.")
+    var config: String?
+
+    @Option(help: "Where to write the CSV.")
+    var out: String
+
+    func run() throws {
+        let (text, keys, rows) = try trainingCSV(events: events, config: config, contextKeys: nil)
+        guard FileManager.default.createFile(atPath: out, contents: Data(text.utf8)) else { throw CLIError("--out \(out): cannot write the file") }
+        printError("wrote \(rows) rows to \(out) (context keys: \(keys.isEmpty ? "none" : keys.joined(separator: ", ")))")
+    }
+}
 
 func splitList(_ s: String?) -> [String] {
     (s ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
@@ -17,8 +79,14 @@ struct Train: ParsableCommand {
     @Option(help: "Validation table (same columns): its metrics are printed after training.")
     var valid: String?
 
-    @Option(help: "Data format: csv (header row; --label, --categorical, --numeric) or criteo (tab-separated label, 13 integer and 26 categorical columns).")
+    @Option(help: "Data format: csv (header row; --label, --categorical, --numeric), criteo (tab-separated label, 13 integer and 26 categorical columns) or funnel (an event log: one row per counted impression, as funnel export-training writes it).")
     var dataFormat: String = "csv"
+
+    @Option(help: "funnel data: funnel.yaml with the counting rules.")
+    var config: String?
+
+    @Option(help: "funnel data: position as a categorical feature (position; predictions then fix it, --position) or none.")
+    var positionFeature: String = "position"
 
     @Option(help: "Label column (0/1).")
     var label: String = "click"
@@ -104,7 +172,8 @@ struct Train: ParsableCommand {
         if !(1...28).contains(hashBits) { throw ValidationError("--hash-bits must be 1…28") }
         if NumericTransform(rawValue: numericTransform) == nil { throw ValidationError("--numeric-transform must be log or buckets") }
         if epochs < 1 { throw ValidationError("--epochs must be ≥ 1") }
-        if dataFormat != "csv" && dataFormat != "criteo" { throw ValidationError("--data-format must be csv or criteo") }
+        if !["csv", "criteo", "funnel"].contains(dataFormat) { throw ValidationError("--data-format must be csv, criteo or funnel") }
+        if positionFeature != "position" && positionFeature != "none" { throw ValidationError("--position-feature must be position or none") }
         if !(negativeRate > 0 && negativeRate <= 1) { throw ValidationError("--negative-rate must be in (0, 1]") }
         if !["none", "platt", "isotonic"].contains(calibrate) { throw ValidationError("--calibrate must be none, platt or isotonic") }
         if calibrate != "none" && valid == nil { throw ValidationError("--calibrate \(calibrate) is fitted on the validation set: pass --valid") }
@@ -124,19 +193,30 @@ struct Train: ParsableCommand {
         do throws(ModelError) { try train() } catch { throw CLIError(error.description) }
     }
 
+    func read(_ path: String, spec: FeatureSpec?, fit: Bool) throws(ModelError) -> (Table, FeatureSpec) {
+        let transform = NumericTransform(rawValue: numericTransform)!
+        do {
+            return try readModelTable(path: path, format: dataFormat, spec: spec, config: config, fit: fit, group: nil, overrides: [:]) { keys in
+                var s = funnelSpec(contextKeys: keys, position: positionFeature == "position", hashBits: hashBits, transform: transform)
+                s.vocabularyMinCount = vocabularyMinCount
+                return s
+            }
+        } catch { throw ModelError("\(error)") }
+    }
+
     func train() throws(ModelError) {
         let transform = NumericTransform(rawValue: numericTransform)!
         var spec = dataFormat == "criteo"
             ? TableReader.criteoSpec(hashBits: hashBits, numericTransform: transform)
             : FeatureSpec(label: label, categorical: splitList(categorical), numeric: splitList(numeric), hashBits: hashBits, numericTransform: transform)
         spec.vocabularyMinCount = vocabularyMinCount
-        let (full, fitted) = try TableReader.read(path: data, format: dataFormat, spec: spec, fit: true)
+        let (full, fitted) = try read(data, spec: dataFormat == "funnel" ? nil : spec, fit: true)
         let table = full.downsampled(rate: negativeRate, seed: seed)
         if negativeRate < 1 { printError("negative downsampling at \(negativeRate): \(table.rows) of \(full.rows) training rows kept") }
         var file = ModelFile(model: model, dataFormat: dataFormat, spec: fitted, ftrl: nil, weights: [], trainingRows: table.rows)
         file.negativeRate = negativeRate
         let validTable: Table?
-        if let valid { validTable = try TableReader.read(path: valid, format: dataFormat, spec: fitted).0 } else { validTable = nil }
+        if let valid { validTable = try read(valid, spec: fitted, fit: false).0 } else { validTable = nil }
         var o = OptimizerSettings()
         o.kind = OptimizerSettings.Kind(rawValue: optimizer ?? (model == "fm" ? "adagrad" : "adam"))!
         o.learningRate = learningRate ?? (model == "fm" ? 0.05 : 0.001)
@@ -211,10 +291,12 @@ struct Train: ParsableCommand {
     }
 }
 
-/// Predicted click probabilities of a model on a table (in `format`, else the model's).
-func predictTable(_ file: ModelFile, data: String, format: String?, group: String?) throws(ModelError) -> (Table, [Double]) {
-    let (table, _) = try TableReader.read(path: data, format: format ?? file.dataFormat, spec: file.spec, group: group)
-    return (table, file.predict(table))
+/// A model's table (in `format`, else the model's), with the position column fixed to `position`
+/// when given and the model has one.
+func modelTable(_ file: ModelFile, data: String, format: String?, config: String?, group: String?, position: Int?) throws -> Table {
+    let overrides = position.map { p in file.spec.categorical.contains("position") ? ["position": String(p)] : [:] } ?? [:]
+    return try readModelTable(path: data, format: format ?? file.dataFormat, spec: file.spec, config: config, fit: false, group: group,
+                              overrides: overrides) { _ in file.spec }.0
 }
 
 struct Evaluate: ParsableCommand {
@@ -230,8 +312,14 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Column whose values group rows for GAUC (impression-weighted).")
     var group: String?
 
-    @Option(help: "Data format (csv or criteo); default: the model's.")
+    @Option(help: "Data format (csv, criteo or funnel); default: the model's.")
     var dataFormat: String?
+
+    @Option(help: "funnel data: funnel.yaml with the counting rules.")
+    var config: String?
+
+    @Option(help: "Score every row at this position (models with a position feature); default: the logged positions.")
+    var position: Int?
 
     @Option(help: "Output format: text or json.")
     var format: String = "text"
@@ -241,12 +329,10 @@ struct Evaluate: ParsableCommand {
     }
 
     func run() throws {
-        do throws(ModelError) { try evaluate() } catch { throw CLIError(error.description) }
-    }
-
-    func evaluate() throws(ModelError) {
-        let file = try ModelFile.read(path: model)
-        let (table, p) = try predictTable(file, data: data, format: dataFormat, group: group)
+        let file: ModelFile
+        do throws(ModelError) { file = try ModelFile.read(path: model) } catch { throw CLIError(error.description) }
+        let table = try modelTable(file, data: data, format: dataFormat, config: config, group: group ?? (file.dataFormat == "funnel" && (dataFormat ?? "funnel") == "funnel" ? "user_id" : nil), position: position)
+        let p = file.predict(table)
         let e = ClickMetrics.evaluate(labels: table.labels, predictions: p, groups: table.groups)
         var warnings: [String] = []
         if let r = e.calibrationRatio, r < 0.8 || r > 1.2 {
@@ -278,22 +364,25 @@ struct Predict: ParsableCommand {
     @Option(help: "Where to write one probability per row (with a header line `probability`).")
     var out: String
 
-    @Option(help: "Data format (csv or criteo); default: the model's.")
+    @Option(help: "Data format (csv, criteo or funnel); default: the model's.")
     var dataFormat: String?
 
-    func run() throws {
-        do throws(ModelError) { try predict() } catch { throw CLIError(error.description) }
-    }
+    @Option(help: "funnel data: funnel.yaml with the counting rules.")
+    var config: String?
 
-    func predict() throws(ModelError) {
-        let file = try ModelFile.read(path: model)
-        let (table, _) = try TableReader.read(path: data, format: dataFormat ?? file.dataFormat, spec: file.spec)
+    @Option(help: "Models with a position feature score every row at this position, so that rankings compare relevance rather than slots.")
+    var position: Int = 1
+
+    func run() throws {
+        let file: ModelFile
+        do throws(ModelError) { file = try ModelFile.read(path: model) } catch { throw CLIError(error.description) }
+        let table = try modelTable(file, data: data, format: dataFormat, config: config, group: nil, position: position)
         let clock = ContinuousClock.now
         let p = file.predict(table)
         let elapsed = ContinuousClock.now - clock
         printError("predicted \(table.rows) rows in \(String(format: "%.3f", Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)) s")
         var text = "probability\n"
         for v in p { text += String(format: "%.9g\n", v) }
-        guard FileManager.default.createFile(atPath: out, contents: Data(text.utf8)) else { throw ModelError("--out \(out): cannot write the file") }
+        guard FileManager.default.createFile(atPath: out, contents: Data(text.utf8)) else { throw CLIError("--out \(out): cannot write the file") }
     }
 }

@@ -12,6 +12,8 @@
 # .venv-torch/bin/python of the repository), WORK (directory for model files and logs; default a
 # new temporary directory, kept).
 #
+# TORCH_EXTRA: extra peer options, e.g. --sparse (SparseAdam for the embeddings, as Funnel updates them).
+#
 # Funnel's lr is FTRL-Proximal; the PyTorch lr peer is the same model trained with Adagrad.
 # PyTorch's Adam is the dense torch.optim.Adam (see torch_models.py), Funnel's updates only touched
 # embedding rows.
@@ -98,7 +100,7 @@ for m in $MODELS; do
   fi
 
   echo "== $m: PyTorch peer" >&2
-  run "$W.torch" "$PYTHON" "$PEER" --data "$DATA" "${torch_args[@]}" --threads "$THREADS" --min-count 1
+  run "$W.torch" "$PYTHON" "$PEER" --data "$DATA" "${torch_args[@]}" --threads "$THREADS" --min-count 1 ${TORCH_EXTRA:-}
 
   python3 -c '
 import json, sys

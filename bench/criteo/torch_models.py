@@ -29,10 +29,12 @@ bias (MLP and cross layers) ~ U(−1/√inputs, 1/√inputs).
 Training: mean log loss (binary cross-entropy on logits) per mini-batch of --batch-size rows, in
 file order without shuffling, for --epochs passes. Optimiser: Adagrad (lr 0.05, ε 1e-10) for lr and
 fm, Adam (lr 0.001, ε 1e-8, β 0.9/0.999) for deepfm and dcnv2, as `funnel train` defaults them.
-All parameters are plain dense tensors, so torch.optim.Adam sees dense gradients: it decays the
-moments of embedding rows a batch did not touch and keeps moving them by their momentum, whereas
-Funnel updates only the embedding rows (and DeepFM linear weights) a batch touched, with a step
-count per parameter ("lazy" Adam). The two therefore differ slightly from the second step on.
+By default all parameters are plain dense tensors, so torch.optim.Adam sees dense gradients: it
+decays the moments of embedding rows a batch did not touch and keeps moving them by their
+momentum -- the common PyTorch baseline. Funnel updates only the embedding rows (and DeepFM linear
+weights) a batch touched, with the optimiser's step count in the bias correction, which is what
+`--sparse` does here: sparse embedding gradients, torch.optim.SparseAdam for w and V and Adam for
+the dense layers (the same optimiser as Funnel's, for the accuracy comparison).
 With Adagrad an untouched row receives no update in either, so lr and fm follow the same rule.
 (Funnel's `lr` is FTRL-Proximal; this `lr` peer is the same model trained with Adagrad.)
 
@@ -169,9 +171,10 @@ def uniform_layer(inputs, outputs):
 
 
 class Peer(nn.Module):
-    def __init__(self, kind, features, factors, hidden, cross_layers):
+    def __init__(self, kind, features, factors, hidden, cross_layers, sparse=False):
         super().__init__()
         self.kind = kind
+        self.sparse = sparse
         self.has_linear = kind in ("lr", "fm", "deepfm")
         self.has_fm = kind in ("fm", "deepfm")
         self.has_mlp = kind in ("deepfm", "dcnv2")
@@ -197,10 +200,10 @@ class Peer(nn.Module):
     def forward(self, i, x):
         z = torch.zeros(i.shape[0])
         if self.has_linear:
-            z = self.b + (F.embedding(i, self.w).squeeze(2) * x).sum(1)
+            z = self.b + (F.embedding(i, self.w, sparse=self.sparse).squeeze(2) * x).sum(1)
         if self.kind == "lr":
             return z
-        e = F.embedding(i, self.V) * x.unsqueeze(2)                     # rows × fields × K
+        e = F.embedding(i, self.V, sparse=self.sparse) * x.unsqueeze(2)                     # rows × fields × K
         if self.has_fm:
             z = z + 0.5 * (e.sum(1).pow(2) - e.pow(2).sum(1)).sum(1)
         if self.has_mlp:
@@ -256,6 +259,8 @@ def main():
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--sparse", action="store_true",
+                    help="sparse embedding gradients: SparseAdam (or sparse Adagrad) for w and V, Adam for the dense layers")
     args = ap.parse_args()
     deep = args.model in ("deepfm", "dcnv2")
     hidden = [int(h) for h in args.hidden.split(",") if h.strip()] if deep else []
@@ -274,11 +279,27 @@ def main():
     ty, tix, tvx = vocab.encode(f"{args.data}/test.txt")
     load_s = time.perf_counter() - t0
 
-    model = Peer(args.model, vocab.size, args.factors, hidden, args.cross_layers)
-    if optimizer == "adam":
-        opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8)
+    model = Peer(args.model, vocab.size, args.factors, hidden, args.cross_layers, sparse=args.sparse)
+    if args.sparse and optimizer == "adam":
+        tables = [p for n, p in model.named_parameters() if n in ("w", "V")]
+        rest = [p for n, p in model.named_parameters() if n not in ("w", "V")]
+        opts = [torch.optim.SparseAdam(tables, lr=lr, betas=(0.9, 0.999), eps=1e-8)]
+        if rest:
+            opts.append(torch.optim.Adam(rest, lr=lr, betas=(0.9, 0.999), eps=1e-8))
+    elif optimizer == "adam":
+        opts = [torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8)]
     else:
-        opt = torch.optim.Adagrad(model.parameters(), lr=lr, eps=1e-10)
+        opts = [torch.optim.Adagrad(model.parameters(), lr=lr, eps=1e-10)]
+
+    class Both:
+        def zero_grad(self):
+            for o in opts:
+                o.zero_grad()
+
+        def step(self):
+            for o in opts:
+                o.step()
+    opt = Both()
 
     t1 = time.perf_counter()
     train_loss = 0.0
@@ -315,7 +336,7 @@ def main():
         "load_s": load_s, "train_s": train_s, "train_rows_per_s": len(y) * args.epochs / train_s,
         "predict_s": predict_s, "predict_rows_per_s": len(ty) / predict_s,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "threads": torch.get_num_threads(), "self_check_max_abs_diff": check, "torch": torch.__version__}))
+        "threads": torch.get_num_threads(), "sparse": args.sparse, "self_check_max_abs_diff": check, "torch": torch.__version__}))
     if not check <= 1e-4:
         print(f"self-check failed: batched logits differ from the reference formulas by {check:g}", file=sys.stderr)
         sys.exit(1)
