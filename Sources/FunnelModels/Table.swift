@@ -188,12 +188,31 @@ public enum TableReader {
                 cells.removeAll(keepingCapacity: true)
                 var cellStart = start
                 var i = start
+                var closed = false   // the last cell was quoted and is already appended
                 while i < stop {
-                    if buf[i] == 0x22 && separator == 0x2C { throw ModelError("\(path): line \(line): quoted cells are not supported; write plain comma-separated values") }
+                    if i == cellStart && buf[i] == 0x22 && separator == 0x2C {
+                        // A quoted cell: its value is what lies between the quotes ("" stays doubled).
+                        var j = i + 1
+                        while j < stop {
+                            if buf[j] == 0x22 { if j + 1 < stop && buf[j + 1] == 0x22 { j += 2; continue } else { break } }
+                            j += 1
+                        }
+                        guard j < stop else {
+                            throw ModelError("\(path): line \(line): a quoted cell is not closed on its line (values cannot span lines)")
+                        }
+                        guard j + 1 == stop || buf[j + 1] == separator else {
+                            throw ModelError("\(path): line \(line): text after the closing quote of a cell; quote the whole cell")
+                        }
+                        cells.append((i + 1)..<j)
+                        i = j + 2
+                        cellStart = i
+                        closed = j + 1 == stop
+                        continue
+                    }
                     if buf[i] == separator { cells.append(cellStart..<i); cellStart = i + 1 }
                     i += 1
                 }
-                cells.append(cellStart..<stop)
+                if !closed { cells.append(cellStart..<stop) }
                 if !headerRead {
                     headerRead = true
                     header = fixedHeader ?? cells.map { String(decoding: buf[$0], as: UTF8.self).trimmingCharacters(in: .whitespaces) }

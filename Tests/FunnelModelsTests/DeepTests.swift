@@ -172,4 +172,25 @@ struct VocabularyTests {
         let back = try ModelFile.read(path: path)
         #expect(back.spec.vocabulary == fitted.vocabulary && back.spec.slots == 5)
     }
+
+    /// Quoted cells (commas inside, CRLF line ends, as in the Hillstrom file) are one value each;
+    /// an unclosed quote is an error naming the line.
+    @Test func quotedCellsAreOneValue() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("funnel-quoted-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("q.csv").path
+        try "id,segment,visit\r\n1,\"6) $750 - $1,000\",1\r\n2,plain,0\r\n3,\"6) $750 - $1,000\",0\r\n4,\"\",1\r\n".write(toFile: path, atomically: true, encoding: .utf8)
+        var spec = FeatureSpec(label: "visit", categorical: ["segment"], numeric: [])
+        spec.vocabularyMinCount = 1
+        let (t, fitted) = try TableReader.read(path: path, format: "csv", spec: spec, fit: true)
+        #expect(t.rows == 4 && t.labels == [1, 0, 0, 1])
+        #expect(t.indices[0] == t.indices[2] && t.indices[0] != t.indices[1] && fitted.vocabulary.count == 3)
+        let bad = dir.appendingPathComponent("bad.csv").path
+        try "id,segment,visit\n1,\"open,1\n".write(toFile: bad, atomically: true, encoding: .utf8)
+        #expect(throws: ModelError.self) { try TableReader.read(path: bad, format: "csv", spec: spec, fit: true) }
+        do { _ = try TableReader.read(path: bad, format: "csv", spec: spec, fit: true) } catch {
+            #expect(error.description.contains("line 2") && error.description.contains("not closed"))
+        }
+    }
 }
