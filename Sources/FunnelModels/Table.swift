@@ -127,6 +127,25 @@ public struct Table: Sendable {
     }
 }
 
+/// The value of a cell that is a plain integer (optional sign, at most 15 digits: exact as a
+/// Double), else nil (other numbers go through Double's parser).
+@inline(__always)
+func plainInteger(_ buf: UnsafeBufferPointer<UInt8>, _ cell: Range<Int>) -> Double? {
+    var i = cell.lowerBound
+    var negative = false
+    if buf[i] == 0x2D { negative = true; i += 1 } else if buf[i] == 0x2B { i += 1 }
+    let digits = cell.upperBound - i
+    guard digits > 0 && digits <= 15 else { return nil }
+    var v: Int64 = 0
+    while i < cell.upperBound {
+        let d = buf[i] &- 0x30
+        if d > 9 { return nil }
+        v = v * 10 + Int64(d)
+        i += 1
+    }
+    return Double(negative ? -v : v)
+}
+
 public enum TableReader {
     /// Reads a CSV table (header row; gzip allowed). With `fit`, numeric bucket boundaries are
     /// computed from this data and stored in the returned spec.
@@ -176,6 +195,13 @@ public enum TableReader {
         var keys: [UInt64] = []
         var line = 0, start = 0
         let n = bytes.count
+        // Reserve the table's buffers for the number of lines, so that appending never copies.
+        let lines = bytes.withUnsafeBufferPointer { b in b.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) } } + 1
+        table.indices.reserveCapacity(lines * spec.categorical.count)
+        table.values.reserveCapacity(lines * spec.categorical.count)
+        table.labels.reserveCapacity(lines)
+        raw.reserveCapacity(lines * spec.numeric.count)
+        if spec.vocabularyMinCount > 0 { keys.reserveCapacity(lines * spec.categorical.count) }
         try bytes.withUnsafeBufferPointer { (buf: UnsafeBufferPointer<UInt8>) throws(ModelError) in
             while start < n {
                 line += 1
@@ -231,11 +257,16 @@ public enum TableReader {
                 guard cells.count == header.count else {
                     throw ModelError("\(path): line \(line): \(cells.count) cells, the header has \(header.count)")
                 }
-                let labelText = String(decoding: buf[cells[labelCol]], as: UTF8.self)
-                guard let y = Double(labelText), y == 0 || y == 1 else {
-                    throw ModelError("\(path): line \(line), column '\(spec.label)': label '\(labelText)' must be 0 or 1")
+                let labelCell = cells[labelCol]
+                if labelCell.count == 1 && (buf[labelCell.lowerBound] == 0x30 || buf[labelCell.lowerBound] == 0x31) {
+                    table.labels.append(buf[labelCell.lowerBound] == 0x31 ? 1 : 0)
+                } else {
+                    let labelText = String(decoding: buf[labelCell], as: UTF8.self)
+                    guard let y = Double(labelText), y == 0 || y == 1 else {
+                        throw ModelError("\(path): line \(line), column '\(spec.label)': label '\(labelText)' must be 0 or 1")
+                    }
+                    table.labels.append(Float(y))
                 }
-                table.labels.append(Float(y))
                 for (f, c) in catCols.enumerated() {
                     let k: UInt64
                     if let value = fixed[f] { k = value.withUnsafeBufferPointer { spec.key(field: f, $0) } } else {
@@ -250,8 +281,9 @@ public enum TableReader {
                     table.values.append(1)
                 }
                 for (j, c) in numCols.enumerated() {
+                    if cells[c].isEmpty { raw.append(.nan); continue }
+                    if let v = plainInteger(buf, cells[c]) { raw.append(v); continue }
                     let text = String(decoding: buf[cells[c]], as: UTF8.self)
-                    if text.isEmpty { raw.append(.nan); continue }
                     guard let v = Double(text), v.isFinite else {
                         throw ModelError("\(path): line \(line), column '\(spec.numeric[j])': '\(text)' is not a number (use --categorical for text columns)")
                     }
