@@ -173,143 +173,112 @@ public enum TableReader {
     }
 
     /// Reads a comma-separated table with a header row (or `separator`-separated rows named by
-    /// `header`; gzip allowed).
+    /// `header`; gzip allowed). Quoted cells may hold separators; a value cannot span lines. The
+    /// rows are parsed on both cores (two halves split at a line end) and joined in order.
     public static func readCSV(path: String, spec: FeatureSpec, group: String? = nil, fit: Bool = false,
                                separator: UInt8 = 0x2C, header fixedHeader: [String]? = nil, overrides: [String: String] = [:]) throws(ModelError) -> (Table, FeatureSpec) {
-        let fixed: [[UInt8]?] = spec.categorical.map { overrides[$0].map { Array($0.utf8) } }
         let bytes: [UInt8]
         do { bytes = try readFileBytes(path) } catch { throw ModelError(error.description) }
         var spec = spec
-        var table = Table()
-        table.fields = spec.fieldCount
-        var header: [String] = []
-        var headerRead = false
-        var labelCol = -1, catCols: [Int] = [], numCols: [Int] = [], groupCol: Int? = nil
-        var raw: [Double] = []            // numeric values, rows × numeric
-        var groupIDs: [String: Int32] = [:]
-        var groups: [Int32] = []
-        var cells: [Range<Int>] = []
-        // Vocabulary mode: the 64-bit key of every categorical cell (rows × categorical), mapped
-        // to slots once the vocabulary is known.
-        let useVocabulary = spec.vocabularyMinCount > 0
-        var keys: [UInt64] = []
-        var line = 0, start = 0
         let n = bytes.count
-        // Reserve the table's buffers for the number of lines, so that appending never copies.
-        let lines = bytes.withUnsafeBufferPointer { b in b.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) } } + 1
-        table.indices.reserveCapacity(lines * spec.categorical.count)
-        table.values.reserveCapacity(lines * spec.categorical.count)
-        table.labels.reserveCapacity(lines)
-        raw.reserveCapacity(lines * spec.numeric.count)
-        if spec.vocabularyMinCount > 0 { keys.reserveCapacity(lines * spec.categorical.count) }
-        try bytes.withUnsafeBufferPointer { (buf: UnsafeBufferPointer<UInt8>) throws(ModelError) in
-            while start < n {
-                line += 1
-                var end = start
-                while end < n && buf[end] != 0x0A { end += 1 }
-                var stop = end
-                if stop > start && buf[stop - 1] == 0x0D { stop -= 1 }
-                defer { start = end + 1 }
-                if stop == start { continue }
-                cells.removeAll(keepingCapacity: true)
-                var cellStart = start
-                var i = start
-                var closed = false   // the last cell was quoted and is already appended
-                while i < stop {
-                    if i == cellStart && buf[i] == 0x22 && separator == 0x2C {
-                        // A quoted cell: its value is what lies between the quotes ("" stays doubled).
-                        var j = i + 1
-                        while j < stop {
-                            if buf[j] == 0x22 { if j + 1 < stop && buf[j + 1] == 0x22 { j += 2; continue } else { break } }
-                            j += 1
-                        }
-                        guard j < stop else {
-                            throw ModelError("\(path): line \(line): a quoted cell is not closed on its line (values cannot span lines)")
-                        }
-                        guard j + 1 == stop || buf[j + 1] == separator else {
-                            throw ModelError("\(path): line \(line): text after the closing quote of a cell; quote the whole cell")
-                        }
-                        cells.append((i + 1)..<j)
-                        i = j + 2
-                        cellStart = i
-                        closed = j + 1 == stop
-                        continue
+        // The header: the first non-blank line (unless the layout names the columns).
+        var header: [String] = fixedHeader ?? []
+        var bodyStart = 0, bodyFirstLine = 1
+        if fixedHeader == nil {
+            var found = false
+            var cells: [Range<Int>] = []
+            try bytes.withUnsafeBufferPointer { (buf: UnsafeBufferPointer<UInt8>) throws(ModelError) in
+                var start = 0, line = 0
+                while start < n && !found {
+                    line += 1
+                    var end = start
+                    while end < n && buf[end] != 0x0A { end += 1 }
+                    var stop = end
+                    if stop > start && buf[stop - 1] == 0x0D { stop -= 1 }
+                    if stop > start {
+                        try splitCells(buf, start, stop, separator: separator, path: path, line: line, into: &cells)
+                        header = cells.map { String(decoding: buf[$0], as: UTF8.self).trimmingCharacters(in: .whitespaces) }
+                        found = true
                     }
-                    if buf[i] == separator { cells.append(cellStart..<i); cellStart = i + 1 }
-                    i += 1
+                    start = end + 1
                 }
-                if !closed { cells.append(cellStart..<stop) }
-                if !headerRead {
-                    headerRead = true
-                    header = fixedHeader ?? cells.map { String(decoding: buf[$0], as: UTF8.self).trimmingCharacters(in: .whitespaces) }
-                    func column(_ name: String, _ role: String) throws(ModelError) -> Int {
-                        guard let c = header.firstIndex(of: name) else {
-                            throw ModelError("\(path): line 1: no column '\(name)' (\(role)); the header has \(header.joined(separator: ", "))")
-                        }
-                        return c
-                    }
-                    labelCol = try column(spec.label, "--label")
-                    for c in spec.categorical { catCols.append(try column(c, "--categorical")) }
-                    for c in spec.numeric { numCols.append(try column(c, "--numeric")) }
-                    if let group { groupCol = try column(group, "--group") }
-                    if fixedHeader == nil { continue }
+                bodyStart = min(start, n)
+                bodyFirstLine = line + 1
+            }
+            guard found else { throw ModelError("\(path): the file is empty; expected a header and rows") }
+        }
+        func column(_ name: String, _ role: String) throws(ModelError) -> Int {
+            guard let c = header.firstIndex(of: name) else {
+                throw ModelError("\(path): line 1: no column '\(name)' (\(role)); the header has \(header.joined(separator: ", "))")
+            }
+            return c
+        }
+        let labelCol = try column(spec.label, "--label")
+        var catCols: [Int] = [], numCols: [Int] = []
+        for c in spec.categorical { catCols.append(try column(c, "--categorical")) }
+        for c in spec.numeric { numCols.append(try column(c, "--numeric")) }
+        let groupCol: Int? = try group.map { g throws(ModelError) in try column(g, "--group") }
+        let layout = RowLayout(path: path, separator: separator, columns: header.count, label: spec.label, labelCol: labelCol,
+                               catCols: catCols, numCols: numCols, numericNames: spec.numeric, groupCol: groupCol,
+                               fixed: spec.categorical.map { overrides[$0].map { Array($0.utf8) } })
+        // Two halves split at a line end (one part for small files).
+        var cuts = [bodyStart]
+        if n - bodyStart > 1 << 22 {
+            var mid = bodyStart + (n - bodyStart) / 2
+            while mid < n && bytes[mid] != 0x0A { mid += 1 }
+            if mid < n { cuts.append(mid + 1) }
+        }
+        cuts.append(n)
+        var firstLines = [bodyFirstLine]
+        for k in 1..<(cuts.count - 1) {
+            firstLines.append(firstLines[k - 1] + bytes[cuts[k - 1]..<cuts[k]].reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) })
+        }
+        let results = ResultSlots<Result<ParsedRows, ModelError>>(count: cuts.count - 1)
+        let spec0 = spec, ranges = cuts, lines = firstLines
+        bytes.withUnsafeBufferPointer { buffer in
+            let shared = SharedBytes(buffer: buffer)
+            DispatchQueue.concurrentPerform(iterations: ranges.count - 1) { k in
+                do throws(ModelError) {
+                    results.set(k, .success(try parseRows(shared.buffer, ranges[k], ranges[k + 1], firstLine: lines[k], layout: layout, spec: spec0)))
+                } catch {
+                    results.set(k, .failure(error))
                 }
-                guard cells.count == header.count else {
-                    throw ModelError("\(path): line \(line): \(cells.count) cells, the header has \(header.count)")
-                }
-                let labelCell = cells[labelCol]
-                if labelCell.count == 1 && (buf[labelCell.lowerBound] == 0x30 || buf[labelCell.lowerBound] == 0x31) {
-                    table.labels.append(buf[labelCell.lowerBound] == 0x31 ? 1 : 0)
-                } else {
-                    let labelText = String(decoding: buf[labelCell], as: UTF8.self)
-                    guard let y = Double(labelText), y == 0 || y == 1 else {
-                        throw ModelError("\(path): line \(line), column '\(spec.label)': label '\(labelText)' must be 0 or 1")
-                    }
-                    table.labels.append(Float(y))
-                }
-                for (f, c) in catCols.enumerated() {
-                    let k: UInt64
-                    if let value = fixed[f] { k = value.withUnsafeBufferPointer { spec.key(field: f, $0) } } else {
-                        k = spec.key(field: f, UnsafeBufferPointer(rebasing: buf[cells[c]]))
-                    }
-                    if useVocabulary {
-                        keys.append(k)
-                        table.indices.append(0)
-                    } else {
-                        table.indices.append(UInt32(truncatingIfNeeded: k) & UInt32((1 << spec.hashBits) - 1))
-                    }
-                    table.values.append(1)
-                }
-                for (j, c) in numCols.enumerated() {
-                    if cells[c].isEmpty { raw.append(.nan); continue }
-                    if let v = plainInteger(buf, cells[c]) { raw.append(v); continue }
-                    let text = String(decoding: buf[cells[c]], as: UTF8.self)
-                    guard let v = Double(text), v.isFinite else {
-                        throw ModelError("\(path): line \(line), column '\(spec.numeric[j])': '\(text)' is not a number (use --categorical for text columns)")
-                    }
-                    raw.append(v)
-                }
-                if let groupCol {
-                    let key = String(decoding: buf[cells[groupCol]], as: UTF8.self)
-                    if let g = groupIDs[key] { groups.append(g) } else {
-                        let g = Int32(groupIDs.count)
-                        groupIDs[key] = g
-                        groups.append(g)
-                    }
-                }
-                table.rows += 1
             }
         }
-        guard headerRead else { throw ModelError("\(path): the file is empty; expected \(fixedHeader == nil ? "a header and rows" : "rows")") }
-        guard table.rows > 0 else { throw ModelError("\(path): no rows after the header") }
-        if groupCol != nil { table.groups = groups }
-        let nc = spec.categorical.count, nn = spec.numeric.count
-        // Numeric keys: per row and column, the token "missing", "" (present, log transform) or
-        // the bucket name.
-        var numericKeys: [UInt64] = []
+        var parts: [ParsedRows] = []
+        for r in results.values() {
+            switch r {
+            case .success(let part): parts.append(part)
+            case .failure(let e): throw e
+            }
+        }
+        let rows = parts.reduce(0) { $0 + $1.rows }
+        guard rows > 0 else {
+            throw ModelError(fixedHeader == nil ? "\(path): no rows after the header" : "\(path): the file is empty; expected rows")
+        }
+        var table = Table()
+        table.rows = rows
+        table.fields = spec.fieldCount
+        table.labels.reserveCapacity(rows)
+        for part in parts { table.labels += part.labels }
+        if groupCol != nil {
+            var ids: [String: Int32] = [:]
+            var groups: [Int32] = []
+            groups.reserveCapacity(rows)
+            for part in parts {
+                for key in part.groups {
+                    if let g = ids[key] { groups.append(g) } else { let g = Int32(ids.count); ids[key] = g; groups.append(g) }
+                }
+            }
+            table.groups = groups
+        }
+        let nc = spec.categorical.count, nn = spec.numeric.count, width = nc + nn
+        var raw: [Double] = []
+        raw.reserveCapacity(rows * nn)
+        for part in parts { raw += part.raw }
         if nn > 0 && fit && spec.numericTransform == .buckets {
             spec.bucketBoundaries = (0..<nn).map { j in
-                let v = (0..<table.rows).map { raw[$0 * nn + j] }.filter { !$0.isNaN }.sorted()
+                let v = (0..<rows).map { raw[$0 * nn + j] }.filter { !$0.isNaN }.sorted()
                 guard !v.isEmpty else { return [] }
                 var b: [Double] = []
                 for q in 1..<FeatureSpec.bucketCount {
@@ -319,55 +288,169 @@ public enum TableReader {
                 return b
             }
         }
-        func numericToken(_ x: Double, _ j: Int) -> (token: [UInt8], value: Float) {
-            switch spec.numericTransform {
-            case .log:
-                return (x.isNaN ? Array("missing".utf8) : [], x.isNaN ? 1 : Float((x < 0 ? -1 : 1) * log1p(abs(x))))
+        // Numeric tokens: "missing" or "" (log transform), "b<bucket>" (buckets); their keys per column.
+        let spec1 = spec
+        func tokenKey(_ j: Int, _ token: String) -> UInt64 {
+            Array(token.utf8).withUnsafeBufferPointer { spec1.key(field: nc + j, $0) }
+        }
+        let missingKeys = (0..<nn).map { tokenKey($0, spec1.numericTransform == .log ? "missing" : "b-1") }
+        let presentKeys = (0..<nn).map { tokenKey($0, "") }
+        let bucketKeys = (0..<nn).map { j in (0...(j < spec1.bucketBoundaries.count ? spec1.bucketBoundaries[j].count : 0)).map { tokenKey(j, "b\($0)") } }
+        @inline(__always) func numericKey(_ x: Double, _ j: Int) -> UInt64 {
+            if x.isNaN { return missingKeys[j] }
+            switch spec1.numericTransform {
+            case .log: return presentKeys[j]
             case .buckets:
-                let bounds = j < spec.bucketBoundaries.count ? spec.bucketBoundaries[j] : []
-                let bucket = x.isNaN ? -1 : bounds.firstIndex(where: { x < $0 }) ?? bounds.count
-                return (Array("b\(bucket)".utf8), 1)
+                let bounds = j < spec1.bucketBoundaries.count ? spec1.bucketBoundaries[j] : []
+                return bucketKeys[j][bounds.firstIndex(where: { x < $0 }) ?? bounds.count]
             }
         }
-        if useVocabulary {
-            numericKeys.reserveCapacity(table.rows * nn)
-            for r in 0..<table.rows {
-                for j in 0..<nn {
-                    let token = numericToken(raw[r * nn + j], j).token
-                    numericKeys.append(token.withUnsafeBufferPointer { spec.key(field: nc + j, $0) })
-                }
-            }
-            if fit {
-                var counts: [UInt64: Int32] = [:]
-                for k in keys { counts[k, default: 0] += 1 }
-                for k in numericKeys { counts[k, default: 0] += 1 }
-                spec.vocabulary = counts.compactMap { $0.value >= spec.vocabularyMinCount ? $0.key : nil }.sorted()
-            }
-            for r in 0..<table.rows {
-                for f in 0..<nc { table.indices[r * nc + f] = spec.vocabularySlot(keys[r * nc + f], field: f) }
-            }
-            keys = []
+        let useVocabulary = spec.vocabularyMinCount > 0
+        if useVocabulary && fit {
+            var counts: [UInt64: Int32] = [:]
+            for part in parts { for k in part.keys { counts[k, default: 0] += 1 } }
+            for r in 0..<rows { for j in 0..<nn { counts[numericKey(raw[r * nn + j], j), default: 0] += 1 } }
+            spec.vocabulary = counts.compactMap { $0.value >= spec.vocabularyMinCount ? $0.key : nil }.sorted()
         }
-        // Numeric fields go after the categorical ones in each row.
-        if nn > 0 {
-            var idx = [UInt32](repeating: 0, count: table.rows * (nc + nn)), val = [Float](repeating: 0, count: table.rows * (nc + nn))
-            for r in 0..<table.rows {
-                for f in 0..<nc {
-                    idx[r * (nc + nn) + f] = table.indices[r * nc + f]
-                    val[r * (nc + nn) + f] = table.values[r * nc + f]
-                }
-                for j in 0..<nn {
-                    let field = nc + j
-                    let (token, value) = numericToken(raw[r * nn + j], j)
-                    idx[r * (nc + nn) + field] = useVocabulary
-                        ? spec.vocabularySlot(numericKeys[r * nn + j], field: field)
-                        : token.withUnsafeBufferPointer { spec.slot(field: field, $0) }
-                    val[r * (nc + nn) + field] = value
+        // The final row-major layout: categorical fields, then numeric ones.
+        let spec2 = spec
+        let mask = UInt64((1 << spec.hashBits) - 1)
+        table.indices = [UInt32](repeating: 0, count: rows * width)
+        table.values = [Float](repeating: 1, count: rows * width)
+        var offset = 0
+        for part in parts {
+            table.indices.withUnsafeMutableBufferPointer { idx in
+                table.values.withUnsafeMutableBufferPointer { val in
+                    for r in 0..<part.rows {
+                        let row = (offset + r) * width
+                        for f in 0..<nc {
+                            let k = part.keys[r * nc + f]
+                            idx[row + f] = useVocabulary ? spec2.vocabularySlot(k, field: f) : UInt32(k & mask)
+                        }
+                        for j in 0..<nn {
+                            let x = raw[(offset + r) * nn + j]
+                            let k = numericKey(x, j)
+                            idx[row + nc + j] = useVocabulary ? spec2.vocabularySlot(k, field: nc + j) : UInt32(truncatingIfNeeded: k) & UInt32(mask)
+                            if spec2.numericTransform == .log && !x.isNaN { val[row + nc + j] = Float((x < 0 ? -1 : 1) * log1p(abs(x))) }
+                        }
+                    }
                 }
             }
-            table.indices = idx
-            table.values = val
+            offset += part.rows
         }
         return (table, spec)
+    }
+
+    /// Read-only bytes shared by the parsing threads (alive for the whole parallel section).
+    struct SharedBytes: @unchecked Sendable { let buffer: UnsafeBufferPointer<UInt8> }
+
+    /// Where the columns are, for parsing rows.
+    struct RowLayout: Sendable {
+        var path: String
+        var separator: UInt8
+        var columns: Int
+        var label: String
+        var labelCol: Int
+        var catCols: [Int]
+        var numCols: [Int]
+        var numericNames: [String]
+        var groupCol: Int?
+        var fixed: [[UInt8]?]
+    }
+
+    /// The rows of one byte range: labels, 64-bit keys of the categorical cells, numeric values
+    /// (NaN: empty), group keys.
+    struct ParsedRows: Sendable {
+        var rows = 0
+        var labels: [Float] = []
+        var keys: [UInt64] = []
+        var raw: [Double] = []
+        var groups: [String] = []
+    }
+
+    /// Splits the line buf[start..<stop] into cells (quoted cells: the bytes between the quotes).
+    static func splitCells(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ stop: Int, separator: UInt8, path: String, line: Int,
+                           into cells: inout [Range<Int>]) throws(ModelError) {
+        cells.removeAll(keepingCapacity: true)
+        var cellStart = start
+        var i = start
+        var closed = false   // the last cell was quoted and is already appended
+        while i < stop {
+            if i == cellStart && buf[i] == 0x22 && separator == 0x2C {
+                var j = i + 1
+                while j < stop {
+                    if buf[j] == 0x22 { if j + 1 < stop && buf[j + 1] == 0x22 { j += 2; continue } else { break } }
+                    j += 1
+                }
+                guard j < stop else {
+                    throw ModelError("\(path): line \(line): a quoted cell is not closed on its line (values cannot span lines)")
+                }
+                guard j + 1 == stop || buf[j + 1] == separator else {
+                    throw ModelError("\(path): line \(line): text after the closing quote of a cell; quote the whole cell")
+                }
+                cells.append((i + 1)..<j)
+                i = j + 2
+                cellStart = i
+                closed = j + 1 == stop
+                continue
+            }
+            if buf[i] == separator { cells.append(cellStart..<i); cellStart = i + 1 }
+            i += 1
+        }
+        if !closed { cells.append(cellStart..<stop) }
+    }
+
+    static func parseRows(_ buf: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int, firstLine: Int, layout: RowLayout,
+                          spec: FeatureSpec) throws(ModelError) -> ParsedRows {
+        var out = ParsedRows()
+        let estimate = buf[from..<to].reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) } + 1
+        out.labels.reserveCapacity(estimate)
+        out.keys.reserveCapacity(estimate * layout.catCols.count)
+        out.raw.reserveCapacity(estimate * layout.numCols.count)
+        var cells: [Range<Int>] = []
+        var start = from, line = firstLine - 1
+        let path = layout.path
+        while start < to {
+            line += 1
+            var end = start
+            while end < to && buf[end] != 0x0A { end += 1 }
+            var stop = end
+            if stop > start && buf[stop - 1] == 0x0D { stop -= 1 }
+            defer { start = end + 1 }
+            if stop == start { continue }
+            try splitCells(buf, start, stop, separator: layout.separator, path: path, line: line, into: &cells)
+            guard cells.count == layout.columns else {
+                throw ModelError("\(path): line \(line): \(cells.count) cells, the header has \(layout.columns)")
+            }
+            let labelCell = cells[layout.labelCol]
+            if labelCell.count == 1 && (buf[labelCell.lowerBound] == 0x30 || buf[labelCell.lowerBound] == 0x31) {
+                out.labels.append(buf[labelCell.lowerBound] == 0x31 ? 1 : 0)
+            } else {
+                let labelText = String(decoding: buf[labelCell], as: UTF8.self)
+                guard let y = Double(labelText), y == 0 || y == 1 else {
+                    throw ModelError("\(path): line \(line), column '\(layout.label)': label '\(labelText)' must be 0 or 1")
+                }
+                out.labels.append(Float(y))
+            }
+            for (f, c) in layout.catCols.enumerated() {
+                if let value = layout.fixed[f] {
+                    out.keys.append(value.withUnsafeBufferPointer { spec.key(field: f, $0) })
+                } else {
+                    out.keys.append(spec.key(field: f, UnsafeBufferPointer(rebasing: buf[cells[c]])))
+                }
+            }
+            for (j, c) in layout.numCols.enumerated() {
+                if cells[c].isEmpty { out.raw.append(.nan); continue }
+                if let v = plainInteger(buf, cells[c]) { out.raw.append(v); continue }
+                let text = String(decoding: buf[cells[c]], as: UTF8.self)
+                guard let v = Double(text), v.isFinite else {
+                    throw ModelError("\(path): line \(line), column '\(layout.numericNames[j])': '\(text)' is not a number (use --categorical for text columns)")
+                }
+                out.raw.append(v)
+            }
+            if let g = layout.groupCol { out.groups.append(String(decoding: buf[cells[g]], as: UTF8.self)) }
+            out.rows += 1
+        }
+        return out
     }
 }
