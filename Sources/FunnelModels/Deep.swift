@@ -110,7 +110,7 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
         let slotsOut = ResultSlots<[Double]>(count: blocks)
         let parts = max(1, min(threads, blocks))
         DispatchQueue.concurrentPerform(iterations: parts) { part in
-            let ws = DeepWorkspace<Scalar>(architecture, rows: block, slots: 0)
+            let ws = DeepWorkspace<Scalar>(architecture, rows: block)
             var b = part
             while b < blocks {
                 let rows = (b * block)..<min(table.rows, (b + 1) * block)
@@ -281,7 +281,7 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
     /// Gradients of the mean log loss over `rows` (one thread), for tests and small batches.
     public func gradient(_ t: Table, rows: Range<Int>) -> DeepGradient<Scalar> {
         let g = DeepGradient<Scalar>(architecture, slots: slots)
-        let ws = DeepWorkspace<Scalar>(architecture, rows: rows.count, slots: slots)
+        let ws = DeepWorkspace<Scalar>(architecture, rows: rows.count)
         let wt = UnsafeMutablePointer<Scalar>.allocate(capacity: max(1, architecture.denseCount))
         defer { wt.deallocate() }
         transposedDense(into: wt)
@@ -356,7 +356,7 @@ final class DeepWorkspace<Scalar: BinaryFloatingPoint>: @unchecked Sendable {
     let logit, dz, fmSums, dx, dx0, du, dtmp, dh0, dh1: UnsafeMutablePointer<Scalar>
     private var all: [UnsafeMutablePointer<Scalar>] = []
 
-    init(_ a: DeepArchitecture, rows: Int, slots _: Int) {
+    init(_ a: DeepArchitecture, rows: Int) {
         capacity = rows
         func make(_ count: Int) -> UnsafeMutablePointer<Scalar> {
             let p = UnsafeMutablePointer<Scalar>.allocate(capacity: max(1, count))
@@ -541,7 +541,7 @@ public final class DeepTrainer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendab
         self.threads = max(1, threads)
         let share = (batchSize + self.threads - 1) / self.threads
         gradients = (0..<self.threads).map { _ in DeepGradient(model.architecture, slots: model.slots) }
-        workspaces = (0..<self.threads).map { _ in DeepWorkspace(model.architecture, rows: share, slots: model.slots) }
+        workspaces = (0..<self.threads).map { _ in DeepWorkspace(model.architecture, rows: share) }
         transposed = .allocate(capacity: max(1, model.architecture.denseCount))
         transposed.initialize(repeating: 0, count: max(1, model.architecture.denseCount))
     }

@@ -71,10 +71,10 @@ public struct FeatureSpec: Codable, Sendable, Equatable {
         return h
     }
 
-    /// The key folded into 2^hashBits slots.
+    /// A key folded into 2^hashBits slots.
     @inline(__always)
-    func slot(field: Int, _ bytes: UnsafeBufferPointer<UInt8>) -> UInt32 {
-        UInt32(truncatingIfNeeded: key(field: field, bytes)) & UInt32((1 << hashBits) - 1)
+    func fold(_ k: UInt64) -> UInt32 {
+        UInt32(truncatingIfNeeded: k) & UInt32((1 << hashBits) - 1)
     }
 
     /// The vocabulary slot of a key of column `field` (its column's "other" slot when absent).
@@ -179,6 +179,12 @@ public enum TableReader {
                                separator: UInt8 = 0x2C, header fixedHeader: [String]? = nil, overrides: [String: String] = [:]) throws(ModelError) -> (Table, FeatureSpec) {
         let bytes: [UInt8]
         do { bytes = try readFileBytes(path) } catch { throw ModelError(error.description) }
+        return try readCSV(bytes: bytes, name: path, spec: spec, group: group, fit: fit, separator: separator, header: fixedHeader, overrides: overrides)
+    }
+
+    /// `readCSV(path:…)` on bytes in memory; `name` stands for the file in messages.
+    public static func readCSV(bytes: [UInt8], name path: String, spec: FeatureSpec, group: String? = nil, fit: Bool = false,
+                               separator: UInt8 = 0x2C, header fixedHeader: [String]? = nil, overrides: [String: String] = [:]) throws(ModelError) -> (Table, FeatureSpec) {
         var spec = spec
         let n = bytes.count
         // The header: the first non-blank line (unless the layout names the columns).
@@ -314,7 +320,6 @@ public enum TableReader {
         }
         // The final row-major layout: categorical fields, then numeric ones.
         let spec2 = spec
-        let mask = UInt64((1 << spec.hashBits) - 1)
         table.indices = [UInt32](repeating: 0, count: rows * width)
         table.values = [Float](repeating: 1, count: rows * width)
         var offset = 0
@@ -325,12 +330,12 @@ public enum TableReader {
                         let row = (offset + r) * width
                         for f in 0..<nc {
                             let k = part.keys[r * nc + f]
-                            idx[row + f] = useVocabulary ? spec2.vocabularySlot(k, field: f) : UInt32(k & mask)
+                            idx[row + f] = useVocabulary ? spec2.vocabularySlot(k, field: f) : spec2.fold(k)
                         }
                         for j in 0..<nn {
                             let x = raw[(offset + r) * nn + j]
                             let k = numericKey(x, j)
-                            idx[row + nc + j] = useVocabulary ? spec2.vocabularySlot(k, field: nc + j) : UInt32(truncatingIfNeeded: k) & UInt32(mask)
+                            idx[row + nc + j] = useVocabulary ? spec2.vocabularySlot(k, field: nc + j) : spec2.fold(k)
                             if spec2.numericTransform == .log && !x.isNaN { val[row + nc + j] = Float((x < 0 ? -1 : 1) * log1p(abs(x))) }
                         }
                     }

@@ -26,7 +26,7 @@ func trainingCSV(events: String, config: String?, contextKeys: [String]?) throws
 }
 
 /// Reads a table in `format`: csv, criteo, or funnel (an event log turned into the training table
-/// through a temporary CSV file; `spec == nil` builds the spec from the log's context keys).
+/// in memory; `spec == nil` builds the spec from the log's context keys).
 func readModelTable(path: String, format: String, spec: FeatureSpec?, config: String?, fit: Bool, group: String?,
                     overrides: [String: String], funnelSpec make: ([String]) -> FeatureSpec) throws -> (Table, FeatureSpec) {
     guard format == "funnel" else {
@@ -34,14 +34,17 @@ func readModelTable(path: String, format: String, spec: FeatureSpec?, config: St
     }
     let wanted = spec.map { $0.categorical.filter { $0.hasPrefix("context.") }.map { String($0.dropFirst(8)) } }
     let (text, keys, _) = try trainingCSV(events: path, config: config, contextKeys: wanted)
-    let temp = FileManager.default.temporaryDirectory.appendingPathComponent("funnel-training-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).csv").path
-    guard FileManager.default.createFile(atPath: temp, contents: Data(text.utf8)) else { throw CLIError("cannot write a temporary file in \(FileManager.default.temporaryDirectory.path)") }
-    defer { try? FileManager.default.removeItem(atPath: temp) }
     do throws(ModelError) {
-        return try TableReader.read(path: temp, format: "csv", spec: spec ?? make(keys), group: group, fit: fit, overrides: overrides)
+        return try TableReader.readCSV(bytes: Array(text.utf8), name: "\(path) (training table)", spec: spec ?? make(keys), group: group, fit: fit, overrides: overrides)
     } catch {
-        throw CLIError("\(path): \(error.description.replacingOccurrences(of: temp, with: "training table"))")
+        throw CLIError(error.description)
     }
+}
+
+/// Seconds elapsed since `start`.
+func seconds(since start: ContinuousClock.Instant) -> Double {
+    let d = ContinuousClock.now - start
+    return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
 }
 
 struct ExportTraining: ParsableCommand {
@@ -273,8 +276,7 @@ struct Train: ParsableCommand {
             printError(line)
         }
         if let best { file.weights = best.weights }
-        let seconds = Double((ContinuousClock.now - clock).components.seconds) + Double((ContinuousClock.now - clock).components.attoseconds) / 1e18
-        printError("trained in \(String(format: "%.2f", seconds)) s")
+        printError("trained in \(String(format: "%.2f", seconds(since: clock))) s")
         if let v = validTable {
             let raw = file.predict(v)
             switch calibrate {
@@ -379,8 +381,7 @@ struct Predict: ParsableCommand {
         let table = try modelTable(file, data: data, format: dataFormat, config: config, group: nil, position: position)
         let clock = ContinuousClock.now
         let p = file.predict(table)
-        let elapsed = ContinuousClock.now - clock
-        printError("predicted \(table.rows) rows in \(String(format: "%.3f", Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)) s")
+        printError("predicted \(table.rows) rows in \(String(format: "%.3f", seconds(since: clock))) s")
         var text = "probability\n"
         for v in p { text += String(format: "%.9g\n", v) }
         guard FileManager.default.createFile(atPath: out, contents: Data(text.utf8)) else { throw CLIError("--out \(out): cannot write the file") }
