@@ -441,34 +441,56 @@ public final class DeepGradient<Scalar: BinaryFloatingPoint>: @unchecked Sendabl
 struct AdaptiveState<Scalar: BinaryFloatingPoint> {
     let settings: OptimizerSettings
     let width: Int
+    /// FTRL-Proximal in place of `settings.kind`: `first` holds z and `second` n.
+    let ftrl: FTRLSettings?
     var first: [Scalar], second: [Scalar]
 
-    init(rows: Int, width: Int, settings: OptimizerSettings) {
+    init(rows: Int, width: Int, settings: OptimizerSettings, ftrl: FTRLSettings? = nil) {
         self.settings = settings
         self.width = width
-        first = [Scalar](repeating: 0, count: settings.kind == .adam ? rows * width : 0)
+        self.ftrl = ftrl
+        first = [Scalar](repeating: 0, count: settings.kind == .adam || ftrl != nil ? rows * width : 0)
         second = [Scalar](repeating: 0, count: rows * width)
     }
 
     /// Adam's step size lr/(1 − β₁ᵗ) and √(1 − β₂ᵗ) at optimiser step `t` (from 1).
-    static func corrections(_ settings: OptimizerSettings, step t: Int) -> (step: Scalar, root: Scalar) {
-        (Scalar(settings.learningRate / (1 - pow(settings.beta1, Double(t)))), Scalar((1 - pow(settings.beta2, Double(t))).squareRoot()))
+    /// `rows` is the batch's row count, which scales mean gradients to sums for FTRL.
+    static func corrections(_ settings: OptimizerSettings, step t: Int, rows: Int) -> (step: Scalar, root: Scalar, rows: Scalar) {
+        (Scalar(settings.learningRate / (1 - pow(settings.beta1, Double(t)))), Scalar((1 - pow(settings.beta2, Double(t))).squareRoot()), Scalar(rows))
     }
 
     /// Updates row `row`'s `width` parameters at `p` with gradients at `g`; `c` from `corrections`.
     @inline(__always)
-    mutating func update(row: Int, _ p: UnsafeMutablePointer<Scalar>, _ g: UnsafePointer<Scalar>, _ c: (step: Scalar, root: Scalar)) {
-        let lr = Scalar(settings.learningRate), eps = Scalar(settings.epsilon), base = row * width, n = width
+    mutating func update(row: Int, _ p: UnsafeMutablePointer<Scalar>, _ g: UnsafePointer<Scalar>, _ c: (step: Scalar, root: Scalar, rows: Scalar)) {
+        if let ftrl {
+            let base = row * width, n = width
+            let alpha = Scalar(ftrl.alpha), beta = Scalar(ftrl.beta), l1 = Scalar(ftrl.l1), l2 = Scalar(ftrl.l2)
+            first.withUnsafeMutableBufferPointer { zb in
+                second.withUnsafeMutableBufferPointer { nb in
+                    for j in 0..<n {
+                        let z = zb.baseAddress! + base + j, sq = nb.baseAddress! + base + j
+                        let gj = g[j] * c.rows
+                        let sigma = ((sq.pointee + gj * gj).squareRoot() - sq.pointee.squareRoot()) / alpha
+                        z.pointee += gj - sigma * p[j]
+                        sq.pointee += gj * gj
+                        let zi = z.pointee
+                        p[j] = abs(zi) <= l1 ? 0 : -(zi - (zi < 0 ? -l1 : l1)) / ((beta + sq.pointee.squareRoot()) / alpha + l2)
+                    }
+                }
+            }
+            return
+        }
+        let lr = Scalar(settings.learningRate), eps = Scalar(settings.epsilon), base = row * width, n = width, kind = settings.kind
+        let b1 = Scalar(settings.beta1), b2 = Scalar(settings.beta2)
         second.withUnsafeMutableBufferPointer { sq in
             let s = sq.baseAddress! + base
-            switch settings.kind {
+            switch kind {
             case .adagrad:
                 for j in 0..<n {
                     s[j] += g[j] * g[j]
                     p[j] -= lr * g[j] / (s[j].squareRoot() + eps)
                 }
             case .adam:
-                let b1 = Scalar(settings.beta1), b2 = Scalar(settings.beta2)
                 first.withUnsafeMutableBufferPointer { fm in
                     let m = fm.baseAddress! + base
                     for j in 0..<n {
@@ -483,7 +505,7 @@ struct AdaptiveState<Scalar: BinaryFloatingPoint> {
 
     /// One parameter as a row of width 1.
     @inline(__always)
-    mutating func update(row: Int, _ p: inout Scalar, _ g: Scalar, _ c: (step: Scalar, root: Scalar)) {
+    mutating func update(row: Int, _ p: inout Scalar, _ g: Scalar, _ c: (step: Scalar, root: Scalar, rows: Scalar)) {
         var value = p, grad = g
         withUnsafeMutablePointer(to: &value) { vp in withUnsafePointer(to: &grad) { update(row: row, vp, $0, c) } }
         p = value
@@ -497,16 +519,16 @@ public struct DeepOptimizer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>
     var steps = 0
 
     public init(_ m: DeepModel<Scalar>, settings: OptimizerSettings) {
-        wState = AdaptiveState(rows: m.w.count, width: 1, settings: settings)
+        wState = AdaptiveState(rows: m.w.count, width: 1, settings: settings, ftrl: settings.linearFTRL)
         vState = AdaptiveState(rows: m.slots, width: m.architecture.dim, settings: settings)
         denseState = AdaptiveState(rows: 1, width: m.dense.count, settings: settings)
         biasState = AdaptiveState(rows: 1, width: 1, settings: settings)
     }
 
     @_specialize(exported: true, where Scalar == Float)
-    public mutating func step(_ m: inout DeepModel<Scalar>, _ g: DeepGradient<Scalar>) {
+    public mutating func step(_ m: inout DeepModel<Scalar>, _ g: DeepGradient<Scalar>, rows: Int) {
         steps += 1
-        let c = AdaptiveState<Scalar>.corrections(vState.settings, step: steps)
+        let c = AdaptiveState<Scalar>.corrections(vState.settings, step: steps, rows: rows)
         if g.hasLinear { biasState.update(row: 0, &m.bias, g.bias, c) }
         let k = m.architecture.dim
         m.v.withUnsafeMutableBufferPointer { v in
@@ -554,7 +576,7 @@ public final class DeepTrainer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendab
     public func step(_ t: Table, rows: Range<Int>) -> Double {
         computeGradient(t, rows: rows)
         // No other reference to the model's arrays is alive here, so the update is in place.
-        optimizer.step(&model, gradients[0])
+        optimizer.step(&model, gradients[0], rows: rows.count)
         return gradients[0].loss
     }
 

@@ -9,7 +9,24 @@ public struct OptimizerSettings: Codable, Sendable, Equatable {
     public var epsilon = 1e-10
     public var beta1 = 0.9
     public var beta2 = 0.999
+    /// When set, the linear weights (one per feature) are trained by FTRL-Proximal on the
+    /// batch's summed gradient, as the wide part of Wide & Deep; factors, dense layers and the
+    /// bias keep `kind`.
+    public var linearFTRL: FTRLSettings? = nil
     public init() {}
+
+    enum CodingKeys: String, CodingKey { case kind, learningRate, epsilon, beta1, beta2, linearFTRL }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        kind = try c.decode(Kind.self, forKey: .kind)
+        learningRate = try c.decode(Double.self, forKey: .learningRate)
+        epsilon = try c.decode(Double.self, forKey: .epsilon)
+        beta1 = try c.decode(Double.self, forKey: .beta1)
+        beta2 = try c.decode(Double.self, forKey: .beta2)
+        // Model files written before FTRL for the linear weights existed have no such key.
+        linearFTRL = try c.decodeIfPresent(FTRLSettings.self, forKey: .linearFTRL)
+    }
 }
 
 /// A factorization machine: logit = b + Σ_f w[i_f]·x_f + ½ Σ_k [(Σ_f V[i_f,k]·x_f)² − Σ_f V[i_f,k]²·x_f²],
@@ -138,15 +155,15 @@ public struct FMOptimizer<Scalar: BinaryFloatingPoint & Sendable> {
     public init(slots: Int, factors: Int, settings: OptimizerSettings) {
         self.settings = settings
         self.factors = factors
-        wState = AdaptiveState(rows: slots, width: 1, settings: settings)
+        wState = AdaptiveState(rows: slots, width: 1, settings: settings, ftrl: settings.linearFTRL)
         vState = AdaptiveState(rows: slots, width: factors, settings: settings)
         biasState = AdaptiveState(rows: 1, width: 1, settings: settings)
     }
 
-    public mutating func step(_ m: inout FactorizationMachine<Scalar>, _ g: FactorizationMachine<Scalar>.Gradient) {
+    public mutating func step(_ m: inout FactorizationMachine<Scalar>, _ g: FactorizationMachine<Scalar>.Gradient, rows: Int) {
         // The bias keeps its own state.
         steps += 1
-        let c = AdaptiveState<Scalar>.corrections(settings, step: steps)
+        let c = AdaptiveState<Scalar>.corrections(settings, step: steps, rows: rows)
         biasState.update(row: 0, &m.bias, g.bias, c)
         let k = factors
         m.w.withUnsafeMutableBufferPointer { w in
@@ -183,7 +200,7 @@ extension FactorizationMachine where Scalar == Float {
             let end = min(start + batchSize, table.rows)
             gradient(table, rows: start..<end, into: &g)
             loss += g.loss * Double(end - start)
-            optimizer.step(&self, g)
+            optimizer.step(&self, g, rows: end - start)
             start = end
         }
         return loss / Double(max(table.rows, 1))

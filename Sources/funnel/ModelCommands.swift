@@ -121,6 +121,9 @@ struct Train: ParsableCommand {
     @Option(help: "fm, deepfm, dcnv2: learning rate (default: 0.05 for fm, 0.001 for deepfm and dcnv2).")
     var learningRate: Double?
 
+    @Option(help: "fm, deepfm: optimizer of the linear weights, ftrl (FTRL-Proximal with --alpha, --beta, --l1, --l2 on the batch's summed gradient, as Wide & Deep's wide part) or the --optimizer (default).")
+    var linearOptimizer: String?
+
     @Option(help: "fm, deepfm, dcnv2: rows per mini-batch.")
     var batchSize: Int = 256
 
@@ -167,6 +170,8 @@ struct Train: ParsableCommand {
         if !["lr", "fm", "deepfm", "dcnv2"].contains(model) { throw ValidationError("--model must be lr, fm, deepfm or dcnv2 (got '\(model)')") }
         if let optimizer, OptimizerSettings.Kind(rawValue: optimizer) == nil { throw ValidationError("--optimizer must be adagrad or adam") }
         if factors < 1 || batchSize < 1 || !((learningRate ?? 1) > 0) { throw ValidationError("--factors and --batch-size must be ≥ 1 and --learning-rate > 0") }
+        if let linearOptimizer, linearOptimizer != "ftrl" && OptimizerSettings.Kind(rawValue: linearOptimizer) == nil { throw ValidationError("--linear-optimizer must be ftrl, adagrad or adam") }
+        if linearOptimizer == "ftrl" && !["fm", "deepfm"].contains(model) { throw ValidationError("--linear-optimizer ftrl applies to fm and deepfm (the models with linear weights)") }
         if hiddenWidths == nil { throw ValidationError("--hidden must be comma-separated positive widths, e.g. 256,128 (got '\(hidden)')") }
         if crossLayers < 0 || crossLayers > 8 { throw ValidationError("--cross-layers must be 0…8") }
         if !(1...64).contains(threads) { throw ValidationError("--threads must be 1…64") }
@@ -223,6 +228,11 @@ struct Train: ParsableCommand {
         var o = OptimizerSettings()
         o.kind = OptimizerSettings.Kind(rawValue: optimizer ?? (model == "fm" ? "adagrad" : "adam"))!
         o.learningRate = learningRate ?? (model == "fm" ? 0.05 : 0.001)
+        if linearOptimizer == "ftrl" {
+            var f = FTRLSettings()
+            f.alpha = alpha; f.beta = beta; f.l1 = l1; f.l2 = l2
+            o.linearFTRL = f
+        }
         if o.kind == .adam { o.epsilon = 1e-8 }
         // One pass over the training rows, then the current weights in file order.
         let pass: () -> (Double, [Float])
@@ -263,7 +273,7 @@ struct Train: ParsableCommand {
             file.weights = weights
             var line = "epoch \(e): \(lossName) \(String(format: "%.6f", loss)) over \(table.rows) rows"
             if let v = validTable, epochs > 1 {
-                let ll = ClickMetrics.evaluate(labels: v.labels, predictions: file.predict(v, threads: threads)).logloss ?? .infinity
+                let ll = ClickMetrics.evaluate(labels: v.labels, predictions: file.predict(v, threads: threads)).logloss
                 line += ", validation log loss \(String(format: "%.6f", ll))"
                 if best == nil || ll < best!.loss { best = (ll, weights, e) }
                 printError(line)

@@ -49,7 +49,8 @@ struct DeepTests {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/deep_fixtures.json")
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
         let cases = json["cases"] as! [[String: Any]]
-        #expect(cases.count == 4)
+        #expect(cases.count == 5)
+        #expect(cases.contains { $0["linear_ftrl"] != nil }, "a case trains the linear weights by FTRL")
         func doubles(_ key: String, _ c: [String: Any]) -> [Double] { (c[key] as! [NSNumber]).map(\.doubleValue) }
         for c in cases {
             let name = c["name"] as! String
@@ -81,8 +82,13 @@ struct DeepTests {
             o.learningRate = (c["lr"] as! NSNumber).doubleValue
             o.epsilon = (c["eps"] as! NSNumber).doubleValue
             if let betas = c["betas"] as? [NSNumber] { o.beta1 = betas[0].doubleValue; o.beta2 = betas[1].doubleValue }
+            if let f = c["linear_ftrl"] as? [String: NSNumber] {
+                var ftrl = FTRLSettings()
+                ftrl.alpha = f["alpha"]!.doubleValue; ftrl.beta = f["beta"]!.doubleValue; ftrl.l1 = f["l1"]!.doubleValue; ftrl.l2 = f["l2"]!.doubleValue
+                o.linearFTRL = ftrl
+            }
             var optimizer = DeepOptimizer(m, settings: o)
-            for _ in 0..<(c["steps"] as! NSNumber).intValue { optimizer.step(&m, m.gradient(t, rows: 0..<t.rows)) }
+            for _ in 0..<(c["steps"] as! NSNumber).intValue { optimizer.step(&m, m.gradient(t, rows: 0..<t.rows), rows: t.rows) }
             same(m.logits(t), doubles("logits_after", c), "logits after", 1e-10)
             same(m.dense, doubles("dense_after", c), "dense after", 1e-10)
             same(m.v, doubles("V_after", c), "V after", 1e-10)

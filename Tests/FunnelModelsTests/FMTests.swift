@@ -79,11 +79,33 @@ struct FMTests {
             if let betas = c["betas"] as? [NSNumber] { o.beta1 = betas[0].doubleValue; o.beta2 = betas[1].doubleValue }
             var optimizer = FMOptimizer<Double>(slots: slots, factors: k, settings: o)
             let steps = (c["steps"] as? NSNumber)?.intValue ?? 1
-            for _ in 0..<steps { optimizer.step(&m, m.gradient(t, rows: 0..<t.rows)) }
+            for _ in 0..<steps { optimizer.step(&m, m.gradient(t, rows: 0..<t.rows), rows: t.rows) }
             let after = m.logits(t), expectedAfter = (c["logits_after"] as! [NSNumber]).map(\.doubleValue)
             for (a, b) in zip(after, expectedAfter) { #expect(abs(a - b) < 1e-10, "\(name) logits after: \(a) vs \(b)") }
             let vAfter = (c["V_after"] as! [[NSNumber]]).flatMap { $0.map(\.doubleValue) }
             for (a, b) in zip(m.v, vAfter) { #expect(abs(a - b) < 1e-10, "\(name) V after") }
         }
+    }
+
+    /// `linearFTRL`: the linear weights take FTRL-Proximal steps on the batch's summed gradient.
+    /// Worked by hand for one feature (x = 1, label 1, every weight 0, so p = ½ and each row's
+    /// gradient is −½), α = 0.5, β = 1, λ1 = 0.1, λ2 = 0.2:
+    /// one row: g = −0.5, n = 0.25, σ = 0.5/0.5 = 1, z = −0.5, w = 0.4/((1 + 0.5)/0.5 + 0.2) = 0.125;
+    /// two such rows: g = −1, n = 1, σ = 2, z = −1, w = 0.9/((1 + 1)/0.5 + 0.2) = 0.9/4.2.
+    @Test(arguments: [(1, 0.125), (2, 0.9 / 4.2)])
+    func linearWeightsFollowFTRL(rows: Int, expected: Double) {
+        var t = Table()
+        t.rows = rows; t.fields = 1
+        t.indices = [UInt32](repeating: 0, count: rows); t.values = [Float](repeating: 1, count: rows); t.labels = [Float](repeating: 1, count: rows)
+        var m = FactorizationMachine<Double>(slots: 2, factors: 2, bias: 0, w: [0, 0], v: [0, 0, 0, 0])
+        var o = OptimizerSettings()
+        var f = FTRLSettings(); f.alpha = 0.5; f.beta = 1; f.l1 = 0.1; f.l2 = 0.2
+        o.linearFTRL = f
+        var optimizer = FMOptimizer<Double>(slots: 2, factors: 2, settings: o)
+        optimizer.step(&m, m.gradient(t, rows: 0..<rows), rows: rows)
+        #expect(abs(m.w[0] - expected) < 1e-12)
+        #expect(m.w[1] == 0)
+        // The bias keeps Adagrad: −lr·g/|g| on the first step.
+        #expect(abs(m.bias - 0.05) < 1e-9)
     }
 }

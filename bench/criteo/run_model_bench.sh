@@ -12,6 +12,10 @@
 # .venv-torch/bin/python of the repository), WORK (directory for model files and logs; default a
 # new temporary directory, kept).
 #
+# fm-ftrl and deepfm-ftrl (not in the default MODELS): the linear weights trained by FTRL-Proximal
+# (`--linear-optimizer ftrl`, the peer's --linear-ftrl), the factors by Adagrad 0.002 (fm) or Adam
+# 0.0003 (deepfm): the settings with which they beat the LR on generated data.
+#
 # TORCH_EXTRA: extra peer options, e.g. --sparse (SparseAdam for the embeddings, as Funnel updates them).
 #
 # Funnel's lr is FTRL-Proximal; the PyTorch lr peer is the same model trained with Adagrad.
@@ -68,9 +72,15 @@ for m in $MODELS; do
             torch_args=(--model fm --factors 8 --optimizer adagrad --lr 0.05 --epochs 1 --batch-size 256) ;;
     deepfm) funnel_args=(--model deepfm --factors 8 --hidden 256,128 --epochs 1 --batch-size 256)
             torch_args=(--model deepfm --factors 8 --hidden 256,128 --epochs 1 --batch-size 256) ;;
+    fm-ftrl)
+            funnel_args=(--model fm --factors 8 --optimizer adagrad --learning-rate 0.002 --linear-optimizer ftrl --epochs 1 --batch-size 256)
+            torch_args=(--model fm --factors 8 --optimizer adagrad --lr 0.002 --linear-ftrl --epochs 1 --batch-size 256) ;;
+    deepfm-ftrl)
+            funnel_args=(--model deepfm --factors 8 --hidden 256,128 --learning-rate 0.0003 --linear-optimizer ftrl --epochs 1 --batch-size 256)
+            torch_args=(--model deepfm --factors 8 --hidden 256,128 --lr 0.0003 --linear-ftrl --epochs 1 --batch-size 256) ;;
     dcnv2)  funnel_args=(--model dcnv2 --factors 8 --hidden 256,128 --cross-layers 2 --epochs 1 --batch-size 256)
             torch_args=(--model dcnv2 --factors 8 --hidden 256,128 --cross-layers 2 --epochs 1 --batch-size 256) ;;
-    *) die "unknown model '$m' in MODELS (lr, fm, deepfm, dcnv2)" ;;
+    *) die "unknown model '$m' in MODELS (lr, fm, deepfm, dcnv2, fm-ftrl, deepfm-ftrl)" ;;
   esac
   W="$WORK/$m"
 

@@ -37,6 +37,12 @@ weights) a batch touched, with the optimiser's step count in the bias correction
 the dense layers (the same optimiser as Funnel's, for the accuracy comparison).
 With Adagrad an untouched row receives no update in either, so lr and fm follow the same rule.
 (Funnel's `lr` is FTRL-Proximal; this `lr` peer is the same model trained with Adagrad.)
+`--linear-ftrl` (fm, deepfm) trains the linear weights w as `funnel train --linear-optimizer ftrl`
+does, the wide part of Wide & Deep: after each batch, for every feature the batch touched, with g
+its gradient of the batch's summed loss (the mean-loss gradient times the batch's rows),
+σ = (√(n + g²) − √n)/α, z += g − σ·w, n += g², then w = 0 if |z| ≤ λ1, else
+−(z − sign(z)·λ1)/((β + √n)/α + λ2) (FTRL-Proximal; --alpha, --beta, --l1, --l2). The bias and V
+keep the --optimizer.
 
 Self-check: after training, the logits of the first test rows are recomputed in float64 NumPy by a
 direct transcription of the formulas above (explicit pairwise sum over fields for the FM term, one
@@ -245,6 +251,36 @@ class Peer(nn.Module):
         return np.array(out)
 
 
+class LinearFTRL:
+    """FTRL-Proximal on the rows of w a batch touched (see --linear-ftrl above), in float32."""
+
+    def __init__(self, w, alpha, beta, l1, l2):
+        self.w, self.alpha, self.beta, self.l1, self.l2 = w, alpha, beta, l1, l2
+        self.z = torch.zeros_like(w.data)
+        self.n = torch.zeros_like(w.data)
+
+    def zero_grad(self):
+        self.w.grad = None
+
+    @torch.no_grad()
+    def step(self, batch_indices, rows):
+        grad = self.w.grad
+        if grad.is_sparse:                       # a sparse gradient lists exactly the touched rows
+            grad = grad.coalesce()
+            touched, g = grad.indices()[0], grad.values() * rows
+        else:
+            touched = torch.unique(batch_indices)
+            g = grad[touched] * rows
+        n_old = self.n[touched]
+        n_new = n_old + g * g
+        sigma = (n_new.sqrt() - n_old.sqrt()) / self.alpha
+        z = self.z[touched] + g - sigma * self.w.data[touched]
+        self.z[touched] = z
+        self.n[touched] = n_new
+        w = -(z - torch.sign(z) * self.l1) / ((self.beta + n_new.sqrt()) / self.alpha + self.l2)
+        self.w.data[touched] = torch.where(z.abs() <= self.l1, torch.zeros_like(w), w)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default="bench/data/criteo", help="directory with train.txt and test.txt")
@@ -259,6 +295,11 @@ def main():
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--linear-ftrl", action="store_true", help="fm, deepfm: FTRL-Proximal for the linear weights w")
+    ap.add_argument("--alpha", type=float, default=0.05, help="--linear-ftrl: FTRL α")
+    ap.add_argument("--beta", type=float, default=1.0, help="--linear-ftrl: FTRL β")
+    ap.add_argument("--l1", type=float, default=1.0, help="--linear-ftrl: FTRL λ1")
+    ap.add_argument("--l2", type=float, default=1.0, help="--linear-ftrl: FTRL λ2")
     ap.add_argument("--sparse", action="store_true",
                     help="sparse embedding gradients: SparseAdam (or sparse Adagrad) for w and V, Adam for the dense layers")
     args = ap.parse_args()
@@ -268,6 +309,8 @@ def main():
         ap.error("--hidden must be comma-separated positive widths")
     if args.min_count < 1 or args.factors < 1 or args.batch_size < 1 or args.epochs < 1 or args.cross_layers < 0:
         ap.error("--min-count, --factors, --batch-size and --epochs must be >= 1 and --cross-layers >= 0")
+    if args.linear_ftrl and args.model not in ("fm", "deepfm"):
+        ap.error("--linear-ftrl applies to fm and deepfm")
     optimizer = args.optimizer or ("adam" if deep else "adagrad")
     lr = args.lr if args.lr is not None else (0.001 if deep else 0.05)
     torch.set_num_threads(args.threads)
@@ -280,25 +323,32 @@ def main():
     load_s = time.perf_counter() - t0
 
     model = Peer(args.model, vocab.size, args.factors, hidden, args.cross_layers, sparse=args.sparse)
+    own = ("w",) if args.linear_ftrl else ()              # parameters not left to the torch optimisers
+    params = [(n, p) for n, p in model.named_parameters() if n not in own]
     if args.sparse and optimizer == "adam":
-        tables = [p for n, p in model.named_parameters() if n in ("w", "V")]
-        rest = [p for n, p in model.named_parameters() if n not in ("w", "V")]
+        tables = [p for n, p in params if n in ("w", "V")]
+        rest = [p for n, p in params if n not in ("w", "V")]
         opts = [torch.optim.SparseAdam(tables, lr=lr, betas=(0.9, 0.999), eps=1e-8)]
         if rest:
             opts.append(torch.optim.Adam(rest, lr=lr, betas=(0.9, 0.999), eps=1e-8))
     elif optimizer == "adam":
-        opts = [torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8)]
+        opts = [torch.optim.Adam([p for _, p in params], lr=lr, betas=(0.9, 0.999), eps=1e-8)]
     else:
-        opts = [torch.optim.Adagrad(model.parameters(), lr=lr, eps=1e-10)]
+        opts = [torch.optim.Adagrad([p for _, p in params], lr=lr, eps=1e-10)]
+    if args.linear_ftrl:
+        opts.append(LinearFTRL(model.w, args.alpha, args.beta, args.l1, args.l2))
 
     class Both:
         def zero_grad(self):
             for o in opts:
                 o.zero_grad()
 
-        def step(self):
+        def step(self, batch_indices, rows):
             for o in opts:
-                o.step()
+                if isinstance(o, LinearFTRL):
+                    o.step(batch_indices, rows)
+                else:
+                    o.step()
     opt = Both()
 
     t1 = time.perf_counter()
@@ -310,7 +360,7 @@ def main():
             opt.zero_grad()
             loss = F.binary_cross_entropy_with_logits(model(ix[s:e], vx[s:e]), y[s:e])
             loss.backward()
-            opt.step()
+            opt.step(ix[s:e], min(e, len(y)) - s)
             train_loss += loss.item() * (min(e, len(y)) - s)
     train_s = time.perf_counter() - t1
 
@@ -336,7 +386,7 @@ def main():
         "load_s": load_s, "train_s": train_s, "train_rows_per_s": len(y) * args.epochs / train_s,
         "predict_s": predict_s, "predict_rows_per_s": len(ty) / predict_s,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "threads": torch.get_num_threads(), "sparse": args.sparse, "self_check_max_abs_diff": check, "torch": torch.__version__}))
+        "threads": torch.get_num_threads(), "sparse": args.sparse, "linear_ftrl": args.linear_ftrl, "self_check_max_abs_diff": check, "torch": torch.__version__}))
     if not check <= 1e-4:
         print(f"self-check failed: batched logits differ from the reference formulas by {check:g}", file=sys.stderr)
         sys.exit(1)
