@@ -1,6 +1,15 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
+// The fused matrix kernel is compiled for AVX2 + FMA on x86-64 and is only called after a run-time
+// check of the processor (FunnelModels/Kernels.swift); elsewhere it is built without the flags and
+// never called.
+#if arch(x86_64)
+let fusedKernelFlags: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma"])]
+#else
+let fusedKernelFlags: [SwiftSetting] = []
+#endif
+
 let package = Package(
     name: "Funnel",
     platforms: [.macOS(.v14)],
@@ -31,7 +40,9 @@ let package = Package(
         // and position-bias propensities with debiased click-through.
         .target(name: "FunnelOPE", dependencies: ["FunnelEvents", "FunnelStats"]),
         // Click models: tables of hashed features, FTRL logistic regression, evaluation metrics.
-        .target(name: "FunnelModels", dependencies: ["FunnelEvents"]),
+        .target(name: "FunnelModels", dependencies: ["FunnelEvents", "FunnelKernelsAVX2"]),
+        // The click models' matrix product with AVX2 fused multiply-adds (dispatched at run time).
+        .target(name: "FunnelKernelsAVX2", swiftSettings: fusedKernelFlags),
         // Event-log simulator with known ground truth.
         .target(name: "FunnelSimulator", dependencies: ["FunnelEvents"]),
         .executableTarget(
@@ -45,7 +56,7 @@ let package = Package(
         .testTarget(name: "FunnelAttributionTests", dependencies: ["FunnelAttribution", "FunnelReport", "FunnelConfig", "FunnelEvents", "FunnelOPE"]),
         .testTarget(name: "FunnelStatsTests", dependencies: ["FunnelStats"], exclude: ["Fixtures"]),
         .testTarget(name: "FunnelOPETests", dependencies: ["FunnelOPE"], exclude: ["Fixtures"]),
-        .testTarget(name: "FunnelModelsTests", dependencies: ["FunnelModels"], exclude: ["Fixtures"]),
+        .testTarget(name: "FunnelModelsTests", dependencies: ["FunnelModels", "FunnelKernelsAVX2"], exclude: ["Fixtures"]),
         .testTarget(
             name: "FunnelSimulatorTests",
             dependencies: ["FunnelSimulator", "FunnelAttribution", "FunnelReport", "FunnelConfig", "FunnelEvents"]

@@ -1,4 +1,5 @@
 import Foundation
+import FunnelKernelsAVX2
 import FunnelEvents
 
 /// The two embedding-plus-network click models.
@@ -268,10 +269,15 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
     }
 
     /// Each dense weight matrix transposed (outputs × inputs), at the same offsets; biases copied.
-    func transposedDense(into out: UnsafeMutablePointer<Scalar>) {
-        dense.withUnsafeBufferPointer { d in
-            for layer in architecture.crossOffsets + architecture.mlpOffsets {
-                for i in 0..<layer.inputs {
+    func transposedDense(into out: UnsafeMutablePointer<Scalar>, parts: Int = 1) {
+        let layers = architecture.crossOffsets + architecture.mlpOffsets, parts = max(1, parts)
+        dense.withUnsafeBufferPointer { buffer in
+            let source = Shared(buffer), target = Shared(out)
+            // Each layer's inputs in `parts` ranges: iteration k writes its own block of `out`.
+            DispatchQueue.concurrentPerform(iterations: layers.count * parts) { k in
+                let d = source.value, out = target.value
+                let layer = layers[k / parts], share = (layer.inputs + parts - 1) / parts, lo = (k % parts) * share
+                for i in lo..<min(layer.inputs, lo + share) {
                     for o in 0..<layer.outputs { out[layer.weight + o * layer.inputs + i] = d[layer.weight + i * layer.outputs + o] }
                 }
             }
@@ -294,10 +300,18 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
 
 /// C[p·columns + j] += Σ_q A(p, q)·B[q·columns + j] with A(p, q) = a[p·rowStride + q·innerStride]:
 /// tiles of 4 rows × 8 columns kept in SIMD registers across the inner loop, scalar loops for the
-/// edges.
+/// edges. `Float` products go to the fused AVX2 kernel when `MatrixKernel.active` says so.
 @inline(__always)
 func gemm<S: BinaryFloatingPoint & SIMDScalar>(_ a: UnsafePointer<S>, rowStride: Int, innerStride: Int, _ b: UnsafePointer<S>,
                                                _ c: UnsafeMutablePointer<S>, rows: Int, inner: Int, columns: Int) {
+    #if arch(x86_64)
+    if S.self == Float.self && MatrixKernel.active == .avx2fma {
+        fusedGemm(UnsafeRawPointer(a).assumingMemoryBound(to: Float.self), rowStride: rowStride, innerStride: innerStride,
+                  UnsafeRawPointer(b).assumingMemoryBound(to: Float.self), UnsafeMutableRawPointer(c).assumingMemoryBound(to: Float.self),
+                  rows: rows, inner: inner, columns: columns)
+        return
+    }
+    #endif
     let wide = columns & ~7
     var p = 0
     while p + 4 <= rows {
@@ -379,7 +393,7 @@ final class DeepWorkspace<Scalar: BinaryFloatingPoint>: @unchecked Sendable {
 
 /// Gradients of a DeepFM/DCN-v2 model: dense buffers reused across batches, with the list of
 /// touched slots so that clearing and the embedding update cost only what the batch used.
-public final class DeepGradient<Scalar: BinaryFloatingPoint>: @unchecked Sendable {
+public final class DeepGradient<Scalar: BinaryFloatingPoint & Sendable>: @unchecked Sendable {
     public let slots: Int, dim: Int, denseCount: Int, hasLinear: Bool
     public var bias: Scalar = 0
     public var loss: Double = 0
@@ -418,10 +432,16 @@ public final class DeepGradient<Scalar: BinaryFloatingPoint>: @unchecked Sendabl
     }
 
     /// Adds `other` into this gradient (fixed order, so results depend only on the thread count).
-    func add(_ other: DeepGradient<Scalar>) {
+    func add(_ other: DeepGradient<Scalar>, parts: Int = 1) {
         bias += other.bias
         loss += other.loss
-        for j in 0..<denseCount { dense[j] += other.dense[j] }
+        // The dense sums in `parts` ranges on as many threads (each element's sum is the same).
+        let n = denseCount, parts = n >= 16_384 ? max(1, parts) : 1, chunk = (n + parts - 1) / parts
+        let target = Shared(dense), source = Shared(other.dense)
+        DispatchQueue.concurrentPerform(iterations: parts) { t in
+            let d = target.value, o = source.value
+            for j in (t * chunk)..<min(n, (t + 1) * chunk) { d[j] += o[j] }
+        }
         for i in other.touched {
             mark(i)
             w[i] += other.w[i]
@@ -438,7 +458,7 @@ public final class DeepGradient<Scalar: BinaryFloatingPoint>: @unchecked Sendabl
 /// p −= (lr/(1 − β₁ᵗ))·m/(√v/√(1 − β₂ᵗ) + ε) with t the optimiser's step count. Parameters come in
 /// rows (an embedding row, or all dense weights as one row); rows a batch does not touch are left
 /// alone, as PyTorch's SparseAdam (and its Adagrad on sparse gradients) treats embedding rows.
-struct AdaptiveState<Scalar: BinaryFloatingPoint> {
+struct AdaptiveState<Scalar: BinaryFloatingPoint & Sendable> {
     let settings: OptimizerSettings
     let width: Int
     /// FTRL-Proximal in place of `settings.kind`: `first` holds z and `second` n.
@@ -480,25 +500,32 @@ struct AdaptiveState<Scalar: BinaryFloatingPoint> {
             }
             return
         }
-        let lr = Scalar(settings.learningRate), eps = Scalar(settings.epsilon), base = row * width, n = width, kind = settings.kind
-        let b1 = Scalar(settings.beta1), b2 = Scalar(settings.beta2)
+        let base = row * width, n = width, settings = settings
         second.withUnsafeMutableBufferPointer { sq in
-            let s = sq.baseAddress! + base
-            switch kind {
-            case .adagrad:
-                for j in 0..<n {
-                    s[j] += g[j] * g[j]
-                    p[j] -= lr * g[j] / (s[j].squareRoot() + eps)
-                }
-            case .adam:
-                first.withUnsafeMutableBufferPointer { fm in
-                    let m = fm.baseAddress! + base
-                    for j in 0..<n {
-                        m[j] = b1 * m[j] + (1 - b1) * g[j]
-                        s[j] = b2 * s[j] + (1 - b2) * g[j] * g[j]
-                        p[j] -= c.step * m[j] / (s[j].squareRoot() / c.root + eps)
-                    }
-                }
+            first.withUnsafeMutableBufferPointer { fm in
+                Self.adaptive(settings, p, g, fm.baseAddress.map { $0 + base }, sq.baseAddress! + base, count: n, c)
+            }
+        }
+    }
+
+    /// Adagrad or Adam on `count` parameters at `p` (first moments at `m`, Adam only; second at `s`).
+    @inline(__always)
+    static func adaptive(_ settings: OptimizerSettings, _ p: UnsafeMutablePointer<Scalar>, _ g: UnsafePointer<Scalar>,
+                         _ m: UnsafeMutablePointer<Scalar>?, _ s: UnsafeMutablePointer<Scalar>, count n: Int,
+                         _ c: (step: Scalar, root: Scalar, rows: Scalar)) {
+        let lr = Scalar(settings.learningRate), eps = Scalar(settings.epsilon)
+        switch settings.kind {
+        case .adagrad:
+            for j in 0..<n {
+                s[j] += g[j] * g[j]
+                p[j] -= lr * g[j] / (s[j].squareRoot() + eps)
+            }
+        case .adam:
+            let b1 = Scalar(settings.beta1), b2 = Scalar(settings.beta2), m = m!
+            for j in 0..<n {
+                m[j] = b1 * m[j] + (1 - b1) * g[j]
+                s[j] = b2 * s[j] + (1 - b2) * g[j] * g[j]
+                p[j] -= c.step * m[j] / (s[j].squareRoot() / c.root + eps)
             }
         }
     }
@@ -509,6 +536,25 @@ struct AdaptiveState<Scalar: BinaryFloatingPoint> {
         var value = p, grad = g
         withUnsafeMutablePointer(to: &value) { vp in withUnsafePointer(to: &grad) { update(row: row, vp, $0, c) } }
         p = value
+    }
+
+    /// Updates all parameters of row 0 (the dense layers), split into `parts` contiguous ranges
+    /// on as many threads; every parameter's update is elementwise, so the result does not depend
+    /// on `parts`.
+    mutating func updateRowZero(_ p: UnsafeMutablePointer<Scalar>, _ g: UnsafePointer<Scalar>, _ c: (step: Scalar, root: Scalar, rows: Scalar), parts: Int) {
+        let n = width, settings = settings
+        let parts = n >= 16_384 ? max(1, parts) : 1
+        let chunk = (n + parts - 1) / parts
+        second.withUnsafeMutableBufferPointer { sq in
+            first.withUnsafeMutableBufferPointer { fm in
+                let shared = Shared((p: p, g: g, m: fm.baseAddress, s: sq.baseAddress!, c: c))
+                DispatchQueue.concurrentPerform(iterations: parts) { t in
+                    let (p, g, m, s, c) = shared.value
+                    let lo = t * chunk, hi = min(n, lo + chunk)
+                    if lo < hi { Self.adaptive(settings, p + lo, g + lo, m.map { $0 + lo }, s + lo, count: hi - lo, c) }
+                }
+            }
+        }
     }
 }
 
@@ -526,7 +572,7 @@ public struct DeepOptimizer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>
     }
 
     @_specialize(exported: true, where Scalar == Float)
-    public mutating func step(_ m: inout DeepModel<Scalar>, _ g: DeepGradient<Scalar>, rows: Int) {
+    public mutating func step(_ m: inout DeepModel<Scalar>, _ g: DeepGradient<Scalar>, rows: Int, threads: Int = 1) {
         steps += 1
         let c = AdaptiveState<Scalar>.corrections(vState.settings, step: steps, rows: rows)
         if g.hasLinear { biasState.update(row: 0, &m.bias, g.bias, c) }
@@ -540,7 +586,7 @@ public struct DeepOptimizer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>
             }
         }
         if !m.dense.isEmpty {
-            m.dense.withUnsafeMutableBufferPointer { d in denseState.update(row: 0, d.baseAddress!, g.dense, c) }
+            m.dense.withUnsafeMutableBufferPointer { d in denseState.updateRowZero(d.baseAddress!, g.dense, c, parts: threads) }
         }
     }
 }
@@ -576,13 +622,13 @@ public final class DeepTrainer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendab
     public func step(_ t: Table, rows: Range<Int>) -> Double {
         computeGradient(t, rows: rows)
         // No other reference to the model's arrays is alive here, so the update is in place.
-        optimizer.step(&model, gradients[0], rows: rows.count)
+        optimizer.step(&model, gradients[0], rows: rows.count, threads: threads)
         return gradients[0].loss
     }
 
     /// Fills `gradients[0]` with the batch's gradient (summed over the threads' shares in order).
     private func computeGradient(_ t: Table, rows: Range<Int>) {
-        model.transposedDense(into: transposed)
+        model.transposedDense(into: transposed, parts: threads)
         let parts = min(threads, rows.count)
         let share = (rows.count + parts - 1) / parts
         let m = model
@@ -601,7 +647,7 @@ public final class DeepTrainer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendab
                     m.backward(t, rows: lo..<hi, divisor: divisor, workspaces[p], transposed: transposed, into: g)
                 }
             }
-            for p in 1..<parts { gradients[0].add(gradients[p]) }
+            for p in 1..<parts { gradients[0].add(gradients[p], parts: threads) }
         }
     }
 

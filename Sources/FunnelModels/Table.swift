@@ -242,10 +242,10 @@ public enum TableReader {
         let results = ResultSlots<Result<ParsedRows, ModelError>>(count: cuts.count - 1)
         let spec0 = spec, ranges = cuts, lines = firstLines
         bytes.withUnsafeBufferPointer { buffer in
-            let shared = SharedBytes(buffer: buffer)
+            let shared = Shared(buffer)
             DispatchQueue.concurrentPerform(iterations: ranges.count - 1) { k in
                 do throws(ModelError) {
-                    results.set(k, .success(try parseRows(shared.buffer, ranges[k], ranges[k + 1], firstLine: lines[k], layout: layout, spec: spec0)))
+                    results.set(k, .success(try parseRows(shared.value, ranges[k], ranges[k + 1], firstLine: lines[k], layout: layout, spec: spec0)))
                 } catch {
                     results.set(k, .failure(error))
                 }
@@ -345,9 +345,6 @@ public enum TableReader {
         }
         return (table, spec)
     }
-
-    /// Read-only bytes shared by the parsing threads (alive for the whole parallel section).
-    struct SharedBytes: @unchecked Sendable { let buffer: UnsafeBufferPointer<UInt8> }
 
     /// Where the columns are, for parsing rows.
     struct RowLayout: Sendable {

@@ -252,6 +252,7 @@ struct Train: ParsableCommand {
         case "deepfm", "dcnv2":
             let a = DeepArchitecture(kind: DeepKind(rawValue: model)!, fields: fitted.fieldCount, dim: factors, hidden: hiddenWidths!, crossLayers: crossLayers)
             let trainer = DeepTrainer(model: DeepModel<Float>(architecture: a, slots: fitted.slots, seed: seed), optimizer: o, batchSize: batchSize, threads: threads)
+            printError("matrix kernel: \(MatrixKernel.active.rawValue) (FUNNEL_SIMD=baseline forces the baseline kernel)")
             pass = { (trainer.epoch(table), ModelFile.deepWeights(trainer.model)) }
             file.factors = factors
             file.optimizer = o

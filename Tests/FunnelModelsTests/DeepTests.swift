@@ -1,5 +1,6 @@
 import Foundation
 @testable import FunnelModels
+import FunnelKernelsAVX2
 import Testing
 
 /// DeepFM and DCN-v2: every gradient against finite differences, one and two optimiser steps
@@ -198,5 +199,41 @@ struct VocabularyTests {
         do { _ = try TableReader.read(path: bad, format: "csv", spec: spec, fit: true) } catch {
             #expect(error.description.contains("line 2") && error.description.contains("not closed"))
         }
+    }
+}
+
+/// The fused AVX2 kernel against a double-precision triple loop, on shapes that cross its 16- and
+/// 8-column blocks and its 4-row tiles, in both layouts of A (runs where the processor has AVX2 and
+/// FMA).
+struct FusedGemmTests {
+    @Test(.enabled(if: MatrixKernel.active == .avx2fma, "needs AVX2 and FMA"),
+          arguments: [(1, 1, 1), (4, 3, 8), (4, 5, 16), (5, 7, 24), (9, 16, 17), (12, 33, 40), (8, 312, 312), (3, 2, 31)])
+    func fusedProductMatchesTripleLoop(shape: (Int, Int, Int)) {
+        let (rows, inner, columns) = shape
+        var rng = SplitMix64Shim(seed: UInt64(rows * 1000 + inner * 10 + columns))
+        for transposed in [false, true] {
+            let a = (0..<(rows * inner)).map { _ in Float(rng.next()) }, b = (0..<(inner * columns)).map { _ in Float(rng.next()) }
+            var c = (0..<(rows * columns)).map { _ in Float(rng.next()) }
+            let (rowStride, innerStride) = transposed ? (1, rows) : (inner, 1)
+            var want = c.map(Double.init)
+            for p in 0..<rows { for j in 0..<columns { for q in 0..<inner { want[p * columns + j] += Double(a[p * rowStride + q * innerStride]) * Double(b[q * columns + j]) } } }
+            a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
+                fusedGemm(ap.baseAddress!, rowStride: rowStride, innerStride: innerStride, bp.baseAddress!, cp.baseAddress!, rows: rows, inner: inner, columns: columns)
+            } } }
+            // Float rounding of up to 312 products of values in (−½, ½): far below 1e-4.
+            for (x, y) in zip(c, want) { #expect(abs(Double(x) - y) < 1e-4, "\(shape) transposed \(transposed)") }
+        }
+    }
+
+    /// A DCN-v2's Float logits through the fused kernel equal its double-precision logits (which use
+    /// the generic kernel) up to float rounding.
+    @Test(.enabled(if: MatrixKernel.active == .avx2fma, "needs AVX2 and FMA"))
+    func fusedForwardMatchesDoublePrecision() {
+        let t = FMTests.table(rows: 256, fields: 5, slots: 64, seed: 3)
+        let arch = DeepArchitecture(kind: .dcnv2, fields: 5, dim: 4, hidden: [16, 8], crossLayers: 2)
+        let d = DeepModel<Double>(architecture: arch, slots: 64, seed: 9)
+        let f = DeepModel<Float>(architecture: arch, slots: 64, bias: Float(d.bias), w: d.w.map(Float.init), v: d.v.map(Float.init), dense: d.dense.map(Float.init))
+        let zd = d.logits(t), zf = f.logits(t, threads: 1)
+        #expect(zip(zd, zf).map { abs($0 - Double($1)) }.max()! < 1e-5)
     }
 }
