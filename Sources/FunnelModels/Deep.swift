@@ -484,17 +484,12 @@ struct AdaptiveState<Scalar: BinaryFloatingPoint & Sendable> {
     mutating func update(row: Int, _ p: UnsafeMutablePointer<Scalar>, _ g: UnsafePointer<Scalar>, _ c: (step: Scalar, root: Scalar, rows: Scalar)) {
         if let ftrl {
             let base = row * width, n = width
-            let alpha = Scalar(ftrl.alpha), beta = Scalar(ftrl.beta), l1 = Scalar(ftrl.l1), l2 = Scalar(ftrl.l2)
             first.withUnsafeMutableBufferPointer { zb in
                 second.withUnsafeMutableBufferPointer { nb in
+                    let z = zb.baseAddress! + base, sq = nb.baseAddress! + base
                     for j in 0..<n {
-                        let z = zb.baseAddress! + base + j, sq = nb.baseAddress! + base + j
-                        let gj = g[j] * c.rows
-                        let sigma = ((sq.pointee + gj * gj).squareRoot() - sq.pointee.squareRoot()) / alpha
-                        z.pointee += gj - sigma * p[j]
-                        sq.pointee += gj * gj
-                        let zi = z.pointee
-                        p[j] = abs(zi) <= l1 ? 0 : -(zi - (zi < 0 ? -l1 : l1)) / ((beta + sq.pointee.squareRoot()) / alpha + l2)
+                        ftrl.accumulate(z: &z[j], n: &sq[j], gradient: g[j] * c.rows, weight: p[j])
+                        p[j] = ftrl.weight(z: z[j], n: sq[j])
                     }
                 }
             }

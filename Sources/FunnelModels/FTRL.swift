@@ -9,6 +9,23 @@ public struct FTRLSettings: Codable, Sendable, Equatable {
     public var l2 = 1.0
     public var epochs = 1
     public init() {}
+
+    /// The FTRL-Proximal weight of a coordinate with state (z, n): 0 when |z| ≤ λ1, else
+    /// −(z − sign(z)·λ1)/((β + √n)/α + λ2).
+    @inline(__always)
+    func weight<S: BinaryFloatingPoint>(z: S, n: S) -> S {
+        let l1 = S(self.l1)
+        if abs(z) <= l1 { return 0 }
+        return -(z - (z < 0 ? -l1 : l1)) / ((S(beta) + n.squareRoot()) / S(alpha) + S(l2))
+    }
+
+    /// Adds gradient `g` of a coordinate whose current weight is `w` to its state (z, n).
+    @inline(__always)
+    func accumulate<S: BinaryFloatingPoint>(z: inout S, n: inout S, gradient g: S, weight w: S) {
+        let sigma = ((n + g * g).squareRoot() - n.squareRoot()) / S(alpha)
+        z += g - sigma * w
+        n += g * g
+    }
 }
 
 public struct FTRLTrainer {
@@ -26,12 +43,7 @@ public struct FTRLTrainer {
 
     /// The weight of coordinate `i` from its (z, n) state.
     @inline(__always)
-    func weight(_ i: Int) -> Double {
-        let zi = z[i]
-        if abs(zi) <= settings.l1 { return 0 }
-        let sign: Double = zi < 0 ? -1 : 1
-        return -(zi - sign * settings.l1) / ((settings.beta + n[i].squareRoot()) / settings.alpha + settings.l2)
-    }
+    func weight(_ i: Int) -> Double { settings.weight(z: z[i], n: n[i]) }
 
     /// One pass over `table`; returns the mean training log loss of the pass (progressive validation).
     @discardableResult
@@ -62,11 +74,7 @@ public struct FTRLTrainer {
     }
 
     @inline(__always)
-    mutating func update(_ i: Int, _ g: Double, _ w: Double) {
-        let sigma = ((n[i] + g * g).squareRoot() - n[i].squareRoot()) / settings.alpha
-        z[i] += g - sigma * w
-        n[i] += g * g
-    }
+    mutating func update(_ i: Int, _ g: Double, _ w: Double) { settings.accumulate(z: &z[i], n: &n[i], gradient: g, weight: w) }
 
     /// Final weights (slots, then the bias).
     public func weights() -> [Float] { (0...slots).map { Float(weight($0)) } }
