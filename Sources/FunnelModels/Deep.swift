@@ -7,7 +7,7 @@ public enum DeepKind: String, Codable, Sendable, CaseIterable {
     /// DeepFM: logit = b + Σ_f w[i_f]·x_f + FM pairwise term on the embeddings + MLP(embeddings).
     case deepfm
     /// DCN-v2 (stacked): x_{l+1} = x_0 ⊙ (W_l·x_l + b_l) + x_l for `crossLayers` full-rank layers,
-    /// then the MLP on the last cross output; logit = MLP output.
+    /// then the MLP on the last cross output; logit = MLP output (plus b + Σ_f w[i_f]·x_f when `wide`).
     case dcnv2
 }
 
@@ -21,18 +21,45 @@ public struct DeepArchitecture: Codable, Sendable, Equatable {
     public var hidden: [Int]
     /// DCN-v2 only.
     public var crossLayers: Int
+    /// DCN-v2 only: a wide part, per-slot linear weights and a bias added to the logit (as in
+    /// Wide & Deep), so that the long tail of values can be fitted sparsely (e.g. by FTRL).
+    public var wide: Bool
 
-    public init(kind: DeepKind, fields: Int, dim: Int, hidden: [Int], crossLayers: Int = 0) {
+    public init(kind: DeepKind, fields: Int, dim: Int, hidden: [Int], crossLayers: Int = 0, wide: Bool = false) {
         self.kind = kind
         self.fields = fields
         self.dim = dim
         self.hidden = hidden
         self.crossLayers = kind == .dcnv2 ? crossLayers : 0
+        self.wide = kind == .dcnv2 && wide
+    }
+
+    enum CodingKeys: String, CodingKey { case kind, fields, dim, hidden, crossLayers, wide }
+
+    /// Model files written before the wide part existed have no `wide` key: they decode as `false`.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(kind: try c.decode(DeepKind.self, forKey: .kind), fields: try c.decode(Int.self, forKey: .fields),
+                  dim: try c.decode(Int.self, forKey: .dim), hidden: try c.decode([Int].self, forKey: .hidden),
+                  crossLayers: try c.decode(Int.self, forKey: .crossLayers), wide: try c.decodeIfPresent(Bool.self, forKey: .wide) ?? false)
+    }
+
+    /// `wide` is written only when set, so DeepFM and plain DCN-v2 files keep their earlier form.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(kind, forKey: .kind)
+        try c.encode(fields, forKey: .fields)
+        try c.encode(dim, forKey: .dim)
+        try c.encode(hidden, forKey: .hidden)
+        try c.encode(crossLayers, forKey: .crossLayers)
+        if wide { try c.encode(wide, forKey: .wide) }
     }
 
     public var width: Int { fields * dim }
-    /// Whether the model has the per-slot linear weights and FM term (DeepFM).
-    public var hasLinear: Bool { kind == .deepfm }
+    /// Whether the model has per-slot linear weights and a bias (DeepFM, and DCN-v2 with `wide`).
+    public var hasLinear: Bool { kind == .deepfm || wide }
+    /// Whether the model has the FM pairwise term (DeepFM).
+    public var hasFM: Bool { kind == .deepfm }
 
     /// (inputs, outputs) of the MLP's layers; the last has one output.
     public var mlpShapes: [(inputs: Int, outputs: Int)] {
@@ -66,8 +93,8 @@ public struct DeepArchitecture: Codable, Sendable, Equatable {
     }
 }
 
-/// A DeepFM or DCN-v2 model: per-slot linear weights `w` and a bias (DeepFM only; DCN-v2's last
-/// layer carries its bias), embeddings `v` (slots × dim) and the dense layers. Generic over the float type so that tests run it in double
+/// A DeepFM or DCN-v2 model: per-slot linear weights `w` and a bias (DeepFM, and DCN-v2 with a wide
+/// part; otherwise DCN-v2's last layer carries its bias), embeddings `v` (slots × dim) and the dense layers. Generic over the float type so that tests run it in double
 /// precision against PyTorch; training uses `Float`.
 public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Sendable {
     public let architecture: DeepArchitecture
@@ -140,7 +167,7 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
                         if a.hasLinear { linear += wp[i] * x }
                         for c in 0..<k { row[q * k + c] = vp[i * k + c] * x }
                     }
-                    if a.hasLinear {
+                    if a.hasFM {
                         // FM pairwise term: ½ Σ_c [(Σ_f e_fc)² − Σ_f e_fc²].
                         let sums = ws.fmSums + j * k
                         var squares: Scalar = 0
@@ -152,7 +179,7 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
                         for c in 0..<k { pair += sums[c] * sums[c] }
                         ws.logit[j] = linear + (pair - squares) / 2
                     } else {
-                        ws.logit[j] = 0
+                        ws.logit[j] = a.hasLinear ? linear : 0
                     }
                 }
             }
@@ -232,17 +259,17 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
         } else {
             for e in 0..<(n * width) { dx0[e] = ws.dx[e] }
         }
-        // Embedding (and DeepFM linear and FM) gradients.
+        // Embedding gradients, and those of the linear weights and the FM term where the model has them.
         do {
             for (j, r) in rows.enumerated() {
                 let row = x0 + j * width, drow = dx0 + j * width, d = dz[j]
                 let sums = ws.fmSums + j * k
                 for q in 0..<f {
                     let i = Int(t.indices[r * f + q]), x = Scalar(t.values[r * f + q])
-                    g.mark(i)
-                    let gv = g.v + i * k
-                    if a.hasLinear {
-                        g.w[i] += d * x
+                    let l = g.mark(i)
+                    let gv = g.v + l * k
+                    if a.hasLinear { g.w[l] += d * x }
+                    if a.hasFM {
                         for c in 0..<k { gv[c] += (drow[q * k + c] + d * (sums[c] - row[q * k + c])) * x }
                     } else {
                         for c in 0..<k { gv[c] += drow[q * k + c] * x }
@@ -391,14 +418,20 @@ final class DeepWorkspace<Scalar: BinaryFloatingPoint>: @unchecked Sendable {
     deinit { for p in all { p.deallocate() } }
 }
 
-/// Gradients of a DeepFM/DCN-v2 model: dense buffers reused across batches, with the list of
-/// touched slots so that clearing and the embedding update cost only what the batch used.
+/// Gradients of a DeepFM/DCN-v2 model: the dense gradient, and the rows of the embedding (and
+/// linear) gradient a batch touched, kept compactly in touch order: `position` maps a slot to its
+/// row in `w` and `v` (−1 when untouched). A thread's gradient therefore costs 4 bytes per slot
+/// plus the rows its share of a batch names, not a full copy of the embedding table; clearing and
+/// the embedding update cost only what the batch used.
 public final class DeepGradient<Scalar: BinaryFloatingPoint & Sendable>: @unchecked Sendable {
     public let slots: Int, dim: Int, denseCount: Int, hasLinear: Bool
     public var bias: Scalar = 0
     public var loss: Double = 0
-    let w: UnsafeMutablePointer<Scalar>, v: UnsafeMutablePointer<Scalar>, dense: UnsafeMutablePointer<Scalar>
-    var marked: [Bool]
+    /// Row r holds the gradient of slot `touched[r]`.
+    private(set) var w: UnsafeMutablePointer<Scalar>, v: UnsafeMutablePointer<Scalar>
+    let dense: UnsafeMutablePointer<Scalar>
+    let position: UnsafeMutablePointer<Int32>
+    private var capacity: Int
     public private(set) var touched: [Int] = []
 
     init(_ a: DeepArchitecture, slots: Int) {
@@ -406,25 +439,40 @@ public final class DeepGradient<Scalar: BinaryFloatingPoint & Sendable>: @unchec
         dim = a.dim
         denseCount = a.denseCount
         hasLinear = a.hasLinear
-        w = .allocate(capacity: max(1, slots)); w.initialize(repeating: 0, count: max(1, slots))
-        v = .allocate(capacity: max(1, slots * a.dim)); v.initialize(repeating: 0, count: max(1, slots * a.dim))
+        capacity = min(max(1, slots), 1024)
+        w = .allocate(capacity: capacity)
+        v = .allocate(capacity: capacity * a.dim)
         dense = .allocate(capacity: max(1, a.denseCount)); dense.initialize(repeating: 0, count: max(1, a.denseCount))
-        marked = [Bool](repeating: false, count: slots)
+        position = .allocate(capacity: max(1, slots)); position.initialize(repeating: -1, count: max(1, slots))
     }
 
-    deinit { w.deallocate(); v.deallocate(); dense.deallocate() }
+    deinit { w.deallocate(); v.deallocate(); dense.deallocate(); position.deallocate() }
 
+    /// The row of slot `i`, zeroed on its first touch since `clear()`.
     @inline(__always)
-    func mark(_ i: Int) {
-        if !marked[i] { marked[i] = true; touched.append(i) }
+    func mark(_ i: Int) -> Int {
+        let p = Int(position[i])
+        if p >= 0 { return p }
+        let r = touched.count
+        if r == capacity { grow() }
+        position[i] = Int32(r)
+        touched.append(i)
+        w[r] = 0
+        (v + r * dim).update(repeating: 0, count: dim)
+        return r
+    }
+
+    private func grow() {
+        let bigger = min(2 * capacity, max(1, slots))
+        let nw = UnsafeMutablePointer<Scalar>.allocate(capacity: bigger), nv = UnsafeMutablePointer<Scalar>.allocate(capacity: bigger * dim)
+        nw.moveInitialize(from: w, count: touched.count)
+        nv.moveInitialize(from: v, count: touched.count * dim)
+        w.deallocate(); v.deallocate()
+        w = nw; v = nv; capacity = bigger
     }
 
     func clear() {
-        for i in touched {
-            w[i] = 0
-            for c in 0..<dim { v[i * dim + c] = 0 }
-            marked[i] = false
-        }
+        for i in touched { position[i] = -1 }
         touched.removeAll(keepingCapacity: true)
         for j in 0..<denseCount { dense[j] = 0 }
         bias = 0
@@ -442,16 +490,18 @@ public final class DeepGradient<Scalar: BinaryFloatingPoint & Sendable>: @unchec
             let d = target.value, o = source.value
             for j in (t * chunk)..<min(n, (t + 1) * chunk) { d[j] += o[j] }
         }
-        for i in other.touched {
-            mark(i)
-            w[i] += other.w[i]
-            for c in 0..<dim { v[i * dim + c] += other.v[i * dim + c] }
+        for (q, i) in other.touched.enumerated() {
+            let r = mark(i)
+            w[r] += other.w[q]
+            for c in 0..<dim { v[r * dim + c] += other.v[q * dim + c] }
         }
     }
 
+    /// The linear-weight gradient of slot `i` (0 when the batch did not touch it).
+    public func wValue(_ i: Int) -> Scalar { position[i] < 0 ? 0 : w[Int(position[i])] }
+    /// Element `j` of the embedding gradient as a slots × dim matrix (0 for untouched slots).
+    public func vValue(_ j: Int) -> Scalar { position[j / dim] < 0 ? 0 : v[Int(position[j / dim]) * dim + j % dim] }
     public func denseValue(_ j: Int) -> Scalar { dense[j] }
-    public func wValue(_ i: Int) -> Scalar { w[i] }
-    public func vValue(_ i: Int) -> Scalar { v[i] }
 }
 
 /// Adagrad / Adam state per parameter, PyTorch semantics: Adagrad p −= lr·g/(√Σg² + ε); Adam
@@ -574,9 +624,9 @@ public struct DeepOptimizer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>
         let k = m.architecture.dim
         m.v.withUnsafeMutableBufferPointer { v in
             m.w.withUnsafeMutableBufferPointer { w in
-                for i in g.touched {
-                    if g.hasLinear { wState.update(row: i, w.baseAddress! + i, g.w + i, c) }
-                    vState.update(row: i, v.baseAddress! + i * k, g.v + i * k, c)
+                for (l, i) in g.touched.enumerated() {
+                    if g.hasLinear { wState.update(row: i, w.baseAddress! + i, g.w + l, c) }
+                    vState.update(row: i, v.baseAddress! + i * k, g.v + l * k, c)
                 }
             }
         }

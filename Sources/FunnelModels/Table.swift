@@ -179,11 +179,14 @@ public enum TableReader {
                                separator: UInt8 = 0x2C, header fixedHeader: [String]? = nil, overrides: [String: String] = [:]) throws(ModelError) -> (Table, FeatureSpec) {
         let bytes: [UInt8]
         do { bytes = try readFileBytes(path) } catch { throw ModelError(error.description) }
-        return try readCSV(bytes: bytes, name: path, spec: spec, group: group, fit: fit, separator: separator, header: fixedHeader, overrides: overrides)
+        // Handed over, so that the file's bytes are freed once parsed.
+        return try readCSV(bytes: consume bytes, name: path, spec: spec, group: group, fit: fit, separator: separator, header: fixedHeader, overrides: overrides)
     }
 
-    /// `readCSV(path:…)` on bytes in memory; `name` stands for the file in messages.
-    public static func readCSV(bytes: [UInt8], name path: String, spec: FeatureSpec, group: String? = nil, fit: Bool = false,
+    /// `readCSV(path:…)` on bytes in memory; `name` stands for the file in messages. The bytes are
+    /// released as soon as the rows are parsed, and each parsed part as soon as it is laid out, so
+    /// that the peak memory is about the table plus the parsed cells, not also the file.
+    public static func readCSV(bytes: consuming [UInt8], name path: String, spec: FeatureSpec, group: String? = nil, fit: Bool = false,
                                separator: UInt8 = 0x2C, header fixedHeader: [String]? = nil, overrides: [String: String] = [:]) throws(ModelError) -> (Table, FeatureSpec) {
         var spec = spec
         let n = bytes.count
@@ -255,6 +258,7 @@ public enum TableReader {
             case .failure(let e): throw e
             }
         }
+        bytes = []
         let rows = parts.reduce(0) { $0 + $1.rows }
         guard rows > 0 else {
             throw ModelError(fixedHeader == nil ? "\(path): no rows after the header" : "\(path): the file is empty; expected rows")
@@ -276,12 +280,9 @@ public enum TableReader {
             table.groups = groups
         }
         let nc = spec.categorical.count, nn = spec.numeric.count, width = nc + nn
-        var raw: [Double] = []
-        raw.reserveCapacity(rows * nn)
-        for part in parts { raw += part.raw }
         if nn > 0 && fit && spec.numericTransform == .buckets {
             spec.bucketBoundaries = (0..<nn).map { j in
-                let v = (0..<rows).map { raw[$0 * nn + j] }.filter { !$0.isNaN }.sorted()
+                let v = parts.flatMap { part in (0..<part.rows).map { part.raw[$0 * nn + j] } }.filter { !$0.isNaN }.sorted()
                 guard !v.isEmpty else { return [] }
                 var b: [Double] = []
                 for q in 1..<FeatureSpec.bucketCount {
@@ -311,16 +312,25 @@ public enum TableReader {
         let useVocabulary = spec.vocabularyMinCount > 0
         if useVocabulary && fit {
             var counts: [UInt64: Int32] = [:]
-            for part in parts { for k in part.keys { counts[k, default: 0] += 1 } }
-            for r in 0..<rows { for j in 0..<nn { counts[numericKey(raw[r * nn + j], j), default: 0] += 1 } }
+            for part in parts {
+                for k in part.keys { counts[k, default: 0] += 1 }
+                for x in 0..<(part.rows * nn) { counts[numericKey(part.raw[x], x % nn), default: 0] += 1 }
+            }
             spec.vocabulary = counts.compactMap { $0.value >= spec.vocabularyMinCount ? $0.key : nil }.sorted()
         }
-        // The final row-major layout: categorical fields, then numeric ones.
+        // The final row-major layout: categorical fields, then numeric ones. The arrays grow part by
+        // part (their capacity reserved, its pages untouched until written) while each part's
+        // parsed cells are released once laid out.
         let spec2 = spec
-        table.indices = [UInt32](repeating: 0, count: rows * width)
-        table.values = [Float](repeating: 1, count: rows * width)
+        table.indices.reserveCapacity(rows * width)
+        table.values.reserveCapacity(rows * width)
         var offset = 0
-        for part in parts {
+        for p in parts.indices {
+            let part = parts[p]
+            parts[p] = ParsedRows()
+            let raw = part.raw
+            table.indices.append(contentsOf: repeatElement(0, count: part.rows * width))
+            table.values.append(contentsOf: repeatElement(1, count: part.rows * width))
             table.indices.withUnsafeMutableBufferPointer { idx in
                 table.values.withUnsafeMutableBufferPointer { val in
                     for r in 0..<part.rows {
@@ -330,7 +340,7 @@ public enum TableReader {
                             idx[row + f] = useVocabulary ? spec2.vocabularySlot(k, field: f) : spec2.fold(k)
                         }
                         for j in 0..<nn {
-                            let x = raw[(offset + r) * nn + j]
+                            let x = raw[r * nn + j]
                             let k = numericKey(x, j)
                             idx[row + nc + j] = useVocabulary ? spec2.vocabularySlot(k, field: nc + j) : spec2.fold(k)
                             if spec2.numericTransform == .log && !x.isNaN { val[row + nc + j] = Float((x < 0 ? -1 : 1) * log1p(abs(x))) }

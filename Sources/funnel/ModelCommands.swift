@@ -121,8 +121,11 @@ struct Train: ParsableCommand {
     @Option(help: "fm, deepfm, dcnv2: learning rate (default: 0.05 for fm, 0.001 for deepfm and dcnv2).")
     var learningRate: Double?
 
-    @Option(help: "fm, deepfm: optimizer of the linear weights, ftrl (FTRL-Proximal with --alpha, --beta, --l1, --l2 on the batch's summed gradient, as Wide & Deep's wide part) or the --optimizer (default).")
+    @Option(help: "fm, deepfm, dcnv2 --wide: optimizer of the linear weights, ftrl (FTRL-Proximal with --alpha, --beta, --l1, --l2 on the batch's summed gradient, as Wide & Deep's wide part) or the --optimizer (default).")
     var linearOptimizer: String?
+
+    @Flag(help: "dcnv2: add a wide part, per-slot linear weights and a bias, to the logit (trained by --linear-optimizer).")
+    var wide: Bool = false
 
     @Option(help: "fm, deepfm, dcnv2: rows per mini-batch.")
     var batchSize: Int = 256
@@ -170,8 +173,14 @@ struct Train: ParsableCommand {
         if !["lr", "fm", "deepfm", "dcnv2"].contains(model) { throw ValidationError("--model must be lr, fm, deepfm or dcnv2 (got '\(model)')") }
         if let optimizer, OptimizerSettings.Kind(rawValue: optimizer) == nil { throw ValidationError("--optimizer must be adagrad or adam") }
         if factors < 1 || batchSize < 1 || !((learningRate ?? 1) > 0) { throw ValidationError("--factors and --batch-size must be ≥ 1 and --learning-rate > 0") }
-        if let linearOptimizer, linearOptimizer != "ftrl" && OptimizerSettings.Kind(rawValue: linearOptimizer) == nil { throw ValidationError("--linear-optimizer must be ftrl, adagrad or adam") }
-        if linearOptimizer == "ftrl" && !["fm", "deepfm"].contains(model) { throw ValidationError("--linear-optimizer ftrl applies to fm and deepfm (the models with linear weights)") }
+        let mainOptimizer = optimizer ?? (model == "fm" ? "adagrad" : "adam")
+        if let linearOptimizer, linearOptimizer != "ftrl" && linearOptimizer != mainOptimizer {
+            throw ValidationError("--linear-optimizer must be ftrl or, as without it, the --optimizer (\(mainOptimizer)); got '\(linearOptimizer)'")
+        }
+        if wide && model != "dcnv2" { throw ValidationError("--wide applies to dcnv2 (fm and deepfm always have linear weights)") }
+        if linearOptimizer != nil && !(["fm", "deepfm"].contains(model) || wide) {
+            throw ValidationError("--linear-optimizer applies to the models with linear weights: fm, deepfm and dcnv2 --wide")
+        }
         if hiddenWidths == nil { throw ValidationError("--hidden must be comma-separated positive widths, e.g. 256,128 (got '\(hidden)')") }
         if crossLayers < 0 || crossLayers > 8 { throw ValidationError("--cross-layers must be 0…8") }
         if !(1...64).contains(threads) { throw ValidationError("--threads must be 1…64") }
@@ -226,7 +235,7 @@ struct Train: ParsableCommand {
         let validTable: Table?
         if let valid { validTable = try read(valid, spec: fitted, fit: false).0 } else { validTable = nil }
         var o = OptimizerSettings()
-        o.kind = OptimizerSettings.Kind(rawValue: optimizer ?? (model == "fm" ? "adagrad" : "adam"))!
+        o.kind = OptimizerSettings.Kind(rawValue: optimizer ?? (model == "fm" ? "adagrad" : "adam"))!  // validated
         o.learningRate = learningRate ?? (model == "fm" ? 0.05 : 0.001)
         if linearOptimizer == "ftrl" {
             var f = FTRLSettings()
@@ -250,7 +259,7 @@ struct Train: ParsableCommand {
             file.optimizer = o
             lossName = "mean training log loss"
         case "deepfm", "dcnv2":
-            let a = DeepArchitecture(kind: DeepKind(rawValue: model)!, fields: fitted.fieldCount, dim: factors, hidden: hiddenWidths!, crossLayers: crossLayers)
+            let a = DeepArchitecture(kind: DeepKind(rawValue: model)!, fields: fitted.fieldCount, dim: factors, hidden: hiddenWidths!, crossLayers: crossLayers, wide: wide)
             let trainer = DeepTrainer(model: DeepModel<Float>(architecture: a, slots: fitted.slots, seed: seed), optimizer: o, batchSize: batchSize, threads: threads)
             printError("matrix kernel: \(MatrixKernel.active.rawValue) (FUNNEL_SIMD=baseline forces the baseline kernel)")
             pass = { (trainer.epoch(table), ModelFile.deepWeights(trainer.model)) }

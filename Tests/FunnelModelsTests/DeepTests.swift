@@ -11,18 +11,22 @@ struct DeepTests {
         zip(m.logits(t), t.labels).reduce(0.0) { acc, e in acc + max(e.0, 0) - e.0 * Double(e.1) + log1p(exp(-abs(e.0))) } / Double(t.rows)
     }
 
-    static func model(_ kind: DeepKind, seed: UInt64) -> DeepModel<Double> {
-        let a = DeepArchitecture(kind: kind, fields: 4, dim: 3, hidden: [6, 4], crossLayers: 2)
+    /// DeepFM, DCN-v2, and DCN-v2 with a wide part.
+    static let variants: [(DeepKind, Bool)] = [(.deepfm, false), (.dcnv2, false), (.dcnv2, true)]
+
+    static func model(_ kind: DeepKind, wide: Bool = false, seed: UInt64) -> DeepModel<Double> {
+        let a = DeepArchitecture(kind: kind, fields: 4, dim: 3, hidden: [6, 4], crossLayers: 2, wide: wide)
         var m = DeepModel<Double>(architecture: a, slots: 10, seed: seed, scale: 0.5)
         m.bias = 0.2
         for i in 0..<m.w.count { m.w[i] = Double(i % 5) * 0.1 - 0.2 }
         return m
     }
 
-    @Test(arguments: DeepKind.allCases)
-    func gradientsMatchFiniteDifferences(kind: DeepKind) {
+    @Test(arguments: variants)
+    func gradientsMatchFiniteDifferences(kind: DeepKind, wide: Bool) {
         let t = FMTests.table(rows: 12, fields: 4, slots: 10, seed: 7)
-        let m = Self.model(kind, seed: 3)
+        let m = Self.model(kind, wide: wide, seed: 3)
+        #expect(m.w.count == (kind == .deepfm || wide ? 10 : 0))
         let g = m.gradient(t, rows: 0..<t.rows)
         #expect(abs(g.loss - Self.meanLoss(m, t)) < 1e-12)
         let h = 1e-6
@@ -31,7 +35,7 @@ struct DeepTests {
             change(&up, h); change(&down, -h)
             return (Self.meanLoss(up, t) - Self.meanLoss(down, t)) / (2 * h)
         }
-        if kind == .deepfm { #expect(abs(g.bias - numeric { $0.bias += $1 }) < 1e-8) }
+        if m.architecture.hasLinear { #expect(abs(g.bias - numeric { $0.bias += $1 }) < 1e-8) }
         for i in 0..<m.w.count {
             let n = numeric { $0.w[i] += $1 }
             #expect(abs(g.wValue(i) - n) < 1e-8, "w[\(i)]: \(g.wValue(i)) vs \(n)")
@@ -50,8 +54,9 @@ struct DeepTests {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/deep_fixtures.json")
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
         let cases = json["cases"] as! [[String: Any]]
-        #expect(cases.count == 5)
+        #expect(cases.count == 6)
         #expect(cases.contains { $0["linear_ftrl"] != nil }, "a case trains the linear weights by FTRL")
+        #expect(cases.contains { $0["wide"] as? Bool == true }, "a case has DCN-v2's wide part")
         func doubles(_ key: String, _ c: [String: Any]) -> [Double] { (c[key] as! [NSNumber]).map(\.doubleValue) }
         for c in cases {
             let name = c["name"] as! String
@@ -64,7 +69,7 @@ struct DeepTests {
             }
             t.labels = doubles("labels", c).map { Float($0) }
             let a = DeepArchitecture(kind: kind, fields: t.fields, dim: (c["K"] as! NSNumber).intValue,
-                                     hidden: (c["hidden"] as! [NSNumber]).map(\.intValue), crossLayers: (c["cross_layers"] as! NSNumber).intValue)
+                                     hidden: (c["hidden"] as! [NSNumber]).map(\.intValue), crossLayers: (c["cross_layers"] as! NSNumber).intValue, wide: c["wide"] as? Bool ?? false)
             var m = DeepModel<Double>(architecture: a, slots: (c["S"] as! NSNumber).intValue, bias: (c["bias"] as! NSNumber).doubleValue,
                                       w: doubles("w", c), v: doubles("V", c), dense: doubles("dense", c))
             #expect(m.dense.count == a.denseCount, "\(name): dense size")
@@ -94,16 +99,49 @@ struct DeepTests {
             same(m.dense, doubles("dense_after", c), "dense after", 1e-10)
             same(m.v, doubles("V_after", c), "V after", 1e-10)
             same(m.w, doubles("w_after", c), "w after", 1e-10)
-            if kind == .deepfm { #expect(abs(m.bias - (c["bias_after"] as! NSNumber).doubleValue) < 1e-10) }
+            if a.hasLinear { #expect(abs(m.bias - (c["bias_after"] as! NSNumber).doubleValue) < 1e-10, "\(name) bias after") }
         }
+    }
+
+    /// A wide DCN-v2 survives the model file (its `wide` key and its linear weights); a DCN-v2 file
+    /// written before the wide part existed (no `wide` key) still loads, as a plain DCN-v2.
+    @Test func wideArchitectureRoundTripsThroughTheModelFile() throws {
+        let spec = FeatureSpec(label: "click", categorical: ["a", "b", "c", "d"], numeric: [], hashBits: 4)
+        let a = DeepArchitecture(kind: .dcnv2, fields: 4, dim: 3, hidden: [6, 4], crossLayers: 2, wide: true)
+        var m = DeepModel<Float>(architecture: a, slots: spec.slots, seed: 9, scale: 0.5)
+        m.bias = 0.25
+        for i in 0..<m.w.count { m.w[i] = Float(i % 7) * 0.125 - 0.375 }
+        var file = ModelFile(model: "dcnv2", spec: spec, ftrl: nil, weights: ModelFile.deepWeights(m), trainingRows: 1)
+        file.architecture = a
+        file.factors = 3
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("funnel-wide-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("wide.json").path
+        try file.write(to: path)
+        let back = try ModelFile.read(path: path)
+        #expect(back.architecture == a && back.architecture?.hasLinear == true)
+        let t = FMTests.table(rows: 20, fields: 4, slots: spec.slots, seed: 3)
+        let z = m.logits(t)
+        let plain = DeepModel<Float>(architecture: a, slots: m.slots, bias: 0, w: [Float](repeating: 0, count: m.slots), v: m.v, dense: m.dense).logits(t)
+        // The linear part: bias + Σ_f w[i_f]·x_f on top of the network's logit.
+        for r in 0..<t.rows {
+            let linear = 0.25 + (0..<4).reduce(0.0) { $0 + Double(m.w[Int(t.indices[r * 4 + $1])] * t.values[r * 4 + $1]) }
+            #expect(abs(z[r] - plain[r] - linear) < 1e-5)
+        }
+        #expect(back.predict(t, threads: 1) == z.map { 1 / (1 + exp(-$0)) })
+        let old = try JSONEncoder().encode(DeepArchitecture(kind: .dcnv2, fields: 4, dim: 3, hidden: [6, 4], crossLayers: 2))
+        #expect(!String(decoding: old, as: UTF8.self).contains("wide"))
+        let decoded = try JSONDecoder().decode(DeepArchitecture.self, from: old)
+        #expect(decoded.wide == false && decoded.hasLinear == false && decoded.crossLayers == 2)
     }
 
     /// The same seed and thread count give bit-identical models; one and two threads differ only by
     /// float summation order.
-    @Test(arguments: DeepKind.allCases)
-    func trainingIsDeterministicPerThreadCount(kind: DeepKind) {
+    @Test(arguments: variants)
+    func trainingIsDeterministicPerThreadCount(kind: DeepKind, wide: Bool) {
         let t = FMTests.table(rows: 600, fields: 5, slots: 64, seed: 11)
-        let a = DeepArchitecture(kind: kind, fields: 5, dim: 4, hidden: [16, 8], crossLayers: 2)
+        let a = DeepArchitecture(kind: kind, fields: 5, dim: 4, hidden: [16, 8], crossLayers: 2, wide: wide)
         func train(threads: Int) -> DeepModel<Float> {
             var o = OptimizerSettings(); o.kind = .adam; o.learningRate = 0.01; o.epsilon = 1e-8
             let trainer = DeepTrainer(model: DeepModel<Float>(architecture: a, slots: 64, seed: 5), optimizer: o, batchSize: 64, threads: threads)

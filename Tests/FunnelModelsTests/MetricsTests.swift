@@ -75,7 +75,7 @@ struct MetricsTests {
 struct TableTests {
     func write(_ text: String, _ name: String) -> String {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("funnel-models-\(getpid())-\(name)").path
-        FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
         return path
     }
 

@@ -12,9 +12,10 @@
 # .venv-torch/bin/python of the repository), WORK (directory for model files and logs; default a
 # new temporary directory, kept).
 #
-# fm-ftrl and deepfm-ftrl (not in the default MODELS): the linear weights trained by FTRL-Proximal
-# (`--linear-optimizer ftrl`, the peer's --linear-ftrl), the factors by Adagrad 0.002 (fm) or Adam
-# 0.0003 (deepfm): the settings with which they beat the LR on generated data.
+# fm-ftrl, deepfm-ftrl and dcnv2-wide-ftrl (not in the default MODELS): the linear weights trained
+# by FTRL-Proximal (`--linear-optimizer ftrl`, the peer's --linear-ftrl; DCN-v2 gains them with
+# `--wide`), the rest by Adagrad 0.002 (fm), Adam 0.0003 (deepfm) or Adam 0.0001 (dcnv2): the
+# settings with which they beat the LR on generated data (chosen on its validation split).
 #
 # TORCH_EXTRA: extra peer options, e.g. --sparse (SparseAdam for the embeddings, as Funnel updates them).
 #
@@ -80,7 +81,10 @@ for m in $MODELS; do
             torch_args=(--model deepfm --factors 8 --hidden 256,128 --lr 0.0003 --linear-ftrl --epochs 1 --batch-size 256) ;;
     dcnv2)  funnel_args=(--model dcnv2 --factors 8 --hidden 256,128 --cross-layers 2 --epochs 1 --batch-size 256)
             torch_args=(--model dcnv2 --factors 8 --hidden 256,128 --cross-layers 2 --epochs 1 --batch-size 256) ;;
-    *) die "unknown model '$m' in MODELS (lr, fm, deepfm, dcnv2, fm-ftrl, deepfm-ftrl)" ;;
+    dcnv2-wide-ftrl)
+            funnel_args=(--model dcnv2 --wide --factors 8 --hidden 256,128 --cross-layers 2 --learning-rate 0.0001 --linear-optimizer ftrl --epochs 1 --batch-size 256)
+            torch_args=(--model dcnv2 --wide --factors 8 --hidden 256,128 --cross-layers 2 --lr 0.0001 --linear-ftrl --epochs 1 --batch-size 256) ;;
+    *) die "unknown model '$m' in MODELS (lr, fm, deepfm, dcnv2, fm-ftrl, deepfm-ftrl, dcnv2-wide-ftrl)" ;;
   esac
   W="$WORK/$m"
 

@@ -177,11 +177,11 @@ def uniform_layer(inputs, outputs):
 
 
 class Peer(nn.Module):
-    def __init__(self, kind, features, factors, hidden, cross_layers, sparse=False):
+    def __init__(self, kind, features, factors, hidden, cross_layers, sparse=False, wide=False):
         super().__init__()
         self.kind = kind
         self.sparse = sparse
-        self.has_linear = kind in ("lr", "fm", "deepfm")
+        self.has_linear = kind in ("lr", "fm", "deepfm") or (kind == "dcnv2" and wide)
         self.has_fm = kind in ("fm", "deepfm")
         self.has_mlp = kind in ("deepfm", "dcnv2")
         self.cross_layers = cross_layers if kind == "dcnv2" else 0
@@ -295,7 +295,8 @@ def main():
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--linear-ftrl", action="store_true", help="fm, deepfm: FTRL-Proximal for the linear weights w")
+    ap.add_argument("--wide", action="store_true", help="dcnv2: add per-slot linear weights w and a bias b to the logit (Funnel's --wide)")
+    ap.add_argument("--linear-ftrl", action="store_true", help="fm, deepfm, dcnv2 --wide: FTRL-Proximal for the linear weights w")
     ap.add_argument("--alpha", type=float, default=0.05, help="--linear-ftrl: FTRL α")
     ap.add_argument("--beta", type=float, default=1.0, help="--linear-ftrl: FTRL β")
     ap.add_argument("--l1", type=float, default=1.0, help="--linear-ftrl: FTRL λ1")
@@ -309,8 +310,10 @@ def main():
         ap.error("--hidden must be comma-separated positive widths")
     if args.min_count < 1 or args.factors < 1 or args.batch_size < 1 or args.epochs < 1 or args.cross_layers < 0:
         ap.error("--min-count, --factors, --batch-size and --epochs must be >= 1 and --cross-layers >= 0")
-    if args.linear_ftrl and args.model not in ("fm", "deepfm"):
-        ap.error("--linear-ftrl applies to fm and deepfm")
+    if args.wide and args.model != "dcnv2":
+        ap.error("--wide applies to dcnv2")
+    if args.linear_ftrl and not (args.model in ("fm", "deepfm") or args.wide):
+        ap.error("--linear-ftrl applies to fm, deepfm and dcnv2 --wide")
     optimizer = args.optimizer or ("adam" if deep else "adagrad")
     lr = args.lr if args.lr is not None else (0.001 if deep else 0.05)
     torch.set_num_threads(args.threads)
@@ -322,7 +325,7 @@ def main():
     ty, tix, tvx = vocab.encode(f"{args.data}/test.txt")
     load_s = time.perf_counter() - t0
 
-    model = Peer(args.model, vocab.size, args.factors, hidden, args.cross_layers, sparse=args.sparse)
+    model = Peer(args.model, vocab.size, args.factors, hidden, args.cross_layers, sparse=args.sparse, wide=args.wide)
     own = ("w",) if args.linear_ftrl else ()              # parameters not left to the torch optimisers
     params = [(n, p) for n, p in model.named_parameters() if n not in own]
     if args.sparse and optimizer == "adam":
@@ -386,7 +389,7 @@ def main():
         "load_s": load_s, "train_s": train_s, "train_rows_per_s": len(y) * args.epochs / train_s,
         "predict_s": predict_s, "predict_rows_per_s": len(ty) / predict_s,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "threads": torch.get_num_threads(), "sparse": args.sparse, "linear_ftrl": args.linear_ftrl, "self_check_max_abs_diff": check, "torch": torch.__version__}))
+        "threads": torch.get_num_threads(), "sparse": args.sparse, "wide": args.wide, "linear_ftrl": args.linear_ftrl, "self_check_max_abs_diff": check, "torch": torch.__version__}))
     if not check <= 1e-4:
         print(f"self-check failed: batched logits differ from the reference formulas by {check:g}", file=sys.stderr)
         sys.exit(1)
