@@ -210,14 +210,7 @@ public enum EventReader {
             var recordIndex = 0
             let n = all.count
             while start < n {
-                var end = start
-                if let hit = memchr(all.baseAddress! + start, 0x0A, n - start) {
-                    end = all.baseAddress!.distance(to: hit.assumingMemoryBound(to: UInt8.self))
-                } else {
-                    end = n
-                }
-                var stop = end
-                if stop > start && all[stop - 1] == 0x0D { stop -= 1 }
+                let (stop, end) = lineBounds(all, start, n)
                 let line = UnsafeBufferPointer(rebasing: all[start..<stop])
                 var blank = true
                 for c in line where c != 0x20 && c != 0x09 && c != 0x0D { blank = false; break }

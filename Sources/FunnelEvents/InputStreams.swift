@@ -9,6 +9,20 @@ public struct InputError: Error, CustomStringConvertible, Sendable {
     public var description: String { "\(path): \(message)" }
 }
 
+/// The line of `buffer` that starts at `start` (before `limit`): `stop` is where its text ends (before
+/// a carriage return), `end` the position of its newline (`limit` when the last line has none). The
+/// one line scanner of Funnel's text readers (events, click-model tables, logged bandit feedback).
+@inlinable
+public func lineBounds(_ buffer: UnsafeBufferPointer<UInt8>, _ start: Int, _ limit: Int) -> (stop: Int, end: Int) {
+    var end = limit
+    if start < limit, let base = buffer.baseAddress, let hit = memchr(base + start, 0x0A, limit - start) {
+        end = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+    }
+    var stop = end
+    if stop > start && buffer[stop - 1] == 0x0D { stop -= 1 }
+    return (stop, end)
+}
+
 /// A source of bytes: a plain file descriptor, or a gzip stream over one.
 protocol ByteStream: AnyObject {
     /// Reads up to `buffer.count` bytes; 0 means end of input.

@@ -200,7 +200,7 @@ public enum TableReader {
                 var start = 0, line = 0
                 while start < n && !found {
                     line += 1
-                    let (stop, end) = lineBounds(buf, start, n)
+                    let (stop, end) = FunnelEvents.lineBounds(buf, start, n)
                     if stop > start {
                         try splitCells(buf, start, stop, separator: separator, path: path, line: line, into: &cells)
                         header = cells.map { String(decoding: buf[$0], as: UTF8.self).trimmingCharacters(in: .whitespaces) }
@@ -377,17 +377,6 @@ public enum TableReader {
         var groups: [String] = []
     }
 
-    /// The line starting at `start` (before `limit`): `stop` is where its text ends (before a
-    /// carriage return), `end` the position of its newline (or `limit`).
-    @inline(__always)
-    static func lineBounds(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ limit: Int) -> (stop: Int, end: Int) {
-        var end = start
-        while end < limit && buf[end] != 0x0A { end += 1 }
-        var stop = end
-        if stop > start && buf[stop - 1] == 0x0D { stop -= 1 }
-        return (stop, end)
-    }
-
     /// Splits the line buf[start..<stop] into cells (quoted cells: the bytes between the quotes).
     static func splitCells(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ stop: Int, separator: UInt8, path: String, line: Int,
                            into cells: inout [Range<Int>]) throws(ModelError) {
@@ -432,7 +421,7 @@ public enum TableReader {
         let path = layout.path
         while start < to {
             line += 1
-            let (stop, end) = lineBounds(buf, start, to)
+            let (stop, end) = FunnelEvents.lineBounds(buf, start, to)
             defer { start = end + 1 }
             if stop == start { continue }
             try splitCells(buf, start, stop, separator: layout.separator, path: path, line: line, into: &cells)

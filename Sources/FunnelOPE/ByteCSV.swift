@@ -1,17 +1,16 @@
 import Foundation
+import FunnelEvents
 
-/// A comma-separated file with unquoted cells (policy files, Open Bandit logs), read as bytes:
-/// lines end in LF or CRLF, blank lines are skipped, cells are byte ranges trimmed of spaces.
+/// A comma-separated file with unquoted cells (policy files, Open Bandit logs), read as bytes
+/// (gzip allowed): lines end in LF or CRLF, blank lines are skipped, cells are byte ranges trimmed of spaces.
 struct ByteCSV {
     let path: String
     let bytes: [UInt8]
 
     init(path: String, what: String) throws(OPEError) {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw OPEError("\(path): cannot read the file; \(what)")
-        }
+        var b: [UInt8]
+        do { b = try readFileBytes(path) } catch { throw OPEError("\(path): cannot read the file (\(error.message)); \(what)") }
         self.path = path
-        var b = [UInt8](data)
         if b.starts(with: [0xEF, 0xBB, 0xBF]) { b.removeFirst(3) }
         bytes = b
     }
@@ -23,10 +22,7 @@ struct ByteCSV {
         let n = bytes.count
         while start < n {
             line += 1
-            var end = start
-            while end < n && bytes[end] != 0x0A { end += 1 }
-            var stop = end
-            if stop > start && bytes[stop - 1] == 0x0D { stop -= 1 }
+            let (stop, end) = bytes.withUnsafeBufferPointer { lineBounds($0, start, n) }
             if stop > start {
                 cells.removeAll(keepingCapacity: true)
                 var cellStart = start

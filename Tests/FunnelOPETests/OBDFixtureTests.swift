@@ -71,7 +71,7 @@ struct EstimatorByHandTests {
 struct PolicyFileTests {
     func write(_ text: String) -> String {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("policy-\(UUID().uuidString).csv").path
-        FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
         return path
     }
 
