@@ -575,6 +575,69 @@ struct AdaptiveState<Scalar: BinaryFloatingPoint & Sendable> {
         }
     }
 
+    /// `adaptive` for `Float`, eight parameters at a time. Each lane computes exactly the scalar
+    /// loop's operations in the same order (IEEE square root and division, no fused multiply-add),
+    /// so the result is bit-identical to `adaptive`; only the throughput differs.
+    static func adaptiveFloat8(_ settings: OptimizerSettings, _ p: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>,
+                               _ m: UnsafeMutablePointer<Float>?, _ s: UnsafeMutablePointer<Float>, count n: Int,
+                               _ c: (step: Float, root: Float, rows: Float)) {
+        @inline(__always) func load(_ x: UnsafePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(x).loadUnaligned(as: SIMD8<Float>.self) }
+        @inline(__always) func store(_ v: SIMD8<Float>, _ x: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(x).storeBytes(of: v, as: SIMD8<Float>.self) }
+        let lr = Float(settings.learningRate), eps = Float(settings.epsilon), wide = n & ~7
+        switch settings.kind {
+        case .adagrad:
+            var j = 0
+            while j < wide {
+                let gj = load(g + j), sj = load(s + j) + gj * gj
+                store(sj, s + j)
+                store(load(p + j) - lr * gj / (sj.squareRoot() + eps), p + j)
+                j += 8
+            }
+        case .adam:
+            let b1 = Float(settings.beta1), b2 = Float(settings.beta2), m = m!
+            var j = 0
+            while j < wide {
+                let gj = load(g + j)
+                let mj = b1 * load(m + j) + (1 - b1) * gj
+                let sj = b2 * load(s + j) + (1 - b2) * gj * gj
+                store(mj, m + j); store(sj, s + j)
+                store(load(p + j) - c.step * mj / (sj.squareRoot() / c.root + eps), p + j)
+                j += 8
+            }
+        }
+        if wide < n {
+            AdaptiveState<Float>.adaptive(settings, p + wide, g + wide, m.map { $0 + wide }, s + wide, count: n - wide, c)
+        }
+    }
+
+    /// `update(row:…)` for every slot a batch touched: slot `touched[l]`, whose parameters are at
+    /// p + slot·width, takes row l of `g` (rows of `width`, in touch order). The state's buffers are
+    /// borrowed once for all rows, and `Float` rows go through the eight-wide step.
+    mutating func updateTouched(_ touched: [Int], _ p: UnsafeMutablePointer<Scalar>, _ g: UnsafePointer<Scalar>,
+                                _ c: (step: Scalar, root: Scalar, rows: Scalar)) {
+        let n = width, settings = settings, ftrl = ftrl
+        second.withUnsafeMutableBufferPointer { sq in
+            first.withUnsafeMutableBufferPointer { fm in
+                let s = sq.baseAddress!
+                for (l, i) in touched.enumerated() {
+                    let base = i * n, gl = g + l * n, pi = p + base
+                    if let ftrl, let z = fm.baseAddress {
+                        for j in 0..<n {
+                            ftrl.accumulate(z: &z[base + j], n: &s[base + j], gradient: gl[j] * c.rows, weight: pi[j])
+                            pi[j] = ftrl.weight(z: z[base + j], n: s[base + j])
+                        }
+                    } else if Scalar.self == Float.self {
+                        func float(_ x: UnsafeMutablePointer<Scalar>) -> UnsafeMutablePointer<Float> { UnsafeMutableRawPointer(x).assumingMemoryBound(to: Float.self) }
+                        Self.adaptiveFloat8(settings, float(pi), UnsafeRawPointer(gl).assumingMemoryBound(to: Float.self), fm.baseAddress.map { float($0 + base) },
+                                            float(s + base), count: n, (Float(c.step), Float(c.root), Float(c.rows)))
+                    } else {
+                        Self.adaptive(settings, pi, gl, fm.baseAddress.map { $0 + base }, s + base, count: n, c)
+                    }
+                }
+            }
+        }
+    }
+
     /// One parameter as a row of width 1.
     @inline(__always)
     mutating func update(row: Int, _ p: inout Scalar, _ g: Scalar, _ c: (step: Scalar, root: Scalar, rows: Scalar)) {
@@ -596,7 +659,14 @@ struct AdaptiveState<Scalar: BinaryFloatingPoint & Sendable> {
                 DispatchQueue.concurrentPerform(iterations: parts) { t in
                     let (p, g, m, s, c) = shared.value
                     let lo = t * chunk, hi = min(n, lo + chunk)
-                    if lo < hi { Self.adaptive(settings, p + lo, g + lo, m.map { $0 + lo }, s + lo, count: hi - lo, c) }
+                    guard lo < hi else { return }
+                    if Scalar.self == Float.self {
+                        func float(_ x: UnsafeMutablePointer<Scalar>) -> UnsafeMutablePointer<Float> { UnsafeMutableRawPointer(x).assumingMemoryBound(to: Float.self) }
+                        Self.adaptiveFloat8(settings, float(p + lo), UnsafeRawPointer(g + lo).assumingMemoryBound(to: Float.self), m.map { float($0 + lo) },
+                                            float(s + lo), count: hi - lo, (Float(c.step), Float(c.root), Float(c.rows)))
+                    } else {
+                        Self.adaptive(settings, p + lo, g + lo, m.map { $0 + lo }, s + lo, count: hi - lo, c)
+                    }
                 }
             }
         }
@@ -621,15 +691,8 @@ public struct DeepOptimizer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>
         steps += 1
         let c = AdaptiveState<Scalar>.corrections(vState.settings, step: steps, rows: rows)
         if g.hasLinear { biasState.update(row: 0, &m.bias, g.bias, c) }
-        let k = m.architecture.dim
-        m.v.withUnsafeMutableBufferPointer { v in
-            m.w.withUnsafeMutableBufferPointer { w in
-                for (l, i) in g.touched.enumerated() {
-                    if g.hasLinear { wState.update(row: i, w.baseAddress! + i, g.w + l, c) }
-                    vState.update(row: i, v.baseAddress! + i * k, g.v + l * k, c)
-                }
-            }
-        }
+        if g.hasLinear { m.w.withUnsafeMutableBufferPointer { w in wState.updateTouched(g.touched, w.baseAddress!, g.w, c) } }
+        m.v.withUnsafeMutableBufferPointer { v in vState.updateTouched(g.touched, v.baseAddress!, g.v, c) }
         if !m.dense.isEmpty {
             m.dense.withUnsafeMutableBufferPointer { d in denseState.updateRowZero(d.baseAddress!, g.dense, c, parts: threads) }
         }

@@ -1,6 +1,7 @@
 import Foundation
 @testable import FunnelModels
 import FunnelKernelsAVX2
+import FunnelEvents
 import Testing
 
 /// DeepFM and DCN-v2: every gradient against finite differences, one and two optimiser steps
@@ -134,6 +135,25 @@ struct DeepTests {
         #expect(!String(decoding: old, as: UTF8.self).contains("wide"))
         let decoded = try JSONDecoder().decode(DeepArchitecture.self, from: old)
         #expect(decoded.wide == false && decoded.hasLinear == false && decoded.crossLayers == 2)
+    }
+
+    /// The eight-wide dense optimiser step equals the scalar loop bit for bit (Adagrad and Adam,
+    /// a length with a scalar tail), over several steps.
+    @Test(arguments: OptimizerSettings.Kind.allCases)
+    func wideOptimizerStepIsBitIdentical(kind: OptimizerSettings.Kind) {
+        var o = OptimizerSettings(); o.kind = kind; o.learningRate = 0.01; o.epsilon = kind == .adam ? 1e-8 : 1e-10
+        var rng = SplitMix64(seed: 21)
+        let n = 37
+        var p1 = (0..<n).map { _ in Float(rng.unit() * 2 - 1) }, p2 = p1
+        var m1 = [Float](repeating: 0, count: n), m2 = m1, s1 = m1, s2 = m1
+        for t in 1...5 {
+            let g = (0..<n).map { _ in Float(rng.unit() * 0.2 - 0.1) }
+            let c = AdaptiveState<Float>.corrections(o, step: t, rows: 4)
+            AdaptiveState<Float>.adaptive(o, &p1, g, &m1, &s1, count: n, c)
+            AdaptiveState<Float>.adaptiveFloat8(o, &p2, g, &m2, &s2, count: n, c)
+        }
+        #expect(p1.map(\.bitPattern) == p2.map(\.bitPattern) && s1 == s2 && m1 == m2)
+        #expect(p1 != (0..<n).map { _ in 0 })
     }
 
     /// The same seed and thread count give bit-identical models; one and two threads differ only by
