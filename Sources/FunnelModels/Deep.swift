@@ -532,24 +532,32 @@ struct AdaptiveState<Scalar: BinaryFloatingPoint & Sendable> {
     /// Updates row `row`'s `width` parameters at `p` with gradients at `g`; `c` from `corrections`.
     @inline(__always)
     mutating func update(row: Int, _ p: UnsafeMutablePointer<Scalar>, _ g: UnsafePointer<Scalar>, _ c: (step: Scalar, root: Scalar, rows: Scalar)) {
-        if let ftrl {
-            let base = row * width, n = width
-            first.withUnsafeMutableBufferPointer { zb in
-                second.withUnsafeMutableBufferPointer { nb in
-                    let z = zb.baseAddress! + base, sq = nb.baseAddress! + base
-                    for j in 0..<n {
-                        ftrl.accumulate(z: &z[j], n: &sq[j], gradient: g[j] * c.rows, weight: p[j])
-                        p[j] = ftrl.weight(z: z[j], n: sq[j])
-                    }
-                }
-            }
-            return
-        }
-        let base = row * width, n = width, settings = settings
+        let base = row * width, n = width, settings = settings, ftrl = ftrl
         second.withUnsafeMutableBufferPointer { sq in
             first.withUnsafeMutableBufferPointer { fm in
-                Self.adaptive(settings, p, g, fm.baseAddress.map { $0 + base }, sq.baseAddress! + base, count: n, c)
+                Self.apply(settings, ftrl, p, g, first: fm.baseAddress.map { $0 + base }, second: sq.baseAddress! + base, count: n, c)
             }
+        }
+    }
+
+    /// The update of `n` parameters at `p` with gradients at `g` and their state at `first` and
+    /// `second` (already at the parameters' offset): FTRL-Proximal when `ftrl` is set (z in `first`,
+    /// n in `second`), else Adagrad or Adam, eight at a time for `Float`.
+    @inline(__always)
+    static func apply(_ settings: OptimizerSettings, _ ftrl: FTRLSettings?, _ p: UnsafeMutablePointer<Scalar>, _ g: UnsafePointer<Scalar>,
+                      first: UnsafeMutablePointer<Scalar>?, second s: UnsafeMutablePointer<Scalar>, count n: Int,
+                      _ c: (step: Scalar, root: Scalar, rows: Scalar)) {
+        if let ftrl, let z = first {
+            for j in 0..<n {
+                ftrl.accumulate(z: &z[j], n: &s[j], gradient: g[j] * c.rows, weight: p[j])
+                p[j] = ftrl.weight(z: z[j], n: s[j])
+            }
+        } else if Scalar.self == Float.self {
+            func float(_ x: UnsafeMutablePointer<Scalar>) -> UnsafeMutablePointer<Float> { UnsafeMutableRawPointer(x).assumingMemoryBound(to: Float.self) }
+            adaptiveFloat8(settings, float(p), UnsafeRawPointer(g).assumingMemoryBound(to: Float.self), first.map(float), float(s), count: n,
+                           (Float(c.step), Float(c.root), Float(c.rows)))
+        } else {
+            adaptive(settings, p, g, first, s, count: n, c)
         }
     }
 
@@ -618,21 +626,9 @@ struct AdaptiveState<Scalar: BinaryFloatingPoint & Sendable> {
         let n = width, settings = settings, ftrl = ftrl
         second.withUnsafeMutableBufferPointer { sq in
             first.withUnsafeMutableBufferPointer { fm in
-                let s = sq.baseAddress!
                 for (l, i) in touched.enumerated() {
-                    let base = i * n, gl = g + l * n, pi = p + base
-                    if let ftrl, let z = fm.baseAddress {
-                        for j in 0..<n {
-                            ftrl.accumulate(z: &z[base + j], n: &s[base + j], gradient: gl[j] * c.rows, weight: pi[j])
-                            pi[j] = ftrl.weight(z: z[base + j], n: s[base + j])
-                        }
-                    } else if Scalar.self == Float.self {
-                        func float(_ x: UnsafeMutablePointer<Scalar>) -> UnsafeMutablePointer<Float> { UnsafeMutableRawPointer(x).assumingMemoryBound(to: Float.self) }
-                        Self.adaptiveFloat8(settings, float(pi), UnsafeRawPointer(gl).assumingMemoryBound(to: Float.self), fm.baseAddress.map { float($0 + base) },
-                                            float(s + base), count: n, (Float(c.step), Float(c.root), Float(c.rows)))
-                    } else {
-                        Self.adaptive(settings, pi, gl, fm.baseAddress.map { $0 + base }, s + base, count: n, c)
-                    }
+                    let base = i * n
+                    Self.apply(settings, ftrl, p + base, g + l * n, first: fm.baseAddress.map { $0 + base }, second: sq.baseAddress! + base, count: n, c)
                 }
             }
         }
@@ -659,14 +655,7 @@ struct AdaptiveState<Scalar: BinaryFloatingPoint & Sendable> {
                 DispatchQueue.concurrentPerform(iterations: parts) { t in
                     let (p, g, m, s, c) = shared.value
                     let lo = t * chunk, hi = min(n, lo + chunk)
-                    guard lo < hi else { return }
-                    if Scalar.self == Float.self {
-                        func float(_ x: UnsafeMutablePointer<Scalar>) -> UnsafeMutablePointer<Float> { UnsafeMutableRawPointer(x).assumingMemoryBound(to: Float.self) }
-                        Self.adaptiveFloat8(settings, float(p + lo), UnsafeRawPointer(g + lo).assumingMemoryBound(to: Float.self), m.map { float($0 + lo) },
-                                            float(s + lo), count: hi - lo, (Float(c.step), Float(c.root), Float(c.rows)))
-                    } else {
-                        Self.adaptive(settings, p + lo, g + lo, m.map { $0 + lo }, s + lo, count: hi - lo, c)
-                    }
+                    if lo < hi { Self.apply(settings, nil, p + lo, g + lo, first: m.map { $0 + lo }, second: s + lo, count: hi - lo, c) }
                 }
             }
         }
