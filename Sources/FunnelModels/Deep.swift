@@ -620,15 +620,22 @@ struct AdaptiveState<Scalar: BinaryFloatingPoint & Sendable> {
 
     /// `update(row:…)` for every slot a batch touched: slot `touched[l]`, whose parameters are at
     /// p + slot·width, takes row l of `g` (rows of `width`, in touch order). The state's buffers are
-    /// borrowed once for all rows, and `Float` rows go through the eight-wide step.
+    /// borrowed once for all rows, and the rows are split into `parts` contiguous shares on as many
+    /// threads: each slot appears once, so no two threads touch the same parameters or state and the
+    /// result does not depend on `parts`.
     mutating func updateTouched(_ touched: [Int], _ p: UnsafeMutablePointer<Scalar>, _ g: UnsafePointer<Scalar>,
-                                _ c: (step: Scalar, root: Scalar, rows: Scalar)) {
-        let n = width, settings = settings, ftrl = ftrl
+                                _ c: (step: Scalar, root: Scalar, rows: Scalar), parts: Int = 1) {
+        let n = width, settings = settings, ftrl = ftrl, count = touched.count
+        let parts = count >= 2048 ? max(1, parts) : 1, chunk = (count + parts - 1) / parts
         second.withUnsafeMutableBufferPointer { sq in
             first.withUnsafeMutableBufferPointer { fm in
-                for (l, i) in touched.enumerated() {
-                    let base = i * n
-                    Self.apply(settings, ftrl, p + base, g + l * n, first: fm.baseAddress.map { $0 + base }, second: sq.baseAddress! + base, count: n, c)
+                let shared = Shared((p: p, g: g, m: fm.baseAddress, s: sq.baseAddress!))
+                DispatchQueue.concurrentPerform(iterations: parts) { t in
+                    let (p, g, m, s) = shared.value
+                    for l in (t * chunk)..<min(count, (t + 1) * chunk) {
+                        let base = touched[l] * n
+                        Self.apply(settings, ftrl, p + base, g + l * n, first: m.map { $0 + base }, second: s + base, count: n, c)
+                    }
                 }
             }
         }
@@ -680,8 +687,8 @@ public struct DeepOptimizer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>
         steps += 1
         let c = AdaptiveState<Scalar>.corrections(vState.settings, step: steps, rows: rows)
         if g.hasLinear { biasState.update(row: 0, &m.bias, g.bias, c) }
-        if g.hasLinear { m.w.withUnsafeMutableBufferPointer { w in wState.updateTouched(g.touched, w.baseAddress!, g.w, c) } }
-        m.v.withUnsafeMutableBufferPointer { v in vState.updateTouched(g.touched, v.baseAddress!, g.v, c) }
+        if g.hasLinear { m.w.withUnsafeMutableBufferPointer { w in wState.updateTouched(g.touched, w.baseAddress!, g.w, c, parts: threads) } }
+        m.v.withUnsafeMutableBufferPointer { v in vState.updateTouched(g.touched, v.baseAddress!, g.v, c, parts: threads) }
         if !m.dense.isEmpty {
             m.dense.withUnsafeMutableBufferPointer { d in denseState.updateRowZero(d.baseAddress!, g.dense, c, parts: threads) }
         }
