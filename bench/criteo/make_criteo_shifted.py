@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""A second seeded generator of click logs in the Criteo text layout, built differently from
+make_criteo_like.py so that the click models are not checked only on the structure they were
+tuned on. Same layout (label, I1..I13, C1..C26, tab-separated, some cells empty), different truth:
+
+    bias + Σ_f w_f[value_f]                       heavy-tailed (Laplace) main effects
+         + Σ_j s_j · [I_j > t_j]                  step functions of the integers, not log-linear
+         + Σ_(f,g,h) in T  z[hash(b_f, b_g, b_h)] three-way interactions of value buckets
+         + Σ_(f,j) in M    a_f[value_f] · log1p(I_j)  categorical-by-numeric interactions
+
+Vocabulary sizes from 5 to 100,000 with Zipf exponents between 0.9 and 1.4 per field; integers from
+a mixture of a geometric and a log-normal; 6 field triples T, each bucket b = value mod 64 (so
+the rare tail shares buckets with the head); 4 (categorical, numeric) pairs M. The bias is set by
+bisection so that the click-through rate is about 3 %.
+
+Writes <out>/train.txt, valid.txt, test.txt and test_probabilities.txt, and prints the
+Bayes-optimal AUC and log loss of the test split.
+
+    python bench/criteo/make_criteo_shifted.py --rows 600000 --out /tmp/shifted --seed 7
+"""
+import argparse
+import os
+
+import numpy as np
+
+from make_criteo_like import auc
+
+NUMERIC, CATEGORICAL = 13, 26
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=600_000, help="total rows (train 5/6, valid and test 1/12 each)")
+    ap.add_argument("--out", default="bench/data/criteo-shifted")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--ctr", type=float, default=0.03)
+    args = ap.parse_args()
+    rng = np.random.default_rng(args.seed)
+
+    sizes = np.exp(rng.uniform(np.log(5), np.log(100_000), size=CATEGORICAL)).astype(int)
+    exponents = rng.uniform(0.9, 1.4, size=CATEGORICAL)
+    w = [rng.laplace(0, 0.15, size=s) for s in sizes]
+    steps = rng.normal(0, 0.3, size=NUMERIC)
+    triples = [tuple(sorted(int(x) for x in rng.choice(CATEGORICAL, size=3, replace=False))) for _ in range(6)]
+    z = [rng.normal(0, 0.6, size=64 ** 3) for _ in triples]
+    mixed = [(int(rng.integers(CATEGORICAL)), int(rng.integers(NUMERIC))) for _ in range(4)]
+    a = [rng.normal(0, 0.25, size=sizes[f]) for f, _ in mixed]
+    tokens = [rng.integers(0, 2**32, size=s, dtype=np.uint64) for s in sizes]
+
+    n = args.rows
+    cats = np.empty((n, CATEGORICAL), dtype=np.int64)
+    for f, s in enumerate(sizes):
+        p = 1.0 / np.arange(1, s + 1) ** exponents[f]
+        p /= p.sum()
+        cats[:, f] = rng.choice(s, size=n, p=p)
+    geometric = rng.geometric(0.2, size=(n, NUMERIC)) - 1
+    lognormal = np.floor(rng.lognormal(2.0, 1.2, size=(n, NUMERIC)))
+    nums = np.where(rng.random((n, NUMERIC)) < 0.5, geometric, lognormal).astype(np.int64)
+    thresholds = np.median(nums, axis=0)
+
+    logit = np.zeros(n)
+    for f in range(CATEGORICAL):
+        logit += w[f][cats[:, f]]
+    logit += ((nums > thresholds) * steps).sum(axis=1)
+    for (f, g, h), table in zip(triples, z):
+        logit += table[(cats[:, f] % 64) * 4096 + (cats[:, g] % 64) * 64 + cats[:, h] % 64]
+    for (f, j), slope in zip(mixed, a):
+        logit += slope[cats[:, f]] * np.log1p(nums[:, j])
+    lo, hi = -30.0, 30.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if (1 / (1 + np.exp(-(logit + mid)))).mean() > args.ctr:
+            hi = mid
+        else:
+            lo = mid
+    prob = 1 / (1 + np.exp(-(logit + (lo + hi) / 2)))
+    labels = (rng.random(n) < prob).astype(np.int64)
+    num_missing = rng.random((n, NUMERIC)) < 0.05
+    cat_missing = rng.random((n, CATEGORICAL)) < 0.01
+
+    os.makedirs(args.out, exist_ok=True)
+    n_train = n * 5 // 6
+    n_valid = (n - n_train) // 2
+    splits = {"train": (0, n_train), "valid": (n_train, n_train + n_valid), "test": (n_train + n_valid, n)}
+    for name, (lo_row, hi_row) in splits.items():
+        with open(os.path.join(args.out, f"{name}.txt"), "w") as fh:
+            for r in range(lo_row, hi_row):
+                cells = [str(labels[r])]
+                cells += ["" if num_missing[r, j] else str(nums[r, j]) for j in range(NUMERIC)]
+                cells += ["" if cat_missing[r, f] else format(int(tokens[f][cats[r, f]]), "08x")[:8] for f in range(CATEGORICAL)]
+                fh.write("\t".join(cells) + "\n")
+    lo_row, hi_row = splits["test"]
+    with open(os.path.join(args.out, "test_probabilities.txt"), "w") as fh:
+        for r in range(lo_row, hi_row):
+            fh.write(repr(float(prob[r])) + "\n")
+    y, p = labels[lo_row:hi_row], prob[lo_row:hi_row]
+    ll = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+    print(f"rows {n} (train {n_train}, valid {n_valid}, test {hi_row - lo_row}); CTR {labels.mean():.4f}")
+    print(f"Bayes-optimal on test (true probabilities): AUC {auc(y, p):.4f}, log loss {ll:.5f}")
+
+
+if __name__ == "__main__":
+    main()
