@@ -78,33 +78,42 @@ def main():
     logit += (np.log1p(nums) * u).sum(axis=1)
     for f, g in pairs:
         logit += (v[f][cats[:, f]] * v[g][cats[:, g]]).sum(axis=1)
-    # Bias by bisection so that the mean probability is the target CTR.
-    lo, hi = -20.0, 20.0
+    # Missing cells: 3 % of numeric and 2 % of categorical values are written empty.
+    write_splits(rng, logit, nums, cats, tokens, args.ctr, args.out, num_missing=0.03, cat_missing=0.02, bound=20.0)
+
+
+def write_splits(rng, logit, nums, cats, tokens, ctr, out, num_missing, cat_missing, bound):
+    """From the true log-odds without bias (one per row): sets the bias by bisection in
+    [-bound, bound] so that the mean probability is `ctr`, draws the labels, blanks the given
+    shares of numeric and categorical cells, writes <out>/train.txt, valid.txt, test.txt (5/6,
+    1/12, 1/12 of the rows) and test_probabilities.txt, and prints the Bayes-optimal AUC and log
+    loss of the test split. Shared by the generators in this folder."""
+    n = len(logit)
+    lo, hi = -bound, bound
     for _ in range(60):
         mid = (lo + hi) / 2
-        if (1 / (1 + np.exp(-(logit + mid)))).mean() > args.ctr:
+        if (1 / (1 + np.exp(-(logit + mid)))).mean() > ctr:
             hi = mid
         else:
             lo = mid
     prob = 1 / (1 + np.exp(-(logit + (lo + hi) / 2)))
     labels = (rng.random(n) < prob).astype(np.int64)
-    # Missing cells: 3 % of numeric and 2 % of categorical values are written empty.
-    num_missing = rng.random((n, NUMERIC)) < 0.03
-    cat_missing = rng.random((n, CATEGORICAL)) < 0.02
+    num_blank = rng.random((n, NUMERIC)) < num_missing
+    cat_blank = rng.random((n, CATEGORICAL)) < cat_missing
 
-    os.makedirs(args.out, exist_ok=True)
+    os.makedirs(out, exist_ok=True)
     n_train = n * 5 // 6
     n_valid = (n - n_train) // 2
     splits = {"train": (0, n_train), "valid": (n_train, n_train + n_valid), "test": (n_train + n_valid, n)}
     for name, (a, b) in splits.items():
-        with open(os.path.join(args.out, f"{name}.txt"), "w") as fh:
+        with open(os.path.join(out, f"{name}.txt"), "w") as fh:
             for r in range(a, b):
                 cells = [str(labels[r])]
-                cells += ["" if num_missing[r, j] else str(nums[r, j]) for j in range(NUMERIC)]
-                cells += ["" if cat_missing[r, f] else format(int(tokens[f][cats[r, f]]), "08x")[:8] for f in range(CATEGORICAL)]
+                cells += ["" if num_blank[r, j] else str(nums[r, j]) for j in range(NUMERIC)]
+                cells += ["" if cat_blank[r, f] else format(int(tokens[f][cats[r, f]]), "08x")[:8] for f in range(CATEGORICAL)]
                 fh.write("\t".join(cells) + "\n")
     a, b = splits["test"]
-    with open(os.path.join(args.out, "test_probabilities.txt"), "w") as fh:
+    with open(os.path.join(out, "test_probabilities.txt"), "w") as fh:
         for r in range(a, b):
             fh.write(repr(float(prob[r])) + "\n")
     y, p = labels[a:b], prob[a:b]

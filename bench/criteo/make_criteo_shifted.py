@@ -19,13 +19,10 @@ Bayes-optimal AUC and log loss of the test split.
     python bench/criteo/make_criteo_shifted.py --rows 600000 --out /tmp/shifted --seed 7
 """
 import argparse
-import os
 
 import numpy as np
 
-from make_criteo_like import auc
-
-NUMERIC, CATEGORICAL = 13, 26
+from make_criteo_like import CATEGORICAL, NUMERIC, write_splits
 
 
 def main():
@@ -66,37 +63,7 @@ def main():
         logit += table[(cats[:, f] % 64) * 4096 + (cats[:, g] % 64) * 64 + cats[:, h] % 64]
     for (f, j), slope in zip(mixed, a):
         logit += slope[cats[:, f]] * np.log1p(nums[:, j])
-    lo, hi = -30.0, 30.0
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        if (1 / (1 + np.exp(-(logit + mid)))).mean() > args.ctr:
-            hi = mid
-        else:
-            lo = mid
-    prob = 1 / (1 + np.exp(-(logit + (lo + hi) / 2)))
-    labels = (rng.random(n) < prob).astype(np.int64)
-    num_missing = rng.random((n, NUMERIC)) < 0.05
-    cat_missing = rng.random((n, CATEGORICAL)) < 0.01
-
-    os.makedirs(args.out, exist_ok=True)
-    n_train = n * 5 // 6
-    n_valid = (n - n_train) // 2
-    splits = {"train": (0, n_train), "valid": (n_train, n_train + n_valid), "test": (n_train + n_valid, n)}
-    for name, (lo_row, hi_row) in splits.items():
-        with open(os.path.join(args.out, f"{name}.txt"), "w") as fh:
-            for r in range(lo_row, hi_row):
-                cells = [str(labels[r])]
-                cells += ["" if num_missing[r, j] else str(nums[r, j]) for j in range(NUMERIC)]
-                cells += ["" if cat_missing[r, f] else format(int(tokens[f][cats[r, f]]), "08x")[:8] for f in range(CATEGORICAL)]
-                fh.write("\t".join(cells) + "\n")
-    lo_row, hi_row = splits["test"]
-    with open(os.path.join(args.out, "test_probabilities.txt"), "w") as fh:
-        for r in range(lo_row, hi_row):
-            fh.write(repr(float(prob[r])) + "\n")
-    y, p = labels[lo_row:hi_row], prob[lo_row:hi_row]
-    ll = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
-    print(f"rows {n} (train {n_train}, valid {n_valid}, test {hi_row - lo_row}); CTR {labels.mean():.4f}")
-    print(f"Bayes-optimal on test (true probabilities): AUC {auc(y, p):.4f}, log loss {ll:.5f}")
+    write_splits(rng, logit, nums, cats, tokens, args.ctr, args.out, num_missing=0.05, cat_missing=0.01, bound=30.0)
 
 
 if __name__ == "__main__":
