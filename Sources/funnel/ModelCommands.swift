@@ -173,7 +173,6 @@ struct Train: ParsableCommand {
         if !["lr", "fm", "deepfm", "dcnv2"].contains(model) { throw ValidationError("--model must be lr, fm, deepfm or dcnv2 (got '\(model)')") }
         if let optimizer, OptimizerSettings.Kind(rawValue: optimizer) == nil { throw ValidationError("--optimizer must be adagrad or adam") }
         if factors < 1 || batchSize < 1 || !((learningRate ?? 1) > 0) { throw ValidationError("--factors and --batch-size must be ≥ 1 and --learning-rate > 0") }
-        let mainOptimizer = optimizer ?? (model == "fm" ? "adagrad" : "adam")
         if let linearOptimizer, linearOptimizer != "ftrl" && linearOptimizer != mainOptimizer {
             throw ValidationError("--linear-optimizer must be ftrl or, as without it, the --optimizer (\(mainOptimizer)); got '\(linearOptimizer)'")
         }
@@ -199,6 +198,9 @@ struct Train: ParsableCommand {
         }
         if !(alpha > 0) || !(beta >= 0) || !(l1 >= 0) || !(l2 >= 0) { throw ValidationError("--alpha must be > 0 and --beta, --l1, --l2 ≥ 0") }
     }
+
+    /// The --optimizer, or its default: adagrad for fm, adam for the networks.
+    var mainOptimizer: String { optimizer ?? (model == "fm" ? "adagrad" : "adam") }
 
     var hiddenWidths: [Int]? {
         let parts = splitList(hidden).map { Int($0) }
@@ -235,7 +237,7 @@ struct Train: ParsableCommand {
         let validTable: Table?
         if let valid { validTable = try read(valid, spec: fitted, fit: false).0 } else { validTable = nil }
         var o = OptimizerSettings()
-        o.kind = OptimizerSettings.Kind(rawValue: optimizer ?? (model == "fm" ? "adagrad" : "adam"))!  // validated
+        o.kind = OptimizerSettings.Kind(rawValue: mainOptimizer)!  // validated
         o.learningRate = learningRate ?? (model == "fm" ? 0.05 : 0.001)
         if linearOptimizer == "ftrl" {
             var f = FTRLSettings()
