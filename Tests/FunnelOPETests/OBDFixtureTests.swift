@@ -6,7 +6,10 @@ import Testing
 /// to 1e-9 relative (`tools/fixtures/make_obd_fixtures.py` writes `Fixtures/obd_fixtures.json`).
 struct OBDFixtureTests {
     static let here = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-    static let data = here.appendingPathComponent("../../../shared/data").standardized
+    /// The shared data sets: `FUNNEL_SHARED_DATA` when set (a clone placed elsewhere), else
+    /// `../shared/data` beside the repository.
+    static let data = ProcessInfo.processInfo.environment["FUNNEL_SHARED_DATA"].map { URL(fileURLWithPath: $0) }
+        ?? here.appendingPathComponent("../../../shared/data").standardized
 
     struct Case: Sendable, CustomStringConvertible {
         var campaign: String, logging: String, evaluation: String, logFile: String, policyFile: String?
