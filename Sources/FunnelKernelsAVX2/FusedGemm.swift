@@ -5,56 +5,45 @@
 /// C[p·columns + j] += Σ_q A(p, q)·B[q·columns + j], A(p, q) = a[p·rowStride + q·innerStride], in
 /// `Float` with fused multiply-adds.
 ///
-/// A's rows are first packed in blocks of 6, each block q-major (A(p…p+5, q) side by side; the
-/// last block padded with zero rows), so the inner loop reads one contiguous stream whatever A's
-/// layout. Then, for each strip of 16 columns (then one of 8), every block of C accumulates its
-/// 6 × 16 tile in twelve 256-bit registers over the whole inner dimension, while the strip of B,
-/// copied to a contiguous cache-line-aligned panel (inner × 16 floats), stays in the first-level
-/// cache. Columns right of the strips go to a scalar loop.
+/// For each strip of 16 columns (then one of 8), the strip of B is copied to a contiguous,
+/// cache-line-aligned panel (inner × 16 floats) that stays in the first-level cache, and every
+/// block of 6 rows of C accumulates its 6 × 16 tile in twelve 256-bit registers over the whole
+/// inner dimension, broadcasting A's six values of each inner index straight from A (rows
+/// `rowStride` apart, inner indices `innerStride` apart): A is small and cache-resident here, so
+/// reading it in place costs less than packing it. The rows past the last full block of 6 are
+/// packed, zero-padded, into one block. Columns right of the strips go to a scalar loop.
 @inline(never)
 public func fusedGemm(_ a: UnsafePointer<Float>, rowStride: Int, innerStride: Int, _ b: UnsafePointer<Float>,
                       _ c: UnsafeMutablePointer<Float>, rows: Int, inner: Int, columns: Int) {
-    let blocks = (rows + 5) / 6, wide16 = columns & ~15, wide8 = columns & ~7
+    let full = rows / 6, rest = rows - 6 * full, wide16 = columns & ~15, wide8 = columns & ~7
     if rows > 0 && wide8 > 0 && inner > 0 {
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: blocks * 6 * inner) { packed in
-            let pk = packed.baseAddress!
-            for blk in 0..<blocks {
-                let dst = pk + blk * 6 * inner, first = blk * 6, present = min(6, rows - first)
-                if rowStride == 1 {
-                    // A stored transposed: the block's 6 values of each q are contiguous.
-                    for q in 0..<inner {
-                        let src = a + first + q * innerStride, d = dst + 6 * q
-                        for r in 0..<present { d[r] = src[r] }
-                        for r in present..<6 { d[r] = 0 }
-                    }
-                } else {
-                    for r in 0..<6 {
-                        if r < present {
-                            let src = a + (first + r) * rowStride
-                            for q in 0..<inner { dst[6 * q + r] = src[q * innerStride] }
-                        } else {
-                            for q in 0..<inner { dst[6 * q + r] = 0 }
-                        }
-                    }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: rest > 0 ? 6 * inner : 1) { tailBuffer in
+            let tail = tailBuffer.baseAddress!
+            if rest > 0 {
+                for q in 0..<inner {
+                    for r in 0..<6 { tail[6 * q + r] = r < rest ? a[(6 * full + r) * rowStride + q * innerStride] : 0 }
                 }
             }
-            // Each strip of B is copied to a contiguous, cache-line-aligned panel (inner × 16), so
-            // that it takes inner cache lines of the first-level cache rather than up to twice
-            // as many, and is read as one stream by every block of A.
             withUnsafeTemporaryAllocation(byteCount: inner * 16 * MemoryLayout<Float>.size, alignment: 64) { raw in
                 let panel = raw.baseAddress!.bindMemory(to: Float.self, capacity: inner * 16)
                 var j = 0
                 while j < wide16 {
                     for q in 0..<inner { (panel + 16 * q).update(from: b + q * columns + j, count: 16) }
-                    for blk in 0..<blocks {
-                        tile16(pk + blk * 6 * inner, panel, c + blk * 6 * columns + j, inner: inner, bStride: 16, columns: columns, valid: min(6, rows - blk * 6))
+                    for blk in 0..<full {
+                        tile16(a + 6 * blk * rowStride, rowStep: rowStride, innerStep: innerStride, panel, c + blk * 6 * columns + j, inner: inner, columns: columns, valid: 6)
+                    }
+                    if rest > 0 {
+                        tile16(UnsafePointer(tail), rowStep: 1, innerStep: 6, panel, c + full * 6 * columns + j, inner: inner, columns: columns, valid: rest)
                     }
                     j += 16
                 }
                 if j < wide8 {
                     for q in 0..<inner { (panel + 8 * q).update(from: b + q * columns + j, count: 8) }
-                    for blk in 0..<blocks {
-                        tile8(pk + blk * 6 * inner, panel, c + blk * 6 * columns + j, inner: inner, bStride: 8, columns: columns, valid: min(6, rows - blk * 6))
+                    for blk in 0..<full {
+                        tile8(a + 6 * blk * rowStride, rowStep: rowStride, innerStep: innerStride, panel, c + blk * 6 * columns + j, inner: inner, columns: columns, valid: 6)
+                    }
+                    if rest > 0 {
+                        tile8(UnsafePointer(tail), rowStep: 1, innerStep: 6, panel, c + full * 6 * columns + j, inner: inner, columns: columns, valid: rest)
                     }
                 }
             }
@@ -71,49 +60,52 @@ public func fusedGemm(_ a: UnsafePointer<Float>, rowStride: Int, innerStride: In
     }
 }
 
-/// C(valid × 16, row stride `columns`) += packed A(6 × inner, q-major) · B(inner × 16, row stride `bStride`).
+/// C(valid × 16, row stride `columns`) += A(6 × inner) · panel(inner × 16), with A(r, q) at
+/// a[r·rowStep + q·innerStep].
 @inline(__always)
-private func tile16(_ ap: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
-                    inner: Int, bStride: Int, columns: Int, valid: Int) {
+private func tile16(_ a: UnsafePointer<Float>, rowStep: Int, innerStep: Int, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
+                    inner: Int, columns: Int, valid: Int) {
     var s0 = SIMD8<Float>(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0, s8 = s0, s9 = s0, s10 = s0, s11 = s0
-    var x = UnsafePointer(ap), bp = b
+    let r1 = rowStep, r2 = 2 * rowStep, r3 = 3 * rowStep, r4 = 4 * rowStep, r5 = 5 * rowStep
+    var x = a, bp = b
     for _ in 0..<inner {
         let lo = load(bp), hi = load(bp + 8)
         var v = SIMD8(repeating: x[0])
         s0 = s0.addingProduct(v, lo); s1 = s1.addingProduct(v, hi)
-        v = SIMD8(repeating: x[1])
+        v = SIMD8(repeating: x[r1])
         s2 = s2.addingProduct(v, lo); s3 = s3.addingProduct(v, hi)
-        v = SIMD8(repeating: x[2])
+        v = SIMD8(repeating: x[r2])
         s4 = s4.addingProduct(v, lo); s5 = s5.addingProduct(v, hi)
-        v = SIMD8(repeating: x[3])
+        v = SIMD8(repeating: x[r3])
         s6 = s6.addingProduct(v, lo); s7 = s7.addingProduct(v, hi)
-        v = SIMD8(repeating: x[4])
+        v = SIMD8(repeating: x[r4])
         s8 = s8.addingProduct(v, lo); s9 = s9.addingProduct(v, hi)
-        v = SIMD8(repeating: x[5])
+        v = SIMD8(repeating: x[r5])
         s10 = s10.addingProduct(v, lo); s11 = s11.addingProduct(v, hi)
-        x += 6
-        bp += bStride
+        x += innerStep
+        bp += 16
     }
     add(s0, s1, c, valid > 0); add(s2, s3, c + columns, valid > 1); add(s4, s5, c + 2 * columns, valid > 2)
     add(s6, s7, c + 3 * columns, valid > 3); add(s8, s9, c + 4 * columns, valid > 4); add(s10, s11, c + 5 * columns, valid > 5)
 }
 
-/// C(valid × 8, row stride `columns`) += packed A(6 × inner) · B(inner × 8, row stride `bStride`).
+/// C(valid × 8, row stride `columns`) += A(6 × inner) · panel(inner × 8), A as in `tile16`.
 @inline(__always)
-private func tile8(_ ap: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
-                   inner: Int, bStride: Int, columns: Int, valid: Int) {
+private func tile8(_ a: UnsafePointer<Float>, rowStep: Int, innerStep: Int, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
+                   inner: Int, columns: Int, valid: Int) {
     var s0 = SIMD8<Float>(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0
-    var x = UnsafePointer(ap), bp = b
+    let r1 = rowStep, r2 = 2 * rowStep, r3 = 3 * rowStep, r4 = 4 * rowStep, r5 = 5 * rowStep
+    var x = a, bp = b
     for _ in 0..<inner {
         let bv = load(bp)
         s0 = s0.addingProduct(SIMD8(repeating: x[0]), bv)
-        s1 = s1.addingProduct(SIMD8(repeating: x[1]), bv)
-        s2 = s2.addingProduct(SIMD8(repeating: x[2]), bv)
-        s3 = s3.addingProduct(SIMD8(repeating: x[3]), bv)
-        s4 = s4.addingProduct(SIMD8(repeating: x[4]), bv)
-        s5 = s5.addingProduct(SIMD8(repeating: x[5]), bv)
-        x += 6
-        bp += bStride
+        s1 = s1.addingProduct(SIMD8(repeating: x[r1]), bv)
+        s2 = s2.addingProduct(SIMD8(repeating: x[r2]), bv)
+        s3 = s3.addingProduct(SIMD8(repeating: x[r3]), bv)
+        s4 = s4.addingProduct(SIMD8(repeating: x[r4]), bv)
+        s5 = s5.addingProduct(SIMD8(repeating: x[r5]), bv)
+        x += innerStep
+        bp += 8
     }
     add(s0, c, valid > 0); add(s1, c + columns, valid > 1); add(s2, c + 2 * columns, valid > 2)
     add(s3, c + 3 * columns, valid > 3); add(s4, c + 4 * columns, valid > 4); add(s5, c + 5 * columns, valid > 5)
@@ -124,18 +116,14 @@ private func tile8(_ ap: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>,
 private func add(_ lo: SIMD8<Float>, _ hi: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, _ exists: Bool) {
     if exists { store(load(p) + lo, p); store(load(p + 8) + hi, p + 8) }
 }
-
 /// C's row at `p` (8 floats) += v, when the row exists.
 @inline(__always)
 private func add(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, _ exists: Bool) {
     if exists { store(load(p) + v, p) }
 }
-
 @inline(__always)
 private func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
-
 @inline(__always)
 private func load(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
-
 @inline(__always)
 private func store(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self) }
