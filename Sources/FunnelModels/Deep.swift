@@ -427,12 +427,14 @@ public final class DeepGradient<Scalar: BinaryFloatingPoint & Sendable>: @unchec
     public let slots: Int, dim: Int, denseCount: Int, hasLinear: Bool
     public var bias: Scalar = 0
     public var loss: Double = 0
-    /// Row r holds the gradient of slot `touched[r]`.
-    private(set) var w: UnsafeMutablePointer<Scalar>, v: UnsafeMutablePointer<Scalar>
+    /// Row r < `touchedCount` holds the gradient of slot `touchedSlots[r]`.
+    private(set) var w: UnsafeMutablePointer<Scalar>, v: UnsafeMutablePointer<Scalar>, touchedSlots: UnsafeMutablePointer<Int>
     let dense: UnsafeMutablePointer<Scalar>
     let position: UnsafeMutablePointer<Int32>
     private var capacity: Int
-    public private(set) var touched: [Int] = []
+    public private(set) var touchedCount = 0
+    /// Set by the optimiser when it has zeroed `dense` while reading it, so `clear()` can skip it.
+    var denseIsZero = true
 
     init(_ a: DeepArchitecture, slots: Int) {
         self.slots = slots
@@ -442,21 +444,23 @@ public final class DeepGradient<Scalar: BinaryFloatingPoint & Sendable>: @unchec
         capacity = min(max(1, slots), 1024)
         w = .allocate(capacity: capacity)
         v = .allocate(capacity: capacity * a.dim)
+        touchedSlots = .allocate(capacity: capacity)
         dense = .allocate(capacity: max(1, a.denseCount)); dense.initialize(repeating: 0, count: max(1, a.denseCount))
         position = .allocate(capacity: max(1, slots)); position.initialize(repeating: -1, count: max(1, slots))
     }
 
-    deinit { w.deallocate(); v.deallocate(); dense.deallocate(); position.deallocate() }
+    deinit { w.deallocate(); v.deallocate(); touchedSlots.deallocate(); dense.deallocate(); position.deallocate() }
 
     /// The row of slot `i`, zeroed on its first touch since `clear()`.
     @inline(__always)
     func mark(_ i: Int) -> Int {
         let p = Int(position[i])
         if p >= 0 { return p }
-        let r = touched.count
+        let r = touchedCount
         if r == capacity { grow() }
         position[i] = Int32(r)
-        touched.append(i)
+        touchedSlots[r] = i
+        touchedCount += 1
         w[r] = 0
         (v + r * dim).update(repeating: 0, count: dim)
         return r
@@ -465,36 +469,26 @@ public final class DeepGradient<Scalar: BinaryFloatingPoint & Sendable>: @unchec
     private func grow() {
         let bigger = min(2 * capacity, max(1, slots))
         let nw = UnsafeMutablePointer<Scalar>.allocate(capacity: bigger), nv = UnsafeMutablePointer<Scalar>.allocate(capacity: bigger * dim)
-        nw.moveInitialize(from: w, count: touched.count)
-        nv.moveInitialize(from: v, count: touched.count * dim)
-        w.deallocate(); v.deallocate()
-        w = nw; v = nv; capacity = bigger
+        let ns = UnsafeMutablePointer<Int>.allocate(capacity: bigger)
+        nw.moveInitialize(from: w, count: touchedCount)
+        nv.moveInitialize(from: v, count: touchedCount * dim)
+        ns.moveInitialize(from: touchedSlots, count: touchedCount)
+        w.deallocate(); v.deallocate(); touchedSlots.deallocate()
+        w = nw; v = nv; touchedSlots = ns; capacity = bigger
     }
 
     func clear() {
-        for i in touched { position[i] = -1 }
-        touched.removeAll(keepingCapacity: true)
-        for j in 0..<denseCount { dense[j] = 0 }
+        for r in 0..<touchedCount { position[touchedSlots[r]] = -1 }
+        touchedCount = 0
+        if !denseIsZero { dense.update(repeating: 0, count: denseCount) }
+        denseIsZero = false
         bias = 0
         loss = 0
     }
 
-    /// Adds `other` into this gradient (fixed order, so results depend only on the thread count).
-    func add(_ other: DeepGradient<Scalar>, parts: Int = 1) {
-        bias += other.bias
-        loss += other.loss
-        // The dense sums in `parts` ranges on as many threads (each element's sum is the same).
-        let n = denseCount, parts = n >= 16_384 ? max(1, parts) : 1, chunk = (n + parts - 1) / parts
-        let target = Shared(dense), source = Shared(other.dense)
-        DispatchQueue.concurrentPerform(iterations: parts) { t in
-            let d = target.value, o = source.value
-            for j in (t * chunk)..<min(n, (t + 1) * chunk) { d[j] += o[j] }
-        }
-        for (q, i) in other.touched.enumerated() {
-            let r = mark(i)
-            w[r] += other.w[q]
-            for c in 0..<dim { v[r * dim + c] += other.v[q * dim + c] }
-        }
+    /// The touched rows of the linear-weight (`linear`) or embedding gradient, for the optimiser.
+    func touchedRows(linear: Bool) -> TouchedRows<Scalar> {
+        TouchedRows(slots: touchedSlots, count: touchedCount, rows: linear ? w : v, position: position)
     }
 
     /// The linear-weight gradient of slot `i` (0 when the batch did not touch it).
@@ -502,6 +496,23 @@ public final class DeepGradient<Scalar: BinaryFloatingPoint & Sendable>: @unchec
     /// Element `j` of the embedding gradient as a slots × dim matrix (0 for untouched slots).
     public func vValue(_ j: Int) -> Scalar { position[j / dim] < 0 ? 0 : v[Int(position[j / dim]) * dim + j % dim] }
     public func denseValue(_ j: Int) -> Scalar { dense[j] }
+}
+
+/// One part of a sparse gradient: row r < `count` (at rows + r·width) belongs to slot `slots[r]`,
+/// and `position` maps a slot to its row (−1 when the part did not touch it). Plain pointers, so
+/// threads read it without reference counting.
+struct TouchedRows<Scalar>: @unchecked Sendable {
+    let slots: UnsafePointer<Int>
+    let count: Int
+    let rows: UnsafePointer<Scalar>
+    let position: UnsafePointer<Int32>
+
+    init(slots: UnsafePointer<Int>, count: Int, rows: UnsafePointer<Scalar>, position: UnsafePointer<Int32>) {
+        self.slots = slots
+        self.count = count
+        self.rows = rows
+        self.position = position
+    }
 }
 
 /// Adagrad / Adam state per parameter, PyTorch semantics: Adagrad p −= lr·g/(√Σg² + ε); Adam
@@ -618,23 +629,43 @@ struct AdaptiveState<Scalar: BinaryFloatingPoint & Sendable> {
         }
     }
 
-    /// `update(row:…)` for every slot a batch touched: slot `touched[l]`, whose parameters are at
-    /// p + slot·width, takes row l of `g` (rows of `width`, in touch order). The state's buffers are
-    /// borrowed once for all rows, and the rows are split into `parts` contiguous shares on as many
-    /// threads: each slot appears once, so no two threads touch the same parameters or state and the
-    /// result does not depend on `parts`.
-    mutating func updateTouched(_ touched: [Int], _ p: UnsafeMutablePointer<Scalar>, _ g: UnsafePointer<Scalar>,
+    /// `update(row:…)` for every slot a batch touched, the batch's gradient being the sum of the
+    /// `sources` (one per thread, each holding the rows its share touched). A slot's gradient is its
+    /// rows summed in source order (as the threads' gradients would be added), and it is updated
+    /// once, by the first source that touched it. Each source's rows are split into `parts`
+    /// contiguous shares on as many threads; each slot is updated in exactly one share, so no two
+    /// threads touch the same parameters or state and the result does not depend on `parts`. The
+    /// state's buffers are borrowed once for all rows.
+    mutating func updateTouched(_ sources: [TouchedRows<Scalar>], _ p: UnsafeMutablePointer<Scalar>,
                                 _ c: (step: Scalar, root: Scalar, rows: Scalar), parts: Int = 1) {
-        let n = width, settings = settings, ftrl = ftrl, count = touched.count
-        let parts = count >= 2048 ? max(1, parts) : 1, chunk = (count + parts - 1) / parts
+        let n = width, settings = settings, ftrl = ftrl
+        let count = sources.reduce(0) { $0 + $1.count }
+        let parts = count >= 2048 ? max(1, parts) : 1
         second.withUnsafeMutableBufferPointer { sq in
             first.withUnsafeMutableBufferPointer { fm in
-                let shared = Shared((p: p, g: g, m: fm.baseAddress, s: sq.baseAddress!))
+                let shared = Shared((p: p, m: fm.baseAddress, s: sq.baseAddress!))
                 DispatchQueue.concurrentPerform(iterations: parts) { t in
-                    let (p, g, m, s) = shared.value
-                    for l in (t * chunk)..<min(count, (t + 1) * chunk) {
-                        let base = touched[l] * n
-                        Self.apply(settings, ftrl, p + base, g + l * n, first: m.map { $0 + base }, second: s + base, count: n, c)
+                    let (p, m, s) = shared.value
+                    withUnsafeTemporaryAllocation(of: Scalar.self, capacity: n) { scratch in
+                        let sum = scratch.baseAddress!
+                        for k in 0..<sources.count {
+                            let source = sources[k], chunk = (source.count + parts - 1) / parts
+                            rows: for l in (t * chunk)..<min(source.count, (t + 1) * chunk) {
+                                let slot = source.slots[l]
+                                for earlier in 0..<k where sources[earlier].position[slot] >= 0 { continue rows }
+                                var g = source.rows + l * n
+                                if k + 1 < sources.count {
+                                    sum.update(from: g, count: n)
+                                    for later in (k + 1)..<sources.count where sources[later].position[slot] >= 0 {
+                                        let row = sources[later].rows + Int(sources[later].position[slot]) * n
+                                        for e in 0..<n { sum[e] += row[e] }
+                                    }
+                                    g = UnsafePointer(sum)
+                                }
+                                let base = slot * n
+                                Self.apply(settings, ftrl, p + base, g, first: m.map { $0 + base }, second: s + base, count: n, c)
+                            }
+                        }
                     }
                 }
             }
@@ -649,20 +680,38 @@ struct AdaptiveState<Scalar: BinaryFloatingPoint & Sendable> {
         p = value
     }
 
-    /// Updates all parameters of row 0 (the dense layers), split into `parts` contiguous ranges
-    /// on as many threads; every parameter's update is elementwise, so the result does not depend
-    /// on `parts`.
-    mutating func updateRowZero(_ p: UnsafeMutablePointer<Scalar>, _ g: UnsafePointer<Scalar>, _ c: (step: Scalar, root: Scalar, rows: Scalar), parts: Int) {
+    /// Updates all parameters of row 0 (the dense layers) with the sum of the `sources`' gradients
+    /// (added in source order, as the threads' gradients would be), zeroing the sources as it reads
+    /// them. One pass over memory, in blocks that stay in the first-level cache, split into `parts`
+    /// contiguous ranges on as many threads; every parameter's update is elementwise, so the result
+    /// does not depend on `parts`.
+    mutating func updateRowZero(_ p: UnsafeMutablePointer<Scalar>, sources: [UnsafeMutablePointer<Scalar>],
+                                _ c: (step: Scalar, root: Scalar, rows: Scalar), parts: Int) {
         let n = width, settings = settings
         let parts = n >= 16_384 ? max(1, parts) : 1
-        let chunk = (n + parts - 1) / parts
+        let chunk = (n + parts - 1) / parts, block = 1024
         second.withUnsafeMutableBufferPointer { sq in
             first.withUnsafeMutableBufferPointer { fm in
-                let shared = Shared((p: p, g: g, m: fm.baseAddress, s: sq.baseAddress!, c: c))
+                let shared = Shared((p: p, m: fm.baseAddress, s: sq.baseAddress!, c: c, sources: sources))
                 DispatchQueue.concurrentPerform(iterations: parts) { t in
-                    let (p, g, m, s, c) = shared.value
-                    let lo = t * chunk, hi = min(n, lo + chunk)
-                    if lo < hi { Self.apply(settings, nil, p + lo, g + lo, first: m.map { $0 + lo }, second: s + lo, count: hi - lo, c) }
+                    let (p, m, s, c, sources) = shared.value
+                    withUnsafeTemporaryAllocation(of: Scalar.self, capacity: block) { scratch in
+                        let sum = scratch.baseAddress!
+                        var lo = t * chunk
+                        let hi = min(n, lo + chunk)
+                        while lo < hi {
+                            let len = min(block, hi - lo)
+                            sum.update(from: sources[0] + lo, count: len)
+                            (sources[0] + lo).update(repeating: 0, count: len)
+                            for source in sources.dropFirst() {
+                                let g = source + lo
+                                for e in 0..<len { sum[e] += g[e] }
+                                g.update(repeating: 0, count: len)
+                            }
+                            Self.apply(settings, nil, p + lo, sum, first: m.map { $0 + lo }, second: s + lo, count: len, c)
+                            lo += len
+                        }
+                    }
                 }
             }
         }
@@ -682,16 +731,29 @@ public struct DeepOptimizer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>
         biasState = AdaptiveState(rows: 1, width: 1, settings: settings)
     }
 
-    @_specialize(exported: true, where Scalar == Float)
     public mutating func step(_ m: inout DeepModel<Scalar>, _ g: DeepGradient<Scalar>, rows: Int, threads: Int = 1) {
+        step(&m, [g], rows: rows, threads: threads)
+    }
+
+    /// One step with the batch's gradient given as the sum of `parts` (one per thread's share, added
+    /// in order). The parts' dense gradients are zeroed as they are read.
+    @_specialize(exported: true, where Scalar == Float)
+    public mutating func step(_ m: inout DeepModel<Scalar>, _ parts: [DeepGradient<Scalar>], rows: Int, threads: Int = 1) {
         steps += 1
         let c = AdaptiveState<Scalar>.corrections(vState.settings, step: steps, rows: rows)
-        if g.hasLinear { biasState.update(row: 0, &m.bias, g.bias, c) }
-        if g.hasLinear { m.w.withUnsafeMutableBufferPointer { w in wState.updateTouched(g.touched, w.baseAddress!, g.w, c, parts: threads) } }
-        m.v.withUnsafeMutableBufferPointer { v in vState.updateTouched(g.touched, v.baseAddress!, g.v, c, parts: threads) }
-        if !m.dense.isEmpty {
-            m.dense.withUnsafeMutableBufferPointer { d in denseState.updateRowZero(d.baseAddress!, g.dense, c, parts: threads) }
+        let first = parts[0]
+        if first.hasLinear {
+            let bias = parts.dropFirst().reduce(first.bias) { $0 + $1.bias }
+            biasState.update(row: 0, &m.bias, bias, c)
+            let sources = parts.map { $0.touchedRows(linear: true) }
+            m.w.withUnsafeMutableBufferPointer { w in wState.updateTouched(sources, w.baseAddress!, c, parts: threads) }
         }
+        let sources = parts.map { $0.touchedRows(linear: false) }
+        m.v.withUnsafeMutableBufferPointer { v in vState.updateTouched(sources, v.baseAddress!, c, parts: threads) }
+        if !m.dense.isEmpty {
+            m.dense.withUnsafeMutableBufferPointer { d in denseState.updateRowZero(d.baseAddress!, sources: parts.map(\.dense), c, parts: threads) }
+        }
+        for g in parts { g.denseIsZero = true }
     }
 }
 
@@ -724,14 +786,15 @@ public final class DeepTrainer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendab
     @discardableResult
     @_specialize(exported: true, where Scalar == Float)
     public func step(_ t: Table, rows: Range<Int>) -> Double {
-        computeGradient(t, rows: rows)
+        let parts = computeGradient(t, rows: rows)
         // No other reference to the model's arrays is alive here, so the update is in place.
-        optimizer.step(&model, gradients[0], rows: rows.count, threads: threads)
-        return gradients[0].loss
+        optimizer.step(&model, Array(gradients[..<parts]), rows: rows.count, threads: threads)
+        return gradients[..<parts].reduce(0) { $0 + $1.loss }
     }
 
-    /// Fills `gradients[0]` with the batch's gradient (summed over the threads' shares in order).
-    private func computeGradient(_ t: Table, rows: Range<Int>) {
+    /// Fills the first `parts` (returned) of `gradients` with the gradients of the threads'
+    /// shares of the batch, whose sum in order is the batch's.
+    private func computeGradient(_ t: Table, rows: Range<Int>) -> Int {
         model.transposedDense(into: transposed, parts: threads)
         let parts = min(threads, rows.count)
         let share = (rows.count + parts - 1) / parts
@@ -741,6 +804,7 @@ public final class DeepTrainer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendab
             gradients[0].clear()
             m.forward(t, rows: rows, workspaces[0])
             m.backward(t, rows: rows, divisor: divisor, workspaces[0], transposed: transposed, into: gradients[0])
+            return 1
         } else {
             DispatchQueue.concurrentPerform(iterations: parts) { p in
                 let lo = rows.lowerBound + p * share, hi = min(rows.upperBound, lo + share)
@@ -751,7 +815,7 @@ public final class DeepTrainer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendab
                     m.backward(t, rows: lo..<hi, divisor: divisor, workspaces[p], transposed: transposed, into: g)
                 }
             }
-            for p in 1..<parts { gradients[0].add(gradients[p], parts: threads) }
+            return parts
         }
     }
 

@@ -156,6 +156,76 @@ struct DeepTests {
         #expect(p1 != (0..<n).map { _ in 0 })
     }
 
+    /// The optimiser takes the batch's gradient as the threads' parts: a slot's rows (and each dense
+    /// weight's values) are summed in thread order, each touched slot is updated once, untouched
+    /// ones not at all, and the result is the same on one or two threads. Reference: one Adagrad
+    /// step written out, p − lr·g/(√(g²) + ε) with g = part 0 + part 1.
+    @Test func optimizerSumsThePartsOfAGradient() {
+        var o = OptimizerSettings(); o.kind = .adagrad; o.learningRate = 0.05; o.epsilon = 1e-10
+        let lr = Float(o.learningRate), eps = Float(o.epsilon)
+        var rng = SplitMix64(seed: 4)
+        let width = 4, slots = 5000
+        // Part 0 touches slots 0..<3000, part 1 slots 2000..<5000 (both in shuffled order).
+        func shuffled(_ range: Range<Int>) -> [Int] {
+            var a = Array(range)
+            for i in stride(from: a.count - 1, to: 0, by: -1) { a.swapAt(i, Int(rng.unit() * Double(i + 1))) }
+            return a
+        }
+        let lists = [shuffled(0..<3000), shuffled(2000..<5000)]
+        let rows = lists.map { list in (0..<(list.count * width)).map { _ in Float(rng.unit() - 0.5) } }
+        let positions: [[Int32]] = lists.map { list in
+            var pos = [Int32](repeating: -1, count: slots)
+            for (r, slot) in list.enumerated() { pos[slot] = Int32(r) }
+            return pos
+        }
+        let start = (0..<(slots * width)).map { _ in Float(rng.unit() * 2 - 1) }
+        var expected = start
+        for slot in 0..<slots {
+            for e in 0..<width {
+                var g: Float? = nil
+                for k in 0..<2 where positions[k][slot] >= 0 {
+                    let x = rows[k][Int(positions[k][slot]) * width + e]
+                    g = g.map { $0 + x } ?? x
+                }
+                if let g { expected[slot * width + e] -= lr * g / ((0 + g * g).squareRoot() + eps) }
+            }
+        }
+        let c = AdaptiveState<Float>.corrections(o, step: 1, rows: 1)
+        for parts in [1, 2] {
+            var p = start
+            var state = AdaptiveState<Float>(rows: slots, width: width, settings: o)
+            lists[0].withUnsafeBufferPointer { s0 in lists[1].withUnsafeBufferPointer { s1 in
+                rows[0].withUnsafeBufferPointer { r0 in rows[1].withUnsafeBufferPointer { r1 in
+                    positions[0].withUnsafeBufferPointer { q0 in positions[1].withUnsafeBufferPointer { q1 in
+                        let sources = [TouchedRows(slots: s0.baseAddress!, count: s0.count, rows: r0.baseAddress!, position: q0.baseAddress!),
+                                       TouchedRows(slots: s1.baseAddress!, count: s1.count, rows: r1.baseAddress!, position: q1.baseAddress!)]
+                        p.withUnsafeMutableBufferPointer { state.updateTouched(sources, $0.baseAddress!, c, parts: parts) }
+                    } }
+                } }
+            } }
+            #expect(zip(p, expected).count { $0.bitPattern != $1.bitPattern } == 0, "parts \(parts)")
+        }
+        // The dense weights: two parts of 20,000 values, zeroed as they are read.
+        let n = 20_000
+        let dense = (0..<2).map { _ in (0..<n).map { _ in Float(rng.unit() - 0.5) } }
+        let denseStart = (0..<n).map { _ in Float(rng.unit() * 2 - 1) }
+        let denseExpected = (0..<n).map { j -> Float in
+            let g = dense[0][j] + dense[1][j]
+            return denseStart[j] - lr * g / ((0 + g * g).squareRoot() + eps)
+        }
+        for parts in [1, 2] {
+            var p = denseStart
+            var state = AdaptiveState<Float>(rows: 1, width: n, settings: o)
+            let buffers = dense.map { values in
+                let b = UnsafeMutablePointer<Float>.allocate(capacity: n); b.initialize(from: values, count: n); return b
+            }
+            defer { buffers.forEach { $0.deallocate() } }
+            p.withUnsafeMutableBufferPointer { state.updateRowZero($0.baseAddress!, sources: buffers, c, parts: parts) }
+            #expect(zip(p, denseExpected).count { $0.bitPattern != $1.bitPattern } == 0, "parts \(parts)")
+            #expect(buffers.allSatisfy { b in (0..<n).allSatisfy { b[$0] == 0 } })
+        }
+    }
+
     /// The same seed and thread count give bit-identical models; one and two threads differ only by
     /// float summation order.
     @Test(arguments: variants)
