@@ -2,11 +2,13 @@
 // unless the caller has checked that the processor has both: `FunnelModels` dispatches here only
 // when /proc/cpuinfo lists avx2 and fma, and keeps its baseline SIMD kernel otherwise.
 
-/// C[p·columns + j] += Σ_q A(p, q)·B[q·columns + j], A(p, q) = a[p·rowStride + q·innerStride], in
-/// `Float` with fused multiply-adds.
+/// C[p·columns + j] += Σ_q A(p, q)·B(q, j), A(p, q) = a[p·rowStride + q·innerStride], in `Float`
+/// with fused multiply-adds. B(q, j) is b[q·columns + j], or b[j·inner + q] when `bTransposed`
+/// (a matrix used transposed is read in place, without a transposed copy).
 ///
 /// For each strip of 16 columns (then one of 8), the strip of B is copied to a contiguous,
-/// cache-line-aligned panel (inner × 16 floats) that stays in the first-level cache, and every
+/// cache-line-aligned panel (inner × 16 floats, transposed on the way when `bTransposed`) that
+/// stays in the first-level cache, and every
 /// block of 6 rows of C accumulates its 6 × 16 tile in twelve 256-bit registers over the whole
 /// inner dimension, broadcasting A's six values of each inner index straight from A (rows
 /// `rowStride` apart, inner indices `innerStride` apart): A is small and cache-resident here, so
@@ -14,7 +16,7 @@
 /// packed, zero-padded, into one block. Columns right of the strips go to a scalar loop.
 @inline(never)
 public func fusedGemm(_ a: UnsafePointer<Float>, rowStride: Int, innerStride: Int, _ b: UnsafePointer<Float>,
-                      _ c: UnsafeMutablePointer<Float>, rows: Int, inner: Int, columns: Int) {
+                      _ c: UnsafeMutablePointer<Float>, rows: Int, inner: Int, columns: Int, bTransposed: Bool = false) {
     let full = rows / 6, rest = rows - 6 * full, wide16 = columns & ~15, wide8 = columns & ~7
     if rows > 0 && wide8 > 0 && inner > 0 {
         withUnsafeTemporaryAllocation(of: Float.self, capacity: rest > 0 ? 6 * inner : 1) { tailBuffer in
@@ -28,7 +30,7 @@ public func fusedGemm(_ a: UnsafePointer<Float>, rowStride: Int, innerStride: In
                 let panel = raw.baseAddress!.bindMemory(to: Float.self, capacity: inner * 16)
                 var j = 0
                 while j < wide16 {
-                    for q in 0..<inner { (panel + 16 * q).update(from: b + q * columns + j, count: 16) }
+                    pack(b, columns: j, width: 16, into: panel, inner: inner, rowLength: columns, transposed: bTransposed)
                     for blk in 0..<full {
                         tile16(a + 6 * blk * rowStride, rowStep: rowStride, innerStep: innerStride, panel, c + blk * 6 * columns + j, inner: inner, columns: columns, valid: 6)
                     }
@@ -38,7 +40,7 @@ public func fusedGemm(_ a: UnsafePointer<Float>, rowStride: Int, innerStride: In
                     j += 16
                 }
                 if j < wide8 {
-                    for q in 0..<inner { (panel + 8 * q).update(from: b + q * columns + j, count: 8) }
+                    pack(b, columns: j, width: 8, into: panel, inner: inner, rowLength: columns, transposed: bTransposed)
                     for blk in 0..<full {
                         tile8(a + 6 * blk * rowStride, rowStep: rowStride, innerStep: innerStride, panel, c + blk * 6 * columns + j, inner: inner, columns: columns, valid: 6)
                     }
@@ -53,10 +55,30 @@ public func fusedGemm(_ a: UnsafePointer<Float>, rowStride: Int, innerStride: In
         for r in 0..<rows {
             let ar = a + r * rowStride, cr = c + r * columns
             for q in 0..<inner {
-                let x = ar[q * innerStride], br = b + q * columns
-                for jj in wide8..<columns { cr[jj] += x * br[jj] }
+                let x = ar[q * innerStride]
+                if bTransposed {
+                    for jj in wide8..<columns { cr[jj] += x * b[jj * inner + q] }
+                } else {
+                    let br = b + q * columns
+                    for jj in wide8..<columns { cr[jj] += x * br[jj] }
+                }
             }
         }
+    }
+}
+
+/// Columns j..<j + width of B (inner × width) into `panel`, row-major: copied from B's rows (length
+/// `rowLength`), or, when `transposed`, gathered from the rows of the stored Bᵀ (length `inner`).
+@inline(__always)
+private func pack(_ b: UnsafePointer<Float>, columns j: Int, width: Int, into panel: UnsafeMutablePointer<Float>, inner: Int,
+                  rowLength: Int, transposed: Bool) {
+    if transposed {
+        for jj in 0..<width {
+            let source = b + (j + jj) * inner
+            for q in 0..<inner { panel[width * q + jj] = source[q] }
+        }
+    } else {
+        for q in 0..<inner { (panel + width * q).update(from: b + q * rowLength + j, count: width) }
     }
 }
 

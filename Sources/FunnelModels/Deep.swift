@@ -218,9 +218,13 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
     }
 
     /// Adds to `g` the gradients of Σ_r (log loss of row r) / `divisor` over `rows`, using the
-    /// forward pass in `ws`; `wt` holds each dense weight matrix transposed.
-    func backward(_ t: Table, rows: Range<Int>, divisor: Int, _ ws: DeepWorkspace<Scalar>, transposed wt: UnsafePointer<Scalar>,
-                  into g: DeepGradient<Scalar>) {
+    /// forward pass in `ws`.
+    func backward(_ t: Table, rows: Range<Int>, divisor: Int, _ ws: DeepWorkspace<Scalar>, into g: DeepGradient<Scalar>) {
+        dense.withUnsafeBufferPointer { d in backward(t, rows: rows, divisor: divisor, ws, weights: d.baseAddress!, into: g) }
+    }
+
+    private func backward(_ t: Table, rows: Range<Int>, divisor: Int, _ ws: DeepWorkspace<Scalar>, weights: UnsafePointer<Scalar>,
+                          into g: DeepGradient<Scalar>) {
         let a = architecture, f = t.fields, k = a.dim, width = a.width, n = rows.count
         let scale = 1 / Scalar(divisor)
         // dL/dlogit per row.
@@ -238,7 +242,7 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
             let layer = layers[m]
             let input = m == 0 ? ws.x[a.crossLayers] : ws.h[m - 1]
             let dIn = m == 0 ? ws.dx : (m % 2 == 0 ? ws.dh0 : ws.dh1)
-            accumulate(input, dOut, n, layer, g.dense, wt, dIn)
+            accumulate(input, dOut, n, layer, g.dense, weights, dIn)
             if m > 0 { for e in 0..<(n * layer.inputs) where input[e] <= 0 { dIn[e] = 0 } }
             dOut = dIn
         }
@@ -252,7 +256,7 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
                 let u = ws.u[l], du = ws.du
                 for e in 0..<(n * width) { du[e] = grad[e] * x0[e]; dx0[e] += grad[e] * u[e] }
                 // dX_l = G + dU·Wᵀ, written over G.
-                accumulate(ws.x[l], du, n, layer, g.dense, wt, ws.dtmp)
+                accumulate(ws.x[l], du, n, layer, g.dense, weights, ws.dtmp)
                 for e in 0..<(n * width) { grad[e] += ws.dtmp[e] }
             }
             for e in 0..<(n * width) { dx0[e] += grad[e] }
@@ -279,10 +283,11 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
         }
     }
 
-    /// dW += inputᵀ·dOut, db += Σ_r dOut, dIn = dOut·Wᵀ (`wt` + layer.weight holds Wᵀ, outputs × inputs).
+    /// dW += inputᵀ·dOut, db += Σ_r dOut, dIn = dOut·Wᵀ (`w` + layer.weight holds W, inputs × outputs,
+    /// which the product reads as Wᵀ in place).
     @inline(__always)
     func accumulate(_ input: UnsafeMutablePointer<Scalar>, _ dOut: UnsafeMutablePointer<Scalar>, _ n: Int,
-                    _ layer: DeepArchitecture.Layer, _ gd: UnsafeMutablePointer<Scalar>, _ wt: UnsafePointer<Scalar>,
+                    _ layer: DeepArchitecture.Layer, _ gd: UnsafeMutablePointer<Scalar>, _ w: UnsafePointer<Scalar>,
                     _ dIn: UnsafeMutablePointer<Scalar>) {
         let ni = layer.inputs, no = layer.outputs
         let gb = gd + layer.bias
@@ -292,53 +297,44 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
         }
         gemm(input, rowStride: 1, innerStride: ni, dOut, gd + layer.weight, rows: ni, inner: n, columns: no)
         dIn.update(repeating: 0, count: n * ni)
-        gemm(dOut, rowStride: no, innerStride: 1, wt + layer.weight, dIn, rows: n, inner: no, columns: ni)
-    }
-
-    /// Each dense weight matrix transposed (outputs × inputs), at the same offsets; biases copied.
-    func transposedDense(into out: UnsafeMutablePointer<Scalar>, parts: Int = 1) {
-        let layers = architecture.crossOffsets + architecture.mlpOffsets, parts = max(1, parts)
-        dense.withUnsafeBufferPointer { buffer in
-            let source = Shared(buffer), target = Shared(out)
-            // Each layer's inputs in `parts` ranges: iteration k writes its own block of `out`.
-            DispatchQueue.concurrentPerform(iterations: layers.count * parts) { k in
-                let d = source.value, out = target.value
-                let layer = layers[k / parts], share = (layer.inputs + parts - 1) / parts, lo = (k % parts) * share
-                for i in lo..<min(layer.inputs, lo + share) {
-                    for o in 0..<layer.outputs { out[layer.weight + o * layer.inputs + i] = d[layer.weight + i * layer.outputs + o] }
-                }
-            }
-        }
+        gemm(dOut, rowStride: no, innerStride: 1, w + layer.weight, dIn, rows: n, inner: no, columns: ni, bTransposed: true)
     }
 
     /// Gradients of the mean log loss over `rows` (one thread), for tests and small batches.
     public func gradient(_ t: Table, rows: Range<Int>) -> DeepGradient<Scalar> {
         let g = DeepGradient<Scalar>(architecture, slots: slots)
         let ws = DeepWorkspace<Scalar>(architecture, rows: rows.count)
-        let wt = UnsafeMutablePointer<Scalar>.allocate(capacity: max(1, architecture.denseCount))
-        defer { wt.deallocate() }
-        transposedDense(into: wt)
         forward(t, rows: rows, ws)
-        backward(t, rows: rows, divisor: rows.count, ws, transposed: wt, into: g)
+        backward(t, rows: rows, divisor: rows.count, ws, into: g)
         g.loss /= Double(rows.count)
         return g
     }
 }
 
-/// C[p·columns + j] += Σ_q A(p, q)·B[q·columns + j] with A(p, q) = a[p·rowStride + q·innerStride]:
-/// tiles of 4 rows × 8 columns kept in SIMD registers across the inner loop, scalar loops for the
-/// edges. `Float` products go to the fused AVX2 kernel when `MatrixKernel.active` says so.
+/// C[p·columns + j] += Σ_q A(p, q)·B(q, j) with A(p, q) = a[p·rowStride + q·innerStride] and
+/// B(q, j) = b[q·columns + j], or b[j·inner + q] when `bTransposed`: tiles of 4 rows × 8 columns
+/// kept in SIMD registers across the inner loop, scalar loops for the edges. `Float` products go
+/// to the fused AVX2 kernel when `MatrixKernel.active` says so, which reads a transposed B in
+/// place; here a transposed B is first copied out row-major.
 @inline(__always)
 func gemm<S: BinaryFloatingPoint & SIMDScalar>(_ a: UnsafePointer<S>, rowStride: Int, innerStride: Int, _ b: UnsafePointer<S>,
-                                               _ c: UnsafeMutablePointer<S>, rows: Int, inner: Int, columns: Int) {
+                                               _ c: UnsafeMutablePointer<S>, rows: Int, inner: Int, columns: Int, bTransposed: Bool = false) {
     #if arch(x86_64)
     if S.self == Float.self && MatrixKernel.active == .avx2fma {
         fusedGemm(UnsafeRawPointer(a).assumingMemoryBound(to: Float.self), rowStride: rowStride, innerStride: innerStride,
                   UnsafeRawPointer(b).assumingMemoryBound(to: Float.self), UnsafeMutableRawPointer(c).assumingMemoryBound(to: Float.self),
-                  rows: rows, inner: inner, columns: columns)
+                  rows: rows, inner: inner, columns: columns, bTransposed: bTransposed)
         return
     }
     #endif
+    if bTransposed {
+        withUnsafeTemporaryAllocation(of: S.self, capacity: max(1, inner * columns)) { copy in
+            let bt = copy.baseAddress!
+            for j in 0..<columns { for q in 0..<inner { bt[q * columns + j] = b[j * inner + q] } }
+            gemm(a, rowStride: rowStride, innerStride: innerStride, UnsafePointer(bt), c, rows: rows, inner: inner, columns: columns)
+        }
+        return
+    }
     let wide = columns & ~7
     var p = 0
     while p + 4 <= rows {
@@ -766,7 +762,6 @@ public final class DeepTrainer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendab
     let batchSize: Int, threads: Int
     let gradients: [DeepGradient<Scalar>]
     let workspaces: [DeepWorkspace<Scalar>]
-    let transposed: UnsafeMutablePointer<Scalar>
 
     public init(model: DeepModel<Scalar>, optimizer settings: OptimizerSettings, batchSize: Int, threads: Int) {
         self.model = model
@@ -776,11 +771,7 @@ public final class DeepTrainer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendab
         let share = (batchSize + self.threads - 1) / self.threads
         gradients = (0..<self.threads).map { _ in DeepGradient(model.architecture, slots: model.slots) }
         workspaces = (0..<self.threads).map { _ in DeepWorkspace(model.architecture, rows: share) }
-        transposed = .allocate(capacity: max(1, model.architecture.denseCount))
-        transposed.initialize(repeating: 0, count: max(1, model.architecture.denseCount))
     }
-
-    deinit { transposed.deallocate() }
 
     /// One optimiser step on `rows`; returns the batch's summed log loss.
     @discardableResult
@@ -795,7 +786,6 @@ public final class DeepTrainer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendab
     /// Fills the first `parts` (returned) of `gradients` with the gradients of the threads'
     /// shares of the batch, whose sum in order is the batch's.
     private func computeGradient(_ t: Table, rows: Range<Int>) -> Int {
-        model.transposedDense(into: transposed, parts: threads)
         let parts = min(threads, rows.count)
         let share = (rows.count + parts - 1) / parts
         let m = model
@@ -803,7 +793,7 @@ public final class DeepTrainer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendab
         if parts == 1 {
             gradients[0].clear()
             m.forward(t, rows: rows, workspaces[0])
-            m.backward(t, rows: rows, divisor: divisor, workspaces[0], transposed: transposed, into: gradients[0])
+            m.backward(t, rows: rows, divisor: divisor, workspaces[0], into: gradients[0])
             return 1
         } else {
             DispatchQueue.concurrentPerform(iterations: parts) { p in
@@ -812,7 +802,7 @@ public final class DeepTrainer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendab
                 g.clear()
                 if lo < hi {
                     m.forward(t, rows: lo..<hi, workspaces[p])
-                    m.backward(t, rows: lo..<hi, divisor: divisor, workspaces[p], transposed: transposed, into: g)
+                    m.backward(t, rows: lo..<hi, divisor: divisor, workspaces[p], into: g)
                 }
             }
             return parts

@@ -247,22 +247,25 @@ struct DeepTests {
 }
 
 /// The tiled matrix product against the textbook triple loop, over shapes with and without
-/// remainders and both operand layouts the models use.
+/// remainders and both layouts of each operand the models use.
 struct GemmTests {
     @Test(arguments: [(1, 1, 1), (4, 3, 8), (5, 7, 9), (9, 16, 17), (12, 33, 24), (3, 2, 1)])
     func tiledProductMatchesTripleLoop(shape: (Int, Int, Int)) {
         let (rows, inner, columns) = shape
         var rng = SplitMix64Shim(seed: UInt64(rows * 1000 + inner * 10 + columns))
-        for transposed in [false, true] {
+        for (transposed, bTransposed) in [(false, false), (true, false), (false, true), (true, true)] {
             let a = (0..<(rows * inner)).map { _ in rng.next() }, b = (0..<(inner * columns)).map { _ in rng.next() }
             var c = (0..<(rows * columns)).map { _ in rng.next() }
             var want = c
             let (rowStride, innerStride) = transposed ? (1, rows) : (inner, 1)
-            for p in 0..<rows { for j in 0..<columns { for q in 0..<inner { want[p * columns + j] += a[p * rowStride + q * innerStride] * b[q * columns + j] } } }
+            // B(q, j) at b[q·columns + j], or stored transposed at b[j·inner + q].
+            func bAt(_ q: Int, _ j: Int) -> Double { bTransposed ? b[j * inner + q] : b[q * columns + j] }
+            for p in 0..<rows { for j in 0..<columns { for q in 0..<inner { want[p * columns + j] += a[p * rowStride + q * innerStride] * bAt(q, j) } } }
             a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
-                gemm(ap.baseAddress!, rowStride: rowStride, innerStride: innerStride, bp.baseAddress!, cp.baseAddress!, rows: rows, inner: inner, columns: columns)
+                gemm(ap.baseAddress!, rowStride: rowStride, innerStride: innerStride, bp.baseAddress!, cp.baseAddress!, rows: rows, inner: inner, columns: columns,
+                     bTransposed: bTransposed)
             } } }
-            for (x, y) in zip(c, want) { #expect(abs(x - y) < 1e-12, "\(shape) transposed \(transposed)") }
+            for (x, y) in zip(c, want) { #expect(abs(x - y) < 1e-12, "\(shape) transposed \(transposed) B transposed \(bTransposed)") }
         }
     }
 }
@@ -331,25 +334,27 @@ struct VocabularyTests {
 }
 
 /// The fused AVX2 kernel against a double-precision triple loop, on shapes that cross its 16- and
-/// 8-column blocks and its 4-row tiles, in both layouts of A (runs where the processor has AVX2 and
-/// FMA).
+/// 8-column blocks and its 6-row tiles, in both layouts of A and of B (runs where the processor has
+/// AVX2 and FMA).
 struct FusedGemmTests {
     @Test(.enabled(if: MatrixKernel.active == .avx2fma, "needs AVX2 and FMA"),
           arguments: [(1, 1, 1), (4, 3, 8), (4, 5, 16), (5, 7, 24), (9, 16, 17), (12, 33, 40), (8, 312, 312), (3, 2, 31)])
     func fusedProductMatchesTripleLoop(shape: (Int, Int, Int)) {
         let (rows, inner, columns) = shape
         var rng = SplitMix64Shim(seed: UInt64(rows * 1000 + inner * 10 + columns))
-        for transposed in [false, true] {
+        for (transposed, bTransposed) in [(false, false), (true, false), (false, true), (true, true)] {
             let a = (0..<(rows * inner)).map { _ in Float(rng.next()) }, b = (0..<(inner * columns)).map { _ in Float(rng.next()) }
             var c = (0..<(rows * columns)).map { _ in Float(rng.next()) }
             let (rowStride, innerStride) = transposed ? (1, rows) : (inner, 1)
+            func bAt(_ q: Int, _ j: Int) -> Float { bTransposed ? b[j * inner + q] : b[q * columns + j] }
             var want = c.map(Double.init)
-            for p in 0..<rows { for j in 0..<columns { for q in 0..<inner { want[p * columns + j] += Double(a[p * rowStride + q * innerStride]) * Double(b[q * columns + j]) } } }
+            for p in 0..<rows { for j in 0..<columns { for q in 0..<inner { want[p * columns + j] += Double(a[p * rowStride + q * innerStride]) * Double(bAt(q, j)) } } }
             a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
-                fusedGemm(ap.baseAddress!, rowStride: rowStride, innerStride: innerStride, bp.baseAddress!, cp.baseAddress!, rows: rows, inner: inner, columns: columns)
+                fusedGemm(ap.baseAddress!, rowStride: rowStride, innerStride: innerStride, bp.baseAddress!, cp.baseAddress!, rows: rows, inner: inner, columns: columns,
+                          bTransposed: bTransposed)
             } } }
             // Float rounding of up to 312 products of values in (−½, ½): far below 1e-4.
-            for (x, y) in zip(c, want) { #expect(abs(Double(x) - y) < 1e-4, "\(shape) transposed \(transposed)") }
+            for (x, y) in zip(c, want) { #expect(abs(Double(x) - y) < 1e-4, "\(shape) transposed \(transposed) B transposed \(bTransposed)") }
         }
     }
 
