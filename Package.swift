@@ -40,7 +40,9 @@ let package = Package(
         // and position-bias propensities with debiased click-through.
         .target(name: "FunnelOPE", dependencies: ["FunnelEvents", "FunnelStats"]),
         // Click models: tables of hashed features, FTRL logistic regression, evaluation metrics.
-        .target(name: "FunnelModels", dependencies: ["FunnelEvents", "FunnelKernelsAVX2"]),
+        .target(name: "FunnelModels", dependencies: ["FunnelEvents", "FunnelKernelsAVX2", "CPrefetch"]),
+        // Cache prefetch hints (inline C) for the models' scattered embedding-row updates.
+        .target(name: "CPrefetch"),
         // The click models' matrix product with AVX2 fused multiply-adds (dispatched at run time).
         .target(name: "FunnelKernelsAVX2", swiftSettings: fusedKernelFlags),
         // Event-log simulator with known ground truth.

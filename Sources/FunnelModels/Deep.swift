@@ -1,3 +1,4 @@
+import CPrefetch
 import Foundation
 import FunnelKernelsAVX2
 import FunnelEvents
@@ -636,7 +637,7 @@ struct AdaptiveState<Scalar: BinaryFloatingPoint & Sendable> {
                                 _ c: (step: Scalar, root: Scalar, rows: Scalar), parts: Int = 1) {
         let n = width, settings = settings, ftrl = ftrl
         let count = sources.reduce(0) { $0 + $1.count }
-        let parts = count >= 2048 ? max(1, parts) : 1
+        let parts = count >= 2048 ? max(1, parts) : 1, ahead = 8
         second.withUnsafeMutableBufferPointer { sq in
             first.withUnsafeMutableBufferPointer { fm in
                 let shared = Shared((p: p, m: fm.baseAddress, s: sq.baseAddress!))
@@ -646,7 +647,16 @@ struct AdaptiveState<Scalar: BinaryFloatingPoint & Sendable> {
                         let sum = scratch.baseAddress!
                         for k in 0..<sources.count {
                             let source = sources[k], chunk = (source.count + parts - 1) / parts
-                            rows: for l in (t * chunk)..<min(source.count, (t + 1) * chunk) {
+                            let end = min(source.count, (t + 1) * chunk)
+                            rows: for l in (t * chunk)..<end {
+                                if l + ahead < end {
+                                    // The parameters and state of a row `ahead` rows on, and whether the other sources touched it.
+                                    let next = source.slots[l + ahead], nb = next * n
+                                    funnel_prefetch_write(p + nb)
+                                    funnel_prefetch_write(s + nb)
+                                    if let m { funnel_prefetch_write(m + nb) }
+                                    for other in 0..<sources.count where other != k { funnel_prefetch(sources[other].position + next) }
+                                }
                                 let slot = source.slots[l]
                                 for earlier in 0..<k where sources[earlier].position[slot] >= 0 { continue rows }
                                 var g = source.rows + l * n
