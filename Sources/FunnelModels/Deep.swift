@@ -503,13 +503,6 @@ struct TouchedRows<Scalar>: @unchecked Sendable {
     let count: Int
     let rows: UnsafePointer<Scalar>
     let position: UnsafePointer<Int32>
-
-    init(slots: UnsafePointer<Int>, count: Int, rows: UnsafePointer<Scalar>, position: UnsafePointer<Int32>) {
-        self.slots = slots
-        self.count = count
-        self.rows = rows
-        self.position = position
-    }
 }
 
 /// Adagrad / Adam state per parameter, PyTorch semantics: Adagrad p −= lr·g/(√Σg² + ε); Adam
