@@ -41,13 +41,19 @@ def auc(labels, scores):
     return (ranks[y == 1].sum() - pos * (pos + 1) / 2) / (pos * neg)
 
 
-def main():
+def parse_arguments(rows, out, seed, ctr):
+    """The options both generators in this folder take (--rows, --out, --seed, --ctr), with the
+    given defaults."""
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rows", type=int, default=1_200_000, help="total rows (train 5/6, valid and test 1/12 each)")
-    ap.add_argument("--out", default="bench/data/criteo")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--ctr", type=float, default=0.04)
-    args = ap.parse_args()
+    ap.add_argument("--rows", type=int, default=rows, help="total rows (train 5/6, valid and test 1/12 each)")
+    ap.add_argument("--out", default=out)
+    ap.add_argument("--seed", type=int, default=seed)
+    ap.add_argument("--ctr", type=float, default=ctr)
+    return ap.parse_args()
+
+
+def main():
+    args = parse_arguments(rows=1_200_000, out="bench/data/criteo", seed=1, ctr=0.04)
     rng = np.random.default_rng(args.seed)
 
     sizes = np.unique(np.geomspace(10, 100_000, CATEGORICAL).astype(int))

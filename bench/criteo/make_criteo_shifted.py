@@ -18,20 +18,13 @@ Bayes-optimal AUC and log loss of the test split.
 
     python bench/criteo/make_criteo_shifted.py --rows 600000 --out /tmp/shifted --seed 7
 """
-import argparse
-
 import numpy as np
 
-from make_criteo_like import CATEGORICAL, NUMERIC, write_splits
+from make_criteo_like import CATEGORICAL, NUMERIC, parse_arguments, write_splits
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--rows", type=int, default=600_000, help="total rows (train 5/6, valid and test 1/12 each)")
-    ap.add_argument("--out", default="bench/data/criteo-shifted")
-    ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--ctr", type=float, default=0.03)
-    args = ap.parse_args()
+    args = parse_arguments(rows=600_000, out="bench/data/criteo-shifted", seed=7, ctr=0.03)
     rng = np.random.default_rng(args.seed)
 
     sizes = np.exp(rng.uniform(np.log(5), np.log(100_000), size=CATEGORICAL)).astype(int)
