@@ -41,10 +41,11 @@ let package = Package(
         .target(name: "FunnelOPE", dependencies: ["FunnelEvents", "FunnelStats"]),
         // Click models: tables of hashed features, FTRL logistic regression, evaluation metrics.
         .target(name: "FunnelModels", dependencies: ["FunnelEvents", "FunnelKernelsAVX2", "CPrefetch"]),
-        // Cache prefetch hints (inline C) for the models' scattered embedding-row updates.
+        // Cache prefetch hints (inline C) for the models' scattered embedding-row updates and the
+        // AVX2 kernel's tiles.
         .target(name: "CPrefetch"),
         // The click models' matrix product with AVX2 fused multiply-adds (dispatched at run time).
-        .target(name: "FunnelKernelsAVX2", swiftSettings: fusedKernelFlags),
+        .target(name: "FunnelKernelsAVX2", dependencies: ["CPrefetch"], swiftSettings: fusedKernelFlags),
         // Event-log simulator with known ground truth.
         .target(name: "FunnelSimulator", dependencies: ["FunnelEvents"]),
         .executableTarget(

@@ -2,6 +2,8 @@
 // unless the caller has checked that the processor has both: `FunnelModels` dispatches here only
 // when /proc/cpuinfo lists avx2 and fma, and keeps its baseline SIMD kernel otherwise.
 
+import CPrefetch
+
 /// C[p·columns + j] += Σ_q A(p, q)·B(q, j), A(p, q) = a[p·rowStride + q·innerStride], in `Float`
 /// with fused multiply-adds. B(q, j) is b[q·columns + j], or b[j·inner + q] when `bTransposed`
 /// (a matrix used transposed is read in place, without a transposed copy).
@@ -13,7 +15,9 @@
 /// inner dimension, broadcasting A's six values of each inner index straight from A (rows
 /// `rowStride` apart, inner indices `innerStride` apart): A is small and cache-resident here, so
 /// reading it in place costs less than packing it. The rows past the last full block of 6 are
-/// packed, zero-padded, into one block. Columns right of the strips go to a scalar loop.
+/// packed, zero-padded, into one block. Columns right of the strips go to a scalar loop. Each tile
+/// first asks for its lines of C, which the backward pass's weight gradients (C there) often no
+/// longer hold in cache: they arrive while the tile runs, instead of stalling its final adds.
 @inline(never)
 public func fusedGemm(_ a: UnsafePointer<Float>, rowStride: Int, innerStride: Int, _ b: UnsafePointer<Float>,
                       _ c: UnsafeMutablePointer<Float>, rows: Int, inner: Int, columns: Int, bTransposed: Bool = false) {
@@ -87,6 +91,7 @@ private func pack(_ b: UnsafePointer<Float>, columns j: Int, width: Int, into pa
 @inline(__always)
 private func tile16(_ a: UnsafePointer<Float>, rowStep: Int, innerStep: Int, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
                     inner: Int, columns: Int, valid: Int) {
+    for r in 0..<valid { funnel_prefetch_write(c + r * columns); funnel_prefetch_write(c + r * columns + 15) }
     var s0 = SIMD8<Float>(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0, s8 = s0, s9 = s0, s10 = s0, s11 = s0
     let r1 = rowStep, r2 = 2 * rowStep, r3 = 3 * rowStep, r4 = 4 * rowStep, r5 = 5 * rowStep
     var x = a, bp = b
@@ -115,6 +120,7 @@ private func tile16(_ a: UnsafePointer<Float>, rowStep: Int, innerStep: Int, _ b
 @inline(__always)
 private func tile8(_ a: UnsafePointer<Float>, rowStep: Int, innerStep: Int, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
                    inner: Int, columns: Int, valid: Int) {
+    for r in 0..<valid { funnel_prefetch_write(c + r * columns); funnel_prefetch_write(c + r * columns + 7) }
     var s0 = SIMD8<Float>(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0
     let r1 = rowStep, r2 = 2 * rowStep, r3 = 3 * rowStep, r4 = 4 * rowStep, r5 = 5 * rowStep
     var x = a, bp = b

@@ -1,6 +1,6 @@
 // Cache prefetch hints for the click models' scattered row updates (FunnelModels): a random
 // embedding row is asked for some rows ahead of its use, so that its cache misses overlap with the
-// work on the rows before it.
+// work on the rows before it. The AVX2 matrix kernel asks the same way for each tile's output lines.
 #ifndef FUNNEL_CPREFETCH_H
 #define FUNNEL_CPREFETCH_H
 
