@@ -12,7 +12,7 @@ let fusedKernelFlags: [SwiftSetting] = []
 
 let package = Package(
     name: "Funnel",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "funnel", targets: ["funnel"]),
         .library(name: "FunnelEvents", targets: ["FunnelEvents"]),

@@ -627,14 +627,14 @@ struct AdaptiveState<Scalar: BinaryFloatingPoint & Sendable> {
     /// threads touch the same parameters or state and the result does not depend on `parts`. The
     /// state's buffers are borrowed once for all rows.
     mutating func updateTouched(_ sources: [TouchedRows<Scalar>], _ p: UnsafeMutablePointer<Scalar>,
-                                _ c: (step: Scalar, root: Scalar, rows: Scalar), parts: Int = 1) {
+                                _ c: (step: Scalar, root: Scalar, rows: Scalar), parts: Int = 1, team: WorkerTeam? = nil) {
         let n = width, settings = settings, ftrl = ftrl
         let count = sources.reduce(0) { $0 + $1.count }
         let parts = count >= 2048 ? max(1, parts) : 1, ahead = 8
         second.withUnsafeMutableBufferPointer { sq in
             first.withUnsafeMutableBufferPointer { fm in
                 let shared = Shared((p: p, m: fm.baseAddress, s: sq.baseAddress!))
-                DispatchQueue.concurrentPerform(iterations: parts) { t in
+                WorkerTeam.perform(parts, on: team) { t in
                     let (p, m, s) = shared.value
                     withUnsafeTemporaryAllocation(of: Scalar.self, capacity: n) { scratch in
                         let sum = scratch.baseAddress!
@@ -685,14 +685,14 @@ struct AdaptiveState<Scalar: BinaryFloatingPoint & Sendable> {
     /// contiguous ranges on as many threads; every parameter's update is elementwise, so the result
     /// does not depend on `parts`.
     mutating func updateRowZero(_ p: UnsafeMutablePointer<Scalar>, sources: [UnsafeMutablePointer<Scalar>],
-                                _ c: (step: Scalar, root: Scalar, rows: Scalar), parts: Int) {
+                                _ c: (step: Scalar, root: Scalar, rows: Scalar), parts: Int, team: WorkerTeam? = nil) {
         let n = width, settings = settings
         let parts = n >= 16_384 ? max(1, parts) : 1
         let chunk = (n + parts - 1) / parts, block = 1024
         second.withUnsafeMutableBufferPointer { sq in
             first.withUnsafeMutableBufferPointer { fm in
                 let shared = Shared((p: p, m: fm.baseAddress, s: sq.baseAddress!, c: c, sources: sources))
-                DispatchQueue.concurrentPerform(iterations: parts) { t in
+                WorkerTeam.perform(parts, on: team) { t in
                     let (p, m, s, c, sources) = shared.value
                     withUnsafeTemporaryAllocation(of: Scalar.self, capacity: block) { scratch in
                         let sum = scratch.baseAddress!
@@ -735,9 +735,11 @@ public struct DeepOptimizer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>
     }
 
     /// One step with the batch's gradient given as the sum of `parts` (one per thread's share, added
-    /// in order). The parts' dense gradients are zeroed as they are read.
+    /// in order). The parts' dense gradients are zeroed as they are read. The update runs on
+    /// `threads` threads: `team`'s when given, else Dispatch's.
     @_specialize(exported: true, where Scalar == Float)
-    public mutating func step(_ m: inout DeepModel<Scalar>, _ parts: [DeepGradient<Scalar>], rows: Int, threads: Int = 1) {
+    public mutating func step(_ m: inout DeepModel<Scalar>, _ parts: [DeepGradient<Scalar>], rows: Int, threads: Int = 1,
+                              team: WorkerTeam? = nil) {
         steps += 1
         let c = AdaptiveState<Scalar>.corrections(vState.settings, step: steps, rows: rows)
         let first = parts[0]
@@ -745,12 +747,12 @@ public struct DeepOptimizer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>
             let bias = parts.dropFirst().reduce(first.bias) { $0 + $1.bias }
             biasState.update(row: 0, &m.bias, bias, c)
             let sources = parts.map { $0.touchedRows(linear: true) }
-            m.w.withUnsafeMutableBufferPointer { w in wState.updateTouched(sources, w.baseAddress!, c, parts: threads) }
+            m.w.withUnsafeMutableBufferPointer { w in wState.updateTouched(sources, w.baseAddress!, c, parts: threads, team: team) }
         }
         let sources = parts.map { $0.touchedRows(linear: false) }
-        m.v.withUnsafeMutableBufferPointer { v in vState.updateTouched(sources, v.baseAddress!, c, parts: threads) }
+        m.v.withUnsafeMutableBufferPointer { v in vState.updateTouched(sources, v.baseAddress!, c, parts: threads, team: team) }
         if !m.dense.isEmpty {
-            m.dense.withUnsafeMutableBufferPointer { d in denseState.updateRowZero(d.baseAddress!, sources: parts.map(\.dense), c, parts: threads) }
+            m.dense.withUnsafeMutableBufferPointer { d in denseState.updateRowZero(d.baseAddress!, sources: parts.map(\.dense), c, parts: threads, team: team) }
         }
         for g in parts { g.denseIsZero = true }
     }
@@ -758,13 +760,15 @@ public struct DeepOptimizer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>
 
 /// Mini-batch training of a DeepFM/DCN-v2 model over `threads` threads: each thread takes a
 /// contiguous share of every batch into its own gradient buffers, which are summed in thread
-/// order, so a fixed seed and thread count give the same model on every run.
+/// order, so a fixed seed and thread count give the same model on every run. The threads are a
+/// `WorkerTeam` kept for the trainer's life, so each step's parallel sections start at once.
 public final class DeepTrainer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: @unchecked Sendable {
     public var model: DeepModel<Scalar>
     var optimizer: DeepOptimizer<Scalar>
     let batchSize: Int, threads: Int
     let gradients: [DeepGradient<Scalar>]
     let workspaces: [DeepWorkspace<Scalar>]
+    let team: WorkerTeam
 
     public init(model: DeepModel<Scalar>, optimizer settings: OptimizerSettings, batchSize: Int, threads: Int) {
         self.model = model
@@ -774,6 +778,7 @@ public final class DeepTrainer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendab
         let share = (batchSize + self.threads - 1) / self.threads
         gradients = (0..<self.threads).map { _ in DeepGradient(model.architecture, slots: model.slots) }
         workspaces = (0..<self.threads).map { _ in DeepWorkspace(model.architecture, rows: share) }
+        team = WorkerTeam(size: self.threads)
     }
 
     /// One optimiser step on `rows`; returns the batch's summed log loss.
@@ -782,7 +787,7 @@ public final class DeepTrainer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendab
     public func step(_ t: Table, rows: Range<Int>) -> Double {
         let parts = computeGradient(t, rows: rows)
         // No other reference to the model's arrays is alive here, so the update is in place.
-        optimizer.step(&model, Array(gradients[..<parts]), rows: rows.count, threads: threads)
+        optimizer.step(&model, Array(gradients[..<parts]), rows: rows.count, threads: threads, team: team)
         return gradients[..<parts].reduce(0) { $0 + $1.loss }
     }
 
@@ -799,7 +804,7 @@ public final class DeepTrainer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendab
             m.backward(t, rows: rows, divisor: divisor, workspaces[0], into: gradients[0])
             return 1
         } else {
-            DispatchQueue.concurrentPerform(iterations: parts) { p in
+            WorkerTeam.perform(parts, on: team) { p in
                 let lo = rows.lowerBound + p * share, hi = min(rows.upperBound, lo + share)
                 let g = gradients[p]
                 g.clear()
