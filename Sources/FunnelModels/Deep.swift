@@ -798,23 +798,17 @@ public final class DeepTrainer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendab
         let share = (rows.count + parts - 1) / parts
         let m = model
         let divisor = rows.count
-        if parts == 1 {
-            gradients[0].clear()
-            m.forward(t, rows: rows, workspaces[0])
-            m.backward(t, rows: rows, divisor: divisor, workspaces[0], into: gradients[0])
-            return 1
-        } else {
-            WorkerTeam.perform(parts, on: team) { p in
-                let lo = rows.lowerBound + p * share, hi = min(rows.upperBound, lo + share)
-                let g = gradients[p]
-                g.clear()
-                if lo < hi {
-                    m.forward(t, rows: lo..<hi, workspaces[p])
-                    m.backward(t, rows: lo..<hi, divisor: divisor, workspaces[p], into: g)
-                }
+        // One part runs on the calling thread (`perform` makes no section for it).
+        WorkerTeam.perform(parts, on: team) { p in
+            let lo = rows.lowerBound + p * share, hi = min(rows.upperBound, lo + share)
+            let g = gradients[p]
+            g.clear()
+            if lo < hi {
+                m.forward(t, rows: lo..<hi, workspaces[p])
+                m.backward(t, rows: lo..<hi, divisor: divisor, workspaces[p], into: g)
             }
-            return parts
         }
+        return parts
     }
 
     /// One pass over `t` in order; returns the mean training log loss.
