@@ -163,11 +163,14 @@ struct Train: ParsableCommand {
     @Option(help: "Calibration fitted on --valid and stored in the model: none, platt or isotonic.")
     var calibrate: String = "none"
 
-    @Option(help: "Seed of the negative downsampling.")
+    @Option(help: "Seed of the initial weights and of the negative downsampling.")
     var seed: UInt64 = 1
 
     @Option(help: "Where to write the model file.")
     var out: String
+
+    @Option(help: "Also write the model as initialised, before its first training step, to this path (same file format), so that another implementation can start from the same weights.")
+    var initialOut: String?
 
     func validate() throws {
         if !["lr", "fm", "deepfm", "dcnv2"].contains(model) { throw ValidationError("--model must be lr, fm, deepfm or dcnv2 (got '\(model)')") }
@@ -247,12 +250,14 @@ struct Train: ParsableCommand {
         if o.kind == .adam { o.epsilon = 1e-8 }
         // One pass over the training rows, then the current weights in file order.
         let pass: () -> (Double, [Float])
+        let initial: [Float]
         let lossName: String
         switch model {
         case "fm":
             var fm = FactorizationMachine<Float>(slots: fitted.slots, factors: factors, seed: seed)
             var state = FMOptimizer<Float>(slots: fitted.slots, factors: factors, settings: o)
             var g = FactorizationMachine<Float>.Gradient(slots: fitted.slots, factors: factors)
+            initial = fm.w + [fm.bias] + fm.v
             pass = {
                 let loss = fm.epoch(table, optimizer: &state, batchSize: batchSize, gradient: &g)
                 return (loss, fm.w + [fm.bias] + fm.v)
@@ -264,6 +269,7 @@ struct Train: ParsableCommand {
             let a = DeepArchitecture(kind: DeepKind(rawValue: model)!, fields: fitted.fieldCount, dim: factors, hidden: hiddenWidths!, crossLayers: crossLayers, wide: wide)
             let trainer = DeepTrainer(model: DeepModel<Float>(architecture: a, slots: fitted.slots, seed: seed), optimizer: o, batchSize: batchSize, threads: threads)
             printError("matrix kernel: \(MatrixKernel.active.rawValue) (FUNNEL_SIMD=baseline forces the baseline kernel)")
+            initial = ModelFile.deepWeights(trainer.model)
             pass = { (trainer.epoch(table), ModelFile.deepWeights(trainer.model)) }
             file.factors = factors
             file.optimizer = o
@@ -274,8 +280,15 @@ struct Train: ParsableCommand {
             settings.alpha = alpha; settings.beta = beta; settings.l1 = l1; settings.l2 = l2; settings.epochs = epochs
             var trainer = FTRLTrainer(slots: fitted.slots, settings: settings)
             file.ftrl = settings
+            initial = trainer.weights()
             pass = { (trainer.pass(table), trainer.weights()) }
             lossName = "progressive log loss"
+        }
+        if let initialOut {
+            var start = file
+            start.weights = initial
+            try start.write(to: initialOut)
+            printError("wrote the initial weights to \(initialOut)")
         }
         // Epochs, with early stopping on the validation log loss.
         var best: (loss: Double, weights: [Float], epoch: Int)? = nil

@@ -49,6 +49,15 @@ direct transcription of the formulas above (explicit pairwise sum over fields fo
 loop per cross and MLP layer) and compared with the batched PyTorch forward; the largest difference
 is reported as "self_check_max_abs_diff" and the script exits with status 1 if it exceeds 1e-4.
 
+`--init-from FILE` starts from the weights of a Funnel model file written by `funnel train
+--initial-out FILE` (same model, factors, widths, cross layers, --vocabulary-min-count and seed)
+instead of this script's own random draws: each of this script's feature indices takes the row of
+Funnel's slot for the same (column, value), found through the 64-bit keys the model file lists
+(FNV-1a over the field number and the value's bytes, as Funnel computes them), and the dense
+layers are copied from Funnel's layout (cross layer W[i·D + o], MLP W[i·outputs + o]). Both sides
+then differ only in the order and rounding of their floating-point sums, which separates an
+implementation difference from the spread that the random initial draw alone causes.
+
 Output: one JSON line with test AUC and log loss, training and prediction speed (rows/s; the
 prediction speed is a no-grad forward over the whole test split in batches of 4096 after a
 warm-up, data already in memory) and the process's peak resident memory.
@@ -123,9 +132,10 @@ class Vocabulary:
                     kept[value] = size
                     size += 1
             self.values.append(kept)
-        self.numeric_value, self.numeric_missing = [], []
+        self.numeric_value, self.numeric_missing, self.numeric_other = [], [], []
         for j in range(NUMERIC):
             other = size
+            self.numeric_other.append(other)
             size += 1
             for seen, indices in ((present[j], self.numeric_value), (missing[j], self.numeric_missing)):
                 if seen >= min_count:
@@ -165,6 +175,73 @@ class Vocabulary:
         if not np.all((y == 0) | (y == 1)):
             raise SystemExit(f"{path}: labels must be 0 or 1")
         return torch.from_numpy(y), torch.from_numpy(idx), torch.from_numpy(val)
+
+
+def funnel_key(field, data):
+    """Funnel's 64-bit key of a (column, value): FNV-1a over the field number's two bytes and the
+    value's bytes, then h ^= h >> 29 (FeatureSpec.key)."""
+    mask, prime = (1 << 64) - 1, 0x100000001B3
+    h = 0xCBF29CE484222325
+    for b in (field & 0xFF, field >> 8, *data):
+        h = ((h ^ b) * prime) & mask
+    return h ^ (h >> 29)
+
+
+def load_funnel_initial(path, model, vocab, args, hidden):
+    """Copies the weights of a Funnel model file (`funnel train --initial-out`) into `model`."""
+    import base64
+    with open(path) as fh:
+        doc = json.load(fh)
+    if doc.get("format") != "funnel-ctr-model":
+        raise SystemExit(f"{path}: not a Funnel click-model file")
+    arch = doc.get("architecture") or {}
+    want = {"model": args.model, "factors": args.factors if args.model != "lr" else 0,
+            "vocabularyMinCount": args.min_count, "hidden": hidden if arch else [],
+            "crossLayers": args.cross_layers if args.model == "dcnv2" else 0, "wide": args.wide}
+    got = {"model": doc["model"], "factors": doc.get("factors", 0), "vocabularyMinCount": doc["spec"].get("vocabularyMinCount", 0),
+           "hidden": arch.get("hidden", []), "crossLayers": arch.get("crossLayers", 0), "wide": arch.get("wide", False)}
+    if want != got:
+        raise SystemExit(f"{path}: the model file's settings {got} differ from this run's {want}")
+    weights = np.frombuffer(base64.b64decode(doc["weights"]), dtype="<f4")
+    keys = np.frombuffer(base64.b64decode(doc["vocabulary"]), dtype="<u8")
+    slot_of = {int(k): s for s, k in enumerate(keys)}
+    n_vocab = len(keys)
+    # Funnel's slot of each of this script's feature indices.
+    slots = np.empty(vocab.size, dtype=np.int64)
+    for j in range(CATEGORICAL):
+        slots[vocab.other[j]] = n_vocab + j
+        for value, index in vocab.values[j].items():
+            slots[index] = slot_of.get(funnel_key(j, value.encode()), n_vocab + j)
+    for j in range(NUMERIC):
+        f = CATEGORICAL + j
+        slots[vocab.numeric_other[j]] = n_vocab + f
+        for index, token in ((vocab.numeric_value[j], b""), (vocab.numeric_missing[j], b"missing")):
+            if index != vocab.numeric_other[j]:
+                slots[index] = slot_of.get(funnel_key(f, token), n_vocab + f)
+    n_slots = n_vocab + FIELDS
+    k = args.factors
+    linear = args.model in ("fm", "deepfm") or args.wide
+    nw = n_slots if linear else 0
+    off = nw + 1                                      # w (models with linear weights), the bias, then V
+    with torch.no_grad():
+        if linear:
+            model.w.copy_(torch.from_numpy(weights[:n_slots][slots].copy()).unsqueeze(1))
+            model.b.fill_(float(weights[nw]))
+        v = weights[off:off + n_slots * k].reshape(n_slots, k)
+        model.V.copy_(torch.from_numpy(v[slots].copy()))
+        o = off + n_slots * k
+        width = FIELDS * k
+        for l in range(len(model.C)):
+            model.C[l].copy_(torch.from_numpy(weights[o:o + width * width].reshape(width, width).copy()))
+            model.d[l].copy_(torch.from_numpy(weights[o + width * width:o + width * width + width].copy()))
+            o += width * width + width
+        for layer in model.mlp:
+            outputs, inputs = layer.weight.shape
+            layer.weight.copy_(torch.from_numpy(weights[o:o + inputs * outputs].reshape(inputs, outputs).T.copy()))
+            layer.bias.copy_(torch.from_numpy(weights[o + inputs * outputs:o + inputs * outputs + outputs].copy()))
+            o += inputs * outputs + outputs
+    if o != len(weights):
+        raise SystemExit(f"{path}: {len(weights)} weights, expected {o} for this model")
 
 
 def uniform_layer(inputs, outputs):
@@ -301,6 +378,8 @@ def main():
     ap.add_argument("--beta", type=float, default=1.0, help="--linear-ftrl: FTRL β")
     ap.add_argument("--l1", type=float, default=1.0, help="--linear-ftrl: FTRL λ1")
     ap.add_argument("--l2", type=float, default=1.0, help="--linear-ftrl: FTRL λ2")
+    ap.add_argument("--predictions-out", help="write the test split's probabilities here, one per line after a header line")
+    ap.add_argument("--init-from", help="start from the weights of a Funnel model file written by funnel train --initial-out")
     ap.add_argument("--sparse", action="store_true",
                     help="sparse embedding gradients: SparseAdam (or sparse Adagrad) for w and V, Adam for the dense layers")
     args = ap.parse_args()
@@ -312,6 +391,8 @@ def main():
         ap.error("--min-count, --factors, --batch-size and --epochs must be >= 1 and --cross-layers >= 0")
     if args.wide and args.model != "dcnv2":
         ap.error("--wide applies to dcnv2")
+    if args.init_from and args.model == "lr":
+        ap.error("--init-from applies to fm, deepfm and dcnv2 (lr starts at zero on both sides)")
     if args.linear_ftrl and not (args.model in ("fm", "deepfm") or args.wide):
         ap.error("--linear-ftrl applies to fm, deepfm and dcnv2 --wide")
     optimizer = args.optimizer or ("adam" if deep else "adagrad")
@@ -326,6 +407,8 @@ def main():
     load_s = time.perf_counter() - t0
 
     model = Peer(args.model, vocab.size, args.factors, hidden, args.cross_layers, sparse=args.sparse, wide=args.wide)
+    if args.init_from:
+        load_funnel_initial(args.init_from, model, vocab, args, hidden)
     own = ("w",) if args.linear_ftrl else ()              # parameters not left to the torch optimisers
     params = [(n, p) for n, p in model.named_parameters() if n not in own]
     if args.sparse and optimizer == "adam":
@@ -374,6 +457,8 @@ def main():
         z = torch.cat([model(tix[s:s + block], tvx[s:s + block]) for s in range(0, len(ty), block)])
         predict_s = time.perf_counter() - t2
     p = torch.sigmoid(z.double()).numpy()
+    if args.predictions_out:
+        np.savetxt(args.predictions_out, p, fmt="%.9g", header="probability", comments="")
     yt = ty.double().numpy()
     pc = np.clip(p, 1e-15, 1 - 1e-15)
     ll = float(-np.mean(yt * np.log(pc) + (1 - yt) * np.log(1 - pc)))
@@ -389,7 +474,7 @@ def main():
         "load_s": load_s, "train_s": train_s, "train_rows_per_s": len(y) * args.epochs / train_s,
         "predict_s": predict_s, "predict_rows_per_s": len(ty) / predict_s,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "threads": torch.get_num_threads(), "sparse": args.sparse, "wide": args.wide, "linear_ftrl": args.linear_ftrl, "self_check_max_abs_diff": check, "torch": torch.__version__}))
+        "threads": torch.get_num_threads(), "sparse": args.sparse, "wide": args.wide, "linear_ftrl": args.linear_ftrl, "init_from": args.init_from, "self_check_max_abs_diff": check, "torch": torch.__version__}))
     if not check <= 1e-4:
         print(f"self-check failed: batched logits differ from the reference formulas by {check:g}", file=sys.stderr)
         sys.exit(1)
