@@ -195,29 +195,41 @@ def load_funnel_initial(path, model, vocab, args, hidden):
     if doc.get("format") != "funnel-ctr-model":
         raise SystemExit(f"{path}: not a Funnel click-model file")
     arch = doc.get("architecture") or {}
-    want = {"model": args.model, "factors": args.factors if args.model != "lr" else 0,
+    want = {"model": args.model, "factors": args.factors,
             "vocabularyMinCount": args.min_count, "hidden": hidden if arch else [],
             "crossLayers": args.cross_layers if args.model == "dcnv2" else 0, "wide": args.wide}
     got = {"model": doc["model"], "factors": doc.get("factors", 0), "vocabularyMinCount": doc["spec"].get("vocabularyMinCount", 0),
            "hidden": arch.get("hidden", []), "crossLayers": arch.get("crossLayers", 0), "wide": arch.get("wide", False)}
     if want != got:
         raise SystemExit(f"{path}: the model file's settings {got} differ from this run's {want}")
+    if doc["spec"].get("numericTransform") != "log" or doc.get("dataFormat") != "criteo":
+        raise SystemExit(f"{path}: this peer reads Criteo-layout models with the log numeric transform")
     weights = np.frombuffer(base64.b64decode(doc["weights"]), dtype="<f4")
     keys = np.frombuffer(base64.b64decode(doc["vocabulary"]), dtype="<u8")
     slot_of = {int(k): s for s, k in enumerate(keys)}
     n_vocab = len(keys)
-    # Funnel's slot of each of this script's feature indices.
+    # Funnel's slot of each of this script's feature indices. Both keep the same (column, value)
+    # pairs from the same training file, so a kept pair missing from Funnel's vocabulary means the
+    # model file was trained on other data.
+    def slot(field, token):
+        found = slot_of.get(funnel_key(field, token))
+        if found is None:
+            raise SystemExit(f"{path}: column {field + 1} value {token!r} is kept here but not in the model file's vocabulary: "
+                             "train both on the same file with the same --min-count / --vocabulary-min-count")
+        return found
     slots = np.empty(vocab.size, dtype=np.int64)
     for j in range(CATEGORICAL):
         slots[vocab.other[j]] = n_vocab + j
         for value, index in vocab.values[j].items():
-            slots[index] = slot_of.get(funnel_key(j, value.encode()), n_vocab + j)
+            slots[index] = slot(j, value.encode())
     for j in range(NUMERIC):
         f = CATEGORICAL + j
         slots[vocab.numeric_other[j]] = n_vocab + f
         for index, token in ((vocab.numeric_value[j], b""), (vocab.numeric_missing[j], b"missing")):
             if index != vocab.numeric_other[j]:
-                slots[index] = slot_of.get(funnel_key(f, token), n_vocab + f)
+                slots[index] = slot(f, token)
+    if len(keys) != vocab.size - FIELDS:
+        raise SystemExit(f"{path}: {len(keys)} vocabulary keys, {vocab.size - FIELDS} kept values here: trained on other data?")
     n_slots = n_vocab + FIELDS
     k = args.factors
     linear = args.model in ("fm", "deepfm") or args.wide
