@@ -248,20 +248,17 @@ struct Train: ParsableCommand {
             o.linearFTRL = f
         }
         if o.kind == .adam { o.epsilon = 1e-8 }
-        // One pass over the training rows, then the current weights in file order.
-        let pass: () -> (Double, [Float])
-        let initial: [Float]
+        // One pass over the training rows (its loss), and the current weights in file order.
+        let pass: () -> Double
+        let weights: () -> [Float]
         let lossName: String
         switch model {
         case "fm":
             var fm = FactorizationMachine<Float>(slots: fitted.slots, factors: factors, seed: seed)
             var state = FMOptimizer<Float>(slots: fitted.slots, factors: factors, settings: o)
             var g = FactorizationMachine<Float>.Gradient(slots: fitted.slots, factors: factors)
-            initial = fm.w + [fm.bias] + fm.v
-            pass = {
-                let loss = fm.epoch(table, optimizer: &state, batchSize: batchSize, gradient: &g)
-                return (loss, fm.w + [fm.bias] + fm.v)
-            }
+            pass = { fm.epoch(table, optimizer: &state, batchSize: batchSize, gradient: &g) }
+            weights = { fm.w + [fm.bias] + fm.v }
             file.factors = factors
             file.optimizer = o
             lossName = "mean training log loss"
@@ -269,8 +266,8 @@ struct Train: ParsableCommand {
             let a = DeepArchitecture(kind: DeepKind(rawValue: model)!, fields: fitted.fieldCount, dim: factors, hidden: hiddenWidths!, crossLayers: crossLayers, wide: wide)
             let trainer = DeepTrainer(model: DeepModel<Float>(architecture: a, slots: fitted.slots, seed: seed), optimizer: o, batchSize: batchSize, threads: threads)
             printError("matrix kernel: \(MatrixKernel.active.rawValue) (FUNNEL_SIMD=baseline forces the baseline kernel)")
-            initial = ModelFile.deepWeights(trainer.model)
-            pass = { (trainer.epoch(table), ModelFile.deepWeights(trainer.model)) }
+            pass = { trainer.epoch(table) }
+            weights = { ModelFile.deepWeights(trainer.model) }
             file.factors = factors
             file.optimizer = o
             file.architecture = a
@@ -280,13 +277,13 @@ struct Train: ParsableCommand {
             settings.alpha = alpha; settings.beta = beta; settings.l1 = l1; settings.l2 = l2; settings.epochs = epochs
             var trainer = FTRLTrainer(slots: fitted.slots, settings: settings)
             file.ftrl = settings
-            initial = trainer.weights()
-            pass = { (trainer.pass(table), trainer.weights()) }
+            pass = { trainer.pass(table) }
+            weights = { trainer.weights() }
             lossName = "progressive log loss"
         }
         if let initialOut {
             var start = file
-            start.weights = initial
+            start.weights = weights()
             try start.write(to: initialOut)
             printError("wrote the initial weights to \(initialOut)")
         }
@@ -294,13 +291,13 @@ struct Train: ParsableCommand {
         var best: (loss: Double, weights: [Float], epoch: Int)? = nil
         let clock = ContinuousClock.now
         for e in 1...epochs {
-            let (loss, weights) = pass()
-            file.weights = weights
+            let loss = pass()
+            file.weights = weights()
             var line = "epoch \(e): \(lossName) \(String(format: "%.6f", loss)) over \(table.rows) rows"
             if let v = validTable, epochs > 1 {
                 let ll = ClickMetrics.evaluate(labels: v.labels, predictions: file.predict(v, threads: threads)).logloss
                 line += ", validation log loss \(String(format: "%.6f", ll))"
-                if best == nil || ll < best!.loss { best = (ll, weights, e) }
+                if best == nil || ll < best!.loss { best = (ll, file.weights, e) }
                 printError(line)
                 if e - best!.epoch >= patience {
                     printError("early stop: no better validation log loss for \(patience) epochs; keeping epoch \(best!.epoch)")

@@ -65,6 +65,7 @@ warm-up, data already in memory) and the process's peak resident memory.
     .venv-torch/bin/python bench/criteo/torch_models.py --data bench/data/criteo --model deepfm --factors 8 --hidden 256,128 --epochs 1
 """
 import argparse
+import base64
 import itertools
 import json
 import os
@@ -189,7 +190,6 @@ def funnel_key(field, data):
 
 def load_funnel_initial(path, model, vocab, args, hidden):
     """Copies the weights of a Funnel model file (`funnel train --initial-out`) into `model`."""
-    import base64
     with open(path) as fh:
         doc = json.load(fh)
     if doc.get("format") != "funnel-ctr-model":
