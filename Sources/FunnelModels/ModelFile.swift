@@ -66,7 +66,11 @@ public struct ModelFile: Sendable {
     }
 
     public static func read(path: String) throws(ModelError) -> ModelFile {
-        guard let data = FileManager.default.contents(atPath: path) else { throw ModelError("\(path): cannot read the model file") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            let reason = FileManager.default.fileExists(atPath: path) ? "it exists but cannot be read (permissions, or a directory)"
+                                                                     : "no such file; give the path funnel train wrote with --out"
+            throw ModelError("\(path): cannot read the model file: \(reason)")
+        }
         struct Header: Codable { var format: String?; var version: Int? }
         guard let header = try? JSONDecoder().decode(Header.self, from: data), header.format == format else {
             throw ModelError("\(path): not a Funnel click-model file (expected \"format\": \"\(format)\"); train one with funnel train")

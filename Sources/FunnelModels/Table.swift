@@ -167,7 +167,7 @@ public enum TableReader {
                             overrides: [String: String] = [:]) throws(ModelError) -> (Table, FeatureSpec) {
         switch format {
         case "csv": return try readCSV(path: path, spec: spec, group: group, fit: fit, overrides: overrides)
-        case "criteo": return try readCSV(path: path, spec: spec, group: group, fit: fit, separator: 0x09, header: criteoColumns)
+        case "criteo": return try readCSV(path: path, spec: spec, group: group, fit: fit, separator: 0x09, header: criteoColumns, layoutName: "Criteo")
         default: throw ModelError("unknown data format '\(format)'; use csv or criteo")
         }
     }
@@ -176,18 +176,20 @@ public enum TableReader {
     /// `header`; gzip allowed). Quoted cells may hold separators; a value cannot span lines. The
     /// rows are parsed on both cores (two halves split at a line end) and joined in order.
     public static func readCSV(path: String, spec: FeatureSpec, group: String? = nil, fit: Bool = false,
-                               separator: UInt8 = 0x2C, header fixedHeader: [String]? = nil, overrides: [String: String] = [:]) throws(ModelError) -> (Table, FeatureSpec) {
+                               separator: UInt8 = 0x2C, header fixedHeader: [String]? = nil, layoutName: String? = nil,
+                               overrides: [String: String] = [:]) throws(ModelError) -> (Table, FeatureSpec) {
         let bytes: [UInt8]
         do { bytes = try readFileBytes(path) } catch { throw ModelError(error.description) }
         // Handed over, so that the file's bytes are freed once parsed.
-        return try readCSV(bytes: consume bytes, name: path, spec: spec, group: group, fit: fit, separator: separator, header: fixedHeader, overrides: overrides)
+        return try readCSV(bytes: consume bytes, name: path, spec: spec, group: group, fit: fit, separator: separator, header: fixedHeader, layoutName: layoutName, overrides: overrides)
     }
 
     /// `readCSV(path:…)` on bytes in memory; `name` stands for the file in messages. The bytes are
     /// released as soon as the rows are parsed, and each parsed part as soon as it is laid out, so
     /// that the peak memory is about the table plus the parsed cells, not also the file.
     public static func readCSV(bytes: consuming [UInt8], name path: String, spec: FeatureSpec, group: String? = nil, fit: Bool = false,
-                               separator: UInt8 = 0x2C, header fixedHeader: [String]? = nil, overrides: [String: String] = [:]) throws(ModelError) -> (Table, FeatureSpec) {
+                               separator: UInt8 = 0x2C, header fixedHeader: [String]? = nil, layoutName: String? = nil,
+                               overrides: [String: String] = [:]) throws(ModelError) -> (Table, FeatureSpec) {
         var spec = spec
         let n = bytes.count
         // The header: the first non-blank line (unless the layout names the columns).
@@ -226,7 +228,8 @@ public enum TableReader {
         let groupCol: Int? = try group.map { g throws(ModelError) in try column(g, "--group") }
         let layout = RowLayout(path: path, separator: separator, columns: header.count, label: spec.label, labelCol: labelCol,
                                catCols: catCols, numCols: numCols, numericNames: spec.numeric, groupCol: groupCol,
-                               fixed: spec.categorical.map { overrides[$0].map { Array($0.utf8) } })
+                               fixed: spec.categorical.map { overrides[$0].map { Array($0.utf8) } },
+                               columnSource: fixedHeader == nil ? "the header has" : "the \(layoutName ?? "given") layout (no header line) has")
         // Two halves split at a line end (one part for small files).
         var cuts = [bodyStart]
         if n - bodyStart > 1 << 22 {
@@ -365,6 +368,8 @@ public enum TableReader {
         var numericNames: [String]
         var groupCol: Int?
         var fixed: [[UInt8]?]
+        /// What fixes the column count, for errors: "the header has" (CSV) or a named layout.
+        var columnSource = "the header has"
     }
 
     /// The rows of one byte range: labels, 64-bit keys of the categorical cells, numeric values
@@ -426,7 +431,7 @@ public enum TableReader {
             if stop == start { continue }
             try splitCells(buf, start, stop, separator: layout.separator, path: path, line: line, into: &cells)
             guard cells.count == layout.columns else {
-                throw ModelError("\(path): line \(line): \(cells.count) cells, the header has \(layout.columns)")
+                throw ModelError("\(path): line \(line): \(cells.count) cells, \(layout.columnSource) \(layout.columns)")
             }
             let labelCell = cells[layout.labelCol]
             if labelCell.count == 1 && (buf[labelCell.lowerBound] == 0x30 || buf[labelCell.lowerBound] == 0x31) {

@@ -99,6 +99,17 @@ struct TableTests {
         }
     }
 
+    /// The Criteo layout has no header line, so a short row is measured against the layout.
+    @Test func shortCriteoRowNamesTheLayout() {
+        let path = write("1\t2\n", "short-criteo.txt")
+        do {
+            _ = try TableReader.read(path: path, format: "criteo", spec: TableReader.criteoSpec(hashBits: 10, numericTransform: .log))
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.description == "\(path): line 1: 2 cells, the Criteo layout (no header line) has 40", "\(error.description)")
+        }
+    }
+
     /// Two categorical and two numeric columns: per row the categorical fields come first with
     /// value 1, then sign(x)·log(1 + |x|) (a missing numeric cell: its own feature with value 1).
     @Test func rowsHoldCategoricalThenNumericFields() throws {
@@ -123,6 +134,11 @@ struct TableTests {
         let old = write(text, "model99.json")
         #expect(throws: ModelError.self) { try ModelFile.read(path: old) }
         do { _ = try ModelFile.read(path: old) } catch { #expect(error.description.contains("version 99")) }
+        let missing = path + ".missing"
+        do {
+            _ = try ModelFile.read(path: missing)
+            Issue.record("expected an error for a missing model file")
+        } catch { #expect(error.description.hasPrefix("\(missing): cannot read the model file: no such file"), "\(error.description)") }
     }
 }
 
