@@ -1,13 +1,18 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-// The fused matrix kernel is compiled for AVX2 + FMA on x86-64 and is only called after a run-time
-// check of the processor (FunnelModels/Kernels.swift); elsewhere it is built without the flags and
-// never called.
+// `-fno-math-errno`: a square root need not set errno, so `squareRoot()` of a SIMD vector becomes
+// the vector square-root instruction (IEEE, the same result) instead of one scalar root per lane
+// behind a libm call for negative inputs (the optimisers' steps in FunnelModels and the kernels).
+let noMathErrno = ["-Xcc", "-fno-math-errno"]
+
+// The fused matrix kernel and the AVX2 compilation of the optimiser step are compiled for AVX2 +
+// FMA on x86-64 and are only called after a run-time check of the processor
+// (FunnelModels/Kernels.swift); elsewhere the module is built without the flags and never called.
 #if arch(x86_64)
-let fusedKernelFlags: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma"])]
+let fusedKernelFlags: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma"] + noMathErrno)]
 #else
-let fusedKernelFlags: [SwiftSetting] = []
+let fusedKernelFlags: [SwiftSetting] = [.unsafeFlags(noMathErrno)]
 #endif
 
 let package = Package(
@@ -40,11 +45,13 @@ let package = Package(
         // and position-bias propensities with debiased click-through.
         .target(name: "FunnelOPE", dependencies: ["FunnelEvents", "FunnelStats"]),
         // Click models: tables of hashed features, FTRL logistic regression, evaluation metrics.
-        .target(name: "FunnelModels", dependencies: ["FunnelEvents", "FunnelKernelsAVX2", "CPrefetch"]),
+        .target(name: "FunnelModels", dependencies: ["FunnelEvents", "FunnelKernelsAVX2", "CPrefetch"],
+                swiftSettings: [.unsafeFlags(noMathErrno)]),
         // Cache prefetch hints (inline C) for the models' scattered embedding-row updates and the
         // AVX2 kernel's tiles.
         .target(name: "CPrefetch"),
-        // The click models' matrix product with AVX2 fused multiply-adds (dispatched at run time).
+        // The click models' matrix product with AVX2 fused multiply-adds, and the AVX2 compilation of
+        // their optimiser step (dispatched at run time).
         .target(name: "FunnelKernelsAVX2", dependencies: ["CPrefetch"], swiftSettings: fusedKernelFlags),
         // Event-log simulator with known ground truth.
         .target(name: "FunnelSimulator", dependencies: ["FunnelEvents"]),

@@ -584,36 +584,23 @@ struct AdaptiveState<Scalar: BinaryFloatingPoint & Sendable> {
         }
     }
 
-    /// `adaptive` for `Float`, eight parameters at a time. Each lane computes exactly the scalar
-    /// loop's operations in the same order (IEEE square root and division, no fused multiply-add),
-    /// so the result is bit-identical to `adaptive`; only the throughput differs.
+    /// `adaptive` for `Float`, eight parameters at a time (`FunnelKernelsAVX2.adaptiveSteps`, in its
+    /// AVX2 compilation when `MatrixKernel.active` says so), the rest by `adaptive`. Bit-identical
+    /// to `adaptive` either way; only the throughput differs.
     static func adaptiveFloat8(_ settings: OptimizerSettings, _ p: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>,
                                _ m: UnsafeMutablePointer<Float>?, _ s: UnsafeMutablePointer<Float>, count n: Int,
                                _ c: (step: Float, root: Float, rows: Float)) {
-        @inline(__always) func load(_ x: UnsafePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(x).loadUnaligned(as: SIMD8<Float>.self) }
-        @inline(__always) func store(_ v: SIMD8<Float>, _ x: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(x).storeBytes(of: v, as: SIMD8<Float>.self) }
-        let lr = Float(settings.learningRate), eps = Float(settings.epsilon), wide = n & ~7
-        switch settings.kind {
-        case .adagrad:
-            var j = 0
-            while j < wide {
-                let gj = load(g + j), sj = load(s + j) + gj * gj
-                store(sj, s + j)
-                store(load(p + j) - lr * gj / (sj.squareRoot() + eps), p + j)
-                j += 8
-            }
-        case .adam:
-            let b1 = Float(settings.beta1), b2 = Float(settings.beta2), m = m!
-            var j = 0
-            while j < wide {
-                let gj = load(g + j)
-                let mj = b1 * load(m + j) + (1 - b1) * gj
-                let sj = b2 * load(s + j) + (1 - b2) * gj * gj
-                store(mj, m + j); store(sj, s + j)
-                store(load(p + j) - c.step * mj / (sj.squareRoot() / c.root + eps), p + j)
-                j += 8
-            }
+        let wide = n & ~7, adam = settings.kind == .adam
+        let lr = Float(settings.learningRate), eps = Float(settings.epsilon), b1 = Float(settings.beta1), b2 = Float(settings.beta2)
+        #if arch(x86_64)
+        if MatrixKernel.active == .avx2fma {
+            adaptiveStepsAVX2(adam: adam, p, g, m, s, count: wide, lr: lr, epsilon: eps, beta1: b1, beta2: b2, step: c.step, root: c.root)
+        } else {
+            adaptiveSteps(adam: adam, p, g, m, s, count: wide, lr: lr, epsilon: eps, beta1: b1, beta2: b2, step: c.step, root: c.root)
         }
+        #else
+        adaptiveSteps(adam: adam, p, g, m, s, count: wide, lr: lr, epsilon: eps, beta1: b1, beta2: b2, step: c.step, root: c.root)
+        #endif
         if wide < n {
             AdaptiveState<Float>.adaptive(settings, p + wide, g + wide, m.map { $0 + wide }, s + wide, count: n - wide, c)
         }
