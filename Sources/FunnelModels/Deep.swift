@@ -256,9 +256,8 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
             for (l, layer) in a.crossOffsets.enumerated().reversed() {
                 let u = ws.u[l], du = ws.du
                 for e in 0..<(n * width) { du[e] = grad[e] * x0[e]; dx0[e] += grad[e] * u[e] }
-                // dX_l = G + dU·Wᵀ, written over G.
-                accumulate(ws.x[l], du, n, layer, g.dense, weights, ws.dtmp)
-                for e in 0..<(n * width) { grad[e] += ws.dtmp[e] }
+                // dX_l = G + dU·Wᵀ, added to G in place.
+                accumulate(ws.x[l], du, n, layer, g.dense, weights, grad, addingToInput: true)
             }
             for e in 0..<(n * width) { dx0[e] += grad[e] }
         } else {
@@ -285,11 +284,11 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
     }
 
     /// dW += inputᵀ·dOut, db += Σ_r dOut, dIn = dOut·Wᵀ (`w` + layer.weight holds W, inputs × outputs,
-    /// which the product reads as Wᵀ in place).
+    /// which the product reads as Wᵀ in place), or dIn += dOut·Wᵀ when `addingToInput`.
     @inline(__always)
     func accumulate(_ input: UnsafeMutablePointer<Scalar>, _ dOut: UnsafeMutablePointer<Scalar>, _ n: Int,
                     _ layer: DeepArchitecture.Layer, _ gd: UnsafeMutablePointer<Scalar>, _ w: UnsafePointer<Scalar>,
-                    _ dIn: UnsafeMutablePointer<Scalar>) {
+                    _ dIn: UnsafeMutablePointer<Scalar>, addingToInput: Bool = false) {
         let ni = layer.inputs, no = layer.outputs
         let gb = gd + layer.bias
         for r in 0..<n {
@@ -297,7 +296,7 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
             for c in 0..<no { gb[c] += dy[c] }
         }
         gemm(input, rowStride: 1, innerStride: ni, dOut, gd + layer.weight, rows: ni, inner: n, columns: no)
-        dIn.update(repeating: 0, count: n * ni)
+        if !addingToInput { dIn.update(repeating: 0, count: n * ni) }
         gemm(dOut, rowStride: no, innerStride: 1, w + layer.weight, dIn, rows: n, inner: no, columns: ni, bTransposed: true)
     }
 
@@ -391,7 +390,7 @@ final class DeepWorkspace<Scalar: BinaryFloatingPoint>: @unchecked Sendable {
     var x: [UnsafeMutablePointer<Scalar>] = []   // X_0 … X_L (rows × width)
     var u: [UnsafeMutablePointer<Scalar>] = []   // U_0 … U_{L−1}
     var h: [UnsafeMutablePointer<Scalar>] = []   // MLP layer outputs
-    let logit, dz, fmSums, dx, dx0, du, dtmp, dh0, dh1: UnsafeMutablePointer<Scalar>
+    let logit, dz, fmSums, dx, dx0, du, dh0, dh1: UnsafeMutablePointer<Scalar>
     private var all: [UnsafeMutablePointer<Scalar>] = []
 
     init(_ a: DeepArchitecture, rows: Int) {
@@ -407,9 +406,9 @@ final class DeepWorkspace<Scalar: BinaryFloatingPoint>: @unchecked Sendable {
         h = a.mlpShapes.map { make(rows * $0.outputs) }
         let widest = max(width, a.hidden.max() ?? 1)
         logit = make(rows); dz = make(rows); fmSums = make(rows * a.dim)
-        dx = make(rows * width); dx0 = make(rows * width); du = make(rows * width); dtmp = make(rows * width)
+        dx = make(rows * width); dx0 = make(rows * width); du = make(rows * width)
         dh0 = make(rows * widest); dh1 = make(rows * widest)
-        all = x + u + h + [logit, dz, fmSums, dx, dx0, du, dtmp, dh0, dh1]
+        all = x + u + h + [logit, dz, fmSums, dx, dx0, du, dh0, dh1]
     }
 
     deinit { for p in all { p.deallocate() } }
