@@ -264,8 +264,15 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
             for e in 0..<(n * width) { dx0[e] = ws.dx[e] }
         }
         // Embedding gradients, and those of the linear weights and the FM term where the model has them.
+        // Each slot's entry of the gradient's slot → row map is a scattered read (a cache miss for
+        // most slots): the entries of the row `ahead` rows on are asked for first (prefetch hints).
         do {
+            let ahead = 2
             for (j, r) in rows.enumerated() {
+                if r + ahead < rows.upperBound {
+                    let next = (r + ahead) * f
+                    for q in 0..<f { funnel_prefetch_write(g.position + Int(t.indices[next + q])) }
+                }
                 let row = x0 + j * width, drow = dx0 + j * width, d = dz[j]
                 let sums = ws.fmSums + j * k
                 for q in 0..<f {
