@@ -157,10 +157,16 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
     /// Forward pass over `rows`, keeping what the backward pass needs in `ws`.
     func forward(_ t: Table, rows: Range<Int>, _ ws: DeepWorkspace<Scalar>) {
         let a = architecture, f = t.fields, k = a.dim, width = a.width, n = rows.count
-        let x0 = ws.x[0]
+        let x0 = ws.x[0], ahead = 2
         v.withUnsafeBufferPointer { vp in
             w.withUnsafeBufferPointer { wp in
                 for (j, r) in rows.enumerated() {
+                    // The embedding rows are scattered reads (cache misses for most values): those
+                    // of the row `ahead` rows on are asked for first (prefetch hints).
+                    if r + ahead < rows.upperBound {
+                        let next = (r + ahead) * f
+                        for q in 0..<f { funnel_prefetch(vp.baseAddress! + Int(t.indices[next + q]) * k) }
+                    }
                     let row = x0 + j * width
                     var linear = bias
                     for q in 0..<f {
