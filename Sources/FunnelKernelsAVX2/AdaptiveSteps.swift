@@ -5,8 +5,8 @@
 
 /// Adagrad (`adam` false: s += g², p −= lr·g/(√s + ε)) or Adam (m = β₁m + (1 − β₁)g,
 /// s = β₂s + (1 − β₂)g², p −= step·m/(√s/root + ε), `step` and `root` being the bias corrections)
-/// on the first `count` parameters at `p`, eight at a time; `count` must be a multiple of 8 and `m`
-/// is read only for Adam. Every lane does the scalar formula's operations in the same order, with
+/// on the first `count` parameters at `p`, eight at a time; `count` must be a multiple of 8, and `m`
+/// (the first moments) is required for Adam and unused by Adagrad. Every lane does the scalar formula's operations in the same order, with
 /// IEEE square root and division and no fused multiply-add, so both compilations and the scalar
 /// loop give bit-identical parameters.
 @inlinable @inline(__always)
@@ -16,7 +16,8 @@ public func adaptiveSteps(adam: Bool, _ p: UnsafeMutablePointer<Float>, _ g: Uns
     @inline(__always) func load(_ x: UnsafePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(x).loadUnaligned(as: SIMD8<Float>.self) }
     @inline(__always) func store(_ v: SIMD8<Float>, _ x: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(x).storeBytes(of: v, as: SIMD8<Float>.self) }
     var j = 0
-    if adam, let m {
+    if adam {
+        guard let m else { preconditionFailure("Adam's step needs its first moments") }
         while j < count {
             let gj = load(g + j)
             let mj = b1 * load(m + j) + (1 - b1) * gj
