@@ -230,7 +230,7 @@ public enum TableReader {
         let layout = RowLayout(path: path, separator: separator, columns: header.count, label: spec.label, labelCol: labelCol,
                                catCols: catCols, numCols: numCols, numericNames: spec.numeric, groupCol: groupCol,
                                fixed: spec.categorical.map { overrides[$0].map { Array($0.utf8) } },
-                               columnSource: fixedHeader == nil ? "the header has" : "the \(layoutName ?? "given") layout (no header line) has")
+                               layoutName: fixedHeader == nil ? nil : layoutName ?? "given")
         // Two halves split at a line end (one part for small files).
         var cuts = [bodyStart]
         if n - bodyStart > 1 << 22 {
@@ -369,8 +369,8 @@ public enum TableReader {
         var numericNames: [String]
         var groupCol: Int?
         var fixed: [[UInt8]?]
-        /// What fixes the column count, for errors: "the header has" (CSV) or a named layout.
-        var columnSource = "the header has"
+        /// The named layout without a header line that fixes the columns (nil: the file's header).
+        var layoutName: String?
     }
 
     /// The rows of one byte range: labels, 64-bit keys of the categorical cells, numeric values
@@ -432,7 +432,8 @@ public enum TableReader {
             if stop == start { continue }
             try splitCells(buf, start, stop, separator: layout.separator, path: path, line: line, into: &cells)
             guard cells.count == layout.columns else {
-                throw ModelError("\(path): line \(line): \(cells.count) cells, \(layout.columnSource) \(layout.columns)")
+                let source = layout.layoutName.map { "the \($0) layout (no header line) has" } ?? "the header has"
+                throw ModelError("\(path): line \(line): \(cells.count) cells, \(source) \(layout.columns)")
             }
             let labelCell = cells[layout.labelCol]
             if labelCell.count == 1 && (buf[labelCell.lowerBound] == 0x30 || buf[labelCell.lowerBound] == 0x31) {
