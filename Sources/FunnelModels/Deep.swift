@@ -157,16 +157,11 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
     /// Forward pass over `rows`, keeping what the backward pass needs in `ws`.
     func forward(_ t: Table, rows: Range<Int>, _ ws: DeepWorkspace<Scalar>) {
         let a = architecture, f = t.fields, k = a.dim, width = a.width, n = rows.count
-        let x0 = ws.x[0], ahead = 2
+        let x0 = ws.x[0]
         v.withUnsafeBufferPointer { vp in
             w.withUnsafeBufferPointer { wp in
                 for (j, r) in rows.enumerated() {
-                    // The embedding rows are scattered reads (cache misses for most values): those
-                    // of the row `ahead` rows on are asked for first (prefetch hints).
-                    if r + ahead < rows.upperBound {
-                        let next = (r + ahead) * f
-                        for q in 0..<f { funnel_prefetch(vp.baseAddress! + Int(t.indices[next + q]) * k) }
-                    }
+                    t.prefetchAhead(of: r, in: rows, vp.baseAddress!, stride: k, forWriting: false)
                     let row = x0 + j * width
                     var linear = bias
                     for q in 0..<f {
@@ -270,15 +265,9 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
             for e in 0..<(n * width) { dx0[e] = ws.dx[e] }
         }
         // Embedding gradients, and those of the linear weights and the FM term where the model has them.
-        // Each slot's entry of the gradient's slot → row map is a scattered read (a cache miss for
-        // most slots): the entries of the row `ahead` rows on are asked for first (prefetch hints).
         do {
-            let ahead = 2
             for (j, r) in rows.enumerated() {
-                if r + ahead < rows.upperBound {
-                    let next = (r + ahead) * f
-                    for q in 0..<f { funnel_prefetch_write(g.position + Int(t.indices[next + q])) }
-                }
+                t.prefetchAhead(of: r, in: rows, UnsafePointer(g.position), stride: 1, forWriting: true)
                 let row = x0 + j * width, drow = dx0 + j * width, d = dz[j]
                 let sums = ws.fmSums + j * k
                 for q in 0..<f {
@@ -394,6 +383,21 @@ func gemm<S: BinaryFloatingPoint & SIMDScalar>(_ a: UnsafePointer<S>, rowStride:
             for jj in 0..<columns { cr[jj] += x * br[jj] }
         }
         p += 1
+    }
+}
+
+extension Table {
+    /// Prefetch hints for the scattered reads a pass over `rows` makes at row `r` + 2: for each of
+    /// that row's fields, `base` + index·`stride` (an embedding row in the forward pass, the
+    /// gradient's slot → row map entry in the backward pass, each a cache miss for most values).
+    @inline(__always)
+    func prefetchAhead<T>(of r: Int, in rows: Range<Int>, _ base: UnsafePointer<T>, stride: Int, forWriting: Bool) {
+        let next = r + 2
+        guard next < rows.upperBound else { return }
+        for q in 0..<fields {
+            let address = base + Int(indices[next * fields + q]) * stride
+            if forWriting { funnel_prefetch_write(address) } else { funnel_prefetch(address) }
+        }
     }
 }
 
@@ -604,15 +608,12 @@ struct AdaptiveState<Scalar: BinaryFloatingPoint & Sendable> {
                                _ c: (step: Float, root: Float, rows: Float)) {
         let wide = n & ~7, adam = settings.kind == .adam
         let lr = Float(settings.learningRate), eps = Float(settings.epsilon), b1 = Float(settings.beta1), b2 = Float(settings.beta2)
-        #if arch(x86_64)
+        // `MatrixKernel.active` is `.baseline` off x86-64, so only the baseline loop runs there.
         if MatrixKernel.active == .avx2fma {
             adaptiveStepsAVX2(adam: adam, p, g, m, s, count: wide, lr: lr, epsilon: eps, beta1: b1, beta2: b2, step: c.step, root: c.root)
         } else {
             adaptiveSteps(adam: adam, p, g, m, s, count: wide, lr: lr, epsilon: eps, beta1: b1, beta2: b2, step: c.step, root: c.root)
         }
-        #else
-        adaptiveSteps(adam: adam, p, g, m, s, count: wide, lr: lr, epsilon: eps, beta1: b1, beta2: b2, step: c.step, root: c.root)
-        #endif
         if wide < n {
             AdaptiveState<Float>.adaptive(settings, p + wide, g + wide, m.map { $0 + wide }, s + wide, count: n - wide, c)
         }
