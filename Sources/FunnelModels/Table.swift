@@ -13,6 +13,10 @@ public enum NumericTransform: String, Codable, Sendable, CaseIterable {
     case log
     /// One feature per quantile bucket (boundaries from the training data).
     case buckets
+    /// (x − mean)/deviation with the training data's mean and standard deviation (a column
+    /// without spread: deviation 1) as the value of one feature per column; for values that are
+    /// already on a linear scale, where the log transform would bend their effect.
+    case standardize
 }
 
 /// How columns become features: every field contributes one (index, value) pair per row.
@@ -26,6 +30,9 @@ public struct FeatureSpec: Codable, Sendable, Equatable {
     public var numericTransform: NumericTransform
     /// Per numeric column, ascending bucket boundaries (filled from the training data).
     public var bucketBoundaries: [[Double]] = []
+    /// `standardize`: per numeric column, the training data's mean and standard deviation.
+    public var numericMeans: [Double] = []
+    public var numericScales: [Double] = []
     public static let bucketCount = 16
     /// 0: values are hashed into 2^hashBits slots. n ≥ 1: a vocabulary of every (column, value)
     /// seen at least n times in the training data, each with its own slot; other values share one
@@ -35,7 +42,7 @@ public struct FeatureSpec: Codable, Sendable, Equatable {
     /// model file beside the spec.
     public var vocabulary: [UInt64] = []
 
-    enum CodingKeys: String, CodingKey { case label, categorical, numeric, hashBits, numericTransform, bucketBoundaries, vocabularyMinCount }
+    enum CodingKeys: String, CodingKey { case label, categorical, numeric, hashBits, numericTransform, bucketBoundaries, numericMeans, numericScales, vocabularyMinCount }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -45,6 +52,12 @@ public struct FeatureSpec: Codable, Sendable, Equatable {
         hashBits = try c.decode(Int.self, forKey: .hashBits)
         numericTransform = try c.decode(NumericTransform.self, forKey: .numericTransform)
         bucketBoundaries = try c.decodeIfPresent([[Double]].self, forKey: .bucketBoundaries) ?? []
+        numericMeans = try c.decodeIfPresent([Double].self, forKey: .numericMeans) ?? []
+        numericScales = try c.decodeIfPresent([Double].self, forKey: .numericScales) ?? []
+        if numericTransform == .standardize && (numericMeans.count != numeric.count || numericScales.count != numeric.count) {
+            throw DecodingError.dataCorruptedError(forKey: .numericMeans, in: c,
+                debugDescription: "standardize needs one mean and one deviation per numeric column (\(numeric.count))")
+        }
         vocabularyMinCount = try c.decodeIfPresent(Int.self, forKey: .vocabularyMinCount) ?? 0
     }
 
@@ -296,18 +309,32 @@ public enum TableReader {
                 return b
             }
         }
+        if nn > 0 && fit && spec.numericTransform == .standardize {
+            var sums = [Double](repeating: 0, count: nn), counts = [Double](repeating: 0, count: nn)
+            for part in parts { for x in 0..<(part.rows * nn) where !part.raw[x].isNaN { sums[x % nn] += part.raw[x]; counts[x % nn] += 1 } }
+            let means = (0..<nn).map { counts[$0] > 0 ? sums[$0] / counts[$0] : 0 }
+            var squares = [Double](repeating: 0, count: nn)
+            for part in parts {
+                for x in 0..<(part.rows * nn) where !part.raw[x].isNaN { let d = part.raw[x] - means[x % nn]; squares[x % nn] += d * d }
+            }
+            spec.numericMeans = means
+            spec.numericScales = (0..<nn).map { j in
+                let sd = counts[j] > 0 ? (squares[j] / counts[j]).squareRoot() : 0
+                return sd > 0 && sd.isFinite ? sd : 1
+            }
+        }
         // Numeric tokens: "missing" or "" (log transform), "b<bucket>" (buckets); their keys per column.
         let spec1 = spec
         func tokenKey(_ j: Int, _ token: String) -> UInt64 {
             Array(token.utf8).withUnsafeBufferPointer { spec1.key(field: nc + j, $0) }
         }
-        let missingKeys = (0..<nn).map { tokenKey($0, spec1.numericTransform == .log ? "missing" : "b-1") }
+        let missingKeys = (0..<nn).map { tokenKey($0, spec1.numericTransform == .buckets ? "b-1" : "missing") }
         let presentKeys = (0..<nn).map { tokenKey($0, "") }
         let bucketKeys = (0..<nn).map { j in (0...(j < spec1.bucketBoundaries.count ? spec1.bucketBoundaries[j].count : 0)).map { tokenKey(j, "b\($0)") } }
         @inline(__always) func numericKey(_ x: Double, _ j: Int) -> UInt64 {
             if x.isNaN { return missingKeys[j] }
             switch spec1.numericTransform {
-            case .log: return presentKeys[j]
+            case .log, .standardize: return presentKeys[j]
             case .buckets:
                 let bounds = j < spec1.bucketBoundaries.count ? spec1.bucketBoundaries[j] : []
                 return bucketKeys[j][bounds.firstIndex(where: { x < $0 }) ?? bounds.count]
@@ -347,7 +374,13 @@ public enum TableReader {
                             let x = raw[r * nn + j]
                             let k = numericKey(x, j)
                             idx[row + nc + j] = useVocabulary ? spec2.vocabularySlot(k, field: nc + j) : spec2.fold(k)
-                            if spec2.numericTransform == .log && !x.isNaN { val[row + nc + j] = Float((x < 0 ? -1 : 1) * log1p(abs(x))) }
+                            if !x.isNaN {
+                                switch spec2.numericTransform {
+                                case .log: val[row + nc + j] = Float((x < 0 ? -1 : 1) * log1p(abs(x)))
+                                case .standardize: val[row + nc + j] = Float((x - spec2.numericMeans[j]) / spec2.numericScales[j])
+                                case .buckets: break
+                                }
+                            }
                         }
                     }
                 }

@@ -100,7 +100,7 @@ struct Train: ParsableCommand {
     @Option(help: "Comma-separated numeric columns.")
     var numeric: String?
 
-    @Option(help: "Numeric transform: log (sign·log(1+|x|) as the value) or buckets (16 quantile buckets as categories).")
+    @Option(help: "Numeric transform: log (sign·log(1+|x|) as the value), buckets (16 quantile buckets as categories) or standardize ((x − mean)/deviation of the training data as the value).")
     var numericTransform: String = "log"
 
     @Option(help: "Hash space: 2^bits slots.")
@@ -189,7 +189,7 @@ struct Train: ParsableCommand {
         if vocabularyMinCount < 0 { throw ValidationError("--vocabulary-min-count must be ≥ 0") }
         if patience < 1 { throw ValidationError("--patience must be ≥ 1") }
         if !(1...28).contains(hashBits) { throw ValidationError("--hash-bits must be 1…28") }
-        if NumericTransform(rawValue: numericTransform) == nil { throw ValidationError("--numeric-transform must be log or buckets") }
+        if NumericTransform(rawValue: numericTransform) == nil { throw ValidationError("--numeric-transform must be log, buckets or standardize") }
         if epochs < 1 { throw ValidationError("--epochs must be ≥ 1") }
         if !["csv", "criteo", "funnel"].contains(dataFormat) { throw ValidationError("--data-format must be csv, criteo or funnel") }
         if positionFeature != "position" && positionFeature != "none" { throw ValidationError("--position-feature must be position or none") }

@@ -123,6 +123,32 @@ struct TableTests {
         #expect(t.indices[0] != t.indices[4] && t.indices[2] != t.indices[6])
     }
 
+    /// `standardize` by hand: x = 1, 2, missing, 5 in training has mean 8/3 and (population)
+    /// deviation √(26/9) (squares 25/9 + 4/9 + 49/9 over 3); the missing cell is its own feature with value 1. A later table (fit:
+    /// false, as evaluate and predict read) uses the training mean and deviation, which survive
+    /// the model file's JSON, and a constant column gets deviation 1.
+    @Test func standardizeUsesTheTrainingMeanAndDeviation() throws {
+        let path = write("click,x,c\n1,1,4\n0,2,4\n1,,4\n0,5,4\n", "standardize.csv")
+        let spec = FeatureSpec(label: "click", categorical: [], numeric: ["x", "c"], hashBits: 10, numericTransform: .standardize)
+        let (t, fitted) = try TableReader.readCSV(path: path, spec: spec, fit: true)
+        let mean = 8.0 / 3, sd = (26.0 / 9).squareRoot()
+        #expect(abs(fitted.numericMeans[0] - mean) < 1e-12 && abs(fitted.numericScales[0] - sd) < 1e-12)
+        #expect(fitted.numericMeans[1] == 4 && fitted.numericScales[1] == 1)
+        for (row, x) in [(0, 1.0), (1, 2.0), (3, 5.0)] {
+            #expect(abs(Double(t.values[row * 2]) - (x - mean) / sd) < 1e-6, "row \(row)")
+            #expect(t.values[row * 2 + 1] == 0)
+        }
+        #expect(t.values[4] == 1 && t.indices[4] != t.indices[0] && t.indices[0] == t.indices[2])
+        let file = ModelFile(model: "lr", spec: fitted, ftrl: FTRLSettings(), weights: [Float](repeating: 0, count: (1 << 10) + 1), trainingRows: 4)
+        let modelPath = write("", "standardize-model.json")
+        try file.write(to: modelPath)
+        let back = try ModelFile.read(path: modelPath)
+        #expect(back.spec == fitted)
+        let later = write("click,x,c\n1,8,6\n", "standardize-later.csv")
+        let (u, _) = try TableReader.readCSV(path: later, spec: back.spec)
+        #expect(abs(Double(u.values[0]) - (8 - mean) / sd) < 1e-6 && u.values[1] == 2)
+    }
+
     @Test func modelFileRoundTripAndVersionCheck() throws {
         let spec = FeatureSpec(label: "click", categorical: ["site"], numeric: [], hashBits: 4)
         let file = ModelFile(model: "lr", spec: spec, ftrl: FTRLSettings(), weights: (0...16).map { Float($0) / 8 }, trainingRows: 3)
