@@ -323,7 +323,7 @@ public enum TableReader {
                 return sd > 0 && sd.isFinite ? sd : 1
             }
         }
-        // Numeric tokens: "missing" or "" (log transform), "b<bucket>" (buckets); their keys per column.
+        // Numeric tokens: "missing" or "" (log, standardize), "b<bucket>" (buckets); their keys per column.
         let spec1 = spec
         func tokenKey(_ j: Int, _ token: String) -> UInt64 {
             Array(token.utf8).withUnsafeBufferPointer { spec1.key(field: nc + j, $0) }

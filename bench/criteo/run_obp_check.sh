@@ -16,6 +16,12 @@
 #   deepfm, dcnv2: --vocabulary-min-count 1
 # Needs .venv-obp (bench/ope/run_ope_bench.sh or tools/fixtures/requirements-obp.txt creates it)
 # and .venv-models (scripts/test creates it).
+#
+# PEERS=torch adds the PyTorch peers of fm, deepfm and dcnv2 (bench/criteo/torch_models.py in its
+# CSV mode, .venv-torch): the same model, features (--numeric-transform standardize, vocabulary with
+# min count 1, 8 factors, hidden 256,128, 2 cross layers), optimiser (Adagrad 0.05 for fm; Adam
+# 0.001 with SparseAdam for the embeddings, --sparse, for the networks), batches and row order,
+# trained for as many epochs as Funnel's early stopping kept, each from its own random draw.
 set -euo pipefail
 if [ $# -lt 1 ]; then
   echo "usage: bash bench/criteo/run_obp_check.sh FUNNEL_BINARY [bilinear] [cubic]" >&2
@@ -46,8 +52,13 @@ for preset in "${PRESETS[@]}"; do
   echo
   echo "### $preset: $(grep -o 'obp .*' "$dir.generator.txt" 2>/dev/null || echo "data in $dir")"
   echo
-  echo "| model | test AUC | test log loss | ECE | calibration ratio | epochs kept / run |"
-  echo "|---|---|---|---|---|---|"
+  if [ "${PEERS:-}" = torch ]; then
+    echo "| model | test AUC | test log loss | ECE | calibration ratio | epochs kept / run | PyTorch AUC | PyTorch log loss |"
+    echo "|---|---|---|---|---|---|---|---|"
+  else
+    echo "| model | test AUC | test log loss | ECE | calibration ratio | epochs kept / run |"
+    echo "|---|---|---|---|---|---|"
+  fi
   for m in lr fm deepfm dcnv2; do
     case $m in
       lr) extra=(--alpha 0.2) ;;
@@ -59,22 +70,37 @@ for preset in "${PRESETS[@]}"; do
       --numeric-transform standardize --model $m --epochs 10 ${extra[@]+"${extra[@]}"} --out "$dir/$m.json" \
       > "$dir/$m.out" 2> "$dir/$m.err" || { tail -5 "$dir/$m.err" >&2; die "funnel train $m failed"; }
     "$FUNNEL" evaluate --model "$dir/$m.json" --data "$dir/test.csv" --format json > "$dir/$m.eval.json"
-    python3 - "$dir" "$m" <<'PY'
-import json, re, sys
-d, m = sys.argv[1], sys.argv[2]
-e = json.load(open(f"{d}/{m}.eval.json"))
-losses = [float(x) for x in re.findall(r"validation log loss ([0-9.]+)", open(f"{d}/{m}.err").read())]
-kept = losses.index(min(losses)) + 1 if losses else 0
-print(f"| Funnel {m} | {e['auc']:.4f} | {e['logloss']:.5f} | {e['ece']:.4f} | {e['calibration_ratio']:.3f} | {kept} / {len(losses)} |")
+    kept=$(python3 - "$dir/$m.err" <<'PY'
+import re, sys
+losses = [float(x) for x in re.findall(r"validation log loss ([0-9.]+)", open(sys.argv[1]).read())]
+print(f"{losses.index(min(losses)) + 1 if losses else 0} {len(losses)}")
+PY
+)
+    peer=""
+    if [ "${PEERS:-}" = torch ] && [ $m != lr ]; then
+      step "$preset: PyTorch $m"
+      popt=(--min-count 1); [ $m = fm ] || popt+=(--sparse)
+      "$ROOT/.venv-torch/bin/python" bench/criteo/torch_models.py --data "$dir" --model $m --factors 8 --epochs "${kept% *}" \
+        --csv-numeric "$numeric" --csv-categorical item --numeric-transform standardize "${popt[@]}" > "$dir/$m.peer.json"
+      peer="$dir/$m.peer.json"
+    fi
+    python3 - "$dir/$m.eval.json" "$kept" "${PEERS:-}" "$peer" <<'PY'
+import json, sys
+e, (kept, ran), peers, peer = json.load(open(sys.argv[1])), sys.argv[2].split(), sys.argv[3], sys.argv[4]
+row = f"| Funnel {sys.argv[1].rsplit('/', 1)[1].split('.')[0]} | {e['auc']:.4f} | {e['logloss']:.5f} | {e['ece']:.4f} | {e['calibration_ratio']:.3f} | {kept} / {ran} |"
+if peers == "torch":
+    t = json.load(open(peer)) if peer else None
+    row += f" {t['test_auc']:.4f} | {t['test_logloss']:.5f} |" if t else " | |"
+print(row)
 PY
   done
   step "$preset: scikit-learn"
   "$SK_PY" bench/criteo/sklearn_obp_clicks.py --data "$dir" --degree $degree > "$dir/sklearn.json"
-  python3 - "$dir/sklearn.json" <<'PY'
+  python3 - "$dir/sklearn.json" "${PEERS:-}" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
 for key, name in (("main_effects", "scikit-learn LR, item + x"), ("well_specified", "scikit-learn LR, item ⊗ truth's polynomial of x"),
                   ("bayes_optimal", "Bayes-optimal (obp's q)")):
-    print(f"| {name} | {s[key]['auc']:.4f} | {s[key]['logloss']:.5f} | | | |")
+    print(f"| {name} | {s[key]['auc']:.4f} | {s[key]['logloss']:.5f} | | | |" + (" | |" if sys.argv[2] == "torch" else ""))
 PY
 done

@@ -58,6 +58,12 @@ layers are copied from Funnel's layout (cross layer W[i·D + o], MLP W[i·output
 then differ only in the order and rounding of their floating-point sums, which separates an
 implementation difference from the spread that the random initial draw alone causes.
 
+CSV mode (`--csv-numeric x1,x2 --csv-categorical item [--csv-label click]`): DATA/train.csv and
+DATA/test.csv with a header, the named columns taken as `funnel train --numeric/--categorical`
+takes them (categorical fields first, then numeric ones, as above); `--numeric-transform
+standardize` gives each numeric value as (x − mean)/deviation with the training split's mean and
+population deviation, as Funnel's `standardize` does. `--init-from` is Criteo-layout only.
+
 Output: one JSON line with test AUC and log loss, training and prediction speed (rows/s; the
 prediction speed is a no-grad forward over the whole test split in batches of 4096 after a
 warm-up, data already in memory) and the process's peak resident memory.
@@ -85,20 +91,37 @@ from make_criteo_like import auc  # noqa: E402  (the generator's rank AUC)
 NUMERIC, CATEGORICAL = 13, 26
 FIELDS = CATEGORICAL + NUMERIC
 CHUNK = 10_000
+# CSV mode (--csv-numeric/--csv-categorical): None for the Criteo layout, else (label, numeric,
+# categorical) column names; main() then sets NUMERIC and CATEGORICAL to their counts.
+CSV = None
+TRANSFORM = "log"
 
 
 def chunks(path):
-    """Rows of `path` as lists of 40 cells, CHUNK rows at a time."""
+    """Rows of `path` as lists of 1 + NUMERIC + CATEGORICAL cells (label, integers, categoricals: the
+    Criteo order; a CSV's named columns are put in that order), CHUNK rows at a time."""
     with open(path) as fh:
         line_no = 0
+        order = None
+        if CSV is not None:
+            header = fh.readline().rstrip("\n").rstrip("\r").split(",")
+            line_no = 1
+            label, numeric, categorical = CSV
+            missing = [c for c in [label, *numeric, *categorical] if c not in header]
+            if missing:
+                raise SystemExit(f"{path}: line 1: no column {missing[0]!r} in the header")
+            order = [header.index(c) for c in [label, *numeric, *categorical]]
+            width = len(header)
+        else:
+            width = 1 + NUMERIC + CATEGORICAL
         while True:
             rows = []
             for line in itertools.islice(fh, CHUNK):
                 line_no += 1
-                cells = line.rstrip("\n").rstrip("\r").split("\t")
-                if len(cells) != 1 + NUMERIC + CATEGORICAL:
-                    raise SystemExit(f"{path}: line {line_no}: {len(cells)} cells, expected {1 + NUMERIC + CATEGORICAL}")
-                rows.append(cells)
+                cells = line.rstrip("\n").rstrip("\r").split("," if order else "\t")
+                if len(cells) != width:
+                    raise SystemExit(f"{path}: line {line_no}: {len(cells)} cells, expected {width}")
+                rows.append([cells[i] for i in order] if order else cells)
             if not rows:
                 return
             yield rows
@@ -146,12 +169,29 @@ class Vocabulary:
                     indices.append(other)
         self.size = size
         self.rare = sum(sum(1 for n in c.values() if n < min_count) for c in counts)
+        # --numeric-transform standardize: the training mean and (population) deviation of each
+        # integer column's present values, a column without spread taking deviation 1 (Funnel's rule).
+        self.mean, self.scale = [0.0] * NUMERIC, [1.0] * NUMERIC
+        if TRANSFORM == "standardize":
+            sums, squares = np.zeros(NUMERIC), np.zeros(NUMERIC)
+            for rows in chunks(train_path):
+                cols = list(zip(*rows))
+                for j in range(NUMERIC):
+                    sums[j] += sum(float(c) for c in cols[1 + j] if c)
+            self.mean = [sums[j] / present[j] if present[j] else 0.0 for j in range(NUMERIC)]
+            for rows in chunks(train_path):
+                cols = list(zip(*rows))
+                for j in range(NUMERIC):
+                    squares[j] += sum((float(c) - self.mean[j]) ** 2 for c in cols[1 + j] if c)
+            for j in range(NUMERIC):
+                sd = (squares[j] / present[j]) ** 0.5 if present[j] else 0.0
+                self.scale[j] = sd if sd > 0 and np.isfinite(sd) else 1.0
 
     def encode(self, path):
         """(labels float32 [n], indices int32 [n, 39], values float32 [n, 39]) of the rows of `path`,
         filled chunk by chunk into arrays allocated once (4 + 4 bytes per cell, like Funnel's table)."""
         with open(path) as fh:
-            n = sum(1 for _ in fh)
+            n = sum(1 for _ in fh) - (1 if CSV is not None else 0)   # a CSV's header is not a row
         y = np.empty(n, dtype=np.float32)
         idx = np.empty((n, FIELDS), dtype=np.int32)
         val = np.ones((n, FIELDS), dtype=np.float32)
@@ -167,7 +207,10 @@ class Vocabulary:
             for j in range(NUMERIC):
                 raw = np.array([float(c) if c else np.nan for c in cols[1 + j]], dtype=np.float64)
                 missing = np.isnan(raw)
-                x = np.sign(raw) * np.log1p(np.abs(raw))
+                if TRANSFORM == "standardize":
+                    x = (raw - self.mean[j]) / self.scale[j]
+                else:
+                    x = np.sign(raw) * np.log1p(np.abs(raw))
                 idx[start:stop, CATEGORICAL + j] = np.where(missing, self.numeric_missing[j], self.numeric_value[j])
                 val[start:stop, CATEGORICAL + j] = np.where(missing, 1.0, x)
             start = stop
@@ -372,7 +415,7 @@ class LinearFTRL:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default="bench/data/criteo", help="directory with train.txt and test.txt")
+    ap.add_argument("--data", default="bench/data/criteo", help="directory with train.txt and test.txt (CSV mode: train.csv and test.csv)")
     ap.add_argument("--model", choices=["lr", "fm", "deepfm", "dcnv2"], default="fm")
     ap.add_argument("--factors", type=int, default=4, help="embedding size K")
     ap.add_argument("--hidden", default="256,128", help="deepfm, dcnv2: comma-separated MLP hidden widths")
@@ -394,7 +437,24 @@ def main():
     ap.add_argument("--init-from", help="start from the weights of a Funnel model file written by funnel train --initial-out")
     ap.add_argument("--sparse", action="store_true",
                     help="sparse embedding gradients: SparseAdam (or sparse Adagrad) for w and V, Adam for the dense layers")
+    ap.add_argument("--csv-label", default="click", help="CSV mode: the label column")
+    ap.add_argument("--csv-numeric", default="", help="CSV mode: comma-separated numeric columns (as funnel train --numeric)")
+    ap.add_argument("--csv-categorical", default="", help="CSV mode: comma-separated categorical columns (as funnel train --categorical)")
+    ap.add_argument("--numeric-transform", choices=["log", "standardize"], default="log",
+                    help="numeric values: sign(x)·log(1 + |x|), or (x − training mean)/training deviation (funnel train --numeric-transform)")
     args = ap.parse_args()
+    global CSV, NUMERIC, CATEGORICAL, FIELDS, TRANSFORM
+    TRANSFORM = args.numeric_transform
+    split = "train.txt", "test.txt"
+    if args.csv_numeric or args.csv_categorical:
+        numeric = [c for c in args.csv_numeric.split(",") if c]
+        categorical = [c for c in args.csv_categorical.split(",") if c]
+        CSV = (args.csv_label, numeric, categorical)
+        NUMERIC, CATEGORICAL = len(numeric), len(categorical)
+        FIELDS = NUMERIC + CATEGORICAL
+        split = "train.csv", "test.csv"
+        if args.init_from:
+            ap.error("--init-from reads the Criteo layout's keys; CSV mode does not support it")
     deep = args.model in ("deepfm", "dcnv2")
     hidden = [int(h) for h in args.hidden.split(",") if h.strip()] if deep else []
     if deep and (not hidden or min(hidden) < 1):
@@ -413,9 +473,9 @@ def main():
     torch.manual_seed(args.seed)
 
     t0 = time.perf_counter()
-    vocab = Vocabulary(f"{args.data}/train.txt", args.min_count)
-    y, ix, vx = vocab.encode(f"{args.data}/train.txt")
-    ty, tix, tvx = vocab.encode(f"{args.data}/test.txt")
+    vocab = Vocabulary(f"{args.data}/{split[0]}", args.min_count)
+    y, ix, vx = vocab.encode(f"{args.data}/{split[0]}")
+    ty, tix, tvx = vocab.encode(f"{args.data}/{split[1]}")
     load_s = time.perf_counter() - t0
 
     model = Peer(args.model, vocab.size, args.factors, hidden, args.cross_layers, sparse=args.sparse, wide=args.wide)
