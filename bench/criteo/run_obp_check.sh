@@ -36,15 +36,21 @@ SK_PY="$ROOT/.venv-models/bin/python"
 die() { echo "run_obp_check: $*" >&2; exit 1; }
 [ -x "$FUNNEL" ] || die "$FUNNEL is not an executable (pass the funnel binary, e.g. .build/release/funnel)"
 [ -x "$SK_PY" ] || die "$SK_PY not found (scripts/test creates .venv-models)"
+[ "${PEERS:-}" != torch ] || [ -x "$ROOT/.venv-torch/bin/python" ] || die "PEERS=torch needs $ROOT/.venv-torch (scripts/test creates it)"
 step() { echo "== $(date -u +%H:%M:%S) $*" >&2; }
+# Paths given relative to the caller's directory, then work from the repository's root.
+FUNNEL="$(cd "$(dirname "$FUNNEL")" && pwd)/$(basename "$FUNNEL")"
 mkdir -p "$DATA_ROOT"
+DATA_ROOT="$(cd "$DATA_ROOT" && pwd)"
+cd "$ROOT"
 
 for preset in "${PRESETS[@]}"; do
   dir="$DATA_ROOT/$preset"
   if [ ! -s "$dir/test_truth.txt" ]; then
     "$OBP_PY" -c 'import obp' 2>/dev/null || die "$OBP_PY cannot import obp (create .venv-obp from tools/fixtures/requirements-obp.txt)"
     step "$preset: generating $dir"
-    "$OBP_PY" bench/criteo/make_obp_clicks.py --preset "$preset" --out "$dir" 2>/dev/null > "$dir.generator.txt"
+    "$OBP_PY" bench/criteo/make_obp_clicks.py --preset "$preset" --out "$dir" > "$dir.generator.txt" 2> "$dir.generator.err" ||
+      { tail -5 "$dir.generator.err" >&2; die "make_obp_clicks.py --preset $preset failed"; }
   fi
   header=$(head -1 "$dir/train.csv")
   numeric=$(echo "$header" | tr ',' '\n' | grep '^x' | paste -sd, -)
