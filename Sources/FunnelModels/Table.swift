@@ -297,9 +297,13 @@ public enum TableReader {
             table.groups = groups
         }
         let nc = spec.categorical.count, nn = spec.numeric.count, width = nc + nn
+        /// Numeric column `j`'s present (non-missing) training values, in row order.
+        func presentValues(_ j: Int) -> [Double] {
+            parts.flatMap { part in (0..<part.rows).map { part.raw[$0 * nn + j] } }.filter { !$0.isNaN }
+        }
         if nn > 0 && fit && spec.numericTransform == .buckets {
             spec.bucketBoundaries = (0..<nn).map { j in
-                let v = parts.flatMap { part in (0..<part.rows).map { part.raw[$0 * nn + j] } }.filter { !$0.isNaN }.sorted()
+                let v = presentValues(j).sorted()
                 guard !v.isEmpty else { return [] }
                 var b: [Double] = []
                 for q in 1..<FeatureSpec.bucketCount {
@@ -310,16 +314,10 @@ public enum TableReader {
             }
         }
         if nn > 0 && fit && spec.numericTransform == .standardize {
-            var sums = [Double](repeating: 0, count: nn), counts = [Double](repeating: 0, count: nn)
-            for part in parts { for x in 0..<(part.rows * nn) where !part.raw[x].isNaN { sums[x % nn] += part.raw[x]; counts[x % nn] += 1 } }
-            let means = (0..<nn).map { counts[$0] > 0 ? sums[$0] / counts[$0] : 0 }
-            var squares = [Double](repeating: 0, count: nn)
-            for part in parts {
-                for x in 0..<(part.rows * nn) where !part.raw[x].isNaN { let d = part.raw[x] - means[x % nn]; squares[x % nn] += d * d }
-            }
-            spec.numericMeans = means
-            spec.numericScales = (0..<nn).map { j in
-                let sd = counts[j] > 0 ? (squares[j] / counts[j]).squareRoot() : 0
+            let columns = (0..<nn).map(presentValues)
+            spec.numericMeans = columns.map { v in v.isEmpty ? 0 : v.reduce(0, +) / Double(v.count) }
+            spec.numericScales = zip(columns, spec.numericMeans).map { v, mean in
+                let sd = v.isEmpty ? 0 : (v.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(v.count)).squareRoot()
                 return sd > 0 && sd.isFinite ? sd : 1
             }
         }

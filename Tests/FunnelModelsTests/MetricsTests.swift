@@ -124,9 +124,10 @@ struct TableTests {
     }
 
     /// `standardize` by hand: x = 1, 2, missing, 5 in training has mean 8/3 and (population)
-    /// deviation √(26/9) (squares 25/9 + 4/9 + 49/9 over 3); the missing cell is its own feature with value 1. A later table (fit:
-    /// false, as evaluate and predict read) uses the training mean and deviation, which survive
-    /// the model file's JSON, and a constant column gets deviation 1.
+    /// deviation √(26/9) (squares 25/9 + 4/9 + 49/9 over 3); the missing cell is its own feature
+    /// with value 1. A later table (fit: false, as evaluate and predict read) uses the training
+    /// mean and deviation, which survive the model file's JSON, and a constant column gets
+    /// deviation 1.
     @Test func standardizeUsesTheTrainingMeanAndDeviation() throws {
         let path = write("click,x,c\n1,1,4\n0,2,4\n1,,4\n0,5,4\n", "standardize.csv")
         let spec = FeatureSpec(label: "click", categorical: [], numeric: ["x", "c"], hashBits: 10, numericTransform: .standardize)

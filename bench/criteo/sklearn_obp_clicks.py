@@ -35,12 +35,12 @@ from sklearn.preprocessing import PolynomialFeatures  # noqa: E402
 
 
 def read(path):
+    """Clicks, context values and item ids of a click,x1..xD,item file (make_obp_clicks.py)."""
     with open(path) as f:
         header = f.readline().rstrip("\n").split(",")
-    xs = [h for h in header if h.startswith("x")]
-    data = np.genfromtxt(path, delimiter=",", skip_header=1, usecols=range(0, 1 + len(xs)))
-    items = np.genfromtxt(path, delimiter=",", skip_header=1, usecols=[1 + len(xs)], dtype=str)
-    return data[:, 0].astype(int), data[:, 1:], items
+        cells = np.array([line.rstrip("\n").split(",") for line in f])
+    xs = [i for i, h in enumerate(header) if h.startswith("x")]
+    return cells[:, header.index("click")].astype(int), cells[:, xs].astype(float), cells[:, header.index("item")]
 
 
 def main() -> int:

@@ -137,6 +137,7 @@ class Vocabulary:
     def __init__(self, train_path, min_count):
         counts = [Counter() for _ in range(CATEGORICAL)]
         present, missing = [0] * NUMERIC, [0] * NUMERIC
+        sums = np.zeros(NUMERIC)   # for --numeric-transform standardize's means
         for rows in chunks(train_path):
             cols = list(zip(*rows))
             for j in range(CATEGORICAL):
@@ -145,6 +146,8 @@ class Vocabulary:
                 empty = cols[1 + j].count("")
                 missing[j] += empty
                 present[j] += len(rows) - empty
+                if TRANSFORM == "standardize":
+                    sums[j] += sum(float(c) for c in cols[1 + j] if c)
         size = 0
         self.other, self.values = [], []
         for j in range(CATEGORICAL):
@@ -173,11 +176,7 @@ class Vocabulary:
         # integer column's present values, a column without spread taking deviation 1 (Funnel's rule).
         self.mean, self.scale = [0.0] * NUMERIC, [1.0] * NUMERIC
         if TRANSFORM == "standardize":
-            sums, squares = np.zeros(NUMERIC), np.zeros(NUMERIC)
-            for rows in chunks(train_path):
-                cols = list(zip(*rows))
-                for j in range(NUMERIC):
-                    sums[j] += sum(float(c) for c in cols[1 + j] if c)
+            squares = np.zeros(NUMERIC)
             self.mean = [sums[j] / present[j] if present[j] else 0.0 for j in range(NUMERIC)]
             for rows in chunks(train_path):
                 cols = list(zip(*rows))
