@@ -139,7 +139,7 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
         let slotsOut = ResultSlots<[Double]>(count: blocks)
         let parts = max(1, min(threads, blocks))
         DispatchQueue.concurrentPerform(iterations: parts) { part in
-            let ws = DeepWorkspace<Scalar>(architecture, rows: block)
+            let ws = DeepWorkspace<Scalar>(architecture, rows: max(1, min(block, table.rows)))
             var b = part
             while b < blocks {
                 let rows = (b * block)..<min(table.rows, (b + 1) * block)

@@ -59,39 +59,53 @@ public struct ModelFile: Sendable {
                            vocabulary: spec.vocabularyMinCount > 0 ? spec.vocabulary.withUnsafeBufferPointer { Data(buffer: $0) }.base64EncodedString() : nil,
                            weightCount: weights.count, weights: data.base64EncodedString())
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
+        // Unescaped slashes keep the base64 members free of escapes, so `read` decodes them in place.
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         guard let json = try? encoder.encode(doc), FileManager.default.createFile(atPath: path, contents: json) else {
             throw ModelError("\(path): cannot write the model file")
         }
     }
 
     public static func read(path: String) throws(ModelError) -> ModelFile {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            let reason = FileManager.default.fileExists(atPath: path) ? "it exists but cannot be read (permissions, or a directory)"
-                                                                     : "no such file; give the path funnel train wrote with --out"
+        // Mapped rather than read: the weights are decoded straight from the page cache.
+        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) else {
+            var directory: ObjCBool = false
+            let exists = FileManager.default.fileExists(atPath: path, isDirectory: &directory)
+            let reason = exists ? "it exists but cannot be read (permissions, or a directory)"
+                                : "no such file; give the path funnel train wrote with --out"
             throw ModelError("\(path): cannot read the model file: \(reason)")
         }
+        // The weights and the vocabulary are most of the file: long base64 strings, which
+        // JSONDecoder would scan and copy into Strings at about 200 MB/s (twice: the header check
+        // reads the whole text too). They are cut out and decoded straight into their arrays; the
+        // decoder reads the small rest.
+        let (text, members) = ModelFileMembers.cutBase64(data, names: ["weights", "vocabulary"])
         struct Header: Codable { var format: String?; var version: Int? }
-        guard let header = try? JSONDecoder().decode(Header.self, from: data), header.format == format else {
+        guard let header = try? JSONDecoder().decode(Header.self, from: text), header.format == format else {
             throw ModelError("\(path): not a Funnel click-model file (expected \"format\": \"\(format)\"); train one with funnel train")
         }
         guard header.version == version else {
             throw ModelError("\(path): model file version \(header.version.map(String.init) ?? "?") is not supported by this funnel (version \(version)); retrain the model")
         }
         let doc: Document
-        do { doc = try JSONDecoder().decode(Document.self, from: data) } catch {
+        do { doc = try JSONDecoder().decode(Document.self, from: text) } catch {
             throw ModelError("\(path): the model file is damaged (\(error)); retrain the model")
         }
-        guard let raw = Data(base64Encoded: doc.weights), raw.count == doc.weightCount * 4 else {
+        func decoded<T>(_ name: String, _ inline: String?, as: T.Type) -> [T]? {
+            if let range = members[name] { return ModelFileMembers.decode(data, range, as: T.self) }
+            return inline.flatMap { Data(base64Encoded: $0) }.flatMap { raw in
+                raw.count % MemoryLayout<T>.size == 0 ? raw.withUnsafeBytes { Array($0.bindMemory(to: T.self)) } : nil
+            }
+        }
+        guard let weights = decoded("weights", doc.weights, as: Float.self), weights.count == doc.weightCount else {
             throw ModelError("\(path): the model's weights are damaged; retrain the model")
         }
-        let weights = raw.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         var spec = doc.spec
         if spec.vocabularyMinCount > 0 {
-            guard let text = doc.vocabulary, let bytes = Data(base64Encoded: text), bytes.count % 8 == 0 else {
+            guard let keys = decoded("vocabulary", doc.vocabulary, as: UInt64.self) else {
                 throw ModelError("\(path): the model's vocabulary is missing or damaged; retrain the model")
             }
-            spec.vocabulary = bytes.withUnsafeBytes { Array($0.bindMemory(to: UInt64.self)) }
+            spec.vocabulary = keys
         }
         var file = ModelFile(model: doc.model, dataFormat: doc.dataFormat, spec: spec, ftrl: doc.ftrl, weights: weights, trainingRows: doc.trainingRows)
         file.negativeRate = doc.negativeRate
@@ -140,5 +154,208 @@ public struct ModelFile: Sendable {
         let nw = a.hasLinear ? slots : 0, nv = slots * a.dim
         return DeepModel(architecture: a, slots: slots, bias: weights[nw], w: Array(weights[0..<nw]),
                          v: Array(weights[(nw + 1)..<(nw + 1 + nv)]), dense: Array(weights[(nw + 1 + nv)...]))
+    }
+}
+
+/// The long base64 members of a model file's top-level JSON object, found and decoded without
+/// JSONDecoder. Weights are little-endian, as on every processor Funnel builds for.
+enum ModelFileMembers {
+    /// `data` with the value of each named top-level string member replaced by the empty string,
+    /// and the byte range in `data` of each such member's base64 text. A member whose text holds an
+    /// escape other than `\/` (the one escape base64 can carry) stays in the text for JSONDecoder,
+    /// and so does the whole document when its outline is not an object of members: the decoder
+    /// then gives its own error.
+    static func cutBase64(_ data: Data, names: Set<String>) -> (text: Data, members: [String: Range<Int>]) {
+        let found: [(name: String, range: Range<Int>)]? = data.withUnsafeBytes { raw in
+            guard let base = raw.bindMemory(to: UInt8.self).baseAddress else { return nil }
+            return scan(UnsafeBufferPointer(start: base, count: raw.count), names: names)
+        }
+        guard let found, !found.isEmpty else { return (data, [:]) }
+        var text = Data(capacity: data.count - found.reduce(0) { $0 + $1.range.count })
+        var at = 0
+        for cut in found {
+            text.append(data[(data.startIndex + at)..<(data.startIndex + cut.range.lowerBound)])
+            at = cut.range.upperBound
+        }
+        text.append(data[(data.startIndex + at)...])
+        var members: [String: Range<Int>] = [:]
+        for cut in found where members[cut.name] == nil { members[cut.name] = cut.range }
+        return (text, members)
+    }
+
+    /// The values of type `T` that the base64 text at `range` of `data` encodes, or nil when it is
+    /// not base64 or not a whole number of values.
+    static func decode<T>(_ data: Data, _ range: Range<Int>, as: T.Type) -> [T]? {
+        data.withUnsafeBytes { raw -> [T]? in
+            let all = raw.bindMemory(to: UInt8.self)
+            let text = UnsafeBufferPointer(rebasing: all[range])
+            guard memchr(text.baseAddress!, Int32(backslash), text.count) != nil else { return decode(text, as: T.self) }
+            // Written before slashes were left unescaped: `\/` back to `/` first.
+            var plain = [UInt8]()
+            plain.reserveCapacity(text.count)
+            var j = 0
+            while j < text.count {
+                let rest = text.count - j
+                let stop = memchr(text.baseAddress! + j, Int32(backslash), rest).map {
+                    text.baseAddress!.distance(to: UnsafePointer($0.assumingMemoryBound(to: UInt8.self)))
+                } ?? text.count
+                plain.append(contentsOf: UnsafeBufferPointer(rebasing: text[j..<stop]))
+                j = stop + 1   // past the backslash: the `/` it escapes starts the next span
+            }
+            return plain.withUnsafeBufferPointer { decode($0, as: T.self) }
+        }
+    }
+
+    private static let quote: UInt8 = 0x22, backslash: UInt8 = 0x5C, slash: UInt8 = 0x2F
+
+    /// 6-bit value of each base64 character; 0xFF for any other byte.
+    private static let sextets: [UInt8] = {
+        var t = [UInt8](repeating: 0xFF, count: 256)
+        for (i, c) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8.enumerated() { t[Int(c)] = UInt8(i) }
+        return t
+    }()
+
+    private static func decode<T>(_ s: UnsafeBufferPointer<UInt8>, as: T.Type) -> [T]? {
+        let n = s.count
+        guard n > 0, n % 4 == 0 else { return nil }
+        let padding = s[n - 1] == UInt8(ascii: "=") ? (s[n - 2] == UInt8(ascii: "=") ? 2 : 1) : 0
+        let bytes = n / 4 * 3 - padding, size = MemoryLayout<T>.size
+        guard bytes % size == 0 else { return nil }
+        // Groups of four characters without padding; text of a few megabytes and up is split
+        // between both cores.
+        let groups = (n - (padding > 0 ? 4 : 0)) / 4
+        let parts = groups >= 1 << 19 ? 2 : 1
+        var valid = true
+        let values = [T](unsafeUninitializedCapacity: bytes / size) { buffer, count in
+            let out = UnsafeMutableRawPointer(buffer.baseAddress!).assumingMemoryBound(to: UInt8.self)
+            sextets.withUnsafeBufferPointer { table in
+                let badParts = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: parts)
+                defer { badParts.deallocate() }
+                let shared = Shared((s: s.baseAddress!, out: out, table: table.baseAddress!, bad: badParts.baseAddress!))
+                DispatchQueue.concurrentPerform(iterations: parts) { part in
+                    let (s, out, table, badOut) = shared.value
+                    var bad: UInt32 = 0
+                    var g = groups * part / parts
+                    let end = groups * (part + 1) / parts
+                    while g < end {
+                        let i = 4 * g, o = 3 * g
+                        let a = UInt32(table[Int(s[i])]), b = UInt32(table[Int(s[i + 1])])
+                        let c = UInt32(table[Int(s[i + 2])]), d = UInt32(table[Int(s[i + 3])])
+                        bad |= a | b | c | d
+                        let v = a << 18 | b << 12 | c << 6 | d
+                        out[o] = UInt8(truncatingIfNeeded: v >> 16)
+                        out[o + 1] = UInt8(truncatingIfNeeded: v >> 8)
+                        out[o + 2] = UInt8(truncatingIfNeeded: v)
+                        g += 1
+                    }
+                    badOut[part] = bad & 0xC0
+                }
+                var bad = badParts.reduce(0, |)
+                if padding > 0 {
+                    let i = 4 * groups, o = 3 * groups
+                    let a = table[Int(s[i])], b = table[Int(s[i + 1])]
+                    let c = padding == 1 ? table[Int(s[i + 2])] : 0
+                    bad |= UInt32((a | b | c) & 0xC0)
+                    out[o] = a << 2 | b >> 4
+                    if padding == 1 { out[o + 1] = b << 4 | c >> 2 }
+                }
+                valid = bad == 0
+            }
+            count = bytes / size
+        }
+        return valid ? values : nil
+    }
+
+    private static func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 }
+
+    /// The index of the quote that closes the string opened at `start` (memchr finds the quotes; one
+    /// preceded by an odd run of backslashes is escaped), or nil when the text ends first.
+    private static func stringEnd(_ b: UnsafeBufferPointer<UInt8>, from start: Int) -> Int? {
+        var j = start + 1
+        while j < b.count {
+            guard let p = memchr(b.baseAddress! + j, Int32(quote), b.count - j) else { return nil }
+            let q = b.baseAddress!.distance(to: UnsafePointer(p.assumingMemoryBound(to: UInt8.self)))
+            var k = q - 1, run = 0
+            while k > start, b[k] == backslash { run += 1; k -= 1 }
+            if run % 2 == 0 { return q }
+            j = q + 1
+        }
+        return nil
+    }
+
+    /// The index just past the JSON value that starts at `i`, or nil when it is unterminated.
+    private static func valueEnd(_ b: UnsafeBufferPointer<UInt8>, from i: Int) -> Int? {
+        switch b[i] {
+        case quote:
+            return stringEnd(b, from: i).map { $0 + 1 }
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            var depth = 0, j = i
+            while j < b.count {
+                switch b[j] {
+                case quote:
+                    guard let e = stringEnd(b, from: j) else { return nil }
+                    j = e
+                case UInt8(ascii: "{"), UInt8(ascii: "["): depth += 1
+                case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                    depth -= 1
+                    if depth == 0 { return j + 1 }
+                default: break
+                }
+                j += 1
+            }
+            return nil
+        default:
+            var j = i
+            while j < b.count, !isSpace(b[j]), b[j] != UInt8(ascii: ","), b[j] != UInt8(ascii: "}"), b[j] != UInt8(ascii: "]") { j += 1 }
+            return j
+        }
+    }
+
+    /// Whether the escapes in a string's contents are all `\/`.
+    private static func onlySlashEscapes(_ s: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard memchr(s.baseAddress!, Int32(backslash), s.count) != nil else { return true }
+        var j = 0
+        while j < s.count {
+            if s[j] == backslash {
+                guard j + 1 < s.count, s[j + 1] == slash else { return false }
+                j += 1
+            }
+            j += 1
+        }
+        return true
+    }
+
+    /// The named string members' contents, in text order; nil when the text is not an object of
+    /// members.
+    private static func scan(_ b: UnsafeBufferPointer<UInt8>, names: Set<String>) -> [(name: String, range: Range<Int>)]? {
+        let n = b.count
+        var i = 0
+        func skipSpace() { while i < n, isSpace(b[i]) { i += 1 } }
+        skipSpace()
+        guard i < n, b[i] == UInt8(ascii: "{") else { return nil }
+        i += 1
+        var found: [(name: String, range: Range<Int>)] = []
+        while true {
+            skipSpace()
+            guard i < n else { return nil }
+            if b[i] == UInt8(ascii: "}") { return found }
+            guard b[i] == quote, let keyEnd = stringEnd(b, from: i) else { return nil }
+            let key = String(decoding: UnsafeBufferPointer(rebasing: b[(i + 1)..<keyEnd]), as: UTF8.self)
+            i = keyEnd + 1
+            skipSpace()
+            guard i < n, b[i] == UInt8(ascii: ":") else { return nil }
+            i += 1
+            skipSpace()
+            guard i < n, let end = valueEnd(b, from: i) else { return nil }
+            if b[i] == quote, names.contains(key), end - i > 2 {
+                let contents = (i + 1)..<(end - 1)
+                if onlySlashEscapes(UnsafeBufferPointer(rebasing: b[contents])) { found.append((key, contents)) }
+            }
+            i = end
+            skipSpace()
+            guard i < n else { return nil }
+            if b[i] == UInt8(ascii: ",") { i += 1; continue }
+            return b[i] == UInt8(ascii: "}") ? found : nil
+        }
     }
 }

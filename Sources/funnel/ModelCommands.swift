@@ -409,7 +409,9 @@ struct Predict: ParsableCommand {
 
     func run() throws {
         let file: ModelFile
+        let loading = ContinuousClock.now
         do throws(ModelError) { file = try ModelFile.read(path: model) } catch { throw CLIError(error.description) }
+        printError("loaded the model in \(String(format: "%.4f", seconds(since: loading))) s")
         let table = try modelTable(file, data: data, format: dataFormat, config: config, group: nil, position: position)
         let clock = ContinuousClock.now
         let p = file.predict(table)

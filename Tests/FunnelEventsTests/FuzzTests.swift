@@ -58,6 +58,7 @@ struct FuzzTests {
             text += line + [0x0A]
         }
         let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/fuzz.jsonl"
         #expect(FileManager.default.createFile(atPath: path, contents: Data(text)))
         let log = try! EventReader.read(paths: [path])

@@ -55,6 +55,7 @@ struct ReaderTests {
 
     @Test func byteOrderMarksAreSkippedInFiles() throws {
         let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let bom: [UInt8] = [0xEF, 0xBB, 0xBF]
         #expect(FileManager.default.createFile(atPath: dir + "/a.csv", contents: Data(bom + Array(sampleCSV.utf8))))
         #expect(FileManager.default.createFile(atPath: dir + "/b.jsonl", contents: Data(bom + Array(sampleJSONL.utf8))))
@@ -80,6 +81,7 @@ struct ReaderTests {
 
     @Test func filesDirectoriesAndGzip() throws {
         let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         try sampleJSONL.write(toFile: dir + "/a.jsonl", atomically: true, encoding: .utf8)
         try sampleCSV.replacingOccurrences(of: "x1", with: "x9").write(toFile: dir + "/b.csv", atomically: true, encoding: .utf8)
         // gzip a copy with the system gzip.

@@ -72,9 +72,15 @@ struct MetricsTests {
 }
 
 /// Tables, model files and bad input.
-struct TableTests {
+final class TableTests {
+    /// A directory of this test's own, removed when the test ends.
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("funnel-models-\(UUID().uuidString)")
+
+    init() throws { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) }
+    deinit { try? FileManager.default.removeItem(at: dir) }
+
     func write(_ text: String, _ name: String) -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("funnel-models-\(getpid())-\(name)").path
+        let path = dir.appendingPathComponent(name).path
         _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
         return path
     }

@@ -71,9 +71,15 @@ struct EstimatorByHandTests {
     }
 }
 
-struct PolicyFileTests {
+final class PolicyFileTests {
+    /// A directory of this test's own, removed when the test ends.
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("funnel-policy-\(UUID().uuidString)")
+
+    init() throws { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) }
+    deinit { try? FileManager.default.removeItem(at: dir) }
+
     func write(_ text: String) -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("policy-\(UUID().uuidString).csv").path
+        let path = dir.appendingPathComponent("\(UUID().uuidString).csv").path
         _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
         return path
     }
