@@ -18,7 +18,9 @@ Then it times, alternating the tools, --repeat loads of each:
   initial weights, then copy the loaded tensors in), once the quickest (build it on the meta device
   and take the loaded tensors as they are, `assign=True`; the dict file is loaded this way too).
 
-Both read from the page cache after the first round. Prints one Markdown table row per file and
+Both read from the page cache after the first round. Each Funnel time is a fresh process; the
+PyTorch times are of one warm process, whose first loads (printed to stderr) also pay one-time
+costs. Prints one Markdown table row per file and
 with the median load times, the file sizes and Funnel's whole `predict` process time for the row
 (process start included; with --funnel-before, also that of another binary, for a before/after),
 and checks that every model PyTorch loaded gives the row the same
@@ -58,35 +60,8 @@ def peer_from_funnel(path):
     keys = np.frombuffer(base64.b64decode(doc["vocabulary"]), dtype="<u8")
     slots, k = len(keys) + arch["fields"], arch["dim"]
     model = torch_models.Peer(doc["model"], slots, k, arch["hidden"], arch.get("crossLayers", 0), wide=arch.get("wide", False))
-    linear = model.has_linear
-    o = 0
-    with torch.no_grad():
-        if linear:
-            model.w.copy_(torch.from_numpy(weights[:slots].copy()).unsqueeze(1))
-            o = slots
-        bias = float(weights[o])
-        if linear:
-            model.b.fill_(bias)
-        o += 1
-        model.V.copy_(torch.from_numpy(weights[o:o + slots * k].reshape(slots, k).copy()))
-        o += slots * k
-        width = arch["fields"] * k
-        for l in range(len(model.C)):
-            model.C[l].copy_(torch.from_numpy(weights[o:o + width * width].reshape(width, width).copy()))
-            model.d[l].copy_(torch.from_numpy(weights[o + width * width:o + width * width + width].copy()))
-            o += width * width + width
-        for layer in model.mlp:
-            outputs, inputs = layer.weight.shape
-            layer.weight.copy_(torch.from_numpy(weights[o:o + inputs * outputs].reshape(inputs, outputs).T.copy()))
-            layer.bias.copy_(torch.from_numpy(weights[o + inputs * outputs:o + inputs * outputs + outputs].copy()))
-            o += inputs * outputs + outputs
-    if o != len(weights):
-        raise SystemExit(f"{path}: {len(weights)} weights, expected {o}")
+    torch_models.copy_funnel_weights(model, weights, slots, k, None, path)
     return model, keys, doc
-
-
-def funnel_key(field, token):
-    return torch_models.funnel_key(field, token)
 
 
 def row_features(line, keys):
@@ -97,16 +72,16 @@ def row_features(line, keys):
     n_vocab = len(keys)
     index, value = [], []
     for j, token in enumerate(categorical):
-        index.append(position.get(funnel_key(j, token.encode()), n_vocab + j))
+        index.append(position.get(torch_models.funnel_key(j, token.encode()), n_vocab + j))
         value.append(1.0)
     for j, cell in enumerate(numeric):
         f = torch_models.CATEGORICAL + j
         if cell == "":
-            index.append(position.get(funnel_key(f, b"missing"), n_vocab + f))
+            index.append(position.get(torch_models.funnel_key(f, b"missing"), n_vocab + f))
             value.append(1.0)
         else:
             x = float(cell)
-            index.append(position.get(funnel_key(f, b""), n_vocab + f))
+            index.append(position.get(torch_models.funnel_key(f, b""), n_vocab + f))
             value.append(math.copysign(math.log1p(abs(x)), x))
     return torch.tensor([index]), torch.tensor([value], dtype=torch.float32)
 
@@ -191,6 +166,9 @@ def main():
                         p_torch = torch.sigmoid(loaded(i, x)).item()
                     if abs(p_funnel - p_torch) > 1e-5:
                         raise SystemExit(f"{path}: funnel predict gives {p_funnel}, PyTorch's {name} load {p_torch}")
+            if path == args.models[0]:
+                first = ", ".join(f"{name} {1000 * v[0]:.1f} ms" for name, v in torch_times.items())
+                print(f"PyTorch's first load of each kind in this process, one-time costs included: {first}", file=sys.stderr)
             f_ms = 1000 * statistics.median(funnel_times)
             t_ms = {name: 1000 * statistics.median(v) for name, v in torch_times.items()}
             was = f"| {1000 * statistics.median(walls_before):.0f} " if walls_before else ""

@@ -272,17 +272,24 @@ def load_funnel_initial(path, model, vocab, args, hidden):
                 slots[index] = slot(f, token)
     if len(keys) != vocab.size - FIELDS:
         raise SystemExit(f"{path}: {len(keys)} vocabulary keys, {vocab.size - FIELDS} kept values here: trained on other data?")
-    n_slots = n_vocab + FIELDS
-    k = args.factors
-    linear = args.model in ("fm", "deepfm") or args.wide
+    copy_funnel_weights(model, weights, n_vocab + FIELDS, args.factors, slots, path)
+
+
+def copy_funnel_weights(model, weights, n_slots, k, order, path):
+    """Copies a Funnel model file's weights (file order: w for models with linear weights, the
+    bias, V, then the dense layers in Funnel's layout: cross layer W[i·D + o], MLP W[i·outputs + o])
+    into `model`; this script's feature index i takes Funnel's slot order[i] (`order` None: the
+    same index)."""
+    pick = (lambda a: a) if order is None else (lambda a: a[order])
+    linear = model.has_linear
     nw = n_slots if linear else 0
     off = nw + 1                                      # w (models with linear weights), the bias, then V
     with torch.no_grad():
         if linear:
-            model.w.copy_(torch.from_numpy(weights[:n_slots][slots].copy()).unsqueeze(1))
+            model.w.copy_(torch.from_numpy(pick(weights[:n_slots]).copy()).unsqueeze(1))
             model.b.fill_(float(weights[nw]))
         v = weights[off:off + n_slots * k].reshape(n_slots, k)
-        model.V.copy_(torch.from_numpy(v[slots].copy()))
+        model.V.copy_(torch.from_numpy(pick(v).copy()))
         o = off + n_slots * k
         width = FIELDS * k
         for l in range(len(model.C)):
