@@ -67,12 +67,11 @@ public struct ModelFile: Sendable {
     }
 
     public static func read(path: String) throws(ModelError) -> ModelFile {
-        // Mapped rather than read: the weights are decoded straight from the page cache.
-        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) else {
-            var directory: ObjCBool = false
-            let exists = FileManager.default.fileExists(atPath: path, isDirectory: &directory)
-            let reason = exists ? "it exists but cannot be read (permissions, or a directory)"
-                                : "no such file; give the path funnel train wrote with --out"
+        // Read, not mapped: a file another program truncates while it is being decoded must not
+        // take the process down.
+        guard let data = FileManager.default.contents(atPath: path) else {
+            let reason = FileManager.default.fileExists(atPath: path) ? "it exists but cannot be read (permissions, or a directory)"
+                                                                     : "no such file; give the path funnel train wrote with --out"
             throw ModelError("\(path): cannot read the model file: \(reason)")
         }
         // The weights and the vocabulary are most of the file: long base64 strings, which
