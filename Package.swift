@@ -66,7 +66,7 @@ let package = Package(
         .testTarget(name: "FunnelAttributionTests", dependencies: ["FunnelAttribution", "FunnelReport", "FunnelConfig", "FunnelEvents", "FunnelOPE"]),
         .testTarget(name: "FunnelStatsTests", dependencies: ["FunnelStats"], exclude: ["Fixtures"]),
         .testTarget(name: "FunnelOPETests", dependencies: ["FunnelOPE"], exclude: ["Fixtures"]),
-        .testTarget(name: "FunnelModelsTests", dependencies: ["FunnelModels", "FunnelKernelsAVX2"], exclude: ["Fixtures"]),
+        .testTarget(name: "FunnelModelsTests", dependencies: ["FunnelModels", "FunnelEvents", "FunnelKernelsAVX2"], exclude: ["Fixtures"]),
         .testTarget(
             name: "FunnelSimulatorTests",
             dependencies: ["FunnelSimulator", "FunnelAttribution", "FunnelReport", "FunnelConfig", "FunnelEvents"]

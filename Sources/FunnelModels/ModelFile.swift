@@ -188,16 +188,13 @@ enum ModelFileMembers {
         data.withUnsafeBytes { raw -> [T]? in
             let all = raw.bindMemory(to: UInt8.self)
             let text = UnsafeBufferPointer(rebasing: all[range])
-            guard memchr(text.baseAddress!, Int32(backslash), text.count) != nil else { return decode(text, as: T.self) }
+            guard find(backslash, in: text, from: 0) < text.count else { return decode(text, as: T.self) }
             // Written before slashes were left unescaped: `\/` back to `/` first.
             var plain = [UInt8]()
             plain.reserveCapacity(text.count)
             var j = 0
             while j < text.count {
-                let rest = text.count - j
-                let stop = memchr(text.baseAddress! + j, Int32(backslash), rest).map {
-                    text.baseAddress!.distance(to: UnsafePointer($0.assumingMemoryBound(to: UInt8.self)))
-                } ?? text.count
+                let stop = find(backslash, in: text, from: j)
                 plain.append(contentsOf: UnsafeBufferPointer(rebasing: text[j..<stop]))
                 j = stop + 1   // past the backslash: the `/` it escapes starts the next span
             }
@@ -265,6 +262,12 @@ enum ModelFileMembers {
         return valid ? values : nil
     }
 
+    /// The index of the first `byte` in `s` at or after `j` (memchr), or `s.count` when there is none.
+    private static func find(_ byte: UInt8, in s: UnsafeBufferPointer<UInt8>, from j: Int) -> Int {
+        guard j < s.count, let p = memchr(s.baseAddress! + j, Int32(byte), s.count - j) else { return s.count }
+        return s.baseAddress!.distance(to: UnsafePointer(p.assumingMemoryBound(to: UInt8.self)))
+    }
+
     private static func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 }
 
     /// The index of the quote that closes the string opened at `start` (memchr finds the quotes; one
@@ -272,8 +275,8 @@ enum ModelFileMembers {
     private static func stringEnd(_ b: UnsafeBufferPointer<UInt8>, from start: Int) -> Int? {
         var j = start + 1
         while j < b.count {
-            guard let p = memchr(b.baseAddress! + j, Int32(quote), b.count - j) else { return nil }
-            let q = b.baseAddress!.distance(to: UnsafePointer(p.assumingMemoryBound(to: UInt8.self)))
+            let q = find(quote, in: b, from: j)
+            guard q < b.count else { return nil }
             var k = q - 1, run = 0
             while k > start, b[k] == backslash { run += 1; k -= 1 }
             if run % 2 == 0 { return q }
@@ -312,14 +315,10 @@ enum ModelFileMembers {
 
     /// Whether the escapes in a string's contents are all `\/`.
     private static func onlySlashEscapes(_ s: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard memchr(s.baseAddress!, Int32(backslash), s.count) != nil else { return true }
-        var j = 0
+        var j = find(backslash, in: s, from: 0)
         while j < s.count {
-            if s[j] == backslash {
-                guard j + 1 < s.count, s[j + 1] == slash else { return false }
-                j += 1
-            }
-            j += 1
+            guard j + 1 < s.count, s[j + 1] == slash else { return false }
+            j = find(backslash, in: s, from: j + 2)
         }
         return true
     }

@@ -1,4 +1,5 @@
 import Foundation
+import FunnelEvents
 @testable import FunnelModels
 import Testing
 
@@ -10,7 +11,7 @@ struct ModelFileTests {
     static func written() throws -> (file: ModelFile, path: String, dir: URL) {
         var spec = FeatureSpec(label: "click", categorical: ["a", "b", "c"], numeric: [], hashBits: 4)
         spec.vocabularyMinCount = 1
-        var g = Bits(state: 11)
+        var g = SplitMix64(seed: 11)
         spec.vocabulary = (0..<40).map { _ in g.next() }.sorted()
         let a = DeepArchitecture(kind: .dcnv2, fields: 3, dim: 4, hidden: [5, 3], crossLayers: 2, wide: true)
         let m = DeepModel<Float>(architecture: a, slots: spec.slots, seed: 5, scale: 0.5)
@@ -31,7 +32,7 @@ struct ModelFileTests {
     }
 
     @Test func decodesWhatFoundationEncodes() {
-        var g = Bits(state: 3)
+        var g = SplitMix64(seed: 3)
         for n in 1...67 {
             let bytes = (0..<n).map { _ in UInt8(truncatingIfNeeded: g.next()) }
             let text = Data(Data(bytes).base64EncodedString().utf8)
@@ -102,7 +103,7 @@ struct ModelFileTests {
         } catch { #expect(error.description.contains("weights are damaged"), "\(error.description)") }
 
         // Truncations, deleted bytes and bytes replaced by JSON's structural characters.
-        var g = Bits(state: 17)
+        var g = SplitMix64(seed: 17)
         let marks = Array("\"\\{}[],: =A/".utf8)
         let target = dir.appendingPathComponent("mutant.json").path
         var read = 0, refused = 0
@@ -128,14 +129,3 @@ struct ModelFileTests {
     }
 }
 
-/// SplitMix64's 64-bit outputs.
-private struct Bits {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

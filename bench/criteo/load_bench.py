@@ -146,6 +146,7 @@ def main():
             del model
             out = os.path.join(tmp, "p.csv")
             variants = {"plain": (tensor_path, False), "meta": (tensor_path, True), "dict": (dict_path, True)}
+            i, x = row_features(line, keys)
             funnel_times, walls, walls_before, torch_times = [], [], [], {name: [] for name in variants}
             for _ in range(args.repeat):
                 if args.funnel_before:
@@ -155,13 +156,12 @@ def main():
                 t, wall = funnel_load(args.funnel, path, row_file, out)
                 funnel_times.append(t)
                 walls.append(wall)
+                with open(out) as fh:
+                    p_funnel = float(fh.read().split()[1])
                 for name, (p, meta) in variants.items():
                     t, loaded = torch_load(p, doc, meta)
                     torch_times[name].append(t)
                     # Each loaded model scores the row as funnel predict does.
-                    with open(out) as fh:
-                        p_funnel = float(fh.read().split()[1])
-                    i, x = row_features(line, keys)
                     with torch.no_grad():
                         p_torch = torch.sigmoid(loaded(i, x)).item()
                     if abs(p_funnel - p_torch) > 1e-5:
