@@ -132,17 +132,16 @@ public struct ModelFile: Sendable {
     /// Calibrated click probabilities for the rows of `table`: σ(logit), corrected for negative
     /// downsampling, then the stored calibration.
     public func predict(_ table: Table, threads: Int = 2) -> [Double] {
-        let logits: [Double]
+        let calibration = calibration, rate = negativeRate
+        let probability: @Sendable (Double) -> Double = { calibration.apply(correctDownsampling(1 / (1 + exp(-$0)), rate: rate)) }
         if let a = architecture {
-            logits = Self.deepModel(a, slots: spec.slots, weights: weights).logits(table, threads: threads)
+            let logits = Self.deepModel(a, slots: spec.slots, weights: weights).logits(table, threads: threads)
+            return Scoring.map(logits, threads: threads, probability)
         } else if model == "fm" {
-            let s = spec.slots
-            let fm = FactorizationMachine<Float>(slots: s, factors: factors, bias: weights[s], w: Array(weights[0..<s]), v: Array(weights[(s + 1)...]))
-            logits = fm.logits(table)
+            return Scoring.fmLogits(weights, slots: spec.slots, factors: factors, table, threads: threads, then: probability)
         } else {
-            logits = LinearModel(weights: weights).logits(table)
+            return Scoring.linearLogits(weights, table, threads: threads, then: probability)
         }
-        return logits.map { calibration.apply(correctDownsampling(1 / (1 + exp(-$0)), rate: negativeRate)) }
     }
 
     /// The weights of a DeepFM/DCN-v2 model in file order.

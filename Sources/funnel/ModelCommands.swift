@@ -415,7 +415,7 @@ struct Predict: ParsableCommand {
         let table = try modelTable(file, data: data, format: dataFormat, config: config, group: nil, position: position)
         let clock = ContinuousClock.now
         let p = file.predict(table)
-        printError("predicted \(table.rows) rows in \(String(format: "%.3f", seconds(since: clock))) s")
+        printError("predicted \(table.rows) rows in \(String(format: "%.4f", seconds(since: clock))) s")
         var text = "probability\n"
         for v in p { text += String(format: "%.9g\n", v) }
         guard FileManager.default.createFile(atPath: out, contents: Data(text.utf8)) else { throw CLIError("--out \(out): cannot write the file") }

@@ -31,7 +31,6 @@ probability as `funnel predict` (to 1e-5).
 import argparse
 import base64
 import json
-import math
 import os
 import re
 import statistics
@@ -62,28 +61,6 @@ def peer_from_funnel(path):
     model = torch_models.Peer(doc["model"], slots, k, arch["hidden"], arch.get("crossLayers", 0), wide=arch.get("wide", False))
     torch_models.copy_funnel_weights(model, weights, slots, k, None, path)
     return model, keys, doc
-
-
-def row_features(line, keys):
-    """Funnel's slot and value of each of the row's 39 fields (vocabulary lookup, log transform)."""
-    cells = line.rstrip("\n").split("\t")
-    numeric, categorical = cells[1:1 + torch_models.NUMERIC], cells[1 + torch_models.NUMERIC:]
-    position = {int(key): s for s, key in enumerate(keys)}
-    n_vocab = len(keys)
-    index, value = [], []
-    for j, token in enumerate(categorical):
-        index.append(position.get(torch_models.funnel_key(j, token.encode()), n_vocab + j))
-        value.append(1.0)
-    for j, cell in enumerate(numeric):
-        f = torch_models.CATEGORICAL + j
-        if cell == "":
-            index.append(position.get(torch_models.funnel_key(f, b"missing"), n_vocab + f))
-            value.append(1.0)
-        else:
-            x = float(cell)
-            index.append(position.get(torch_models.funnel_key(f, b""), n_vocab + f))
-            value.append(math.copysign(math.log1p(abs(x)), x))
-    return torch.tensor([index]), torch.tensor([value], dtype=torch.float32)
 
 
 def funnel_load(funnel, model_path, row_file, out):
@@ -146,7 +123,7 @@ def main():
             del model
             out = os.path.join(tmp, "p.csv")
             variants = {"plain": (tensor_path, False), "meta": (tensor_path, True), "dict": (dict_path, True)}
-            i, x = row_features(line, keys)
+            i, x = torch_models.funnel_features([line], keys)
             funnel_times, walls, walls_before, torch_times = [], [], [], {name: [] for name in variants}
             for _ in range(args.repeat):
                 if args.funnel_before:

@@ -74,6 +74,7 @@ import argparse
 import base64
 import itertools
 import json
+import math
 import os
 import resource
 import sys
@@ -230,6 +231,39 @@ def funnel_key(field, data):
     return h ^ (h >> 29)
 
 
+def funnel_features(lines, keys):
+    """Funnel's slot and value of each of the 39 fields of each Criteo-layout line, for a model
+    whose vocabulary holds `keys` (uint64, in slot order): a categorical value's slot or its
+    column's shared slot (vocabulary size + column) when unseen; a number's column slot with
+    sign(x)·log(1 + |x|), or the column's `missing` slot with 1. Keys are computed once per
+    distinct (column, value). Returns (int64 index tensor, float32 value tensor), rows × 39."""
+    position = {int(key): s for s, key in enumerate(keys)}
+    n_vocab = len(keys)
+    memo = {}
+
+    def slot(field, token):
+        found = memo.get((field, token))
+        if found is None:
+            found = memo[(field, token)] = position.get(funnel_key(field, token.encode()), n_vocab + field)
+        return found
+
+    index = np.empty((len(lines), FIELDS), dtype=np.int64)
+    value = np.ones((len(lines), FIELDS), dtype=np.float32)
+    for r, line in enumerate(lines):
+        cells = line.rstrip("\n").split("\t")
+        for j, token in enumerate(cells[1 + NUMERIC:]):
+            index[r, j] = slot(j, token)
+        for j, cell in enumerate(cells[1:1 + NUMERIC]):
+            f = CATEGORICAL + j
+            if cell == "":
+                index[r, f] = slot(f, "missing")
+            else:
+                x = float(cell)
+                index[r, f] = slot(f, "")
+                value[r, f] = math.copysign(math.log1p(abs(x)), x)
+    return torch.from_numpy(index), torch.from_numpy(value)
+
+
 def load_funnel_initial(path, model, vocab, args, hidden):
     """Copies the weights of a Funnel model file (`funnel train --initial-out`) into `model`."""
     with open(path) as fh:
@@ -277,7 +311,7 @@ def load_funnel_initial(path, model, vocab, args, hidden):
 
 def copy_funnel_weights(model, weights, n_slots, k, order, path):
     """Copies a Funnel model file's weights (file order: w for models with linear weights, the
-    bias, V, then the dense layers in Funnel's layout: cross layer W[i·D + o], MLP W[i·outputs + o])
+    bias, V (all but lr), then the dense layers in Funnel's layout: cross layer W[i·D + o], MLP W[i·outputs + o])
     into `model`; this script's feature index i takes Funnel's slot order[i] (`order` None: the
     same index)."""
     pick = (lambda a: a) if order is None else (lambda a: a[order])
@@ -288,9 +322,11 @@ def copy_funnel_weights(model, weights, n_slots, k, order, path):
         if linear:
             model.w.copy_(torch.from_numpy(pick(weights[:n_slots]).copy()).unsqueeze(1))
             model.b.fill_(float(weights[nw]))
-        v = weights[off:off + n_slots * k].reshape(n_slots, k)
-        model.V.copy_(torch.from_numpy(pick(v).copy()))
-        o = off + n_slots * k
+        o = off
+        if model.kind != "lr":
+            v = weights[off:off + n_slots * k].reshape(n_slots, k)
+            model.V.copy_(torch.from_numpy(pick(v).copy()))
+            o += n_slots * k
         width = FIELDS * k
         for l in range(len(model.C)):
             model.C[l].copy_(torch.from_numpy(weights[o:o + width * width].reshape(width, width).copy()))
