@@ -8,7 +8,8 @@ alternating the tools, --repeat rounds of scoring every row (σ of the logit inc
 sides; reading the text excluded on both):
 
 - Funnel: `funnel predict --model FILE --data TEST`; the time is its own "predicted N rows in X s"
-  line (2 threads, as the funnel binary always scores);
+  line (2 threads, as the funnel binary always scores; each a fresh process, so thread start-up and
+  first touches of the output are included), with --funnel-before also another binary's;
 - PyTorch, the module: the Peer's no-grad forward, as trained and as `run_model_bench.sh` times it;
 - PyTorch, fused (lr and fm only): the same logits from `F.embedding_bag` with per-sample weights,
   one fused gather-and-sum per row (b + Σ w·x; for the FM Σ V·x and Σ V²·x² as two bags), the
@@ -100,6 +101,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--funnel", required=True, help="the funnel binary")
     ap.add_argument("--data", required=True, help="a Criteo-layout file to score (e.g. the test split)")
+    ap.add_argument("--funnel-before", help="another funnel binary, timed the same way in the same rounds (a before/after column)")
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("models", nargs="+", help="Funnel model files (lr, fm, deepfm or dcnv2; Criteo layout, vocabulary)")
@@ -107,8 +109,9 @@ def main():
     torch.set_num_threads(args.threads)
     with open(args.data) as fh:
         lines = fh.readlines()
-    print(f"| model | rows | Funnel rows/s | PyTorch module rows/s | Funnel ÷ module | PyTorch fused rows/s | Funnel ÷ fused | largest probability difference |")
-    print("|---" * 8 + "|")
+    before = "| Funnel rows/s, --funnel-before " if args.funnel_before else ""
+    print(f"| model | rows {before}| Funnel rows/s | PyTorch module rows/s | Funnel ÷ module | PyTorch fused rows/s | Funnel ÷ fused | largest probability difference |")
+    print("|---" * (8 + bool(args.funnel_before)) + "|")
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "p.csv")
         for path in args.models:
@@ -117,9 +120,11 @@ def main():
             variants = {"module": model}
             if kind in ("lr", "fm"):
                 variants["fused"] = fused(model)
-            rates = {"funnel": []} | {name: [] for name in variants}
+            rates = {"funnel": [], "before": []} | {name: [] for name in variants}
             largest = 0.0
             for _ in range(args.repeat):
+                if args.funnel_before:
+                    rates["before"].append(funnel_rate(args.funnel_before, path, args.data, out))
                 rates["funnel"].append(funnel_rate(args.funnel, path, args.data, out))
                 p_funnel = torch.from_numpy(np.loadtxt(out, skiprows=1))
                 for name, score in variants.items():
@@ -132,10 +137,11 @@ def main():
                             raise SystemExit(f"{path}: PyTorch's {name} scores differ from funnel predict's by {gap:.3g}")
                         largest = max(largest, gap)
                     rates[name].append(best)
-            med = {name: statistics.median(v) for name, v in rates.items()}
+            med = {name: statistics.median(v) for name, v in rates.items() if v}
             f = med["funnel"]
             fused_cells = f"| {med['fused']:,.0f} | {f / med['fused']:.2f}× " if "fused" in med else "| — | — "
-            print(f"| {kind} | {len(i):,} | {f:,.0f} | {med['module']:,.0f} | {f / med['module']:.2f}× {fused_cells}| {largest:.1e} |", flush=True)
+            was = f"| {med['before']:,.0f} " if "before" in med else ""
+            print(f"| {kind} | {len(i):,} {was}| {f:,.0f} | {med['module']:,.0f} | {f / med['module']:.2f}× {fused_cells}| {largest:.1e} |", flush=True)
 
 
 if __name__ == "__main__":
