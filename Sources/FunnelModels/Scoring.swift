@@ -31,6 +31,8 @@ enum Scoring {
     /// additions overlap.
     static func linearLogits(_ weights: [Float], _ t: Table, threads: Int, then finish: @Sendable (Double) -> Double = { $0 }) -> [Double] {
         let f = t.fields
+        // No cells to read (no rows, or a spec without features): every row is the bias alone.
+        guard t.rows > 0, f > 0 else { return [Double](repeating: finish(Double(weights[weights.count - 1])), count: t.rows) }
         return weights.withUnsafeBufferPointer { wb in
             t.indices.withUnsafeBufferPointer { ib in
                 t.values.withUnsafeBufferPointer { vb in
@@ -81,6 +83,7 @@ enum Scoring {
     private static func fmLogits<V: SIMD>(_ weights: [Float], slots: Int, factors k: Int, _ t: Table, threads: Int,
                                           lanes: V.Type, then finish: @Sendable (Double) -> Double) -> [Double] where V.Scalar == Float {
         let f = t.fields, chunks = k / V.scalarCount
+        guard t.rows > 0, f > 0 else { return [Double](repeating: finish(Double(weights[slots])), count: t.rows) }
         return weights.withUnsafeBufferPointer { wb in
             t.indices.withUnsafeBufferPointer { ib in
                 t.values.withUnsafeBufferPointer { vb in
@@ -122,7 +125,8 @@ enum Scoring {
 
     /// `finish` applied to every entry of `values`, over `threads` threads.
     static func map(_ values: [Double], threads: Int, _ finish: @Sendable (Double) -> Double) -> [Double] {
-        values.withUnsafeBufferPointer { vb in
+        guard !values.isEmpty else { return [] }
+        return values.withUnsafeBufferPointer { vb in
             let z = Shared(vb.baseAddress!)
             return parallelRows(values.count, threads: threads) { range, out in
                 for r in range { out[r] = finish(z.value[r]) }

@@ -85,6 +85,22 @@ struct ScoringTests {
         }
     }
 
+    /// No rows give no probabilities; rows without cells score the bias alone (no crash on the
+    /// empty arrays).
+    @Test func emptyTablesAndRowsWithoutCells() {
+        let slots = 16
+        let w = Self.weights(slots + 1 + slots * 8, seed: 4, scale: 1)
+        for (model, factors) in [("lr", 0), ("fm", 8), ("fm", 3)] {
+            let weights = model == "lr" ? Array(w[0...slots]) : w
+            let file = Self.file(model, slots: slots, weights: weights, factors: factors)
+            #expect(file.predict(Table()).isEmpty)
+            var bare = Table()
+            bare.rows = 3
+            bare.labels = [0, 1, 0]
+            #expect(file.predict(bare) == [Double](repeating: Self.sigmoid(Double(weights[slots])), count: 3), "\(model) k \(factors)")
+        }
+    }
+
     /// The downsampling correction and the calibration are applied after σ, on every thread's rows.
     @Test func correctionAndCalibrationApplyToEveryRow() {
         let slots = 32, rows = 20_000

@@ -19,6 +19,12 @@
 #
 # TORCH_EXTRA: extra peer options, e.g. --sparse (SparseAdam for the embeddings, as Funnel updates them).
 #
+# REPEAT (default 1): train each model REPEAT times with each tool, alternating Funnel and the peer,
+# so that both see the machine's slow and fast minutes alike. The table then shows the median of
+# each tool's training rates and their ratio, and a line below it lists every pair's ratio and the
+# median of those. Accuracy, prediction and memory come from the first round (training is
+# deterministic for a fixed seed and thread count on both sides).
+#
 # Funnel's lr is FTRL-Proximal; the PyTorch lr peer is the same model trained with Adagrad.
 # PyTorch's Adam is the dense torch.optim.Adam (see torch_models.py), Funnel's updates only touched
 # embedding rows.
@@ -35,6 +41,7 @@ PYTHON="${PYTHON:-$ROOT/.venv-torch/bin/python}"
 PEER="$ROOT/bench/criteo/torch_models.py"
 MODELS="${MODELS:-lr fm deepfm dcnv2}"
 THREADS="${THREADS:-2}"
+REPEAT="${REPEAT:-1}"
 WORK="${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/funnel-model-bench.XXXXXX")}"
 mkdir -p "$WORK"
 
@@ -61,6 +68,7 @@ run() {
 }
 
 echo "Criteo-layout data $DATA: $TRAIN_ROWS training rows, $TEST_ROWS test rows; 1 epoch, batches of 256, $THREADS threads; logs in $WORK" >&2
+rm -f "$WORK/rounds.md"
 echo
 echo "| model | Funnel AUC | PyTorch AUC | Funnel log loss | PyTorch log loss | Funnel train rows/s | PyTorch train rows/s | train ratio | Funnel predict rows/s | PyTorch predict rows/s | predict ratio | Funnel peak RSS MB | PyTorch peak RSS MB |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
@@ -93,6 +101,7 @@ for m in $MODELS; do
     --threads "$THREADS" --vocabulary-min-count 1 --out "$W.model.json"
   train_s=$(sed -n 's/.*trained in \([0-9.]*\) s.*/\1/p' "$W.train.err" | tail -n 1)
   [ -n "$train_s" ] || die "no 'trained in X s' line in $W.train.err"
+  train_times="$train_s"
 
   echo "== $m: funnel evaluate" >&2
   run "$W.evaluate" "$FUNNEL" evaluate --model "$W.model.json" --data "$DATA/test.txt" --format json
@@ -115,13 +124,28 @@ for m in $MODELS; do
 
   echo "== $m: PyTorch peer" >&2
   run "$W.torch" "$PYTHON" "$PEER" --data "$DATA" "${torch_args[@]}" --threads "$THREADS" --min-count 1 ${TORCH_EXTRA:-}
+  peer_outputs="$W.torch.out"
+
+  for ((round = 2; round <= REPEAT; round++)); do
+    echo "== $m: round $round of $REPEAT: funnel train, then the PyTorch peer" >&2
+    run "$W.train.$round" "$FUNNEL" train --data "$DATA/train.txt" --data-format criteo "${funnel_args[@]}" \
+      --threads "$THREADS" --vocabulary-min-count 1 --out "$W.model.$round.json"
+    more=$(sed -n 's/.*trained in \([0-9.]*\) s.*/\1/p' "$W.train.$round.err" | tail -n 1)
+    [ -n "$more" ] || die "no 'trained in X s' line in $W.train.$round.err"
+    train_times="$train_times,$more"
+    run "$W.torch.$round" "$PYTHON" "$PEER" --data "$DATA" "${torch_args[@]}" --threads "$THREADS" --min-count 1 ${TORCH_EXTRA:-}
+    peer_outputs="$peer_outputs,$W.torch.$round.out"
+  done
 
   python3 -c '
-import json, sys
-(model, eval_path, train_s, train_rows, predict_rows, predict_s, predict_note,
- rss_train, rss_predict, torch_path) = sys.argv[1:11]
+import json, statistics, sys
+(model, eval_path, train_times, train_rows, predict_rows, predict_s, predict_note,
+ rss_train, rss_predict, torch_paths, rounds_path) = sys.argv[1:12]
 funnel = json.load(open(eval_path))
-peer = json.loads(open(torch_path).read().strip().splitlines()[-1])
+peers = [json.loads(open(p).read().strip().splitlines()[-1]) for p in torch_paths.split(",")]
+peer = peers[0]
+f_rates = [int(train_rows) / float(t) for t in train_times.split(",")]
+t_rates = [p["train_rows_per_s"] for p in peers]
 
 def num(x, digits):
     return "—" if x is None else f"{x:.{digits}f}"
@@ -135,9 +159,9 @@ def big(x):
 def ratio(a, b):
     return "—" if a is None or not b else f"{a / b:.2f}×"
 
-f_train = rate(int(train_rows), float(train_s))
+f_train, t_train = statistics.median(f_rates), statistics.median(t_rates)
 f_pred = rate(int(predict_rows), float(predict_s))
-t_train, t_pred = peer["train_rows_per_s"], peer["predict_rows_per_s"]
+t_pred = peer["predict_rows_per_s"]
 f_rss, t_rss = max(int(rss_train), int(rss_predict)) / 1024, peer["peak_rss_mb"]
 cells = [model, num(funnel.get("auc"), 4), num(peer["test_auc"], 4),
          num(funnel.get("logloss"), 5), num(peer["test_logloss"], 5),
@@ -145,10 +169,20 @@ cells = [model, num(funnel.get("auc"), 4), num(peer["test_auc"], 4),
          big(f_pred) + (" (wall)" if predict_note else ""), big(t_pred), ratio(f_pred, t_pred),
          f"{f_rss:.0f}", f"{t_rss:.0f}"]
 print("| " + " | ".join(cells) + " |")
-' "$m" "$W.evaluate.out" "$train_s" "$TRAIN_ROWS" "$predict_rows" "$predict_s" "$predict_note" \
-    "$(tail -n 1 "$W.train.rss")" "$(tail -n 1 "$W.predict.rss")" "$W.torch.out"
+if len(f_rates) > 1:
+    pairs = [f / t for f, t in zip(f_rates, t_rates)]
+    with open(rounds_path, "a") as fh:
+        print(f"- {model}: {len(pairs)} alternating rounds. Funnel train rows/s " + ", ".join(f"{x:,.0f}" for x in f_rates)
+              + "; PyTorch " + ", ".join(f"{x:,.0f}" for x in t_rates) + "; ratio per round " + ", ".join(f"{x:.2f}×" for x in pairs)
+              + f"; median of the rounds\x27 ratios {statistics.median(pairs):.2f}×.", file=fh)
+' "$m" "$W.evaluate.out" "$train_times" "$TRAIN_ROWS" "$predict_rows" "$predict_s" "$predict_note" \
+    "$(tail -n 1 "$W.train.rss")" "$(tail -n 1 "$W.predict.rss")" "$peer_outputs" "$WORK/rounds.md"
 done
 
+if [ "$REPEAT" -gt 1 ] && [ -f "$WORK/rounds.md" ]; then
+  echo
+  cat "$WORK/rounds.md"
+fi
 echo
 echo "Ratios are Funnel / PyTorch (above 1: Funnel faster). Funnel's peak RSS is the larger of its train and predict processes;"
 echo "PyTorch's is its one process (interpreter and torch, both splits, training and prediction). Funnel lr is FTRL, the PyTorch lr peer Adagrad."
