@@ -340,43 +340,72 @@ public enum TableReader {
         }
         let useVocabulary = spec.vocabularyMinCount > 0
         if useVocabulary && fit {
-            var counts: [UInt64: Int32] = [:]
+            let counts = KeyTable(capacity: 1 << 16)
             for part in parts {
-                for k in part.keys { counts[k, default: 0] += 1 }
-                for x in 0..<(part.rows * nn) { counts[numericKey(part.raw[x], x % nn), default: 0] += 1 }
+                for k in part.keys { counts.increment(k) }
+                for x in 0..<(part.rows * nn) { counts.increment(numericKey(part.raw[x], x % nn)) }
             }
-            spec.vocabulary = counts.compactMap { $0.value >= spec.vocabularyMinCount ? $0.key : nil }.sorted()
+            spec.vocabulary = counts.keys(withValueAtLeast: UInt32(clamping: spec.vocabularyMinCount)).sorted()
         }
+        // Each cell's slot: its key's position in the vocabulary (the column's "other" slot when
+        // absent), or the key folded into the hash slots. A numeric cell's key depends only on its
+        // column and on whether it is missing (or its bucket), so those slots are found once.
+        let spec2 = spec
+        let index = useVocabulary ? KeyTable(positionsOf: spec2.vocabulary) : nil
+        let vocabularyCount = UInt32(spec2.vocabulary.count)
+        let slotOf: @Sendable (UInt64, Int) -> UInt32 = { k, field in
+            guard let index else { return spec2.fold(k) }
+            return index.value(k) ?? vocabularyCount + UInt32(field)
+        }
+        let missingSlots = (0..<nn).map { slotOf(missingKeys[$0], nc + $0) }
+        let presentSlots = (0..<nn).map { slotOf(presentKeys[$0], nc + $0) }
+        let bucketSlots = (0..<nn).map { j in bucketKeys[j].map { slotOf($0, nc + j) } }
+        let transform = spec2.numericTransform
         // The final row-major layout: categorical fields, then numeric ones. The arrays grow part by
         // part (their capacity reserved, its pages untouched until written) while each part's
-        // parsed cells are released once laid out.
-        let spec2 = spec
+        // parsed cells are released once laid out; a part's rows are laid out on both cores.
         table.indices.reserveCapacity(rows * width)
         table.values.reserveCapacity(rows * width)
         var offset = 0
         for p in parts.indices {
             let part = parts[p]
             parts[p] = ParsedRows()
-            let raw = part.raw
             table.indices.append(contentsOf: repeatElement(0, count: part.rows * width))
             table.values.append(contentsOf: repeatElement(1, count: part.rows * width))
+            let first = offset
             table.indices.withUnsafeMutableBufferPointer { idx in
                 table.values.withUnsafeMutableBufferPointer { val in
-                    for r in 0..<part.rows {
-                        let row = (offset + r) * width
-                        for f in 0..<nc {
-                            let k = part.keys[r * nc + f]
-                            idx[row + f] = useVocabulary ? spec2.vocabularySlot(k, field: f) : spec2.fold(k)
-                        }
-                        for j in 0..<nn {
-                            let x = raw[r * nn + j]
-                            let k = numericKey(x, j)
-                            idx[row + nc + j] = useVocabulary ? spec2.vocabularySlot(k, field: nc + j) : spec2.fold(k)
-                            if !x.isNaN {
-                                switch spec2.numericTransform {
-                                case .log: val[row + nc + j] = Float((x < 0 ? -1 : 1) * log1p(abs(x)))
-                                case .standardize: val[row + nc + j] = Float((x - spec2.numericMeans[j]) / spec2.numericScales[j])
-                                case .buckets: break
+                    part.keys.withUnsafeBufferPointer { keys in
+                        part.raw.withUnsafeBufferPointer { raw in
+                            let shared = Shared((idx: idx.baseAddress!, val: val.baseAddress!, keys: keys.baseAddress, raw: raw.baseAddress))
+                            let halves = part.rows >= 1 << 14 ? 2 : 1
+                            DispatchQueue.concurrentPerform(iterations: halves) { h in
+                                let (idx, val, keys, raw) = shared.value
+                                for r in (part.rows * h / halves)..<(part.rows * (h + 1) / halves) {
+                                    let row = (first + r) * width
+                                    if let index {
+                                        for f in 0..<nc { idx[row + f] = index.value(keys![r * nc + f]) ?? vocabularyCount + UInt32(f) }
+                                    } else {
+                                        for f in 0..<nc { idx[row + f] = spec2.fold(keys![r * nc + f]) }
+                                    }
+                                    for j in 0..<nn {
+                                        let x = raw![r * nn + j]
+                                        if x.isNaN {
+                                            idx[row + nc + j] = missingSlots[j]
+                                            continue
+                                        }
+                                        switch transform {
+                                        case .log:
+                                            idx[row + nc + j] = presentSlots[j]
+                                            val[row + nc + j] = Float((x < 0 ? -1 : 1) * log1p(abs(x)))
+                                        case .standardize:
+                                            idx[row + nc + j] = presentSlots[j]
+                                            val[row + nc + j] = Float((x - spec2.numericMeans[j]) / spec2.numericScales[j])
+                                        case .buckets:
+                                            let bounds = j < spec2.bucketBoundaries.count ? spec2.bucketBoundaries[j] : []
+                                            idx[row + nc + j] = bucketSlots[j][bounds.firstIndex(where: { x < $0 }) ?? bounds.count]
+                                        }
+                                    }
                                 }
                             }
                         }
