@@ -50,23 +50,28 @@ final class KeyTable: @unchecked Sendable {
         }
     }
 
-    /// Adds 1 to the count of `k` (counts stay below `empty`).
+    /// Adds `n` to the count of `k` (counts saturate below `empty`).
     @inline(__always)
-    func increment(_ k: UInt64) {
+    func increment(_ k: UInt64, by n: UInt32 = 1) {
         var i = home(k)
         while true {
             let v = values[i]
             if v == Self.empty { break }
             if keys[i] == k {
-                if v < Self.empty - 1 { values[i] = v + 1 }
+                values[i] = v &+ n >= v ? min(v &+ n, Self.empty - 1) : Self.empty - 1
                 return
             }
             i = (i + 1) & mask
         }
         keys[i] = k
-        values[i] = 1
+        values[i] = min(n, Self.empty - 1)
         count += 1
         if 2 * count > mask + 1 { grow() }
+    }
+
+    /// Adds every count of `other` to this table's.
+    func add(_ other: KeyTable) {
+        for i in 0...other.mask where other.values[i] != Self.empty { increment(other.keys[i], by: other.values[i]) }
     }
 
     /// Stores `value` (below `empty`) for `k`.

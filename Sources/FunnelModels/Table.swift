@@ -329,23 +329,27 @@ public enum TableReader {
         let missingKeys = (0..<nn).map { tokenKey($0, spec1.numericTransform == .buckets ? "b-1" : "missing") }
         let presentKeys = (0..<nn).map { tokenKey($0, "") }
         let bucketKeys = (0..<nn).map { j in (0...(j < spec1.bucketBoundaries.count ? spec1.bucketBoundaries[j].count : 0)).map { tokenKey(j, "b\($0)") } }
-        @inline(__always) func numericKey(_ x: Double, _ j: Int) -> UInt64 {
-            if x.isNaN { return missingKeys[j] }
-            switch spec1.numericTransform {
-            case .log, .standardize: return presentKeys[j]
-            case .buckets:
-                let bounds = j < spec1.bucketBoundaries.count ? spec1.bucketBoundaries[j] : []
-                return bucketKeys[j][bounds.firstIndex(where: { x < $0 }) ?? bounds.count]
-            }
-        }
+        // A present numeric cell's key: its column's one key (log, standardize) or its bucket's.
+        let transform = spec1.numericTransform
+        let tokenKeys = (0..<nn).map { j in transform == .buckets ? bucketKeys[j] : [presentKeys[j]] }
+        let bounds = (0..<nn).map { j in j < spec1.bucketBoundaries.count ? spec1.bucketBoundaries[j] : [] }
         let useVocabulary = spec.vocabularyMinCount > 0
         if useVocabulary && fit {
-            let counts = KeyTable(capacity: 1 << 16)
-            for part in parts {
-                for k in part.keys { counts.increment(k) }
-                for x in 0..<(part.rows * nn) { counts.increment(numericKey(part.raw[x], x % nn)) }
+            // Each part counted on its own thread, then the counts added together.
+            let counts = parts.map { _ in KeyTable(capacity: 1 << 16) }
+            parts.withUnsafeBufferPointer { partsBuffer in
+                let shared = Shared(partsBuffer)
+                DispatchQueue.concurrentPerform(iterations: counts.count) { p in
+                    let part = shared.value[p], table = counts[p]
+                    for k in part.keys { table.increment(k) }
+                    for x in 0..<(part.rows * nn) {
+                        let j = x % nn
+                        if let b = numericToken(part.raw[x], bounds[j], transform) { table.increment(tokenKeys[j][b]) } else { table.increment(missingKeys[j]) }
+                    }
+                }
             }
-            spec.vocabulary = counts.keys(withValueAtLeast: UInt32(clamping: spec.vocabularyMinCount)).sorted()
+            for other in counts.dropFirst() { counts[0].add(other) }
+            spec.vocabulary = counts[0].keys(withValueAtLeast: UInt32(clamping: spec.vocabularyMinCount)).sorted()
         }
         // Each cell's slot: its key's position in the vocabulary (the column's "other" slot when
         // absent), or the key folded into the hash slots. A numeric cell's key depends only on its
@@ -358,9 +362,7 @@ public enum TableReader {
             return index.value(k) ?? vocabularyCount + UInt32(field)
         }
         let missingSlots = (0..<nn).map { slotOf(missingKeys[$0], nc + $0) }
-        let presentSlots = (0..<nn).map { slotOf(presentKeys[$0], nc + $0) }
-        let bucketSlots = (0..<nn).map { j in bucketKeys[j].map { slotOf($0, nc + j) } }
-        let transform = spec2.numericTransform
+        let tokenSlots = (0..<nn).map { j in tokenKeys[j].map { slotOf($0, nc + j) } }
         // The final row-major layout: categorical fields, then numeric ones. The arrays grow part by
         // part (their capacity reserved, its pages untouched until written) while each part's
         // parsed cells are released once laid out; a part's rows are laid out on both cores.
@@ -390,20 +392,15 @@ public enum TableReader {
                                     }
                                     for j in 0..<nn {
                                         let x = raw![r * nn + j]
-                                        if x.isNaN {
+                                        guard let b = numericToken(x, bounds[j], transform) else {
                                             idx[row + nc + j] = missingSlots[j]
                                             continue
                                         }
+                                        idx[row + nc + j] = tokenSlots[j][b]
                                         switch transform {
-                                        case .log:
-                                            idx[row + nc + j] = presentSlots[j]
-                                            val[row + nc + j] = Float((x < 0 ? -1 : 1) * log1p(abs(x)))
-                                        case .standardize:
-                                            idx[row + nc + j] = presentSlots[j]
-                                            val[row + nc + j] = Float((x - spec2.numericMeans[j]) / spec2.numericScales[j])
-                                        case .buckets:
-                                            let bounds = j < spec2.bucketBoundaries.count ? spec2.bucketBoundaries[j] : []
-                                            idx[row + nc + j] = bucketSlots[j][bounds.firstIndex(where: { x < $0 }) ?? bounds.count]
+                                        case .log: val[row + nc + j] = Float((x < 0 ? -1 : 1) * log1p(abs(x)))
+                                        case .standardize: val[row + nc + j] = Float((x - spec2.numericMeans[j]) / spec2.numericScales[j])
+                                        case .buckets: break
                                         }
                                     }
                                 }
@@ -415,6 +412,15 @@ public enum TableReader {
             offset += part.rows
         }
         return (table, spec)
+    }
+
+    /// Which of its column's tokens a numeric cell is: nil when missing (empty), else its bucket
+    /// (0 … bounds.count) under `.buckets`, and 0 under the other transforms.
+    @inline(__always)
+    static func numericToken(_ x: Double, _ bounds: [Double], _ transform: NumericTransform) -> Int? {
+        if x.isNaN { return nil }
+        guard transform == .buckets else { return 0 }
+        return bounds.firstIndex(where: { x < $0 }) ?? bounds.count
     }
 
     /// Where the columns are, for parsing rows.

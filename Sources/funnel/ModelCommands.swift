@@ -29,6 +29,15 @@ func trainingCSV(events: String, config: String?, contextKeys: [String]?) throws
 /// in memory; `spec == nil` builds the spec from the log's context keys).
 func readModelTable(path: String, format: String, spec: FeatureSpec?, config: String?, fit: Bool, group: String?,
                     overrides: [String: String], funnelSpec make: ([String]) -> FeatureSpec) throws -> (Table, FeatureSpec) {
+    let clock = ContinuousClock.now
+    let (table, fitted) = try readModelTableUntimed(path: path, format: format, spec: spec, config: config, fit: fit, group: group,
+                                                    overrides: overrides, funnelSpec: make)
+    printError("read \(table.rows) rows of \(table.fields) fields from \(path) in \(String(format: "%.2f", seconds(since: clock))) s")
+    return (table, fitted)
+}
+
+private func readModelTableUntimed(path: String, format: String, spec: FeatureSpec?, config: String?, fit: Bool, group: String?,
+                                   overrides: [String: String], funnelSpec make: ([String]) -> FeatureSpec) throws -> (Table, FeatureSpec) {
     guard format == "funnel" else {
         do throws(ModelError) { return try TableReader.read(path: path, format: format, spec: spec!, group: group, fit: fit, overrides: overrides) } catch { throw CLIError(error.description) }
     }
