@@ -16,12 +16,15 @@ final class KeyTable: @unchecked Sendable {
     init(capacity: Int = 1024) {
         var size = 16
         while size < 2 * capacity { size <<= 1 }
-        keys = .allocate(capacity: size)
-        values = .allocate(capacity: size)
-        values.initialize(repeating: Self.empty, count: size)
+        (keys, values, mask, shift) = Self.storage(size)
+    }
+
+    /// Free entries for `size` (a power of two) keys, with the mask and shift that index them.
+    private static func storage(_ size: Int) -> (UnsafeMutablePointer<UInt64>, UnsafeMutablePointer<UInt32>, Int, UInt64) {
+        let keys = UnsafeMutablePointer<UInt64>.allocate(capacity: size), values = UnsafeMutablePointer<UInt32>.allocate(capacity: size)
         keys.initialize(repeating: 0, count: size)
-        mask = size - 1
-        shift = UInt64(64 - size.trailingZeroBitCount)
+        values.initialize(repeating: empty, count: size)
+        return (keys, values, size - 1, UInt64(64 - size.trailingZeroBitCount))
     }
 
     /// The slot of each key of a sorted vocabulary: its position.
@@ -95,13 +98,7 @@ final class KeyTable: @unchecked Sendable {
 
     private func grow() {
         let oldKeys = keys, oldValues = values, oldSize = mask + 1
-        let size = 2 * oldSize
-        keys = .allocate(capacity: size)
-        values = .allocate(capacity: size)
-        values.initialize(repeating: Self.empty, count: size)
-        keys.initialize(repeating: 0, count: size)
-        mask = size - 1
-        shift = UInt64(64 - size.trailingZeroBitCount)
+        (keys, values, mask, shift) = Self.storage(2 * oldSize)
         for i in 0..<oldSize where oldValues[i] != Self.empty {
             var j = home(oldKeys[i])
             while values[j] != Self.empty { j = (j + 1) & mask }

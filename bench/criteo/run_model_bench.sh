@@ -96,11 +96,15 @@ for m in $MODELS; do
   esac
   W="$WORK/$m"
 
+  # funnel_train PREFIX MODEL_OUT: trains Funnel's model; sets train_s to its "trained in X s".
+  funnel_train() {
+    run "$1" "$FUNNEL" train --data "$DATA/train.txt" --data-format criteo "${funnel_args[@]}" \
+      --threads "$THREADS" --vocabulary-min-count 1 --out "$2"
+    train_s=$(sed -n 's/.*trained in \([0-9.]*\) s.*/\1/p' "$1.err" | tail -n 1)
+    [ -n "$train_s" ] || die "no 'trained in X s' line in $1.err"
+  }
   echo "== $m: funnel train" >&2
-  run "$W.train" "$FUNNEL" train --data "$DATA/train.txt" --data-format criteo "${funnel_args[@]}" \
-    --threads "$THREADS" --vocabulary-min-count 1 --out "$W.model.json"
-  train_s=$(sed -n 's/.*trained in \([0-9.]*\) s.*/\1/p' "$W.train.err" | tail -n 1)
-  [ -n "$train_s" ] || die "no 'trained in X s' line in $W.train.err"
+  funnel_train "$W.train" "$W.model.json"
   train_times="$train_s"
 
   echo "== $m: funnel evaluate" >&2
@@ -128,11 +132,8 @@ for m in $MODELS; do
 
   for ((round = 2; round <= REPEAT; round++)); do
     echo "== $m: round $round of $REPEAT: funnel train, then the PyTorch peer" >&2
-    run "$W.train.$round" "$FUNNEL" train --data "$DATA/train.txt" --data-format criteo "${funnel_args[@]}" \
-      --threads "$THREADS" --vocabulary-min-count 1 --out "$W.model.$round.json"
-    more=$(sed -n 's/.*trained in \([0-9.]*\) s.*/\1/p' "$W.train.$round.err" | tail -n 1)
-    [ -n "$more" ] || die "no 'trained in X s' line in $W.train.$round.err"
-    train_times="$train_times,$more"
+    funnel_train "$W.train.$round" "$W.model.$round.json"
+    train_times="$train_times,$train_s"
     run "$W.torch.$round" "$PYTHON" "$PEER" --data "$DATA" "${torch_args[@]}" --threads "$THREADS" --min-count 1 ${TORCH_EXTRA:-}
     peer_outputs="$peer_outputs,$W.torch.$round.out"
   done
