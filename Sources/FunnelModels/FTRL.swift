@@ -79,21 +79,3 @@ public struct FTRLTrainer {
     /// Final weights (slots, then the bias).
     public func weights() -> [Float] { (0...slots).map { Float(weight($0)) } }
 }
-
-/// Logistic regression scoring: σ(bias + Σ w[index]·value).
-public struct LinearModel: Sendable {
-    public var weights: [Float]
-
-    public init(weights: [Float]) { self.weights = weights }
-
-    public func logits(_ table: Table) -> [Double] {
-        let f = table.fields, bias = Double(weights[weights.count - 1])
-        var out = [Double](repeating: 0, count: table.rows)
-        for r in 0..<table.rows {
-            var s = bias
-            for k in 0..<f { s += Double(weights[Int(table.indices[r * f + k])]) * Double(table.values[r * f + k]) }
-            out[r] = s
-        }
-        return out
-    }
-}

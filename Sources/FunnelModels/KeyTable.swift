@@ -61,7 +61,7 @@ final class KeyTable: @unchecked Sendable {
             let v = values[i]
             if v == Self.empty { break }
             if keys[i] == k {
-                values[i] = v &+ n >= v ? min(v &+ n, Self.empty - 1) : Self.empty - 1
+                values[i] = UInt32(min(UInt64(v) + UInt64(n), UInt64(Self.empty - 1)))
                 return
             }
             i = (i + 1) & mask

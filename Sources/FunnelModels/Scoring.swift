@@ -26,10 +26,10 @@ enum Scoring {
         }
     }
 
-    /// bias + Σ_f w[i_f]·x_f per row, summed in Double in field order (as `LinearModel.logits`);
-    /// `weights` holds w then the bias. Four rows at a time, so that their four chains of
+    /// bias + Σ_f w[i_f]·x_f per row, summed in Double in field order; `weights` holds w then
+    /// the bias. Four rows at a time, so that their four chains of
     /// additions overlap.
-    static func linearLogits(_ weights: [Float], _ t: Table, threads: Int, then finish: @Sendable (Double) -> Double = { $0 }) -> [Double] {
+    static func linearLogits(_ weights: [Float], _ t: Table, threads: Int, then finish: @Sendable (Double) -> Double) -> [Double] {
         let f = t.fields
         // No cells to read (no rows, or a spec without features): every row is the bias alone.
         guard t.rows > 0, f > 0 else { return [Double](repeating: finish(Double(weights[weights.count - 1])), count: t.rows) }
@@ -71,7 +71,7 @@ enum Scoring {
     /// registers and the Σ e² term is summed per lane first: the same formula as
     /// `FactorizationMachine.logit`, in a different order of Float additions.
     static func fmLogits(_ weights: [Float], slots: Int, factors k: Int, _ t: Table, threads: Int,
-                         then finish: @Sendable (Double) -> Double = { $0 }) -> [Double] {
+                         then finish: @Sendable (Double) -> Double) -> [Double] {
         if k % 8 == 0 { return fmLogits(weights, slots: slots, factors: k, t, threads: threads, lanes: SIMD8<Float>.self, then: finish) }
         if k % 4 == 0 { return fmLogits(weights, slots: slots, factors: k, t, threads: threads, lanes: SIMD4<Float>.self, then: finish) }
         let fm = FactorizationMachine<Float>(slots: slots, factors: k, bias: weights[slots], w: Array(weights[0..<slots]),

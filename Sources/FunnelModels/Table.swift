@@ -89,17 +89,6 @@ public struct FeatureSpec: Codable, Sendable, Equatable {
     func fold(_ k: UInt64) -> UInt32 {
         UInt32(truncatingIfNeeded: k) & UInt32((1 << hashBits) - 1)
     }
-
-    /// The vocabulary slot of a key of column `field` (its column's "other" slot when absent).
-    @inline(__always)
-    func vocabularySlot(_ k: UInt64, field: Int) -> UInt32 {
-        var lo = 0, hi = vocabulary.count
-        while lo < hi {
-            let mid = (lo + hi) >> 1
-            if vocabulary[mid] < k { lo = mid + 1 } else { hi = mid }
-        }
-        return lo < vocabulary.count && vocabulary[lo] == k ? UInt32(lo) : UInt32(vocabulary.count + field)
-    }
 }
 
 /// Rows of (index, value) pairs, one per field, with labels: contiguous row-major buffers.
@@ -355,14 +344,9 @@ public enum TableReader {
         // absent), or the key folded into the hash slots. A numeric cell's key depends only on its
         // column and on whether it is missing (or its bucket), so those slots are found once.
         let spec2 = spec
-        let index = useVocabulary ? KeyTable(positionsOf: spec2.vocabulary) : nil
-        let vocabularyCount = UInt32(spec2.vocabulary.count)
-        let slotOf: @Sendable (UInt64, Int) -> UInt32 = { k, field in
-            guard let index else { return spec2.fold(k) }
-            return index.value(k) ?? vocabularyCount + UInt32(field)
-        }
-        let missingSlots = (0..<nn).map { slotOf(missingKeys[$0], nc + $0) }
-        let tokenSlots = (0..<nn).map { j in tokenKeys[j].map { slotOf($0, nc + j) } }
+        let slots = SlotFinder(spec: spec2, index: useVocabulary ? KeyTable(positionsOf: spec2.vocabulary) : nil)
+        let missingSlots = (0..<nn).map { slots.slot(missingKeys[$0], field: nc + $0) }
+        let tokenSlots = (0..<nn).map { j in tokenKeys[j].map { slots.slot($0, field: nc + j) } }
         // The final row-major layout: categorical fields, then numeric ones. The arrays grow part by
         // part (their capacity reserved, its pages untouched until written) while each part's
         // parsed cells are released once laid out; a part's rows are laid out on both cores.
@@ -385,11 +369,7 @@ public enum TableReader {
                                 let (idx, val, keys, raw) = shared.value
                                 for r in (part.rows * h / halves)..<(part.rows * (h + 1) / halves) {
                                     let row = (first + r) * width
-                                    if let index {
-                                        for f in 0..<nc { idx[row + f] = index.value(keys![r * nc + f]) ?? vocabularyCount + UInt32(f) }
-                                    } else {
-                                        for f in 0..<nc { idx[row + f] = spec2.fold(keys![r * nc + f]) }
-                                    }
+                                    for f in 0..<nc { idx[row + f] = slots.slot(keys![r * nc + f], field: f) }
                                     for j in 0..<nn {
                                         let x = raw![r * nn + j]
                                         guard let b = numericToken(x, bounds[j], transform) else {
@@ -412,6 +392,20 @@ public enum TableReader {
             offset += part.rows
         }
         return (table, spec)
+    }
+
+    /// A cell's slot from its key: the key's position in the vocabulary (its column's "other" slot,
+    /// vocabulary size + column, when absent) when `index` holds the vocabulary's positions, else
+    /// the key folded into the hash slots.
+    struct SlotFinder: Sendable {
+        let spec: FeatureSpec
+        let index: KeyTable?
+
+        @inline(__always)
+        func slot(_ k: UInt64, field: Int) -> UInt32 {
+            guard let index else { return spec.fold(k) }
+            return index.value(k) ?? UInt32(spec.vocabulary.count + field)
+        }
     }
 
     /// Which of its column's tokens a numeric cell is: nil when missing (empty), else its bucket

@@ -4,7 +4,7 @@ import FunnelEvents
 import Testing
 
 /// The reader's key table against Swift's Dictionary, and a file's vocabulary slots against a
-/// binary search of the sorted vocabulary (`FeatureSpec.vocabularySlot`).
+/// binary search of the sorted vocabulary.
 struct KeyTableTests {
     @Test func countsAndFindsAsADictionaryDoes() {
         var rng = SplitMix64(seed: 21)
@@ -52,6 +52,16 @@ struct KeyTableTests {
         spec.vocabularyMinCount = 3
         let (t, fitted) = try TableReader.read(path: path, format: "csv", spec: spec, fit: true)
         func key(_ field: Int, _ s: String) -> UInt64 { Array(s.utf8).withUnsafeBufferPointer { fitted.key(field: field, $0) } }
+        // The reference: a binary search of the sorted vocabulary; the column's "other" slot when absent.
+        func vocabularySlot(_ k: UInt64, field: Int) -> UInt32 {
+            let v = fitted.vocabulary
+            var lo = 0, hi = v.count
+            while lo < hi {
+                let mid = (lo + hi) >> 1
+                if v[mid] < k { lo = mid + 1 } else { hi = mid }
+            }
+            return lo < v.count && v[lo] == k ? UInt32(lo) : UInt32(v.count + field)
+        }
         var counts: [UInt64: Int] = [:]
         for c in cells {
             counts[key(0, c.item), default: 0] += 1
@@ -62,8 +72,8 @@ struct KeyTableTests {
         #expect(fitted.vocabulary.count < counts.count)      // some items are rarer than 3
         var wrong = 0
         for (r, c) in cells.enumerated() {
-            let expected = [fitted.vocabularySlot(key(0, c.item), field: 0), fitted.vocabularySlot(key(1, c.shop), field: 1),
-                            fitted.vocabularySlot(key(2, c.price.isEmpty ? "missing" : ""), field: 2)]
+            let expected = [vocabularySlot(key(0, c.item), field: 0), vocabularySlot(key(1, c.shop), field: 1),
+                            vocabularySlot(key(2, c.price.isEmpty ? "missing" : ""), field: 2)]
             if Array(t.indices[(r * 3)..<(r * 3 + 3)]) != expected { wrong += 1 }
             let x = Double(c.price) ?? 0
             let value: Float = c.price.isEmpty ? 1 : Float((x < 0 ? -1 : 1) * log1p(abs(x)))
