@@ -156,6 +156,40 @@ struct DeepTests {
         #expect(p1 != (0..<n).map { _ in 0 })
     }
 
+    /// Adam's first moments never become subnormal floats (whose arithmetic is slow microcode on
+    /// x86), and flushing them leaves the weights bit-identical to Adam written out without the
+    /// floor. Each weight's gradient is nonzero for 20 steps and then zero (a ReLU unit that
+    /// stopped firing) for 800 more, enough for the written-out first moments to decay into the
+    /// subnormal range; both the eight-wide step and the scalar loop are checked.
+    @Test func adamMomentsAreFlushedWithoutChangingTheWeights() {
+        var o = OptimizerSettings(); o.kind = .adam; o.learningRate = 0.0001; o.epsilon = 1e-8
+        let b1 = Float(o.beta1), b2 = Float(o.beta2), eps = Float(o.epsilon)
+        var rng = SplitMix64(seed: 8)
+        let n = 37
+        let start = (0..<n).map { _ in Float(rng.unit() * 2 - 1) }
+        var p1 = start, p2 = start, pr = start
+        var m1 = [Float](repeating: 0, count: n), m2 = m1, s1 = m1, s2 = m1, mr = m1, sr = m1
+        var sawSubnormal = false, flushedSubnormal = false
+        for t in 1...820 {
+            let g = (0..<n).map { _ in t <= 20 ? Float(rng.unit() * 0.02 - 0.01) : 0 }
+            let c = AdaptiveState<Float>.corrections(o, step: t, rows: 256)
+            AdaptiveState<Float>.adaptive(o, &p1, g, &m1, &s1, count: n, c)
+            AdaptiveState<Float>.adaptiveFloat8(o, &p2, g, &m2, &s2, count: n, c)
+            for j in 0..<n {
+                mr[j] = b1 * mr[j] + (1 - b1) * g[j]
+                sr[j] = b2 * sr[j] + (1 - b2) * g[j] * g[j]
+                pr[j] -= c.step * mr[j] / (sr[j].squareRoot() / c.root + eps)
+            }
+            sawSubnormal = sawSubnormal || mr.contains { $0.isSubnormal }
+            flushedSubnormal = flushedSubnormal || m1.contains { $0.isSubnormal } || m2.contains { $0.isSubnormal }
+        }
+        #expect(sawSubnormal, "the written-out moments reach the subnormal range, so the case is exercised")
+        #expect(!flushedSubnormal)
+        #expect(m1.allSatisfy { $0 == 0 } && m2.allSatisfy { $0 == 0 })
+        #expect(p1.map(\.bitPattern) == pr.map(\.bitPattern) && p2.map(\.bitPattern) == pr.map(\.bitPattern))
+        #expect(s1 == sr && s2 == sr && p1 != start)
+    }
+
     /// The optimiser takes the batch's gradient as the threads' parts: a slot's rows (and each dense
     /// weight's values) are summed in thread order, each touched slot is updated once, untouched
     /// ones not at all, and the result is the same on one or two threads. Reference: one Adagrad

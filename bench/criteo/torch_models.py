@@ -479,6 +479,8 @@ def main():
     ap.add_argument("--init-from", help="start from the weights of a Funnel model file written by funnel train --initial-out")
     ap.add_argument("--sparse", action="store_true",
                     help="sparse embedding gradients: SparseAdam (or sparse Adagrad) for w and V, Adam for the dense layers")
+    ap.add_argument("--flush-denormal", action="store_true",
+                    help="torch.set_flush_denormal(True): subnormal floats flushed to zero (Funnel's Adam sets its tiny first moments to zero)")
     ap.add_argument("--csv-label", default="click", help="CSV mode: the label column")
     ap.add_argument("--csv-numeric", default="", help="CSV mode: comma-separated numeric columns (as funnel train --numeric)")
     ap.add_argument("--csv-categorical", default="", help="CSV mode: comma-separated categorical columns (as funnel train --categorical)")
@@ -512,6 +514,8 @@ def main():
     optimizer = args.optimizer or ("adam" if deep else "adagrad")
     lr = args.lr if args.lr is not None else (0.001 if deep else 0.05)
     torch.set_num_threads(args.threads)
+    if args.flush_denormal and not torch.set_flush_denormal(True):
+        ap.error("--flush-denormal: this processor does not support flushing subnormal floats")
     torch.manual_seed(args.seed)
 
     t0 = time.perf_counter()
