@@ -11,8 +11,10 @@ let noMathErrno = ["-Xcc", "-fno-math-errno"]
 // (FunnelModels/Kernels.swift); elsewhere the module is built without the flags and never called.
 #if arch(x86_64)
 let fusedKernelFlags: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma"] + noMathErrno)]
+let wideKernelFlags: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-mavx512f", "-Xcc", "-mavx2", "-Xcc", "-mfma"] + noMathErrno)]
 #else
 let fusedKernelFlags: [SwiftSetting] = [.unsafeFlags(noMathErrno)]
+let wideKernelFlags: [SwiftSetting] = [.unsafeFlags(noMathErrno)]
 #endif
 
 let package = Package(
@@ -52,7 +54,10 @@ let package = Package(
         .target(name: "CPrefetch"),
         // The click models' matrix product with AVX2 fused multiply-adds, and the AVX2 compilation of
         // their optimiser step (dispatched at run time).
-        .target(name: "FunnelKernelsAVX2", dependencies: ["CPrefetch"], swiftSettings: fusedKernelFlags),
+        .target(name: "FunnelKernelsAVX2", dependencies: ["CPrefetch", "FunnelKernelsAVX512"], swiftSettings: fusedKernelFlags),
+        // The matrix kernel's 6 × 32 tile in 512-bit registers (AVX-512F), used by the AVX2
+        // kernel's driver for its 32-column strips when the processor has AVX-512F.
+        .target(name: "FunnelKernelsAVX512", dependencies: ["CPrefetch"], swiftSettings: wideKernelFlags),
         // Event-log simulator with known ground truth.
         .target(name: "FunnelSimulator", dependencies: ["FunnelEvents"]),
         .executableTarget(

@@ -3,10 +3,16 @@
 // when /proc/cpuinfo lists avx2 and fma, and keeps its baseline SIMD kernel otherwise.
 
 import CPrefetch
+import FunnelKernelsAVX512
 
 /// C[p·columns + j] += Σ_q A(p, q)·B(q, j), A(p, q) = a[p·rowStride + q·innerStride], in `Float`
 /// with fused multiply-adds. B(q, j) is b[q·columns + j], or b[j·inner + q] when `bTransposed`
 /// (a matrix used transposed is read in place, without a transposed copy).
+///
+/// With `wide` (only when the processor has AVX-512F), the columns first go in strips of 32, each
+/// tile of 6 × 32 in 512-bit registers (`fusedTile32`), and the 16- and 8-column strips take what
+/// is left. Either way every element of C is computed by the same operations in the same order,
+/// so `wide` changes the speed, not a bit of the result.
 ///
 /// For each strip of 16 columns (then one of 8), the strip of B is copied to a contiguous,
 /// cache-line-aligned panel (inner × 16 floats, transposed on the way when `bTransposed`) that
@@ -20,8 +26,12 @@ import CPrefetch
 /// longer hold in cache: they arrive while the tile runs, instead of stalling its final adds.
 @inline(never)
 public func fusedGemm(_ a: UnsafePointer<Float>, rowStride: Int, innerStride: Int, _ b: UnsafePointer<Float>,
-                      _ c: UnsafeMutablePointer<Float>, rows: Int, inner: Int, columns: Int, bTransposed: Bool = false) {
-    let full = rows / 6, rest = rows - 6 * full, wide16 = columns & ~15, wide8 = columns & ~7
+                      _ c: UnsafeMutablePointer<Float>, rows: Int, inner: Int, columns: Int, bTransposed: Bool = false, wide: Bool = false) {
+    let full = rows / 6, rest = rows - 6 * full, wide32 = wide ? columns & ~31 : 0, wide16 = columns & ~15, wide8 = columns & ~7
+    // With `wide`, the 16 to 24 columns of whole 8-column groups left after the 32-column strips
+    // go in one more 512-bit strip, its panel zero-padded to 32 and only its real columns added to
+    // C; the last few columns (fewer than 8) keep their scalar loop, as without `wide`.
+    let partial = wide && wide8 - wide32 >= 16 ? wide8 - wide32 : 0
     if rows > 0 && wide8 > 0 && inner > 0 {
         withUnsafeTemporaryAllocation(of: Float.self, capacity: rest > 0 ? 6 * inner : 1) { tailBuffer in
             let tail = tailBuffer.baseAddress!
@@ -30,11 +40,25 @@ public func fusedGemm(_ a: UnsafePointer<Float>, rowStride: Int, innerStride: In
                     for r in 0..<6 { tail[6 * q + r] = r < rest ? a[(6 * full + r) * rowStride + q * innerStride] : 0 }
                 }
             }
-            withUnsafeTemporaryAllocation(byteCount: inner * 16 * MemoryLayout<Float>.size, alignment: 64) { raw in
-                let panel = raw.baseAddress!.bindMemory(to: Float.self, capacity: inner * 16)
+            let panelWidth = wide ? 32 : 16
+            withUnsafeTemporaryAllocation(byteCount: inner * panelWidth * MemoryLayout<Float>.size, alignment: 64) { raw in
+                let panel = raw.baseAddress!.bindMemory(to: Float.self, capacity: inner * panelWidth)
                 var j = 0
+                while j < wide32 + partial {
+                    let width = min(32, wide32 + partial - j)
+                    pack(b, columns: j, width: width, stride: 32, into: panel, inner: inner, rowLength: columns, transposed: bTransposed)
+                    for blk in 0..<full {
+                        fusedTile32(a + 6 * blk * rowStride, rowStep: rowStride, innerStep: innerStride, panel, c + blk * 6 * columns + j,
+                                    inner: inner, columns: columns, valid: 6, width: width)
+                    }
+                    if rest > 0 {
+                        fusedTile32(UnsafePointer(tail), rowStep: 1, innerStep: 6, panel, c + full * 6 * columns + j, inner: inner, columns: columns,
+                                    valid: rest, width: width)
+                    }
+                    j += width
+                }
                 while j < wide16 {
-                    pack(b, columns: j, width: 16, into: panel, inner: inner, rowLength: columns, transposed: bTransposed)
+                    pack(b, columns: j, width: 16, stride: 16, into: panel, inner: inner, rowLength: columns, transposed: bTransposed)
                     for blk in 0..<full {
                         tile16(a + 6 * blk * rowStride, rowStep: rowStride, innerStep: innerStride, panel, c + blk * 6 * columns + j, inner: inner, columns: columns, valid: 6)
                     }
@@ -44,7 +68,7 @@ public func fusedGemm(_ a: UnsafePointer<Float>, rowStride: Int, innerStride: In
                     j += 16
                 }
                 if j < wide8 {
-                    pack(b, columns: j, width: 8, into: panel, inner: inner, rowLength: columns, transposed: bTransposed)
+                    pack(b, columns: j, width: 8, stride: 8, into: panel, inner: inner, rowLength: columns, transposed: bTransposed)
                     for blk in 0..<full {
                         tile8(a + 6 * blk * rowStride, rowStep: rowStride, innerStep: innerStride, panel, c + blk * 6 * columns + j, inner: inner, columns: columns, valid: 6)
                     }
@@ -71,18 +95,24 @@ public func fusedGemm(_ a: UnsafePointer<Float>, rowStride: Int, innerStride: In
     }
 }
 
-/// Columns j..<j + width of B (inner × width) into `panel`, row-major: copied from B's rows (length
-/// `rowLength`), or, when `transposed`, gathered from the rows of the stored Bᵀ (length `inner`).
+/// Columns j..<j + width of B (inner × width) into `panel`, row-major with rows `stride` ≥ width
+/// floats apart (columns past `width` set to zero): copied from B's rows (length `rowLength`), or,
+/// when `transposed`, gathered from the rows of the stored Bᵀ (length `inner`), the panel written
+/// in order while the `width` source rows are read side by side.
 @inline(__always)
-private func pack(_ b: UnsafePointer<Float>, columns j: Int, width: Int, into panel: UnsafeMutablePointer<Float>, inner: Int,
+private func pack(_ b: UnsafePointer<Float>, columns j: Int, width: Int, stride: Int, into panel: UnsafeMutablePointer<Float>, inner: Int,
                   rowLength: Int, transposed: Bool) {
     if transposed {
-        for jj in 0..<width {
-            let source = b + (j + jj) * inner
-            for q in 0..<inner { panel[width * q + jj] = source[q] }
+        let source = b + j * inner
+        for q in 0..<inner {
+            let out = panel + stride * q
+            for jj in 0..<width { out[jj] = source[jj * inner + q] }
         }
     } else {
-        for q in 0..<inner { (panel + width * q).update(from: b + q * rowLength + j, count: width) }
+        for q in 0..<inner { (panel + stride * q).update(from: b + q * rowLength + j, count: width) }
+    }
+    if width < stride {
+        for q in 0..<inner { (panel + stride * q + width).update(repeating: 0, count: stride - width) }
     }
 }
 

@@ -322,10 +322,10 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
 func gemm<S: BinaryFloatingPoint & SIMDScalar>(_ a: UnsafePointer<S>, rowStride: Int, innerStride: Int, _ b: UnsafePointer<S>,
                                                _ c: UnsafeMutablePointer<S>, rows: Int, inner: Int, columns: Int, bTransposed: Bool = false) {
     #if arch(x86_64)
-    if S.self == Float.self && MatrixKernel.active == .avx2fma {
+    if S.self == Float.self && MatrixKernel.active.fused {
         fusedGemm(UnsafeRawPointer(a).assumingMemoryBound(to: Float.self), rowStride: rowStride, innerStride: innerStride,
                   UnsafeRawPointer(b).assumingMemoryBound(to: Float.self), UnsafeMutableRawPointer(c).assumingMemoryBound(to: Float.self),
-                  rows: rows, inner: inner, columns: columns, bTransposed: bTransposed)
+                  rows: rows, inner: inner, columns: columns, bTransposed: bTransposed, wide: MatrixKernel.active == .avx512)
         return
     }
     #endif
@@ -611,7 +611,7 @@ struct AdaptiveState<Scalar: BinaryFloatingPoint & Sendable> {
         let wide = n & ~7, adam = settings.kind == .adam
         let lr = Float(settings.learningRate), eps = Float(settings.epsilon), b1 = Float(settings.beta1), b2 = Float(settings.beta2)
         // `MatrixKernel.active` is `.baseline` off x86-64, so only the baseline loop runs there.
-        if MatrixKernel.active == .avx2fma {
+        if MatrixKernel.active.fused {
             adaptiveStepsAVX2(adam: adam, p, g, m, s, count: wide, lr: lr, epsilon: eps, beta1: b1, beta2: b2, step: c.step, root: c.root)
         } else {
             adaptiveSteps(adam: adam, p, g, m, s, count: wide, lr: lr, epsilon: eps, beta1: b1, beta2: b2, step: c.step, root: c.root)

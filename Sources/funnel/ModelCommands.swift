@@ -274,7 +274,7 @@ struct Train: ParsableCommand {
         case "deepfm", "dcnv2":
             let a = DeepArchitecture(kind: DeepKind(rawValue: model)!, fields: fitted.fieldCount, dim: factors, hidden: hiddenWidths!, crossLayers: crossLayers, wide: wide)
             let trainer = DeepTrainer(model: DeepModel<Float>(architecture: a, slots: fitted.slots, seed: seed), optimizer: o, batchSize: batchSize, threads: threads)
-            printError("matrix kernel: \(MatrixKernel.active.rawValue) (FUNNEL_SIMD=baseline forces the baseline kernel)")
+            printError("matrix kernel: \(MatrixKernel.active.rawValue) (FUNNEL_SIMD=avx2 or FUNNEL_SIMD=baseline caps it)")
             pass = { trainer.epoch(table) }
             weights = { ModelFile.deepWeights(trainer.model) }
             file.factors = factors

@@ -367,34 +367,44 @@ struct VocabularyTests {
     }
 }
 
-/// The fused AVX2 kernel against a double-precision triple loop, on shapes that cross its 16- and
-/// 8-column blocks and its 6-row tiles, in both layouts of A and of B (runs where the processor has
-/// AVX2 and FMA).
+/// The fused kernel against a double-precision triple loop, on shapes that cross its 32-, 16- and
+/// 8-column strips and its 6-row tiles, in both layouts of A and of B: the AVX2 tiles where the
+/// processor has AVX2 and FMA, and also the 512-bit tiles of the 32-column strips where it has
+/// AVX-512F, which must give the AVX2 tiles' result to the bit.
 struct FusedGemmTests {
-    @Test(.enabled(if: MatrixKernel.active == .avx2fma, "needs AVX2 and FMA"),
-          arguments: [(1, 1, 1), (4, 3, 8), (4, 5, 16), (5, 7, 24), (9, 16, 17), (12, 33, 40), (8, 312, 312), (3, 2, 31)])
+    @Test(.enabled(if: MatrixKernel.active.fused, "needs AVX2 and FMA"),
+          arguments: [(1, 1, 1), (4, 3, 8), (4, 5, 16), (5, 7, 24), (9, 16, 17), (12, 33, 40), (8, 312, 312), (3, 2, 31),
+                      (7, 20, 32), (13, 9, 70), (6, 128, 256), (128, 312, 312)])
     func fusedProductMatchesTripleLoop(shape: (Int, Int, Int)) {
         let (rows, inner, columns) = shape
         var rng = SplitMix64Shim(seed: UInt64(rows * 1000 + inner * 10 + columns))
         for (transposed, bTransposed) in [(false, false), (true, false), (false, true), (true, true)] {
             let a = (0..<(rows * inner)).map { _ in Float(rng.next()) }, b = (0..<(inner * columns)).map { _ in Float(rng.next()) }
-            var c = (0..<(rows * columns)).map { _ in Float(rng.next()) }
+            let start = (0..<(rows * columns)).map { _ in Float(rng.next()) }
             let (rowStride, innerStride) = transposed ? (1, rows) : (inner, 1)
             func bAt(_ q: Int, _ j: Int) -> Float { bTransposed ? b[j * inner + q] : b[q * columns + j] }
-            var want = c.map(Double.init)
+            var want = start.map(Double.init)
             for p in 0..<rows { for j in 0..<columns { for q in 0..<inner { want[p * columns + j] += Double(a[p * rowStride + q * innerStride]) * Double(bAt(q, j)) } } }
-            a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
-                fusedGemm(ap.baseAddress!, rowStride: rowStride, innerStride: innerStride, bp.baseAddress!, cp.baseAddress!, rows: rows, inner: inner, columns: columns,
-                          bTransposed: bTransposed)
-            } } }
+            func product(wide: Bool) -> [Float] {
+                var c = start
+                a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
+                    fusedGemm(ap.baseAddress!, rowStride: rowStride, innerStride: innerStride, bp.baseAddress!, cp.baseAddress!, rows: rows, inner: inner,
+                              columns: columns, bTransposed: bTransposed, wide: wide)
+                } } }
+                return c
+            }
+            let c = product(wide: false)
             // Float rounding of up to 312 products of values in (−½, ½): far below 1e-4.
             for (x, y) in zip(c, want) { #expect(abs(Double(x) - y) < 1e-4, "\(shape) transposed \(transposed) B transposed \(bTransposed)") }
+            if MatrixKernel.active == .avx512 {
+                #expect(product(wide: true).map(\.bitPattern) == c.map(\.bitPattern), "\(shape) wide, transposed \(transposed) B transposed \(bTransposed)")
+            }
         }
     }
 
     /// A DCN-v2's Float logits through the fused kernel equal its double-precision logits (which use
     /// the generic kernel) up to float rounding.
-    @Test(.enabled(if: MatrixKernel.active == .avx2fma, "needs AVX2 and FMA"))
+    @Test(.enabled(if: MatrixKernel.active.fused, "needs AVX2 and FMA"))
     func fusedForwardMatchesDoublePrecision() {
         let t = FMTests.table(rows: 256, fields: 5, slots: 64, seed: 3)
         let arch = DeepArchitecture(kind: .dcnv2, fields: 5, dim: 4, hidden: [16, 8], crossLayers: 2)
