@@ -117,33 +117,11 @@ private func pack(_ b: UnsafePointer<Float>, columns j: Int, width: Int, stride:
 }
 
 /// C(valid × 16, row stride `columns`) += A(6 × inner) · panel(inner × 16), with A(r, q) at
-/// a[r·rowStep + q·innerStep].
+/// a[r·rowStep + q·innerStep]: `fusedTile` in 256-bit registers.
 @inline(__always)
 private func tile16(_ a: UnsafePointer<Float>, rowStep: Int, innerStep: Int, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
                     inner: Int, columns: Int, valid: Int) {
-    for r in 0..<valid { funnel_prefetch_write(c + r * columns); funnel_prefetch_write(c + r * columns + 15) }
-    var s0 = SIMD8<Float>(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0, s8 = s0, s9 = s0, s10 = s0, s11 = s0
-    let r1 = rowStep, r2 = 2 * rowStep, r3 = 3 * rowStep, r4 = 4 * rowStep, r5 = 5 * rowStep
-    var x = a, bp = b
-    for _ in 0..<inner {
-        let lo = load(bp), hi = load(bp + 8)
-        var v = SIMD8(repeating: x[0])
-        s0 = s0.addingProduct(v, lo); s1 = s1.addingProduct(v, hi)
-        v = SIMD8(repeating: x[r1])
-        s2 = s2.addingProduct(v, lo); s3 = s3.addingProduct(v, hi)
-        v = SIMD8(repeating: x[r2])
-        s4 = s4.addingProduct(v, lo); s5 = s5.addingProduct(v, hi)
-        v = SIMD8(repeating: x[r3])
-        s6 = s6.addingProduct(v, lo); s7 = s7.addingProduct(v, hi)
-        v = SIMD8(repeating: x[r4])
-        s8 = s8.addingProduct(v, lo); s9 = s9.addingProduct(v, hi)
-        v = SIMD8(repeating: x[r5])
-        s10 = s10.addingProduct(v, lo); s11 = s11.addingProduct(v, hi)
-        x += innerStep
-        bp += 16
-    }
-    add(s0, s1, c, valid > 0); add(s2, s3, c + columns, valid > 1); add(s4, s5, c + 2 * columns, valid > 2)
-    add(s6, s7, c + 3 * columns, valid > 3); add(s8, s9, c + 4 * columns, valid > 4); add(s10, s11, c + 5 * columns, valid > 5)
+    fusedTile(SIMD8<Float>.self, a, rowStep: rowStep, innerStep: innerStep, b, c, inner: inner, columns: columns, valid: valid, width: 16)
 }
 
 /// C(valid × 8, row stride `columns`) += A(6 × inner) · panel(inner × 8), A as in `tile16`.
@@ -169,11 +147,6 @@ private func tile8(_ a: UnsafePointer<Float>, rowStep: Int, innerStep: Int, _ b:
     add(s3, c + 3 * columns, valid > 3); add(s4, c + 4 * columns, valid > 4); add(s5, c + 5 * columns, valid > 5)
 }
 
-/// C's row at `p` (16 floats) += (lo, hi), when the row exists.
-@inline(__always)
-private func add(_ lo: SIMD8<Float>, _ hi: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, _ exists: Bool) {
-    if exists { store(load(p) + lo, p); store(load(p + 8) + hi, p + 8) }
-}
 /// C's row at `p` (8 floats) += v, when the row exists.
 @inline(__always)
 private func add(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, _ exists: Bool) {
