@@ -55,8 +55,9 @@ let package = Package(
         // The click models' matrix product with AVX2 fused multiply-adds, and the AVX2 compilation of
         // their optimiser step (dispatched at run time).
         .target(name: "FunnelKernelsAVX2", dependencies: ["CPrefetch", "FunnelKernelsAVX512"], swiftSettings: fusedKernelFlags),
-        // The matrix kernel's 6 × 32 tile in 512-bit registers (AVX-512F), used by the AVX2
-        // kernel's driver for its 32-column strips when the processor has AVX-512F.
+        // The matrix kernel's tile, written once over the vector width: its 6 × 32 compilation in
+        // 512-bit registers (AVX-512F), which the AVX2 kernel's driver uses for its 32-column
+        // strips when the processor has AVX-512F; the driver inlines the same tile at 6 × 16.
         .target(name: "FunnelKernelsAVX512", dependencies: ["CPrefetch"], swiftSettings: wideKernelFlags),
         // Event-log simulator with known ground truth.
         .target(name: "FunnelSimulator", dependencies: ["FunnelEvents"]),

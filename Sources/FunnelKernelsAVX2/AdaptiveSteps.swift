@@ -38,8 +38,8 @@ public func adaptiveSteps(adam: Bool, _ p: UnsafeMutablePointer<Float>, _ g: Uns
     }
 }
 
-/// Adam's first moments smaller in magnitude than this are set to zero (`adaptiveSteps` and
-/// the scalar loop in FunnelModels do the same). A weight whose gradient stays zero (a ReLU unit
+/// Adam's first moments smaller in magnitude than this are set to zero, by `adaptiveSteps` and by
+/// the scalar loop in FunnelModels (which also uses it for `Double`). A weight whose gradient stays zero (a ReLU unit
 /// that no longer fires) has its moment shrink by β₁ every step, into the subnormal floats, whose
 /// arithmetic this processor does in slow microcode: before this floor, the dense step of a
 /// DCN-v2 spent three to four times as long on the MLP's half of the weights as on the other
@@ -48,7 +48,7 @@ public func adaptiveSteps(adam: Bool, _ p: UnsafeMutablePointer<Float>, _ g: Uns
 /// `step·floor/ε` = FLT_MIN/ε ≈ 1e-30, far under a rounding unit of any weight not itself within
 /// about 1e-22 of zero, so flushing it leaves the parameters as they were.
 @inlinable @inline(__always)
-public func adamMomentFloor(step: Float) -> Float { Float.leastNormalMagnitude / min(abs(step), 1) }
+public func adamMomentFloor<S: BinaryFloatingPoint>(step: S) -> S { S(Float.leastNormalMagnitude) / min(abs(step), 1) }
 
 /// `adaptiveSteps` compiled for AVX2 (256-bit vectors, `vsqrtps`/`vdivps` on eight lanes at once).
 @inline(never)

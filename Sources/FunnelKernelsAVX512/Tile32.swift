@@ -9,7 +9,7 @@ import CPrefetch
 /// 6 × 32 tile of `fusedGemm`'s 32-column strips, `fusedTile` in 512-bit registers.
 @inline(never)
 public func fusedTile32(_ a: UnsafePointer<Float>, rowStep: Int, innerStep: Int, _ b: UnsafePointer<Float>,
-                        _ c: UnsafeMutablePointer<Float>, inner: Int, columns: Int, valid: Int, width: Int = 32) {
+                        _ c: UnsafeMutablePointer<Float>, inner: Int, columns: Int, valid: Int, width: Int) {
     fusedTile(SIMD16<Float>.self, a, rowStep: rowStep, innerStep: innerStep, b, c, inner: inner, columns: columns, valid: valid, width: width)
 }
 

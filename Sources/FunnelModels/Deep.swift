@@ -592,7 +592,7 @@ struct AdaptiveState<Scalar: BinaryFloatingPoint & Sendable> {
             }
         case .adam:
             let b1 = Scalar(settings.beta1), b2 = Scalar(settings.beta2), m = m!
-            let floor = Scalar(Float.leastNormalMagnitude) / min(abs(c.step), 1)
+            let floor = adamMomentFloor(step: c.step)
             for j in 0..<n {
                 m[j] = b1 * m[j] + (1 - b1) * g[j]
                 if abs(m[j]) < floor { m[j] = 0 }
