@@ -130,7 +130,11 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
         self.dense = dense
     }
 
-    /// Logits of every row of `table`, in blocks over `threads` threads.
+    /// Logits of every row of `table`, in blocks over `threads` threads. A block of 256 rows
+    /// writes about 2 MB of activations in DCN-v2 (312 wide, two cross layers, 256 and 128 units),
+    /// which stay in a core's second-level cache from one layer to the next; blocks of 2,048 did
+    /// not, and scored DCN-v2 about a fifth slower. Rows are computed alone, so the block size
+    /// changes no logit.
     @_specialize(exported: true, where Scalar == Float)
     public func logits(_ table: Table, threads: Int = 1) -> [Double] {
         var out = [Double](repeating: 0, count: table.rows)
