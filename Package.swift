@@ -57,7 +57,7 @@ let package = Package(
         .target(name: "FunnelKernelsAVX2", dependencies: ["CPrefetch", "FunnelKernelsAVX512"], swiftSettings: fusedKernelFlags),
         // The matrix kernel's tile, written once over the vector width: its 6 × 32 compilation in
         // 512-bit registers (AVX-512F), which the AVX2 kernel's driver uses for its 32-column
-        // strips when the processor has AVX-512F; the driver inlines the same tile at 6 × 16.
+        // strips when the processor has AVX-512F; the driver inlines the same tile at 6 × 16 and 6 × 8.
         .target(name: "FunnelKernelsAVX512", dependencies: ["CPrefetch"], swiftSettings: wideKernelFlags),
         // Event-log simulator with known ground truth.
         .target(name: "FunnelSimulator", dependencies: ["FunnelEvents"]),

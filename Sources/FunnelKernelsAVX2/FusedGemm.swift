@@ -2,7 +2,6 @@
 // unless the caller has checked that the processor has both: `FunnelModels` dispatches here only
 // when /proc/cpuinfo lists avx2 and fma, and keeps its baseline SIMD kernel otherwise.
 
-import CPrefetch
 import FunnelKernelsAVX512
 
 /// C[p·columns + j] += Σ_q A(p, q)·B(q, j), A(p, q) = a[p·rowStride + q·innerStride], in `Float`
@@ -19,11 +18,10 @@ import FunnelKernelsAVX512
 ///
 /// For each strip, the strip of B is copied to a contiguous, cache-line-aligned panel (inner × 32,
 /// 16 or 8 floats; transposed on the way, in 8 × 8 blocks in registers, when `bTransposed`) that
-/// stays in the first-level cache, and every block of 6 rows of C accumulates its tile in twelve
-/// registers (six for the 8-column strip) over the whole inner dimension, broadcasting A's six
-/// values of each inner index straight from A (rows `rowStride` apart, inner indices
-/// `innerStride` apart): A is small and cache-resident here, so reading it in place costs less
-/// than packing it. The rows past the last full block of 6 are packed, zero-padded, into one
+/// stays in the first-level cache, and every block of 6 rows of C accumulates its tile
+/// (`fusedTile`) in twelve registers over the whole inner dimension, broadcasting A's six values
+/// of each inner index straight from A (rows `rowStride` apart, inner indices `innerStride`
+/// apart): A is small and cache-resident here, so reading it in place costs less than packing it. The rows past the last full block of 6 are packed, zero-padded, into one
 /// block. Each tile first asks for its lines of C, which the backward pass's weight gradients (C
 /// there) often no longer hold in cache: they arrive while the tile runs, instead of stalling its
 /// final adds.
@@ -123,32 +121,11 @@ private func tile16(_ a: UnsafePointer<Float>, rowStep: Int, innerStep: Int, _ b
 }
 
 /// C(valid × width, row stride `columns`) += A(6 × inner) · panel(inner × 8)'s first `width`
-/// columns, A as in `tile16`.
+/// columns, A as in `tile16`: `fusedTile` in 128-bit registers (the strip of the last few columns).
 @inline(__always)
 private func tile8(_ a: UnsafePointer<Float>, rowStep: Int, innerStep: Int, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
                    inner: Int, columns: Int, valid: Int, width: Int) {
-    for r in 0..<valid { funnel_prefetch_write(c + r * columns); funnel_prefetch_write(c + r * columns + width - 1) }
-    var s0 = SIMD8<Float>(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0
-    let r1 = rowStep, r2 = 2 * rowStep, r3 = 3 * rowStep, r4 = 4 * rowStep, r5 = 5 * rowStep
-    var x = a, bp = b
-    for _ in 0..<inner {
-        let bv = load(bp)
-        s0 = s0.addingProduct(SIMD8(repeating: x[0]), bv)
-        s1 = s1.addingProduct(SIMD8(repeating: x[r1]), bv)
-        s2 = s2.addingProduct(SIMD8(repeating: x[r2]), bv)
-        s3 = s3.addingProduct(SIMD8(repeating: x[r3]), bv)
-        s4 = s4.addingProduct(SIMD8(repeating: x[r4]), bv)
-        s5 = s5.addingProduct(SIMD8(repeating: x[r5]), bv)
-        x += innerStep
-        bp += 8
-    }
-    /// C's row `r` += v, when the row exists: a whole vector when the tile is full width.
-    @inline(__always) func add(_ v: SIMD8<Float>, _ r: Int) {
-        guard r < valid else { return }
-        let p = c + r * columns
-        if width == 8 { store(load(p) + v, p) } else { for e in 0..<width { p[e] += v[e] } }
-    }
-    add(s0, 0); add(s1, 1); add(s2, 2); add(s3, 3); add(s4, 4); add(s5, 5)
+    fusedTile(SIMD4<Float>.self, a, rowStep: rowStep, innerStep: innerStep, b, c, inner: inner, columns: columns, valid: valid, width: width)
 }
 
 @inline(__always)

@@ -16,10 +16,11 @@ public func fusedTile32(_ a: UnsafePointer<Float>, rowStep: Int, innerStep: Int,
 /// C(valid × width) += A(6 × inner) · panel(inner × 2n)'s first `width` columns, n being the lanes
 /// of `V`: the fused kernel's tile, with twelve `V` sums held over the whole inner dimension. A's
 /// six values of each inner index are broadcast straight from A; each tile first asks for its lines
-/// of C. Written once for both widths: `FunnelKernelsAVX2` inlines it with `SIMD8` into its AVX2
-/// code (the 6 × 16 tile), `fusedTile32` here with `SIMD16` into 512-bit code.
+/// of C. Written once for every width: `FunnelKernelsAVX2` inlines it with `SIMD8` into its AVX2
+/// code (the 6 × 16 tile) and with `SIMD4` (the 6 × 8 tile of the last few columns),
+/// `fusedTile32` here with `SIMD16` into 512-bit code.
 ///
-/// Every element of C gets the same operations in the same order at either width: a sum that
+/// Every element of C gets the same operations in the same order at any width: a sum that
 /// starts at zero, one fused multiply-add per inner index in increasing order, then one addition
 /// to C. So the 512-bit tiles' products are bit-identical to the AVX2 tiles'.
 @inlinable @inline(__always)
