@@ -34,25 +34,31 @@ public func fusedTile<V: SIMD>(_ lanes: V.Type, _ a: UnsafePointer<Float>, rowSt
     }
     @inline(__always) func load(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
     var s0 = V(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0, s8 = s0, s9 = s0, s10 = s0, s11 = s0
-    let r1 = rowStep, r2 = 2 * rowStep, r3 = 3 * rowStep, r4 = 4 * rowStep, r5 = 5 * rowStep
-    var x = a, bp = b
-    for _ in 0..<inner {
-        let lo = load(bp), hi = load(bp + n)
-        var v = V(repeating: x[0])
-        s0 = s0.addingProduct(v, lo); s1 = s1.addingProduct(v, hi)
-        v = V(repeating: x[r1])
-        s2 = s2.addingProduct(v, lo); s3 = s3.addingProduct(v, hi)
-        v = V(repeating: x[r2])
-        s4 = s4.addingProduct(v, lo); s5 = s5.addingProduct(v, hi)
-        v = V(repeating: x[r3])
-        s6 = s6.addingProduct(v, lo); s7 = s7.addingProduct(v, hi)
-        v = V(repeating: x[r4])
-        s8 = s8.addingProduct(v, lo); s9 = s9.addingProduct(v, hi)
-        v = V(repeating: x[r5])
-        s10 = s10.addingProduct(v, lo); s11 = s11.addingProduct(v, hi)
-        x += innerStep
-        bp += 2 * n
+    /// The whole inner loop, A's rows r1…r5 floats after the first. Called with constant offsets
+    /// when A's six values of an inner index are adjacent, so that all six are read at fixed
+    /// offsets from one pointer (a chain of five dependent pointer additions per inner index
+    /// otherwise stands between consecutive iterations' loads).
+    @inline(__always) func run(_ r1: Int, _ r2: Int, _ r3: Int, _ r4: Int, _ r5: Int) {
+        var x = a, bp = b
+        for _ in 0..<inner {
+            let lo = load(bp), hi = load(bp + n)
+            var v = V(repeating: x[0])
+            s0 = s0.addingProduct(v, lo); s1 = s1.addingProduct(v, hi)
+            v = V(repeating: x[r1])
+            s2 = s2.addingProduct(v, lo); s3 = s3.addingProduct(v, hi)
+            v = V(repeating: x[r2])
+            s4 = s4.addingProduct(v, lo); s5 = s5.addingProduct(v, hi)
+            v = V(repeating: x[r3])
+            s6 = s6.addingProduct(v, lo); s7 = s7.addingProduct(v, hi)
+            v = V(repeating: x[r4])
+            s8 = s8.addingProduct(v, lo); s9 = s9.addingProduct(v, hi)
+            v = V(repeating: x[r5])
+            s10 = s10.addingProduct(v, lo); s11 = s11.addingProduct(v, hi)
+            x += innerStep
+            bp += 2 * n
+        }
     }
+    if rowStep == 1 { run(1, 2, 3, 4, 5) } else { run(rowStep, 2 * rowStep, 3 * rowStep, 4 * rowStep, 5 * rowStep) }
     /// C's row `r` += (lo, hi), when the row exists: whole vectors when the tile is full width.
     @inline(__always) func add(_ lo: V, _ hi: V, _ r: Int) {
         guard r < valid else { return }

@@ -196,7 +196,11 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
             for (l, layer) in a.crossOffsets.enumerated() {
                 let xl = ws.x[l], u = ws.u[l], next = ws.x[l + 1]
                 affine(xl, n, layer, d, u)
-                for e in 0..<(n * width) { next[e] = x0[e] * u[e] + xl[e] }
+                if avx2Passes(Scalar.self) {
+                    crossForwardAVX2(float(x0), float(u), float(xl), float(next), count: n * width)
+                } else {
+                    for e in 0..<(n * width) { next[e] = x0[e] * u[e] + xl[e] }
+                }
             }
             // MLP with ReLU between layers.
             var input = ws.x[a.crossLayers]
@@ -205,7 +209,11 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
                 let out = ws.h[m]
                 affine(input, n, layer, d, out)
                 if m + 1 < layers.count {
-                    for e in 0..<(n * layer.outputs) where out[e] < 0 { out[e] = 0 }
+                    if avx2Passes(Scalar.self) {
+                        reluAVX2(float(out), count: n * layer.outputs)
+                    } else {
+                        for e in 0..<(n * layer.outputs) where out[e] < 0 { out[e] = 0 }
+                    }
                 }
                 input = out
             }
@@ -249,7 +257,13 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
             let input = m == 0 ? ws.x[a.crossLayers] : ws.h[m - 1]
             let dIn = m == 0 ? ws.dx : (m % 2 == 0 ? ws.dh0 : ws.dh1)
             accumulate(input, dOut, n, layer, g.dense, weights, dIn)
-            if m > 0 { for e in 0..<(n * layer.inputs) where input[e] <= 0 { dIn[e] = 0 } }
+            if m > 0 {
+                if avx2Passes(Scalar.self) {
+                    reluMaskAVX2(float(input), float(dIn), count: n * layer.inputs)
+                } else {
+                    for e in 0..<(n * layer.inputs) where input[e] <= 0 { dIn[e] = 0 }
+                }
+            }
             dOut = dIn
         }
         // Cross backward, from the last layer: G = dX_{l+1};
@@ -260,7 +274,11 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
             let grad = ws.dx
             for (l, layer) in a.crossOffsets.enumerated().reversed() {
                 let u = ws.u[l], du = ws.du
-                for e in 0..<(n * width) { du[e] = grad[e] * x0[e]; dx0[e] += grad[e] * u[e] }
+                if avx2Passes(Scalar.self) {
+                    crossBackwardAVX2(float(grad), float(x0), float(u), float(du), float(dx0), count: n * width)
+                } else {
+                    for e in 0..<(n * width) { du[e] = grad[e] * x0[e]; dx0[e] += grad[e] * u[e] }
+                }
                 // dX_l = G + dU·Wᵀ, added to G in place.
                 accumulate(ws.x[l], du, n, layer, g.dense, weights, grad, addingToInput: true)
             }
@@ -316,6 +334,16 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
         return g
     }
 }
+
+/// Whether the layers' elementwise passes run as `FunnelKernelsAVX2`'s AVX2 loops: for `Float`,
+/// when `MatrixKernel.active` has the fused kernel (always `.baseline` off x86-64). They give the
+/// baseline loops' results to the bit either way.
+@inline(__always)
+func avx2Passes<S>(_: S.Type) -> Bool { S.self == Float.self && MatrixKernel.active.fused }
+
+/// `p` as a pointer to `Float`, for a `Scalar` that `avx2Passes` has found to be `Float`.
+@inline(__always)
+func float<S>(_ p: UnsafeMutablePointer<S>) -> UnsafeMutablePointer<Float> { UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self) }
 
 /// out[c] = source[c]·x for c in 0..<count: eight at a time in a vector, the rest one by one (the
 /// same products either way). The forward pass's embedding rows, scaled by the cells' values.

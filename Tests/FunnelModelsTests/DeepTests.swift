@@ -402,6 +402,34 @@ struct FusedGemmTests {
         }
     }
 
+    /// The AVX2 elementwise passes give the scalar formulas' values to the bit, in the vector body
+    /// and the tail (37 = 4 · 8 + 5), with negative values, −0 and NaN among the inputs.
+    @Test(.enabled(if: MatrixKernel.active.fused, "needs AVX2 and FMA"))
+    func elementwisePassesMatchScalarFormulas() {
+        var rng = SplitMix64Shim(seed: 11)
+        let n = 37
+        func values() -> [Float] {
+            var v = (0..<n).map { _ in Float(rng.next()) * 3 }
+            v[3] = -0.0; v[9] = .nan; v[20] = 0; v[35] = -.nan
+            return v
+        }
+        let x0 = values(), u = values(), xl = values(), g = values(), start = values()
+        func bits(_ v: [Float]) -> [UInt32] { v.map(\.bitPattern) }
+        var next = [Float](repeating: 7, count: n)
+        crossForwardAVX2(x0, u, xl, &next, count: n)
+        #expect(bits(next) == bits((0..<n).map { x0[$0] * u[$0] + xl[$0] }))
+        var du = [Float](repeating: 7, count: n), dx0 = start
+        crossBackwardAVX2(g, x0, u, &du, &dx0, count: n)
+        #expect(bits(du) == bits((0..<n).map { g[$0] * x0[$0] }))
+        #expect(bits(dx0) == bits((0..<n).map { start[$0] + g[$0] * u[$0] }))
+        var relu = x0
+        reluAVX2(&relu, count: n)
+        #expect(bits(relu) == bits(x0.map { $0 < 0 ? 0 : $0 }))
+        var masked = g
+        reluMaskAVX2(u, &masked, count: n)
+        #expect(bits(masked) == bits((0..<n).map { u[$0] <= 0 ? 0 : g[$0] }))
+    }
+
     /// A DCN-v2's Float logits through the fused kernel equal its double-precision logits (which use
     /// the generic kernel) up to float rounding.
     @Test(.enabled(if: MatrixKernel.active.fused, "needs AVX2 and FMA"))
