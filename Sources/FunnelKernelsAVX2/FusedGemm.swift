@@ -29,6 +29,66 @@ import FunnelKernelsAVX512
 public func fusedGemm(_ a: UnsafePointer<Float>, rowStride: Int, innerStride: Int, _ b: UnsafePointer<Float>,
                       _ c: UnsafeMutablePointer<Float>, rows: Int, inner: Int, columns: Int, bTransposed: Bool = false, wide: Bool = false) {
     guard rows > 0 && columns > 0 && inner > 0 else { return }
+    let panelWidth = wide ? 32 : 16
+    withUnsafeTemporaryAllocation(byteCount: inner * panelWidth * MemoryLayout<Float>.size, alignment: 64) { raw in
+        let panel = raw.baseAddress!.bindMemory(to: Float.self, capacity: inner * panelWidth)
+        strips(a, rowStride: rowStride, innerStride: innerStride, c, rows: rows, inner: inner, columns: columns, wide: wide) { j, stride, width, _ in
+            pack(b, columns: j, width: width, stride: stride, into: panel, inner: inner, rowLength: columns, transposed: bTransposed)
+            return UnsafePointer(panel)
+        }
+    }
+}
+
+/// `fusedGemm` with B already in `panels`, as `packPanels` lays it out for the same `inner`,
+/// `columns` and `wide`: the product of a weight that many calls share, packed once for all of
+/// them (the same operations, so the same result to the bit).
+@inline(never)
+public func fusedGemm(_ a: UnsafePointer<Float>, rowStride: Int, innerStride: Int, panels: UnsafePointer<Float>,
+                      _ c: UnsafeMutablePointer<Float>, rows: Int, inner: Int, columns: Int, wide: Bool = false) {
+    guard rows > 0 && columns > 0 && inner > 0 else { return }
+    strips(a, rowStride: rowStride, innerStride: innerStride, c, rows: rows, inner: inner, columns: columns, wide: wide) { _, _, _, offset in
+        panels + offset
+    }
+}
+
+/// Floats `packPanels` writes for a B of `inner` × `columns`: a panel of `inner` × 32, 16 or 8
+/// floats for each strip of columns.
+public func packedPanelsCount(inner: Int, columns: Int, wide: Bool) -> Int {
+    var count = 0, j = 0
+    while j < columns {
+        let (stride, width) = strip(left: columns - j, wide: wide)
+        count += inner * stride
+        j += width
+    }
+    return count
+}
+
+/// Every strip's panel of B (inner × columns) into `out`, one after the other, as `fusedGemm`
+/// packs them one at a time: `packedPanelsCount` floats.
+public func packPanels(_ b: UnsafePointer<Float>, inner: Int, columns: Int, wide: Bool, into out: UnsafeMutablePointer<Float>) {
+    var j = 0, offset = 0
+    while j < columns {
+        let (stride, width) = strip(left: columns - j, wide: wide)
+        pack(b, columns: j, width: width, stride: stride, into: out + offset, inner: inner, rowLength: columns, transposed: false)
+        offset += inner * stride
+        j += width
+    }
+}
+
+/// The strip of columns that starts with `left` columns to go: its panel's row length (32 with
+/// `wide` and more than 16 left, else 16 with more than 8 left, else 8) and its real columns.
+@inline(__always)
+private func strip(left: Int, wide: Bool) -> (stride: Int, width: Int) {
+    let stride = wide && left > 16 ? 32 : left > 8 ? 16 : 8
+    return (stride, min(stride, left))
+}
+
+/// The driver of both `fusedGemm`s: for each strip of columns, `panel(j, stride, width, offset)`
+/// gives the strip's panel (`offset` being where it starts among all the strips' panels laid end
+/// to end), and every block of 6 rows of C gets its tile over it.
+@inline(__always)
+private func strips(_ a: UnsafePointer<Float>, rowStride: Int, innerStride: Int, _ c: UnsafeMutablePointer<Float>, rows: Int, inner: Int,
+                    columns: Int, wide: Bool, panel: (_ j: Int, _ stride: Int, _ width: Int, _ offset: Int) -> UnsafePointer<Float>) {
     let full = rows / 6, rest = rows - 6 * full
     withUnsafeTemporaryAllocation(of: Float.self, capacity: rest > 0 ? 6 * inner : 1) { tailBuffer in
         let tail = tailBuffer.baseAddress!
@@ -37,25 +97,21 @@ public func fusedGemm(_ a: UnsafePointer<Float>, rowStride: Int, innerStride: In
                 for r in 0..<6 { tail[6 * q + r] = r < rest ? a[(6 * full + r) * rowStride + q * innerStride] : 0 }
             }
         }
-        let panelWidth = wide ? 32 : 16
-        withUnsafeTemporaryAllocation(byteCount: inner * panelWidth * MemoryLayout<Float>.size, alignment: 64) { raw in
-            let panel = raw.baseAddress!.bindMemory(to: Float.self, capacity: inner * panelWidth)
-            var j = 0
-            while j < columns {
-                let left = columns - j
-                let stride = wide && left > 16 ? 32 : left > 8 ? 16 : 8, width = min(stride, left)
-                pack(b, columns: j, width: width, stride: stride, into: panel, inner: inner, rowLength: columns, transposed: bTransposed)
-                @inline(__always) func tile(_ a: UnsafePointer<Float>, rowStep: Int, innerStep: Int, _ c: UnsafeMutablePointer<Float>, valid: Int) {
-                    switch stride {
-                    case 32: fusedTile32(a, rowStep: rowStep, innerStep: innerStep, panel, c, inner: inner, columns: columns, valid: valid, width: width)
-                    case 16: tile16(a, rowStep: rowStep, innerStep: innerStep, panel, c, inner: inner, columns: columns, valid: valid, width: width)
-                    default: tile8(a, rowStep: rowStep, innerStep: innerStep, panel, c, inner: inner, columns: columns, valid: valid, width: width)
-                    }
+        var j = 0, offset = 0
+        while j < columns {
+            let (stride, width) = strip(left: columns - j, wide: wide)
+            let b = panel(j, stride, width, offset)
+            @inline(__always) func tile(_ a: UnsafePointer<Float>, rowStep: Int, innerStep: Int, _ c: UnsafeMutablePointer<Float>, valid: Int) {
+                switch stride {
+                case 32: fusedTile32(a, rowStep: rowStep, innerStep: innerStep, b, c, inner: inner, columns: columns, valid: valid, width: width)
+                case 16: tile16(a, rowStep: rowStep, innerStep: innerStep, b, c, inner: inner, columns: columns, valid: valid, width: width)
+                default: tile8(a, rowStep: rowStep, innerStep: innerStep, b, c, inner: inner, columns: columns, valid: valid, width: width)
                 }
-                for blk in 0..<full { tile(a + 6 * blk * rowStride, rowStep: rowStride, innerStep: innerStride, c + blk * 6 * columns + j, valid: 6) }
-                if rest > 0 { tile(UnsafePointer(tail), rowStep: 1, innerStep: 6, c + full * 6 * columns + j, valid: rest) }
-                j += width
             }
+            for blk in 0..<full { tile(a + 6 * blk * rowStride, rowStep: rowStride, innerStep: innerStride, c + blk * 6 * columns + j, valid: 6) }
+            if rest > 0 { tile(UnsafePointer(tail), rowStep: 1, innerStep: 6, c + full * 6 * columns + j, valid: rest) }
+            offset += inner * stride
+            j += width
         }
     }
 }

@@ -142,12 +142,15 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
         let blocks = (table.rows + block - 1) / block
         let slotsOut = ResultSlots<[Double]>(count: blocks)
         let parts = max(1, min(threads, blocks))
+        // The weights' panels, packed once for every block (each block would otherwise pack them).
+        let packed = Scalar.self == Float.self && blocks > 1 && !dense.isEmpty ? PackedWeights(architecture, kernel: MatrixKernel.active) : nil
+        if let packed { dense.withUnsafeBufferPointer { d in packed.pack(float(reading: d.baseAddress!)) } }
         DispatchQueue.concurrentPerform(iterations: parts) { part in
             let ws = DeepWorkspace<Scalar>(architecture, rows: max(1, min(block, table.rows)))
             var b = part
             while b < blocks {
                 let rows = (b * block)..<min(table.rows, (b + 1) * block)
-                forward(table, rows: rows, ws)
+                forward(table, rows: rows, ws, packed: packed)
                 slotsOut.set(b, (0..<rows.count).map { Double(ws.logit[$0]) })
                 b += parts
             }
@@ -158,8 +161,9 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
         return out
     }
 
-    /// Forward pass over `rows`, keeping what the backward pass needs in `ws`.
-    func forward(_ t: Table, rows: Range<Int>, _ ws: DeepWorkspace<Scalar>) {
+    /// Forward pass over `rows`, keeping what the backward pass needs in `ws`; the weights' panels
+    /// from `packed` when given (a `Float` model on the fused kernel, scoring many blocks).
+    func forward(_ t: Table, rows: Range<Int>, _ ws: DeepWorkspace<Scalar>, packed: PackedWeights? = nil) {
         let a = architecture, f = t.fields, k = a.dim, width = a.width, n = rows.count
         let x0 = ws.x[0]
         v.withUnsafeBufferPointer { vp in
@@ -195,7 +199,7 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
             // Cross layers: U_l = X_l·W_l + b_l; X_{l+1} = X_0 ⊙ U_l + X_l.
             for (l, layer) in a.crossOffsets.enumerated() {
                 let xl = ws.x[l], u = ws.u[l], next = ws.x[l + 1]
-                affine(xl, n, layer, d, u)
+                affine(xl, n, layer, d, u, packed)
                 if avx2Passes(Scalar.self) {
                     crossForwardAVX2(float(x0), float(u), float(xl), float(next), count: n * width)
                 } else {
@@ -207,7 +211,7 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
             let layers = a.mlpOffsets
             for (m, layer) in layers.enumerated() {
                 let out = ws.h[m]
-                affine(input, n, layer, d, out)
+                affine(input, n, layer, d, out, packed)
                 if m + 1 < layers.count {
                     if avx2Passes(Scalar.self) {
                         reluAVX2(float(out), count: n * layer.outputs)
@@ -221,14 +225,19 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
         }
     }
 
-    /// out (n × outputs) = input (n × inputs) · W + b.
+    /// out (n × outputs) = input (n × inputs) · W + b, W's panels from `packed` when given.
     @inline(__always)
     func affine(_ input: UnsafeMutablePointer<Scalar>, _ n: Int, _ layer: DeepArchitecture.Layer,
-                _ d: UnsafePointer<Scalar>, _ out: UnsafeMutablePointer<Scalar>) {
+                _ d: UnsafePointer<Scalar>, _ out: UnsafeMutablePointer<Scalar>, _ packed: PackedWeights?) {
         let ni = layer.inputs, no = layer.outputs
         let b = d + layer.bias
         for r in 0..<n { (out + r * no).update(from: b, count: no) }
-        gemm(input, rowStride: ni, innerStride: 1, d + layer.weight, out, rows: n, inner: ni, columns: no)
+        if let packed {
+            fusedGemm(float(input), rowStride: ni, innerStride: 1, panels: packed.forward(layer), float(out), rows: n, inner: ni, columns: no,
+                      wide: packed.wide)
+        } else {
+            gemm(input, rowStride: ni, innerStride: 1, d + layer.weight, out, rows: n, inner: ni, columns: no)
+        }
     }
 
     /// Adds to `g` the gradients of Σ_r (log loss of row r) / `divisor` over `rows`, using the
@@ -344,6 +353,8 @@ func avx2Passes<S>(_: S.Type) -> Bool { S.self == Float.self && MatrixKernel.act
 /// `p` as a pointer to `Float`, for a `Scalar` that `avx2Passes` has found to be `Float`.
 @inline(__always)
 func float<S>(_ p: UnsafeMutablePointer<S>) -> UnsafeMutablePointer<Float> { UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self) }
+@inline(__always)
+func float<S>(reading p: UnsafePointer<S>) -> UnsafePointer<Float> { UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }
 
 /// out[c] = source[c]·x for c in 0..<count: eight at a time in a vector, the rest one by one (the
 /// same products either way). The forward pass's embedding rows, scaled by the cells' values.

@@ -393,11 +393,30 @@ struct FusedGemmTests {
                 } } }
                 return c
             }
+            /// The same product from B packed beforehand into all its strips' panels (untransposed B).
+            func packedProduct(wide: Bool) -> [Float] {
+                var c = start
+                var panels = [Float](repeating: .nan, count: packedPanelsCount(inner: inner, columns: columns, wide: wide))
+                b.withUnsafeBufferPointer { bp in panels.withUnsafeMutableBufferPointer { pp in
+                    packPanels(bp.baseAddress!, inner: inner, columns: columns, wide: wide, into: pp.baseAddress!)
+                } }
+                a.withUnsafeBufferPointer { ap in panels.withUnsafeBufferPointer { pp in c.withUnsafeMutableBufferPointer { cp in
+                    fusedGemm(ap.baseAddress!, rowStride: rowStride, innerStride: innerStride, panels: pp.baseAddress!, cp.baseAddress!, rows: rows,
+                              inner: inner, columns: columns, wide: wide)
+                } } }
+                return c
+            }
             let c = product(wide: false)
             // Float rounding of up to 312 products of values in (−½, ½): far below 1e-4.
             for (x, y) in zip(c, want) { #expect(abs(Double(x) - y) < 1e-4, "\(shape) transposed \(transposed) B transposed \(bTransposed)") }
+            if !bTransposed {
+                #expect(packedProduct(wide: false).map(\.bitPattern) == c.map(\.bitPattern), "\(shape) packed, transposed \(transposed)")
+            }
             if MatrixKernel.active == .avx512 {
                 #expect(product(wide: true).map(\.bitPattern) == c.map(\.bitPattern), "\(shape) wide, transposed \(transposed) B transposed \(bTransposed)")
+                if !bTransposed {
+                    #expect(packedProduct(wide: true).map(\.bitPattern) == c.map(\.bitPattern), "\(shape) packed wide, transposed \(transposed)")
+                }
             }
         }
     }
@@ -428,6 +447,26 @@ struct FusedGemmTests {
         var masked = g
         reluMaskAVX2(u, &masked, count: n)
         #expect(bits(masked) == bits((0..<n).map { u[$0] <= 0 ? 0 : g[$0] }))
+    }
+
+    /// A forward pass reading the weights' panels packed once (`PackedWeights`, as `logits` does)
+    /// gives the logits of the pass that packs each weight where it multiplies by it, to the bit;
+    /// and `logits` over several blocks equals the blocks' own forward passes.
+    @Test(.enabled(if: MatrixKernel.active.fused, "needs AVX2 and FMA"), arguments: [DeepKind.dcnv2, .deepfm])
+    func packedWeightsChangeNoBit(kind: DeepKind) {
+        let t = FMTests.table(rows: 600, fields: 6, slots: 64, seed: 5)
+        let arch = DeepArchitecture(kind: kind, fields: 6, dim: 4, hidden: [20, 9], crossLayers: 2)
+        let m = DeepModel<Float>(architecture: arch, slots: 64, seed: 2)
+        let packed = PackedWeights(arch, kernel: MatrixKernel.active)!
+        m.dense.withUnsafeBufferPointer { packed.pack($0.baseAddress!) }
+        func pass(_ packed: PackedWeights?) -> [Float] {
+            let ws = DeepWorkspace<Float>(arch, rows: t.rows)
+            m.forward(t, rows: 0..<t.rows, ws, packed: packed)
+            return (0..<t.rows).map { ws.logit[$0] }
+        }
+        let plain = pass(nil)
+        #expect(pass(packed).map(\.bitPattern) == plain.map(\.bitPattern))
+        #expect(m.logits(t, threads: 2).map { Float($0).bitPattern } == plain.map(\.bitPattern))
     }
 
     /// A DCN-v2's Float logits through the fused kernel equal its double-precision logits (which use
