@@ -6,8 +6,8 @@ import PackageDescription
 // behind a libm call for negative inputs (the optimisers' steps in FunnelModels and the kernels).
 let noMathErrno = ["-Xcc", "-fno-math-errno"]
 
-// The fused matrix kernel and the AVX2 compilation of the optimiser step are compiled for AVX2 +
-// FMA on x86-64 and are only called after a run-time check of the processor
+// The fused matrix kernel, the AVX2 compilation of the optimiser step and the layers' elementwise
+// passes are compiled for AVX2 + FMA on x86-64 and are only called after a run-time check of the processor
 // (FunnelModels/Kernels.swift); elsewhere the module is built without the flags and never called.
 #if arch(x86_64)
 let fusedKernelFlags: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma"] + noMathErrno)]
