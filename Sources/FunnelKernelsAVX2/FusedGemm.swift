@@ -21,10 +21,10 @@ import FunnelKernelsAVX512
 /// stays in the first-level cache, and every block of 6 rows of C accumulates its tile
 /// (`fusedTile`) in twelve registers over the whole inner dimension, broadcasting A's six values
 /// of each inner index straight from A (rows `rowStride` apart, inner indices `innerStride`
-/// apart): A is small and cache-resident here, so reading it in place costs less than packing it. The rows past the last full block of 6 are packed, zero-padded, into one
-/// block. Each tile first asks for its lines of C, which the backward pass's weight gradients (C
-/// there) often no longer hold in cache: they arrive while the tile runs, instead of stalling its
-/// final adds.
+/// apart): A is small and cache-resident here, so reading it in place costs less than packing
+/// it. The rows past the last full block of 6 are packed, zero-padded, into one block. Each tile
+/// first asks for its lines of C, which the backward pass's weight gradients (C there) often no
+/// longer hold in cache: they arrive while the tile runs, instead of stalling its final adds.
 @inline(never)
 public func fusedGemm(_ a: UnsafePointer<Float>, rowStride: Int, innerStride: Int, _ b: UnsafePointer<Float>,
                       _ c: UnsafeMutablePointer<Float>, rows: Int, inner: Int, columns: Int, bTransposed: Bool = false, wide: Bool = false) {
@@ -54,33 +54,33 @@ public func fusedGemm(_ a: UnsafePointer<Float>, rowStride: Int, innerStride: In
 /// Floats `packPanels` writes for a B of `inner` × `columns`: a panel of `inner` × 32, 16 or 8
 /// floats for each strip of columns.
 public func packedPanelsCount(inner: Int, columns: Int, wide: Bool) -> Int {
-    var count = 0, j = 0
-    while j < columns {
-        let (stride, width) = strip(left: columns - j, wide: wide)
-        count += inner * stride
-        j += width
-    }
+    var count = 0
+    forEachStrip(inner: inner, columns: columns, wide: wide) { _, stride, _, _ in count += inner * stride }
     return count
 }
 
 /// Every strip's panel of B (inner × columns) into `out`, one after the other, as `fusedGemm`
 /// packs them one at a time: `packedPanelsCount` floats.
 public func packPanels(_ b: UnsafePointer<Float>, inner: Int, columns: Int, wide: Bool, into out: UnsafeMutablePointer<Float>) {
-    var j = 0, offset = 0
-    while j < columns {
-        let (stride, width) = strip(left: columns - j, wide: wide)
+    forEachStrip(inner: inner, columns: columns, wide: wide) { j, stride, width, offset in
         pack(b, columns: j, width: width, stride: stride, into: out + offset, inner: inner, rowLength: columns, transposed: false)
-        offset += inner * stride
-        j += width
     }
 }
 
-/// The strip of columns that starts with `left` columns to go: its panel's row length (32 with
-/// `wide` and more than 16 left, else 16 with more than 8 left, else 8) and its real columns.
+/// `body(j, stride, width, offset)` for each strip of columns in order: its first column `j`, its
+/// panel's row length (32 with `wide` and more than 16 columns left, else 16 with more than 8
+/// left, else 8), its real columns, and where its panel starts among all the strips' panels laid
+/// end to end. The one definition of the strips, for the kernel and for packing ahead of it.
 @inline(__always)
-private func strip(left: Int, wide: Bool) -> (stride: Int, width: Int) {
-    let stride = wide && left > 16 ? 32 : left > 8 ? 16 : 8
-    return (stride, min(stride, left))
+private func forEachStrip(inner: Int, columns: Int, wide: Bool, _ body: (_ j: Int, _ stride: Int, _ width: Int, _ offset: Int) -> Void) {
+    var j = 0, offset = 0
+    while j < columns {
+        let left = columns - j
+        let stride = wide && left > 16 ? 32 : left > 8 ? 16 : 8, width = min(stride, left)
+        body(j, stride, width, offset)
+        offset += inner * stride
+        j += width
+    }
 }
 
 /// The driver of both `fusedGemm`s: for each strip of columns, `panel(j, stride, width, offset)`
@@ -97,9 +97,7 @@ private func strips(_ a: UnsafePointer<Float>, rowStride: Int, innerStride: Int,
                 for r in 0..<6 { tail[6 * q + r] = r < rest ? a[(6 * full + r) * rowStride + q * innerStride] : 0 }
             }
         }
-        var j = 0, offset = 0
-        while j < columns {
-            let (stride, width) = strip(left: columns - j, wide: wide)
+        forEachStrip(inner: inner, columns: columns, wide: wide) { j, stride, width, offset in
             let b = panel(j, stride, width, offset)
             @inline(__always) func tile(_ a: UnsafePointer<Float>, rowStep: Int, innerStep: Int, _ c: UnsafeMutablePointer<Float>, valid: Int) {
                 switch stride {
@@ -110,8 +108,6 @@ private func strips(_ a: UnsafePointer<Float>, rowStride: Int, innerStride: Int,
             }
             for blk in 0..<full { tile(a + 6 * blk * rowStride, rowStep: rowStride, innerStep: innerStride, c + blk * 6 * columns + j, valid: 6) }
             if rest > 0 { tile(UnsafePointer(tail), rowStep: 1, innerStep: 6, c + full * 6 * columns + j, valid: rest) }
-            offset += inner * stride
-            j += width
         }
     }
 }
