@@ -6,10 +6,16 @@ import Testing
 /// to 1e-9 relative (`tools/fixtures/make_obd_fixtures.py` writes `Fixtures/obd_fixtures.json`).
 struct OBDFixtureTests {
     static let here = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-    /// The shared data sets: `FUNNEL_SHARED_DATA` when set (a clone placed elsewhere), else
-    /// `../shared/data` beside the repository.
-    static let data = ProcessInfo.processInfo.environment["FUNNEL_SHARED_DATA"].map { URL(fileURLWithPath: $0) }
-        ?? here.appendingPathComponent("../../../shared/data").standardized
+    /// The shared data sets: `FUNNEL_SHARED_DATA` when set, else the first of `../shared/data` beside
+    /// the repository and the workplace's `/work/shared/data` that holds the Open Bandit sample (a
+    /// clone placed elsewhere, e.g. in /tmp, still finds them). When none does, the tests fail on the
+    /// missing file, and the message says which variable to set.
+    static let data: URL = {
+        if let set = ProcessInfo.processInfo.environment["FUNNEL_SHARED_DATA"] { return URL(fileURLWithPath: set) }
+        let candidates = [here.appendingPathComponent("../../../shared/data").standardized,
+                          URL(fileURLWithPath: "/work/shared/data")]
+        return candidates.first { FileManager.default.fileExists(atPath: $0.appendingPathComponent("obd").path) } ?? candidates[0]
+    }()
 
     struct Case: Sendable, CustomStringConvertible {
         var campaign: String, logging: String, evaluation: String, logFile: String, policyFile: String?
@@ -35,7 +41,10 @@ struct OBDFixtureTests {
 
     @Test("IPW, SNIPW and weight diagnostics match obp", arguments: cases)
     func matchesReferencePipeline(_ c: Case) throws {
-        let logs = try LoggedBandit.readOBD(path: Self.data.appendingPathComponent(c.logFile).path)
+        let logPath = Self.data.appendingPathComponent(c.logFile).path
+        try #require(FileManager.default.fileExists(atPath: logPath),
+                     "\(logPath) is missing: point FUNNEL_SHARED_DATA at the shared data sets (the directory holding obd/)")
+        let logs = try LoggedBandit.readOBD(path: logPath)
         let policy = try c.policyFile.map { try EvaluationPolicy.read(path: Self.data.appendingPathComponent($0).path, for: logs) } ?? .uniform(for: logs)
         let inputs = OffPolicy.Inputs(weights: OffPolicy.weights(logs, policy), rewards: logs.rewards, qLogged: nil, qExpected: nil)
         close(OffPolicy.estimate(.ipw, inputs), c.ipw, "ipw \(c)")
