@@ -6,7 +6,10 @@ import FunnelKernelsAVX512
 
 /// C[p·columns + j] += Σ_q A(p, q)·B(q, j), A(p, q) = a[p·rowStride + q·innerStride], in `Float`
 /// with fused multiply-adds. B(q, j) is b[q·columns + j], or b[j·inner + q] when `bTransposed`
-/// (a matrix used transposed is read in place, without a transposed copy).
+/// (a matrix used transposed is read in place, without a transposed copy). When not `accumulate`,
+/// C's old values are never read: C = A·B, or C = bias + A·B with `bias` (row j's element at
+/// bias[j], the same for every row of C, e.g. a layer's bias over a batch). Those give the bits of
+/// adding to a C that held zeros or copies of the bias row, without the copies or reads of C.
 ///
 /// The columns go in strips: of 32 with `wide` (only when the processor has AVX-512F), each tile
 /// of 6 × 32 in 512-bit registers (`fusedTile32`), otherwise of 16 in 256-bit registers. The last
@@ -27,12 +30,15 @@ import FunnelKernelsAVX512
 /// longer hold in cache: they arrive while the tile runs, instead of stalling its final adds.
 @inline(never)
 public func fusedGemm(_ a: UnsafePointer<Float>, rowStride: Int, innerStride: Int, _ b: UnsafePointer<Float>,
-                      _ c: UnsafeMutablePointer<Float>, rows: Int, inner: Int, columns: Int, bTransposed: Bool = false, wide: Bool = false) {
-    guard rows > 0 && columns > 0 && inner > 0 else { return }
+                      _ c: UnsafeMutablePointer<Float>, rows: Int, inner: Int, columns: Int, bTransposed: Bool = false, wide: Bool = false,
+                      accumulate: Bool = true, bias: UnsafePointer<Float>? = nil) {
+    guard rows > 0 && columns > 0 else { return }
+    guard inner > 0 else { return fill(c, rows: rows, columns: columns, accumulate: accumulate, bias: bias) }
     let panelWidth = wide ? 32 : 16
     withUnsafeTemporaryAllocation(byteCount: inner * panelWidth * MemoryLayout<Float>.size, alignment: 64) { raw in
         let panel = raw.baseAddress!.bindMemory(to: Float.self, capacity: inner * panelWidth)
-        strips(a, rowStride: rowStride, innerStride: innerStride, c, rows: rows, inner: inner, columns: columns, wide: wide) { j, stride, width, _ in
+        strips(a, rowStride: rowStride, innerStride: innerStride, c, rows: rows, inner: inner, columns: columns, wide: wide,
+               accumulate: accumulate, bias: bias) { j, stride, width, _ in
             pack(b, columns: j, width: width, stride: stride, into: panel, inner: inner, rowLength: columns, transposed: bTransposed)
             return UnsafePointer(panel)
         }
@@ -44,11 +50,21 @@ public func fusedGemm(_ a: UnsafePointer<Float>, rowStride: Int, innerStride: In
 /// them (the same operations, so the same result to the bit).
 @inline(never)
 public func fusedGemm(_ a: UnsafePointer<Float>, rowStride: Int, innerStride: Int, panels: UnsafePointer<Float>,
-                      _ c: UnsafeMutablePointer<Float>, rows: Int, inner: Int, columns: Int, wide: Bool = false) {
-    guard rows > 0 && columns > 0 && inner > 0 else { return }
-    strips(a, rowStride: rowStride, innerStride: innerStride, c, rows: rows, inner: inner, columns: columns, wide: wide) { _, _, _, offset in
+                      _ c: UnsafeMutablePointer<Float>, rows: Int, inner: Int, columns: Int, wide: Bool = false,
+                      accumulate: Bool = true, bias: UnsafePointer<Float>? = nil) {
+    guard rows > 0 && columns > 0 else { return }
+    guard inner > 0 else { return fill(c, rows: rows, columns: columns, accumulate: accumulate, bias: bias) }
+    strips(a, rowStride: rowStride, innerStride: innerStride, c, rows: rows, inner: inner, columns: columns, wide: wide,
+           accumulate: accumulate, bias: bias) { _, _, _, offset in
         panels + offset
     }
+}
+
+/// C's starting values for an empty product (`inner` = 0), where no tile runs: C as it is when
+/// `accumulate`, else the bias row in every row, or zeros.
+private func fill(_ c: UnsafeMutablePointer<Float>, rows: Int, columns: Int, accumulate: Bool, bias: UnsafePointer<Float>?) {
+    if accumulate { return }
+    if let bias { for r in 0..<rows { (c + r * columns).update(from: bias, count: columns) } } else { c.update(repeating: 0, count: rows * columns) }
 }
 
 /// Floats `packPanels` writes for a B of `inner` × `columns`: a panel of `inner` × 32, 16 or 8
@@ -88,7 +104,8 @@ private func forEachStrip(inner: Int, columns: Int, wide: Bool, _ body: (_ j: In
 /// to end), and every block of 6 rows of C gets its tile over it.
 @inline(__always)
 private func strips(_ a: UnsafePointer<Float>, rowStride: Int, innerStride: Int, _ c: UnsafeMutablePointer<Float>, rows: Int, inner: Int,
-                    columns: Int, wide: Bool, panel: (_ j: Int, _ stride: Int, _ width: Int, _ offset: Int) -> UnsafePointer<Float>) {
+                    columns: Int, wide: Bool, accumulate: Bool, bias: UnsafePointer<Float>?,
+                    panel: (_ j: Int, _ stride: Int, _ width: Int, _ offset: Int) -> UnsafePointer<Float>) {
     let full = rows / 6, rest = rows - 6 * full
     withUnsafeTemporaryAllocation(of: Float.self, capacity: rest > 0 ? 6 * inner : 1) { tailBuffer in
         let tail = tailBuffer.baseAddress!
@@ -98,12 +115,15 @@ private func strips(_ a: UnsafePointer<Float>, rowStride: Int, innerStride: Int,
             }
         }
         forEachStrip(inner: inner, columns: columns, wide: wide) { j, stride, width, offset in
-            let b = panel(j, stride, width, offset)
+            let b = panel(j, stride, width, offset), bias = bias.map { $0 + j }
             @inline(__always) func tile(_ a: UnsafePointer<Float>, rowStep: Int, innerStep: Int, _ c: UnsafeMutablePointer<Float>, valid: Int) {
                 switch stride {
-                case 32: fusedTile32(a, rowStep: rowStep, innerStep: innerStep, b, c, inner: inner, columns: columns, valid: valid, width: width)
-                case 16: tile16(a, rowStep: rowStep, innerStep: innerStep, b, c, inner: inner, columns: columns, valid: valid, width: width)
-                default: tile8(a, rowStep: rowStep, innerStep: innerStep, b, c, inner: inner, columns: columns, valid: valid, width: width)
+                case 32: fusedTile32(a, rowStep: rowStep, innerStep: innerStep, b, c, inner: inner, columns: columns, valid: valid, width: width,
+                                     accumulate: accumulate, bias: bias)
+                case 16: tile16(a, rowStep: rowStep, innerStep: innerStep, b, c, inner: inner, columns: columns, valid: valid, width: width,
+                                accumulate: accumulate, bias: bias)
+                default: tile8(a, rowStep: rowStep, innerStep: innerStep, b, c, inner: inner, columns: columns, valid: valid, width: width,
+                               accumulate: accumulate, bias: bias)
                 }
             }
             for blk in 0..<full { tile(a + 6 * blk * rowStride, rowStep: rowStride, innerStep: innerStride, c + blk * 6 * columns + j, valid: 6) }
@@ -168,16 +188,20 @@ private func transposeBlock8(_ source: UnsafePointer<Float>, sourceStride: Int, 
 /// columns, with A(r, q) at a[r·rowStep + q·innerStep]: `fusedTile` in 256-bit registers.
 @inline(__always)
 private func tile16(_ a: UnsafePointer<Float>, rowStep: Int, innerStep: Int, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
-                    inner: Int, columns: Int, valid: Int, width: Int) {
-    fusedTile(SIMD8<Float>.self, a, rowStep: rowStep, innerStep: innerStep, b, c, inner: inner, columns: columns, valid: valid, width: width)
+                    inner: Int, columns: Int, valid: Int, width: Int, accumulate: Bool,
+                    bias: UnsafePointer<Float>?) {
+    fusedTile(SIMD8<Float>.self, a, rowStep: rowStep, innerStep: innerStep, b, c, inner: inner, columns: columns, valid: valid, width: width,
+              accumulate: accumulate, bias: bias)
 }
 
 /// C(valid × width, row stride `columns`) += A(6 × inner) · panel(inner × 8)'s first `width`
 /// columns, A as in `tile16`: `fusedTile` in 128-bit registers (the strip of the last few columns).
 @inline(__always)
 private func tile8(_ a: UnsafePointer<Float>, rowStep: Int, innerStep: Int, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
-                   inner: Int, columns: Int, valid: Int, width: Int) {
-    fusedTile(SIMD4<Float>.self, a, rowStep: rowStep, innerStep: innerStep, b, c, inner: inner, columns: columns, valid: valid, width: width)
+                   inner: Int, columns: Int, valid: Int, width: Int, accumulate: Bool,
+                    bias: UnsafePointer<Float>?) {
+    fusedTile(SIMD4<Float>.self, a, rowStep: rowStep, innerStep: innerStep, b, c, inner: inner, columns: columns, valid: valid, width: width,
+              accumulate: accumulate, bias: bias)
 }
 
 /// Eight floats from or to memory, unaligned (this module's loops).

@@ -6,11 +6,14 @@ import CPrefetch
 
 /// C(valid × width) += A(6 × inner) · panel(inner × 32)'s first `width` columns (the panel zero
 /// beyond them), with A(r, q) at a[r·rowStep + q·innerStep] and C's rows `columns` apart: the
-/// 6 × 32 tile of `fusedGemm`'s 32-column strips, `fusedTile` in 512-bit registers.
+/// 6 × 32 tile of `fusedGemm`'s 32-column strips, `fusedTile` in 512-bit registers (C = A·B, or
+/// bias + A·B, without reading C, when not `accumulate`; see `fusedTile`).
 @inline(never)
 public func fusedTile32(_ a: UnsafePointer<Float>, rowStep: Int, innerStep: Int, _ b: UnsafePointer<Float>,
-                        _ c: UnsafeMutablePointer<Float>, inner: Int, columns: Int, valid: Int, width: Int) {
-    fusedTile(SIMD16<Float>.self, a, rowStep: rowStep, innerStep: innerStep, b, c, inner: inner, columns: columns, valid: valid, width: width)
+                        _ c: UnsafeMutablePointer<Float>, inner: Int, columns: Int, valid: Int, width: Int,
+                        accumulate: Bool, bias: UnsafePointer<Float>?) {
+    fusedTile(SIMD16<Float>.self, a, rowStep: rowStep, innerStep: innerStep, b, c, inner: inner, columns: columns, valid: valid, width: width,
+              accumulate: accumulate, bias: bias)
 }
 
 /// C(valid × width) += A(6 × inner) · panel(inner × 2n)'s first `width` columns, n being the lanes
@@ -22,10 +25,14 @@ public func fusedTile32(_ a: UnsafePointer<Float>, rowStep: Int, innerStep: Int,
 ///
 /// Every element of C gets the same operations in the same order at any width: a sum that
 /// starts at zero, one fused multiply-add per inner index in increasing order, then one addition
-/// to C. So the 512-bit tiles' products are bit-identical to the AVX2 tiles'.
+/// to its starting value: C's own when `accumulate`, else the `bias` row's (its first `width`
+/// values, the same for every row), else zero, C's old values then never read. Starting from
+/// zero or the bias row gives, to the bit, what adding to a C holding them would give. So the
+/// 512-bit tiles' products are bit-identical to the AVX2 tiles'.
 @inlinable @inline(__always)
 public func fusedTile<V: SIMD>(_ lanes: V.Type, _ a: UnsafePointer<Float>, rowStep: Int, innerStep: Int, _ b: UnsafePointer<Float>,
-                               _ c: UnsafeMutablePointer<Float>, inner: Int, columns: Int, valid: Int, width: Int) where V.Scalar == Float {
+                               _ c: UnsafeMutablePointer<Float>, inner: Int, columns: Int, valid: Int, width: Int,
+                               accumulate: Bool, bias: UnsafePointer<Float>?) where V.Scalar == Float {
     let n = V.scalarCount
     for r in 0..<valid {
         let row = c + r * columns
@@ -59,16 +66,20 @@ public func fusedTile<V: SIMD>(_ lanes: V.Type, _ a: UnsafePointer<Float>, rowSt
         }
     }
     if rowStep == 1 { run(1, 2, 3, 4, 5) } else { run(rowStep, 2 * rowStep, 3 * rowStep, 4 * rowStep, 5 * rowStep) }
-    /// C's row `r` += (lo, hi), when the row exists: whole vectors when the tile is full width.
+    /// C's row `r` = its starting values + (lo, hi), when the row exists: whole vectors when the
+    /// tile is full width.
     @inline(__always) func add(_ lo: V, _ hi: V, _ r: Int) {
         guard r < valid else { return }
         let p = c + r * columns
         if width == 2 * n {
-            UnsafeMutableRawPointer(p).storeBytes(of: load(p) + lo, as: V.self)
-            UnsafeMutableRawPointer(p + n).storeBytes(of: load(p + n) + hi, as: V.self)
+            let start: (V, V)
+            if accumulate { start = (load(p), load(p + n)) } else if let q = bias { start = (load(q), load(q + n)) } else { start = (V(), V()) }
+            UnsafeMutableRawPointer(p).storeBytes(of: start.0 + lo, as: V.self)
+            UnsafeMutableRawPointer(p + n).storeBytes(of: start.1 + hi, as: V.self)
         } else {
-            for e in 0..<min(width, n) { p[e] += lo[e] }
-            for e in n..<max(width, n) { p[e] += hi[e - n] }
+            @inline(__always) func start(_ e: Int) -> Float { accumulate ? p[e] : bias?[e] ?? 0 }
+            for e in 0..<min(width, n) { p[e] = start(e) + lo[e] }
+            for e in n..<max(width, n) { p[e] = start(e) + hi[e - n] }
         }
     }
     add(s0, s1, 0); add(s2, s3, 1); add(s4, s5, 2); add(s6, s7, 3); add(s8, s9, 4); add(s10, s11, 5)

@@ -231,17 +231,17 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
                 _ d: UnsafePointer<Scalar>, _ out: UnsafeMutablePointer<Scalar>, _ packed: PackedWeights?) {
         let ni = layer.inputs, no = layer.outputs
         let b = d + layer.bias
-        for r in 0..<n { (out + r * no).update(from: b, count: no) }
         if let packed {
             fusedGemm(float(input), rowStride: ni, innerStride: 1, panels: packed.forward(layer), float(out), rows: n, inner: ni, columns: no,
-                      wide: packed.wide)
+                      wide: packed.wide, accumulate: false, bias: float(reading: b))
         } else {
-            gemm(input, rowStride: ni, innerStride: 1, d + layer.weight, out, rows: n, inner: ni, columns: no)
+            gemm(input, rowStride: ni, innerStride: 1, d + layer.weight, out, rows: n, inner: ni, columns: no, output: .bias(b))
         }
     }
 
-    /// Adds to `g` the gradients of Σ_r (log loss of row r) / `divisor` over `rows`, using the
-    /// forward pass in `ws`.
+    /// The gradients of Σ_r (log loss of row r) / `divisor` over `rows`, using the forward pass in
+    /// `ws`: written into `g`'s dense gradient (every element), added to its touched rows, bias
+    /// and loss (which `clear()` resets).
     func backward(_ t: Table, rows: Range<Int>, divisor: Int, _ ws: DeepWorkspace<Scalar>, into g: DeepGradient<Scalar>) {
         dense.withUnsafeBufferPointer { d in backward(t, rows: rows, divisor: divisor, ws, weights: d.baseAddress!, into: g) }
     }
@@ -316,21 +316,24 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
         }
     }
 
-    /// dW += inputᵀ·dOut, db += Σ_r dOut, dIn = dOut·Wᵀ (`w` + layer.weight holds W, inputs × outputs,
-    /// which the product reads as Wᵀ in place), or dIn += dOut·Wᵀ when `addingToInput`.
+    /// dW = inputᵀ·dOut, db = Σ_r dOut (both written, not added: each is the layer's whole gradient
+    /// over the rows), dIn = dOut·Wᵀ (`w` + layer.weight holds W, inputs × outputs, which the
+    /// product reads as Wᵀ in place), or dIn += dOut·Wᵀ when `addingToInput`.
     @inline(__always)
     func accumulate(_ input: UnsafeMutablePointer<Scalar>, _ dOut: UnsafeMutablePointer<Scalar>, _ n: Int,
                     _ layer: DeepArchitecture.Layer, _ gd: UnsafeMutablePointer<Scalar>, _ w: UnsafePointer<Scalar>,
                     _ dIn: UnsafeMutablePointer<Scalar>, addingToInput: Bool = false) {
         let ni = layer.inputs, no = layer.outputs
         let gb = gd + layer.bias
+        // Σ from zero in row order (0 + the first row, then the others added).
+        for c in 0..<no { gb[c] = 0 }
         for r in 0..<n {
             let dy = dOut + r * no
             for c in 0..<no { gb[c] += dy[c] }
         }
-        gemm(input, rowStride: 1, innerStride: ni, dOut, gd + layer.weight, rows: ni, inner: n, columns: no)
-        if !addingToInput { dIn.update(repeating: 0, count: n * ni) }
-        gemm(dOut, rowStride: no, innerStride: 1, w + layer.weight, dIn, rows: n, inner: no, columns: ni, bTransposed: true)
+        gemm(input, rowStride: 1, innerStride: ni, dOut, gd + layer.weight, rows: ni, inner: n, columns: no, output: .overwrite)
+        gemm(dOut, rowStride: no, innerStride: 1, w + layer.weight, dIn, rows: n, inner: no, columns: ni, bTransposed: true,
+             output: addingToInput ? .accumulate : .overwrite)
     }
 
     /// Gradients of the mean log loss over `rows` (one thread), for tests and small batches.
@@ -369,19 +372,36 @@ func scale<S: BinaryFloatingPoint & SIMDScalar>(_ source: UnsafePointer<S>, by x
     while c < count { out[c] = source[c] * x; c += 1 }
 }
 
+/// What `gemm`'s sums are added to: C's own values (C += A·B), zero (C = A·B) or a row that
+/// every row of C starts from (C = bias + A·B, a layer's bias over a batch).
+enum GemmOutput<Element> {
+    case accumulate
+    case overwrite
+    case bias(UnsafePointer<Element>)
+}
+
 /// C[p·columns + j] += Σ_q A(p, q)·B(q, j) with A(p, q) = a[p·rowStride + q·innerStride] and
 /// B(q, j) = b[q·columns + j], or b[j·inner + q] when `bTransposed`: tiles of 4 rows × 8 columns
-/// kept in SIMD registers across the inner loop, scalar loops for the edges. `Float` products go
-/// to the fused AVX2 kernel when `MatrixKernel.active` says so, which reads a transposed B in
-/// place; here a transposed B is first copied out row-major.
+/// kept in SIMD registers across the inner loop, scalar loops for the edges. With `output`
+/// `.overwrite`, C = A·B; with `.bias(row)`, C = row + A·B (each row of C starting from `row`).
+/// `Float` products go to the fused AVX2 kernel when `MatrixKernel.active` says so, which reads
+/// a transposed B in place and never writes C's starting values; here a transposed B is first
+/// copied out row-major, and C is first filled with zeros or the bias row.
 @inline(__always)
 func gemm<S: BinaryFloatingPoint & SIMDScalar>(_ a: UnsafePointer<S>, rowStride: Int, innerStride: Int, _ b: UnsafePointer<S>,
-                                               _ c: UnsafeMutablePointer<S>, rows: Int, inner: Int, columns: Int, bTransposed: Bool = false) {
+                                               _ c: UnsafeMutablePointer<S>, rows: Int, inner: Int, columns: Int, bTransposed: Bool = false,
+                                               output: GemmOutput<S> = .accumulate) {
     #if arch(x86_64)
     if S.self == Float.self && MatrixKernel.active.fused {
-        fusedGemm(UnsafeRawPointer(a).assumingMemoryBound(to: Float.self), rowStride: rowStride, innerStride: innerStride,
-                  UnsafeRawPointer(b).assumingMemoryBound(to: Float.self), UnsafeMutableRawPointer(c).assumingMemoryBound(to: Float.self),
-                  rows: rows, inner: inner, columns: columns, bTransposed: bTransposed, wide: MatrixKernel.active == .avx512)
+        var accumulate = false, bias: UnsafePointer<Float>? = nil
+        switch output {
+        case .accumulate: accumulate = true
+        case .overwrite: break
+        case .bias(let row): bias = float(reading: row)
+        }
+        fusedGemm(float(reading: a), rowStride: rowStride, innerStride: innerStride, float(reading: b), float(c),
+                  rows: rows, inner: inner, columns: columns, bTransposed: bTransposed, wide: MatrixKernel.active == .avx512,
+                  accumulate: accumulate, bias: bias)
         return
     }
     #endif
@@ -389,9 +409,14 @@ func gemm<S: BinaryFloatingPoint & SIMDScalar>(_ a: UnsafePointer<S>, rowStride:
         withUnsafeTemporaryAllocation(of: S.self, capacity: max(1, inner * columns)) { copy in
             let bt = copy.baseAddress!
             for j in 0..<columns { for q in 0..<inner { bt[q * columns + j] = b[j * inner + q] } }
-            gemm(a, rowStride: rowStride, innerStride: innerStride, UnsafePointer(bt), c, rows: rows, inner: inner, columns: columns)
+            gemm(a, rowStride: rowStride, innerStride: innerStride, UnsafePointer(bt), c, rows: rows, inner: inner, columns: columns, output: output)
         }
         return
+    }
+    switch output {
+    case .accumulate: break
+    case .overwrite: c.update(repeating: 0, count: rows * columns)
+    case .bias(let row): for r in 0..<rows { (c + r * columns).update(from: row, count: columns) }
     }
     let wide = columns & ~7
     var p = 0
@@ -502,8 +527,6 @@ public final class DeepGradient<Scalar: BinaryFloatingPoint & Sendable>: @unchec
     let position: UnsafeMutablePointer<Int32>
     private var capacity: Int
     public private(set) var touchedCount = 0
-    /// Set by the optimiser when it has zeroed `dense` while reading it, so `clear()` can skip it.
-    var denseIsZero = true
 
     init(_ a: DeepArchitecture, slots: Int) {
         self.slots = slots
@@ -546,11 +569,11 @@ public final class DeepGradient<Scalar: BinaryFloatingPoint & Sendable>: @unchec
         w = nw; v = nv; touchedSlots = ns; capacity = bigger
     }
 
+    /// Resets the touched rows, the bias and the loss; `dense` is left as it is, since the backward
+    /// pass writes every element of it.
     func clear() {
         for r in 0..<touchedCount { position[touchedSlots[r]] = -1 }
         touchedCount = 0
-        if !denseIsZero { dense.update(repeating: 0, count: denseCount) }
-        denseIsZero = false
         bias = 0
         loss = 0
     }
@@ -738,10 +761,9 @@ struct AdaptiveState<Scalar: BinaryFloatingPoint & Sendable> {
     }
 
     /// Updates all parameters of row 0 (the dense layers) with the sum of the `sources`' gradients
-    /// (added in source order, as the threads' gradients would be), zeroing the sources as it reads
-    /// them. One pass over memory, in blocks that stay in the first-level cache, split into `parts`
-    /// contiguous ranges on as many threads; every parameter's update is elementwise, so the result
-    /// does not depend on `parts`.
+    /// (added in source order, as the threads' gradients would be). One pass over memory, in blocks
+    /// that stay in the first-level cache, split into `parts` contiguous ranges on as many threads;
+    /// every parameter's update is elementwise, so the result does not depend on `parts`.
     mutating func updateRowZero(_ p: UnsafeMutablePointer<Scalar>, sources: [UnsafeMutablePointer<Scalar>],
                                 _ c: (step: Scalar, root: Scalar, rows: Scalar), parts: Int, team: WorkerTeam? = nil) {
         let n = width, settings = settings
@@ -758,14 +780,16 @@ struct AdaptiveState<Scalar: BinaryFloatingPoint & Sendable> {
                         let hi = min(n, lo + chunk)
                         while lo < hi {
                             let len = min(block, hi - lo)
-                            sum.update(from: sources[0] + lo, count: len)
-                            (sources[0] + lo).update(repeating: 0, count: len)
-                            for source in sources.dropFirst() {
-                                let g = source + lo
-                                for e in 0..<len { sum[e] += g[e] }
-                                g.update(repeating: 0, count: len)
+                            var g = UnsafePointer(sources[0] + lo)
+                            if sources.count > 1 {
+                                sum.update(from: g, count: len)
+                                for source in sources.dropFirst() {
+                                    let other = source + lo
+                                    for e in 0..<len { sum[e] += other[e] }
+                                }
+                                g = UnsafePointer(sum)
                             }
-                            Self.apply(settings, nil, p + lo, sum, first: m.map { $0 + lo }, second: s + lo, count: len, c)
+                            Self.apply(settings, nil, p + lo, g, first: m.map { $0 + lo }, second: s + lo, count: len, c)
                             lo += len
                         }
                     }
@@ -793,8 +817,7 @@ public struct DeepOptimizer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>
     }
 
     /// One step with the batch's gradient given as the sum of `parts` (one per thread's share, added
-    /// in order). The parts' dense gradients are zeroed as they are read. The update runs on
-    /// `threads` threads: `team`'s when given, else Dispatch's.
+    /// in order). The update runs on `threads` threads: `team`'s when given, else Dispatch's.
     @_specialize(exported: true, where Scalar == Float)
     public mutating func step(_ m: inout DeepModel<Scalar>, _ parts: [DeepGradient<Scalar>], rows: Int, threads: Int = 1,
                               team: WorkerTeam? = nil) {
@@ -812,7 +835,6 @@ public struct DeepOptimizer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>
         if !m.dense.isEmpty {
             m.dense.withUnsafeMutableBufferPointer { d in denseState.updateRowZero(d.baseAddress!, sources: parts.map(\.dense), c, parts: threads, team: team) }
         }
-        for g in parts { g.denseIsZero = true }
     }
 }
 
@@ -864,6 +886,8 @@ public final class DeepTrainer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendab
             if lo < hi {
                 m.forward(t, rows: lo..<hi, workspaces[p])
                 m.backward(t, rows: lo..<hi, divisor: divisor, workspaces[p], into: g)
+            } else {
+                g.dense.update(repeating: 0, count: g.denseCount)
             }
         }
         return parts

@@ -239,7 +239,7 @@ struct DeepTests {
             } }
             #expect(zip(p, expected).count { $0.bitPattern != $1.bitPattern } == 0, "parts \(parts)")
         }
-        // The dense weights: two parts of 20,000 values, zeroed as they are read.
+        // The dense weights: two parts of 20,000 values, read and left as they are.
         let n = 20_000
         let dense = (0..<2).map { _ in (0..<n).map { _ in Float(rng.unit() - 0.5) } }
         let denseStart = (0..<n).map { _ in Float(rng.unit() * 2 - 1) }
@@ -256,7 +256,7 @@ struct DeepTests {
             defer { buffers.forEach { $0.deallocate() } }
             p.withUnsafeMutableBufferPointer { state.updateRowZero($0.baseAddress!, sources: buffers, c, parts: parts) }
             #expect(zip(p, denseExpected).count { $0.bitPattern != $1.bitPattern } == 0, "parts \(parts)")
-            #expect(buffers.allSatisfy { b in (0..<n).allSatisfy { b[$0] == 0 } })
+            #expect((0..<2).allSatisfy { k in (0..<n).allSatisfy { buffers[k][$0].bitPattern == dense[k][$0].bitPattern } })
         }
     }
 
@@ -300,6 +300,24 @@ struct GemmTests {
                      bTransposed: bTransposed)
             } } }
             for (x, y) in zip(c, want) { #expect(abs(x - y) < 1e-12, "\(shape) transposed \(transposed) B transposed \(bTransposed)") }
+            // C = A·B and C = bias + A·B, whatever C held (NaN here).
+            let bias = (0..<columns).map { _ in rng.next() }
+            for useBias in [false, true] {
+                var fresh = [Double](repeating: .nan, count: rows * columns)
+                a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in bias.withUnsafeBufferPointer { biasp in
+                    fresh.withUnsafeMutableBufferPointer { cp in
+                        gemm(ap.baseAddress!, rowStride: rowStride, innerStride: innerStride, bp.baseAddress!, cp.baseAddress!, rows: rows, inner: inner,
+                             columns: columns, bTransposed: bTransposed, output: useBias ? .bias(biasp.baseAddress!) : .overwrite)
+                    }
+                } } }
+                for p in 0..<rows {
+                    for j in 0..<columns {
+                        var sum = useBias ? bias[j] : 0
+                        for q in 0..<inner { sum += a[p * rowStride + q * innerStride] * bAt(q, j) }
+                        #expect(abs(fresh[p * columns + j] - sum) < 1e-12, "\(shape) bias \(useBias) transposed \(transposed) B transposed \(bTransposed)")
+                    }
+                }
+            }
         }
     }
 }
@@ -406,6 +424,42 @@ struct FusedGemmTests {
                 } } }
                 return c
             }
+            /// C = A·B or bias + A·B over a C of NaNs (never read), against adding to zeros or
+            /// copies of the bias row: the same bits, from both kernels, packing and prepacked.
+            func startsWithoutReadingC(wide: Bool) {
+                let bias = (0..<columns).map { _ in Float(rng.next()) }
+                for useBias in [false, true] {
+                    var want = [Float](repeating: 0, count: rows * columns)
+                    if useBias { for p in 0..<rows { for j in 0..<columns { want[p * columns + j] = bias[j] } } }
+                    var panels = [Float](repeating: .nan, count: packedPanelsCount(inner: inner, columns: columns, wide: wide))
+                    var fresh = [Float](repeating: .nan, count: rows * columns), prepacked = fresh
+                    a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in bias.withUnsafeBufferPointer { biasp in
+                        let start = useBias ? biasp.baseAddress! : nil
+                        want.withUnsafeMutableBufferPointer { cp in
+                            fusedGemm(ap.baseAddress!, rowStride: rowStride, innerStride: innerStride, bp.baseAddress!, cp.baseAddress!, rows: rows,
+                                      inner: inner, columns: columns, bTransposed: bTransposed, wide: wide)
+                        }
+                        fresh.withUnsafeMutableBufferPointer { cp in
+                            fusedGemm(ap.baseAddress!, rowStride: rowStride, innerStride: innerStride, bp.baseAddress!, cp.baseAddress!, rows: rows,
+                                      inner: inner, columns: columns, bTransposed: bTransposed, wide: wide, accumulate: false, bias: start)
+                        }
+                        if !bTransposed {
+                            panels.withUnsafeMutableBufferPointer { pp in
+                                packPanels(bp.baseAddress!, inner: inner, columns: columns, wide: wide, into: pp.baseAddress!)
+                                prepacked.withUnsafeMutableBufferPointer { cp in
+                                    fusedGemm(ap.baseAddress!, rowStride: rowStride, innerStride: innerStride, panels: UnsafePointer(pp.baseAddress!),
+                                              cp.baseAddress!, rows: rows, inner: inner, columns: columns, wide: wide, accumulate: false, bias: start)
+                                }
+                            }
+                        }
+                    } } }
+                    let what = "\(shape) bias \(useBias) wide \(wide) transposed \(transposed) B transposed \(bTransposed)"
+                    #expect(fresh.map(\.bitPattern) == want.map(\.bitPattern), "\(what)")
+                    if !bTransposed { #expect(prepacked.map(\.bitPattern) == want.map(\.bitPattern), "\(what), prepacked") }
+                }
+            }
+            startsWithoutReadingC(wide: false)
+            if MatrixKernel.active == .avx512 { startsWithoutReadingC(wide: true) }
             let c = product(wide: false)
             // Float rounding of up to 312 products of values in (−½, ½): far below 1e-4.
             for (x, y) in zip(c, want) { #expect(abs(Double(x) - y) < 1e-4, "\(shape) transposed \(transposed) B transposed \(bTransposed)") }
@@ -419,6 +473,23 @@ struct FusedGemmTests {
                 }
             }
         }
+    }
+
+    /// An empty inner dimension: C as it was when accumulating, zeros or the bias row otherwise.
+    @Test(.enabled(if: MatrixKernel.active.fused, "needs AVX2 and FMA"))
+    func emptyProductStartsC() {
+        let bias: [Float] = [1, -2, 3], none: [Float] = [9]
+        func product(accumulate: Bool, bias: [Float]?) -> [Float] {
+            var c: [Float] = [5, 6, 7, 8, 9, 10]
+            none.withUnsafeBufferPointer { z in (bias ?? none).withUnsafeBufferPointer { bp in
+                fusedGemm(z.baseAddress!, rowStride: 0, innerStride: 1, z.baseAddress!, &c, rows: 2, inner: 0, columns: 3,
+                          accumulate: accumulate, bias: bias == nil ? nil : bp.baseAddress!)
+            } }
+            return c
+        }
+        #expect(product(accumulate: true, bias: nil) == [5, 6, 7, 8, 9, 10])
+        #expect(product(accumulate: false, bias: nil) == [0, 0, 0, 0, 0, 0])
+        #expect(product(accumulate: false, bias: bias) == [1, -2, 3, 1, -2, 3])
     }
 
     /// The AVX2 elementwise passes give the scalar formulas' values to the bit, in the vector body
