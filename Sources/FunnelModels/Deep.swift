@@ -782,8 +782,9 @@ struct AdaptiveState<Scalar: BinaryFloatingPoint & Sendable> {
                             let len = min(block, hi - lo)
                             var g = UnsafePointer(sources[0] + lo)
                             if sources.count > 1 {
-                                sum.update(from: g, count: len)
-                                for source in sources.dropFirst() {
+                                let second = sources[1] + lo
+                                for e in 0..<len { sum[e] = g[e] + second[e] }
+                                for source in sources.dropFirst(2) {
                                     let other = source + lo
                                     for e in 0..<len { sum[e] += other[e] }
                                 }
