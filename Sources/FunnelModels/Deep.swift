@@ -235,7 +235,7 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
             fusedGemm(float(input), rowStride: ni, innerStride: 1, panels: packed.forward(layer), float(out), rows: n, inner: ni, columns: no,
                       wide: packed.wide, accumulate: false, bias: float(reading: b))
         } else {
-            gemm(input, rowStride: ni, innerStride: 1, d + layer.weight, out, rows: n, inner: ni, columns: no, output: .bias(b))
+            gemm(input, rowStride: ni, innerStride: 1, d + layer.weight, out, rows: n, inner: ni, columns: no, accumulate: false, bias: b)
         }
     }
 
@@ -331,9 +331,9 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
             let dy = dOut + r * no
             for c in 0..<no { gb[c] += dy[c] }
         }
-        gemm(input, rowStride: 1, innerStride: ni, dOut, gd + layer.weight, rows: ni, inner: n, columns: no, output: .overwrite)
+        gemm(input, rowStride: 1, innerStride: ni, dOut, gd + layer.weight, rows: ni, inner: n, columns: no, accumulate: false)
         gemm(dOut, rowStride: no, innerStride: 1, w + layer.weight, dIn, rows: n, inner: no, columns: ni, bTransposed: true,
-             output: addingToInput ? .accumulate : .overwrite)
+             accumulate: addingToInput)
     }
 
     /// Gradients of the mean log loss over `rows` (one thread), for tests and small batches.
@@ -372,36 +372,22 @@ func scale<S: BinaryFloatingPoint & SIMDScalar>(_ source: UnsafePointer<S>, by x
     while c < count { out[c] = source[c] * x; c += 1 }
 }
 
-/// What `gemm`'s sums are added to: C's own values (C += A·B), zero (C = A·B) or a row that
-/// every row of C starts from (C = bias + A·B, a layer's bias over a batch).
-enum GemmOutput<Element> {
-    case accumulate
-    case overwrite
-    case bias(UnsafePointer<Element>)
-}
-
 /// C[p·columns + j] += Σ_q A(p, q)·B(q, j) with A(p, q) = a[p·rowStride + q·innerStride] and
 /// B(q, j) = b[q·columns + j], or b[j·inner + q] when `bTransposed`: tiles of 4 rows × 8 columns
-/// kept in SIMD registers across the inner loop, scalar loops for the edges. With `output`
-/// `.overwrite`, C = A·B; with `.bias(row)`, C = row + A·B (each row of C starting from `row`).
-/// `Float` products go to the fused AVX2 kernel when `MatrixKernel.active` says so, which reads
-/// a transposed B in place and never writes C's starting values; here a transposed B is first
-/// copied out row-major, and C is first filled with zeros or the bias row.
+/// kept in SIMD registers across the inner loop, scalar loops for the edges. When not
+/// `accumulate`, C = A·B, or C = bias + A·B with `bias` (each row of C starting from it), as
+/// `fusedGemm` takes them. `Float` products go to the fused AVX2 kernel when `MatrixKernel.active`
+/// says so, which reads a transposed B in place and never writes C's starting values; here a
+/// transposed B is first copied out row-major, and C is first filled with zeros or the bias row.
 @inline(__always)
 func gemm<S: BinaryFloatingPoint & SIMDScalar>(_ a: UnsafePointer<S>, rowStride: Int, innerStride: Int, _ b: UnsafePointer<S>,
                                                _ c: UnsafeMutablePointer<S>, rows: Int, inner: Int, columns: Int, bTransposed: Bool = false,
-                                               output: GemmOutput<S> = .accumulate) {
+                                               accumulate: Bool = true, bias: UnsafePointer<S>? = nil) {
     #if arch(x86_64)
     if S.self == Float.self && MatrixKernel.active.fused {
-        var accumulate = false, bias: UnsafePointer<Float>? = nil
-        switch output {
-        case .accumulate: accumulate = true
-        case .overwrite: break
-        case .bias(let row): bias = float(reading: row)
-        }
         fusedGemm(float(reading: a), rowStride: rowStride, innerStride: innerStride, float(reading: b), float(c),
                   rows: rows, inner: inner, columns: columns, bTransposed: bTransposed, wide: MatrixKernel.active == .avx512,
-                  accumulate: accumulate, bias: bias)
+                  accumulate: accumulate, bias: bias.map { float(reading: $0) })
         return
     }
     #endif
@@ -409,14 +395,13 @@ func gemm<S: BinaryFloatingPoint & SIMDScalar>(_ a: UnsafePointer<S>, rowStride:
         withUnsafeTemporaryAllocation(of: S.self, capacity: max(1, inner * columns)) { copy in
             let bt = copy.baseAddress!
             for j in 0..<columns { for q in 0..<inner { bt[q * columns + j] = b[j * inner + q] } }
-            gemm(a, rowStride: rowStride, innerStride: innerStride, UnsafePointer(bt), c, rows: rows, inner: inner, columns: columns, output: output)
+            gemm(a, rowStride: rowStride, innerStride: innerStride, UnsafePointer(bt), c, rows: rows, inner: inner, columns: columns,
+                 accumulate: accumulate, bias: bias)
         }
         return
     }
-    switch output {
-    case .accumulate: break
-    case .overwrite: c.update(repeating: 0, count: rows * columns)
-    case .bias(let row): for r in 0..<rows { (c + r * columns).update(from: row, count: columns) }
+    if !accumulate {
+        if let bias { for r in 0..<rows { (c + r * columns).update(from: bias, count: columns) } } else { c.update(repeating: 0, count: rows * columns) }
     }
     let wide = columns & ~7
     var p = 0
@@ -875,8 +860,10 @@ public final class DeepTrainer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendab
     /// Fills the first `parts` (returned) of `gradients` with the gradients of the threads'
     /// shares of the batch, whose sum in order is the batch's.
     private func computeGradient(_ t: Table, rows: Range<Int>) -> Int {
-        let parts = min(threads, rows.count)
-        let share = (rows.count + parts - 1) / parts
+        // Contiguous shares of `share` rows; a batch smaller than `threads` shares gets fewer parts
+        // rather than empty ones, so every part's gradient is written by its backward pass.
+        let share = (rows.count + min(threads, rows.count) - 1) / min(threads, rows.count)
+        let parts = (rows.count + share - 1) / share
         let m = model
         let divisor = rows.count
         // One part runs on the calling thread (`perform` makes no section for it).
@@ -884,12 +871,8 @@ public final class DeepTrainer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendab
             let lo = rows.lowerBound + p * share, hi = min(rows.upperBound, lo + share)
             let g = gradients[p]
             g.clear()
-            if lo < hi {
-                m.forward(t, rows: lo..<hi, workspaces[p])
-                m.backward(t, rows: lo..<hi, divisor: divisor, workspaces[p], into: g)
-            } else {
-                g.dense.update(repeating: 0, count: g.denseCount)
-            }
+            m.forward(t, rows: lo..<hi, workspaces[p])
+            m.backward(t, rows: lo..<hi, divisor: divisor, workspaces[p], into: g)
         }
         return parts
     }
