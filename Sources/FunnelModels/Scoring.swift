@@ -81,7 +81,7 @@ enum Scoring {
 
     @inline(__always)
     private static func fmLogits<V: SIMD & Sendable>(_ weights: [Float], slots: Int, factors k: Int, _ t: Table, threads: Int,
-                                          lanes: V.Type, then finish: @Sendable (Double) -> Double) -> [Double] where V.Scalar == Float {
+                                                     lanes: V.Type, then finish: @Sendable (Double) -> Double) -> [Double] where V.Scalar == Float {
         let f = t.fields, chunks = k / V.scalarCount
         guard t.rows > 0, f > 0 else { return [Double](repeating: finish(Double(weights[slots])), count: t.rows) }
         return weights.withUnsafeBufferPointer { wb in
