@@ -81,6 +81,11 @@ public struct ModelFile: Sendable {
         let (text, members) = ModelFileMembers.cutBase64(data, names: ["weights", "vocabulary"])
         struct Header: Codable { var format: String?; var version: Int? }
         guard let header = try? JSONDecoder().decode(Header.self, from: text), header.format == format else {
+            // A file that names the format but is not whole JSON was cut short (a copy or a
+            // write that did not finish) rather than being some other file.
+            if data.prefix(1 << 16).range(of: Data("\"format\":\"\(format)\"".utf8)) != nil {
+                throw ModelError("\(path): the model file is truncated or damaged (not complete JSON); copy it again or retrain the model")
+            }
             throw ModelError("\(path): not a Funnel click-model file (expected \"format\": \"\(format)\"); train one with funnel train")
         }
         guard header.version == version else {

@@ -195,14 +195,16 @@ public enum TableReader {
                                overrides: [String: String] = [:]) throws(ModelError) -> (Table, FeatureSpec) {
         var spec = spec
         let n = bytes.count
+        // A UTF-8 byte-order mark (as spreadsheet programs write) is not part of the first cell.
+        let bom = n >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF ? 3 : 0
         // The header: the first non-blank line (unless the layout names the columns).
         var header: [String] = fixedHeader ?? []
-        var bodyStart = 0, bodyFirstLine = 1
+        var bodyStart = bom, bodyFirstLine = 1, headerLine = 1
         if fixedHeader == nil {
             var found = false
             var cells: [Range<Int>] = []
             try bytes.withUnsafeBufferPointer { (buf: UnsafeBufferPointer<UInt8>) throws(ModelError) in
-                var start = 0, line = 0
+                var start = bom, line = 0
                 while start < n && !found {
                     line += 1
                     let (stop, end) = FunnelEvents.lineBounds(buf, start, n)
@@ -215,12 +217,13 @@ public enum TableReader {
                 }
                 bodyStart = min(start, n)
                 bodyFirstLine = line + 1
+                headerLine = line
             }
             guard found else { throw ModelError("\(path): the file is empty; expected a header and rows") }
         }
         func column(_ name: String, _ role: String) throws(ModelError) -> Int {
             guard let c = header.firstIndex(of: name) else {
-                throw ModelError("\(path): line 1: no column '\(name)' (\(role)); the header has \(header.joined(separator: ", "))")
+                throw ModelError("\(path): line \(headerLine): no column '\(name)' (\(role)); the header has \(header.joined(separator: ", "))")
             }
             return c
         }

@@ -105,6 +105,31 @@ final class TableTests {
         }
     }
 
+    /// A spreadsheet's export: a UTF-8 byte-order mark before the header and CRLF line ends read
+    /// to the same table as the plain file; a missing column names the header's own line.
+    @Test func byteOrderMarkAndCRLFReadAsPlainText() throws {
+        let spec = FeatureSpec(label: "click", categorical: ["site"], numeric: ["price"], hashBits: 10)
+        let plain = write("click,site,price\n1,a,3\n0,b,\n", "plain.csv")
+        let marked = dir.appendingPathComponent("marked.csv").path
+        _ = FileManager.default.createFile(atPath: marked, contents: Data([0xEF, 0xBB, 0xBF] + Array("click,site,price\r\n1,a,3\r\n0,b,\r\n".utf8)))
+        let (a, _) = try TableReader.readCSV(path: plain, spec: spec)
+        let (b, _) = try TableReader.readCSV(path: marked, spec: spec)
+        #expect(b.rows == 2 && a.labels == b.labels && a.indices == b.indices && a.values == b.values)
+        // The Criteo layout too: the mark is not part of the first label.
+        let criteoRow = "1" + String(repeating: "\t5", count: 13) + String(repeating: "\tab", count: 26) + "\n"
+        let criteo = dir.appendingPathComponent("marked-criteo.txt").path
+        _ = FileManager.default.createFile(atPath: criteo, contents: Data([0xEF, 0xBB, 0xBF] + Array(criteoRow.utf8)))
+        let (c, _) = try TableReader.read(path: criteo, format: "criteo", spec: TableReader.criteoSpec(hashBits: 10, numericTransform: .log))
+        #expect(c.rows == 1 && c.labels == [1])
+        let late = write("\n\nclick,site\n1,a\n", "late-header.csv")
+        do {
+            _ = try TableReader.readCSV(path: late, spec: spec)
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.description.contains("\(late): line 3: no column 'price'"), "\(error.description)")
+        }
+    }
+
     /// The Criteo layout has no header line, so a short row is measured against the layout.
     @Test func shortCriteoRowNamesTheLayout() {
         let path = write("1\t2\n", "short-criteo.txt")
@@ -172,6 +197,19 @@ final class TableTests {
             _ = try ModelFile.read(path: missing)
             Issue.record("expected an error for a missing model file")
         } catch { #expect(error.description.hasPrefix("\(missing): cannot read the model file: no such file"), "\(error.description)") }
+        // Cut short inside the weights (a copy that did not finish), and a JSON file of another kind.
+        let whole = try Data(contentsOf: URL(fileURLWithPath: path))
+        let cut = dir.appendingPathComponent("model-cut.json").path
+        _ = FileManager.default.createFile(atPath: cut, contents: whole.prefix(whole.count - 20))
+        do {
+            _ = try ModelFile.read(path: cut)
+            Issue.record("expected an error for a truncated model file")
+        } catch { #expect(error.description.hasPrefix("\(cut): the model file is truncated or damaged"), "\(error.description)") }
+        let other = write("{\"name\": \"not a model\"}", "other.json")
+        do {
+            _ = try ModelFile.read(path: other)
+            Issue.record("expected an error for another kind of JSON file")
+        } catch { #expect(error.description.hasPrefix("\(other): not a Funnel click-model file"), "\(error.description)") }
     }
 }
 
