@@ -197,6 +197,9 @@ public enum TableReader {
         let n = bytes.count
         // A UTF-8 byte-order mark (as spreadsheet programs write) is not part of the first cell.
         let bom = n >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF ? 3 : 0
+        if n >= 2 && ((bytes[0] == 0xFF && bytes[1] == 0xFE) || (bytes[0] == 0xFE && bytes[1] == 0xFF)) {
+            throw ModelError("\(path): the file is UTF-16 text (it starts with a UTF-16 byte-order mark); save it as UTF-8")
+        }
         // The header: the first non-blank line (unless the layout names the columns).
         var header: [String] = fixedHeader ?? []
         var bodyStart = bom, bodyFirstLine = 1, headerLine = 1

@@ -121,6 +121,14 @@ final class TableTests {
         _ = FileManager.default.createFile(atPath: criteo, contents: Data([0xEF, 0xBB, 0xBF] + Array(criteoRow.utf8)))
         let (c, _) = try TableReader.read(path: criteo, format: "criteo", spec: TableReader.criteoSpec(hashBits: 10, numericTransform: .log))
         #expect(c.rows == 1 && c.labels == [1])
+        let wide = dir.appendingPathComponent("utf16.csv").path
+        _ = FileManager.default.createFile(atPath: wide, contents: Data([0xFF, 0xFE] + "click,site,price\n1,a,3\n".utf8.flatMap { [$0, 0] }))
+        do {
+            _ = try TableReader.readCSV(path: wide, spec: spec)
+            Issue.record("expected an error for UTF-16 text")
+        } catch {
+            #expect(error.description == "\(wide): the file is UTF-16 text (it starts with a UTF-16 byte-order mark); save it as UTF-8", "\(error.description)")
+        }
         let late = write("\n\nclick,site\n1,a\n", "late-header.csv")
         do {
             _ = try TableReader.readCSV(path: late, spec: spec)
