@@ -57,16 +57,12 @@ public enum Attributor {
                            users: users, dataQuality: dq, positions: positions, items: items, endOfData: endOfData)
     }
 
-    /// The kept impressions of non-bot users that carry a `propensity`, with their counted clicks
-    /// (rules 1–5 applied; no experiment needed), in user order.
-    public static func loggedImpressions(_ log: EventLog, config: FunnelConfig) -> [LoggedImpression] {
-        keptImpressions(log, config: config, onlyLogged: true)
-    }
-
-    /// Every kept impression (rules 1–5: duplicates, bots, viewability, dedup, clicks) with its counted
-    /// clicks, or only those that carry a `propensity` when `onlyLogged`; in user order.
-    public static func keptImpressions(_ log: EventLog, config: FunnelConfig, onlyLogged: Bool = false) -> [LoggedImpression] {
-        runWorkers(log, Rules(config: config, experiment: ""), collect: onlyLogged ? .logged : .all).values().flatMap(\.logged)
+    /// The rounds of the log (DESIGN.md §7, "Rounds"): every served impression left after
+    /// duplicates, bots and viewability (rules 1–3), never collapsed by impression dedup, each with
+    /// its own click as reward; only those that carry a `propensity` when `onlyLogged`. No experiment
+    /// is needed. In user order and, per user, in (ts, input order).
+    public static func rounds(_ log: EventLog, config: FunnelConfig, onlyLogged: Bool = false) -> [Round] {
+        runWorkers(log, Rules(config: config, experiment: ""), collect: onlyLogged ? .logged : .all).values().flatMap(\.rounds)
     }
 
     /// `experiment: null` needs exactly one experiment among valid exposures (DESIGN.md §7).
@@ -86,7 +82,7 @@ public enum Attributor {
     }
 
     /// Applies the rules to contiguous ranges of users on all cores; one output per range, in user order.
-    static func runWorkers(_ log: EventLog, _ rules: Rules, collect: ImpressionCollection) -> ResultSlots<PartOutput> {
+    static func runWorkers(_ log: EventLog, _ rules: Rules, collect: RoundCollection) -> ResultSlots<PartOutput> {
         let byUser = groupByUser(log)
         let userCount = log.users.count
         let parts = max(1, min(64, userCount / 2048 + 1))
@@ -164,7 +160,7 @@ struct PartOutput: Sendable {
     var users: [User] = []
     var dataQuality = DataQuality()
     var positions: [PositionKey: PositionCounts] = [:]
-    var logged: [LoggedImpression] = []
+    var rounds: [Round] = []
     /// Keyed by (variant label, item id) — `position` holds the item.
     var items: [PositionKey: ItemCounts] = [:]
     var endOfData = Int64.min

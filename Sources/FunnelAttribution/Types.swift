@@ -132,9 +132,14 @@ public struct Attribution: Sendable {
     }
 }
 
-/// A kept impression (after rules 1–5) with its counted clicks: one logged round for off-policy
-/// evaluation (when it carries the logging policy's propensity) and for position-bias estimation.
-public struct LoggedImpression: Sendable {
+/// One decision of the logging policy: a served impression left after duplicates, bots and
+/// viewability (rules 1–3), never collapsed by impression dedup (rule 4), with its own reward.
+///
+/// Off-policy evaluation, position-bias estimation and the click models' training rows use rounds,
+/// not the report's counted impressions: a re-shown item is a second decision at its own position
+/// under its own propensity, and collapsing it would move its click to the first showing (another
+/// position, another propensity) and drop the decision (DESIGN.md §7, "Rounds").
+public struct Round: Sendable, Equatable {
     /// Index of the impression in `EventLog.events`.
     public var event: Int32
     public var user: Int32
@@ -144,6 +149,17 @@ public struct LoggedImpression: Sendable {
     public var request: Int32
     /// The logging policy's propensity; NaN when the impression carries none.
     public var propensity: Double
-    public var clicks: Int32
+    /// The reward: a click naming this very impression inside the click window
+    /// (−`clock_skew_seconds` … +`click_window_seconds` from its own `ts`, both inclusive).
+    public var clicked: Bool
     public var ts: Int64
+    /// Whether the counting rules collapse this impression into an earlier showing of the same
+    /// item (rule 4): counted once in the report, but a round of its own here.
+    public var collapsed: Bool
+
+    public init(event: Int32, user: Int32, item: Int32, position: Int32, request: Int32, propensity: Double,
+                clicked: Bool, ts: Int64, collapsed: Bool) {
+        self.event = event; self.user = user; self.item = item; self.position = position; self.request = request
+        self.propensity = propensity; self.clicked = clicked; self.ts = ts; self.collapsed = collapsed
+    }
 }

@@ -1,15 +1,16 @@
 import FunnelEvents
 
+/// Which rounds a worker collects: none, those that carry a propensity, or all.
+enum RoundCollection { case none, logged, all }
+
 /// Applies the counting rules to one user's events at a time (reusing scratch buffers).
-/// Which kept impressions a worker collects.
-enum ImpressionCollection { case none, logged, all }
 
 struct UserWorker {
     let log: EventLog
     let rules: Rules
     let byUser: (offsets: [Int32], indices: [Int32])
     let impSlot: SlotArray
-    var collect = ImpressionCollection.none
+    var collect = RoundCollection.none
     let experimentLabel: Int32?
     var output = PartOutput()
 
@@ -25,6 +26,9 @@ struct UserWorker {
     }
     var kept: [Kept] = []
     var viewable: [Int32] = []
+    /// The viewable impressions in input order (ascending event index): the user's rounds.
+    var served: [Int32] = []
+    var servedClicked: [Bool] = []
     var clickTimes: [Int64] = []
     /// Counted clicks: (item, click ts, kept index).
     var counted: [(item: Int32, ts: Int64, kept: Int32)] = []
@@ -83,6 +87,12 @@ struct UserWorker {
             }
             viewable.append(i)
         }
+        if collect != .none {
+            served.removeAll(keepingCapacity: true)
+            served.append(contentsOf: viewable)
+            servedClicked.removeAll(keepingCapacity: true)
+            servedClicked.append(contentsOf: repeatElement(false, count: served.count))
+        }
 
         // Rule 4: dedup per (item, surface) in (ts, input order); a kept impression opens
         // [ts, ts + window]; impressions inside collapse into it.
@@ -123,6 +133,8 @@ struct UserWorker {
             let delta = c.ts - ev[Int(target)].ts
             if delta < -rules.clockSkew || delta > rules.clickWindow { dq.lateClicks += 1; continue }
             inWindow.append((c.ts, i, slot))
+            // The round's reward: a click naming this very impression inside the window.
+            if collect != .none, let r = servedIndex(of: target) { servedClicked[r] = true }
         }
         for click in inWindow {
             let k = Int(click.kept)
@@ -146,14 +158,7 @@ struct UserWorker {
             }
         }
 
-        if collect != .none {
-            for kp in kept where collect == .all || ev[Int(kp.event)].extraCount > 0 {
-                let e = ev[Int(kp.event)]
-                let l = e.extraCount > 0 ? log.logged[Int(e.extraCount) - 1] : (propensity: Double.nan, request: Int32(-1))
-                output.logged.append(LoggedImpression(event: kp.event, user: user, item: e.item, position: e.position, request: l.request,
-                                                      propensity: l.propensity, clicks: kp.clicks, ts: e.ts))
-            }
-        }
+        if collect != .none { collectRounds(user: user, ev) }
 
         // Rule 6: conversions, last click within the window (ties: later impression ts, then input
         // order), else view-through; attribution happens before the exclusions of rule 7.
@@ -249,6 +254,31 @@ struct UserWorker {
         pre.orders = preOrders.count
         output.users.append(PartOutput.User(user: user, variantLabel: variant, firstExposure: first.ts,
                                             segments: Array(log.context(of: first)), stats: stats, pre: pre))
+    }
+
+    /// Position of impression `event` in `served` (binary search: `served` is in event order).
+    func servedIndex(of event: Int32) -> Int? {
+        var lo = 0, hi = served.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if served[mid] < event { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < served.count && served[lo] == event ? lo : nil
+    }
+
+    /// Appends the user's rounds (every viewable impression, or those with a propensity) in
+    /// (ts, input order); a round is collapsed when rule 4 kept another impression in its place.
+    mutating func collectRounds(user: Int32, _ ev: UnsafeBufferPointer<Event>) {
+        let start = output.rounds.count
+        for (r, i) in served.enumerated() {
+            let e = ev[Int(i)]
+            guard collect == .all || e.extraCount > 0 else { continue }
+            let l = e.extraCount > 0 ? log.logged[Int(e.extraCount) - 1] : (propensity: Double.nan, request: Int32(-1))
+            let collapsed = kept[Int(impSlot.pointer[Int(i)])].event != i
+            output.rounds.append(Round(event: i, user: user, item: e.item, position: e.position, request: l.request,
+                                       propensity: l.propensity, clicked: servedClicked[r], ts: e.ts, collapsed: collapsed))
+        }
+        output.rounds[start...].sort { ($0.ts, $0.event) < ($1.ts, $1.event) }
     }
 
     /// The kept impression a conversion of `item` at `t` is attributed to, if any.

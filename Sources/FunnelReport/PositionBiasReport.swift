@@ -7,12 +7,12 @@ import FunnelOPE
 /// Position-bias propensities and debiased click-through from an event log: shared by
 /// `funnel position-bias` and the report's `position_bias` section.
 public enum PositionBiasReport {
-    /// Kept impressions (rules 1–5) as click records, with the impressions themselves and the names
-    /// of the rankers. An impression is randomized when its context has `randomized_context`
-    /// (key=value); its ranker is its context's `ranker_context` value, else its `variant`, else
-    /// "default". The cluster is the user.
-    public static func records(_ log: EventLog, config: FunnelConfig) -> (records: [ClickRecord], kept: [LoggedImpression], rankers: [String]) {
-        let kept = Attributor.keptImpressions(log, config: config)
+    /// The log's rounds (DESIGN.md §7: served impressions after rules 1–3, never collapsed) as
+    /// click records, with the rounds themselves and the names of the rankers. A round is randomized
+    /// when its context has `randomized_context` (key=value); its ranker is its context's
+    /// `ranker_context` value, else its `variant`, else "default". The cluster is the user.
+    public static func records(_ log: EventLog, config: FunnelConfig) -> (records: [ClickRecord], rounds: [Round], rankers: [String]) {
+        let kept = Attributor.rounds(log, config: config)
         let parts = config.randomizedContext.split(separator: "=", maxSplits: 1).map(String.init)
         let randomKey = log.labels.lookup(parts[0]), randomValue = parts.count > 1 ? log.labels.lookup(parts[1]) : nil
         let rankerKey = log.labels.lookup(config.rankerContext)
@@ -35,7 +35,7 @@ public enum PositionBiasReport {
                 if let randomKey, let randomValue, pair.key == randomKey, pair.value == randomValue { randomized = true }
                 if let rankerKey, pair.key == rankerKey { ranker = pair.value }
             }
-            records.append(ClickRecord(cluster: k.user, item: k.item, position: k.position, clicked: k.clicks > 0,
+            records.append(ClickRecord(cluster: k.user, item: k.item, position: k.position, clicked: k.clicked,
                                        randomized: randomized, ranker: rankerID(ranker)))
         }
         return (records, kept, rankers)
@@ -61,14 +61,52 @@ public enum PositionBiasReport {
         [("impressions", .int(d.impressions)), ("clicks", .int(d.clicks)), ("ctr", .number(d.naive)), ("ips_ctr", .number(d.ips))]
     }
 
-    /// Per-item naive and debiased click-through over `kept`, grouped by `group` (nil: skipped);
-    /// the `limit` items with most impressions in each group, most impressions first.
-    public static func items(_ kept: [LoggedImpression], log: EventLog, propensities: [Double], floor: Double,
-                             groups: [String], limit: Int, group: (LoggedImpression) -> Int?) -> [JSONValue] {
-        var table: [[Int32: PositionBias.DebiasedCTR]] = groups.map { _ in [:] }
-        for k in kept {
+    /// Which variant's analysis a round belongs to (rule 7 applied to rounds): the rounds of
+    /// analysed users (assigned, not leaked) at or after their first exposure whose impression does
+    /// not name another variant of the experiment; nil for every other round.
+    public struct RoundGroups: Sendable {
+        public let names: [String]
+        let assigned: [Int32: (variant: Int, from: Int64)]
+        let variantLabels: [Int32]
+        let experiment: Int32?
+
+        public init(_ attribution: Attribution, log: EventLog) {
+            names = attribution.variants
+            variantLabels = attribution.variantLabels
+            experiment = log.labels.lookup(attribution.experiment)
+            var assigned: [Int32: (variant: Int, from: Int64)] = [:]
+            for u in attribution.users { assigned[u.user] = (u.variant, u.firstExposure) }
+            self.assigned = assigned
+        }
+
+        public func group(_ r: Round, log: EventLog) -> Int? {
+            guard let a = assigned[r.user], r.ts >= a.from else { return nil }
+            let e = log.events[Int(r.event)]
+            if e.variant >= 0 && e.variant != variantLabels[a.variant] && (e.experiment < 0 || e.experiment == experiment) { return nil }
+            return a.variant
+        }
+    }
+
+    /// Naive and debiased click-through of the rounds per group (`groups.count` groups; rounds whose
+    /// group is nil are left out).
+    public static func debiased(_ rounds: [Round], propensities: [Double], floor: Double, groups: Int,
+                                group: (Round) -> Int?) -> [PositionBias.DebiasedCTR] {
+        var out = [PositionBias.DebiasedCTR](repeating: PositionBias.DebiasedCTR(), count: groups)
+        for k in rounds {
             guard let g = group(k) else { continue }
-            table[g][k.item, default: PositionBias.DebiasedCTR()].add(position: Int(k.position), clicked: k.clicks > 0,
+            out[g].add(position: Int(k.position), clicked: k.clicked, propensities: propensities, floor: floor)
+        }
+        return out
+    }
+
+    /// Per-item naive and debiased click-through over `rounds`, grouped by `group` (nil: skipped);
+    /// the `limit` items with most rounds in each group, most rounds first.
+    public static func items(_ rounds: [Round], log: EventLog, propensities: [Double], floor: Double,
+                             groups: [String], limit: Int, group: (Round) -> Int?) -> [JSONValue] {
+        var table: [[Int32: PositionBias.DebiasedCTR]] = groups.map { _ in [:] }
+        for k in rounds {
+            guard let g = group(k) else { continue }
+            table[g][k.item, default: PositionBias.DebiasedCTR()].add(position: Int(k.position), clicked: k.clicked,
                                                                      propensities: propensities, floor: floor)
         }
         var out: [JSONValue] = []
@@ -81,16 +119,22 @@ public enum PositionBiasReport {
         return out
     }
 
+    /// How many rounds the log holds and how many of them the counting rules collapse (rule 4).
+    public static func roundsJSON(_ rounds: [Round]) -> [(String, JSONValue)] {
+        [("rounds", .int(rounds.count)), ("rounds_collapsed_by_dedup", .int(rounds.filter(\.collapsed).count))]
+    }
+
     /// The report's `position_bias` section, or nil when `position_bias.method` is `none` and no
-    /// fixed propensities are configured. Propensities are estimated on every kept impression (both
-    /// arms, before and after exposure: position bias is a property of the surface); the debiased
-    /// click-through per variant uses the report's own impressions (the `positions` table), and
-    /// per item the analysed users' impressions from their first exposure on.
+    /// fixed propensities are configured. Propensities are estimated on every round (both arms,
+    /// before and after exposure: position bias is a property of the surface); the debiased
+    /// click-through per variant and per item uses the analysed users' rounds from their first
+    /// exposure on (`RoundGroups`). A round's `ctr` here can differ from the report's `ctr`, which
+    /// counts a re-shown item once (rule 4).
     public static func section(log: EventLog, attribution: Attribution, config: FunnelConfig,
                                bootstrap: Int = 100, seed: UInt64 = 1) throws -> JSONValue? {
         let method = config.positionBiasMethod
         guard method != "none" || config.positionBiasPropensities != nil else { return nil }
-        let (records, kept, _) = records(log, config: config)
+        let (records, rounds, _) = records(log, config: config)
         var propensities: [Double]
         var positions: JSONValue
         var warnings: [String] = []
@@ -105,26 +149,17 @@ public enum PositionBiasReport {
             warnings = e.warnings
         }
         let floor = config.positionBiasFloor
-        let variants: [(String, JSONValue)] = attribution.variants.indices.map { v in
-            var d = PositionBias.DebiasedCTR()
-            for (p, c) in attribution.positions[v] {
-                d.impressions += c.impressions
-                d.clicks += c.clicks
-                d.weightedClicks += Double(c.clicks) * PositionBias.weight(position: Int(p), propensities: propensities, floor: floor)
-            }
-            return (attribution.variants[v], .object(ctrJSON(d)))
-        }
-        var assigned: [Int32: (variant: Int, from: Int64)] = [:]
-        for u in attribution.users { assigned[u.user] = (u.variant, u.firstExposure) }
-        let items = items(kept, log: log, propensities: propensities, floor: floor, groups: attribution.variants, limit: 20) { k in
-            guard let a = assigned[k.user], k.ts >= a.from else { return nil }
-            return a.variant
-        }
+        let groups = RoundGroups(attribution, log: log)
+        let group = { (r: Round) in groups.group(r, log: log) }
+        let perVariant = debiased(rounds, propensities: propensities, floor: floor, groups: groups.names.count, group: group)
+        let variants: [(String, JSONValue)] = groups.names.indices.map { (groups.names[$0], .object(ctrJSON(perVariant[$0]))) }
+        let items = items(rounds, log: log, propensities: propensities, floor: floor, groups: groups.names, limit: 20, group: group)
         return .object([
             ("method", .string(method == "none" ? "fixed" : method)), ("floor", .double(floor)),
             ("positions", positions), ("variants", .object(variants)), ("items", .array(items)),
+        ] + roundsJSON(rounds) + [
             ("warnings", .array(warnings.map(JSONValue.string))),
-            ("definition", .string("ips_ctr = Σ over clicks of 1/max(propensity of the click's position, floor) / impressions: the click-through if every impression were examined like position 1; positions without an estimate take the floor")),
+            ("definition", .string("over rounds (every served impression after duplicates, bots and viewability; a re-shown item is a round of its own with its own click): ips_ctr = Σ over clicked rounds of 1/max(propensity of the round's position, floor) / rounds: the click-through if every impression were examined like position 1; positions without an estimate take the floor")),
         ])
     }
 }

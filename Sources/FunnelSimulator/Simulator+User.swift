@@ -28,7 +28,7 @@ extension Simulator {
             let score: Double
             if scenario == .clickbait && variant == "treatment" {
                 score = log(attractiveness[i]) + (clickbait[i] ? 0.5 : 0) + noise
-            } else if scenario == .positionBias && variant == "treatment" {
+            } else if scenario.logsPropensities && variant == "treatment" {
                 score = log(attractiveness[i]) + noise
             } else {
                 score = log(attractiveness[i] * conversion[i]) + noise
@@ -39,7 +39,7 @@ extension Simulator {
         var list = candidates.prefix(count).map { $0.0 }
         for i in list { shown.insert(i) }
         rankedOrder = list
-        if scenario == .positionBias && rng.chance(Simulator.exploration) {
+        if scenario.logsPropensities && rng.chance(Simulator.exploration) {
             list.shuffle(using: &rng)
             randomizedRequest = true
         } else {
@@ -72,7 +72,7 @@ extension Simulator {
         let items = rank(variant, shown: &shown, count: listLength)
         let deviceFactor = device == "mobile" ? 1.1 : (device == "desktop" ? 0.9 : 1.0)
         let ranked = rankedOrder
-        let logging = scenario == .positionBias
+        let logging = scenario.logsPropensities
         let rankerName = randomizedRequest ? "random" : (variant == "treatment" ? "popularity" : "relevance")
         var imps: [SessionImp] = []
         for (k, item) in items.enumerated() {
@@ -129,6 +129,7 @@ extension Simulator {
     }
 
     mutating func simulateUser(_ u: Int) {
+        if scenario == .positionBiasRecurring { return simulateRecurringUser(u) }
         let user = "u\(u)"
         let trap = pickTrap()
         let variant = rng.chance(0.5) ? "treatment" : "control"

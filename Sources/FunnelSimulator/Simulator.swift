@@ -10,6 +10,15 @@ public enum Scenario: String, Sendable, CaseIterable {
     /// requests uniformly shuffled, every impression with its propensity; clicks follow the
     /// position-based model with known examination probabilities.
     case positionBias = "position-bias"
+    /// The position-bias world with items that recur: each session draws 24 candidates (popular
+    /// items more often) and makes 2–6 requests minutes apart, each showing 8 of them, so a user sees
+    /// the same item several times within the hour, at different positions. Every showing is a round
+    /// of its own for off-policy evaluation and position bias; the report counts it once (rule 4).
+    /// Clicks only (no carts or purchases) and no traps besides quarantined junk lines.
+    case positionBiasRecurring = "position-bias-recurring"
+
+    /// Whether the scenario logs a stochastic ranking policy with propensities.
+    public var logsPropensities: Bool { self == .positionBias || self == .positionBiasRecurring }
 }
 
 /// Ground truth of a simulated log: what `funnel report` must recover with the default configuration.
@@ -53,7 +62,7 @@ public struct Truth: Sendable {
             return "\"\(k)\":{\"impressions\":\(e.impressions),\"clicks\":\(e.clicks),\"purchases\":\(e.purchases)}"
         }.joined(separator: ",")
         var policies = ""
-        if scenario == .positionBias && policyImpressions > 0 {
+        if scenario.logsPropensities && policyImpressions > 0 {
             let n = Double(policyImpressions)
             policies = ",\"policies\":{\"exploration\":\(Simulator.exploration),\"impressions\":\(policyImpressions),\"logging_value\":\(loggingValueSum / n),\"evaluation_value\":\(evaluationValueSum / n),\"evaluation_policy\":\"each request's items in order of attractiveness\",\"value\":\"expected clicks per impression over the ordinary sessions simulated\"}"
         }
@@ -90,6 +99,9 @@ public struct Simulator {
     var conversion: [Double] = []
     var priceCents: [Int] = []
     var clickbait: [Bool] = []
+    /// Cumulative popularity of the items (Zipf, exponent 1, in catalog order): how often an item is
+    /// a candidate in the recurring scenario.
+    var popularity: [Double] = []
     public static let examination = [1.0, 0.72, 0.55, 0.45, 0.38, 0.33, 0.29, 0.26]
     /// position-bias scenario: share of requests shown in uniformly shuffled order (the logging
     /// policy's exploration), and the factor from attractiveness to relevance (a search-like
@@ -126,6 +138,9 @@ public struct Simulator {
             conversion.append(min(0.9, bait ? q * 0.25 : q))
             priceCents.append(max(199, Int(3000 * exp(0.6 * rng.normal()))))
         }
+        var total = 0.0
+        for i in 0..<itemCount { total += 1 / Double(i + 1); popularity.append(total) }
+        for i in 0..<itemCount { popularity[i] /= total }
         rng = SeededRandom(seed: seed)
     }
 
@@ -147,7 +162,7 @@ public struct Simulator {
     /// Click probability of `item` at 0-based `position`. In the position-bias scenario it follows
     /// the position-based model exactly: examination × relevance, relevance capped at 0.95.
     func clickProbability(item: Int, position k: Int, deviceFactor: Double, clickFactor: Double) -> Double {
-        if scenario == .positionBias {
+        if scenario.logsPropensities {
             return Simulator.examination[k] * min(0.95, Simulator.relevanceScale * attractiveness[item] * deviceFactor * clickFactor)
         }
         return min(0.95, Simulator.examination[k] * attractiveness[item] * deviceFactor * clickFactor)

@@ -15,6 +15,9 @@ struct CalibrateOPE: ParsableCommand {
         commandName: "calibrate-ope",
         abstract: "Calibrate off-policy estimates and position-bias propensities by simulation against known truth.")
 
+    @Option(help: "Scenario: position-bias (every item shown once per user) or position-bias-recurring (items re-shown within the hour at other positions).")
+    var scenario: Scenario = .positionBias
+
     @Option(help: "Simulations (seeds).")
     var simulations: Int = 400
 
@@ -34,6 +37,7 @@ struct CalibrateOPE: ParsableCommand {
         if simulations < 10 { throw ValidationError("--simulations must be at least 10") }
         if users < 100 { throw ValidationError("--users must be at least 100") }
         if bootstrap < 50 { throw ValidationError("--bootstrap must be at least 50") }
+        if !scenario.logsPropensities { throw ValidationError("--scenario must be position-bias or position-bias-recurring (got '\(scenario.rawValue)')") }
     }
 
     static let estimators: [OffPolicy.Estimator] = [.ipw, .snipw, .dr, .sndr, .dm, .switchDR, .dros]
@@ -43,6 +47,7 @@ struct CalibrateOPE: ParsableCommand {
     struct Outcome: Sendable {
         var truth = 0.0
         var rounds = 0
+        var collapsed = 0
         var matched = true
         var estimate: [String: Double] = [:]
         var cover: [String: Bool] = [:]
@@ -52,24 +57,24 @@ struct CalibrateOPE: ParsableCommand {
         var em: [Double] = []
     }
 
-    static func simulateOnce(users: Int, seed: UInt64, bootstrap: Int) -> Outcome? {
-        var sim = Simulator(scenario: .positionBias, users: users, seed: seed)
+    static func simulateOnce(scenario: Scenario, users: Int, seed: UInt64, bootstrap: Int) -> Outcome? {
+        var sim = Simulator(scenario: scenario, users: users, seed: seed)
         sim.traps = false
         sim.keepPolicies = true
         var bytes: [UInt8] = []
         let truth = sim.run { bytes += $0 }
         let log = EventReader.read(bytes: bytes)
         let config = FunnelConfig()
-        let kept = Attributor.keptImpressions(log, config: config)
-        let rounds = kept.filter { $0.propensity.isFinite }
+        let rounds = Attributor.rounds(log, config: config, onlyLogged: true)
         guard !rounds.isEmpty else { return nil }
         var o = Outcome()
         o.truth = truth.evaluationValueSum / Double(truth.policyImpressions)
         o.rounds = rounds.count
+        o.collapsed = rounds.filter(\.collapsed).count
         o.matched = rounds.count == truth.policyImpressions
         let items = (0..<log.items.count).map { log.items[Int32($0)] }
         let data = LoggedBandit(items: items, actions: rounds.map(\.item), positions: rounds.map { $0.position - 1 },
-                                rewards: rounds.map { $0.clicks > 0 ? 1 : 0 }, propensities: rounds.map(\.propensity),
+                                rewards: rounds.map { $0.clicked ? 1 : 0 }, propensities: rounds.map(\.propensity),
                                 requestIDs: rounds.map { log.requests[$0.request] })
         var perRequest: [String: [Int: Double]] = [:]
         for r in sim.policyRequests {
@@ -93,7 +98,7 @@ struct CalibrateOPE: ParsableCommand {
                 o.cover[e.rawValue] = ci.0 <= o.truth && o.truth <= ci.1
             }
         }
-        // Position bias on every kept impression.
+        // Position bias on every round.
         let (records, _, _) = PositionBiasReport.records(log, config: config)
         if let r = try? PositionBias.estimate(records, method: .randomized, maxPosition: 8) {
             o.randomized = r.propensities
@@ -108,12 +113,14 @@ struct CalibrateOPE: ParsableCommand {
 
     func run() throws {
         let box = ResultSlots<Outcome>(count: simulations)
-        let users = self.users, seed = self.seed, bootstrap = self.bootstrap
+        let users = self.users, seed = self.seed, bootstrap = self.bootstrap, scenario = self.scenario
         DispatchQueue.concurrentPerform(iterations: simulations) { k in
-            if let o = CalibrateOPE.simulateOnce(users: users, seed: seed + UInt64(k) * 7919, bootstrap: bootstrap) { box.set(k, o) }
+            if let o = CalibrateOPE.simulateOnce(scenario: scenario, users: users, seed: seed + UInt64(k) * 7919, bootstrap: bootstrap) { box.set(k, o) }
         }
         let outcomes = box.setValues()
-        guard outcomes.count >= 10 else { throw CLIError("calibrate-ope: fewer than 10 simulations succeeded") }
+        guard outcomes.count == simulations else {
+            throw CLIError("calibrate-ope: \(simulations - outcomes.count) of \(simulations) simulations gave no logged round; no result is reported")
+        }
         let n = Double(outcomes.count)
         var rows: [[String]] = [["estimator", "95 % coverage", "mean error", "sd of error", "variance ÷ IPW's"]]
         var estimatorJSON: [(String, JSONValue)] = []
@@ -134,7 +141,8 @@ struct CalibrateOPE: ParsableCommand {
         }
         let meanTruth = outcomes.reduce(0) { $0 + $1.truth } / n
         let meanRounds = outcomes.reduce(0) { $0 + $1.rounds } / outcomes.count
-        print("off-policy evaluation: \(outcomes.count) simulated logs of \(users) users (about \(meanRounds) logged impressions each); evaluation policy's true value about \(String(format: "%.5f", meanTruth))\n")
+        let meanCollapsed = outcomes.reduce(0) { $0 + $1.collapsed } / outcomes.count
+        print("off-policy evaluation: \(outcomes.count) simulated logs of the \(scenario.rawValue) scenario, \(users) users each (about \(meanRounds) rounds, \(meanCollapsed) of them re-showings the report counts once); evaluation policy's true value about \(String(format: "%.5f", meanTruth))\n")
         print(TextReportTable.render(rows))
 
         // Position bias: error against the simulator's examination probabilities.
@@ -159,7 +167,9 @@ struct CalibrateOPE: ParsableCommand {
         print("\nposition bias per simulated log (relative to position 1):\n")
         print(TextReportTable.render(prow))
         let doc: JSONValue = .object([
+            ("scenario", .string(scenario.rawValue)),
             ("simulations", .int(outcomes.count)), ("users_per_simulation", .int(users)), ("mean_logged_rounds", .int(meanRounds)),
+            ("mean_rounds_collapsed_by_dedup", .int(meanCollapsed)),
             ("rounds_match_truth", .bool(outcomes.allSatisfy(\.matched))), ("mean_true_value", .double(meanTruth)),
             ("estimators", .object(estimatorJSON)), ("position_bias", .object(positionsJSON)),
         ])

@@ -8,7 +8,7 @@ import FunnelReport
 /// The feature spec of the Funnel training table (`funnel export-training`): item, position,
 /// surface and context columns as categories, the user's history counts as numbers.
 func funnelSpec(contextKeys: [String], position: Bool, hashBits: Int, transform: NumericTransform) -> FeatureSpec {
-    FeatureSpec(label: "click", categorical: ["item_id"] + (position ? ["position"] : []) + ["surface"] + contextKeys.map { "context." + $0 },
+    FeatureSpec(label: "click", categorical: ["item_id"] + (position ? ["position"] : []) + ["surface"] + contextKeys.map(TrainingExport.contextColumn),
                 numeric: TrainingExport.numericColumns, hashBits: hashBits, numericTransform: transform)
 }
 
@@ -18,7 +18,7 @@ func trainingCSV(events: String, config: String?, contextKeys: [String]?) throws
     let log = try readEvents(paths: [events], format: .auto, quarantine: nil)
     warnQuarantined(log, events)
     let (header, keys, rows) = TrainingExport.rows(log, config: cfg, contextKeys: contextKeys)
-    guard !rows.isEmpty else { throw CLIError("\(events): no counted impressions, so there is nothing to train on; check the events (funnel validate) and the counting rules") }
+    guard !rows.isEmpty else { throw CLIError("\(events): no rounds (viewable impressions of non-bot users), so there is nothing to train on; check the events (funnel validate) and the counting rules") }
     var text = header.joined(separator: ",") + "\n"
     text.reserveCapacity(rows.count * 48)
     for r in rows { text += r; text += "\n" }
@@ -41,7 +41,7 @@ private func readModelTableUntimed(path: String, format: String, spec: FeatureSp
     guard format == "funnel" else {
         do throws(ModelError) { return try TableReader.read(path: path, format: format, spec: spec!, group: group, fit: fit, overrides: overrides) } catch { throw CLIError(error.description) }
     }
-    let wanted = spec.map { $0.categorical.filter { $0.hasPrefix("context.") }.map { String($0.dropFirst(8)) } }
+    let wanted = spec.map { $0.categorical.compactMap(TrainingExport.contextKey(ofColumn:)) }
     let (text, keys, _) = try trainingCSV(events: path, config: config, contextKeys: wanted)
     do throws(ModelError) {
         return try TableReader.readCSV(bytes: Array(text.utf8), name: "\(path) (training table)", spec: spec ?? make(keys), group: group, fit: fit, overrides: overrides)
@@ -59,7 +59,7 @@ func seconds(since start: ContinuousClock.Instant) -> Double {
 struct ExportTraining: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export-training",
-        abstract: "Write the click-model training table of an event log: one row per counted impression (label: clicked).")
+        abstract: "Write the click-model training table of an event log: one row per served impression left after duplicates, bots and viewability (label: a click on that impression).")
 
     @Option(help: "Event file (JSON Lines or CSV, optionally gzip).")
     var events: String
@@ -91,7 +91,7 @@ struct Train: ParsableCommand {
     @Option(help: "Validation table (same columns): its metrics are printed after training.")
     var valid: String?
 
-    @Option(help: "Data format: csv (header row; --label, --categorical, --numeric), criteo (tab-separated label, 13 integer and 26 categorical columns) or funnel (an event log: one row per counted impression, as funnel export-training writes it).")
+    @Option(help: "Data format: csv (header row; --label, --categorical, --numeric), criteo (tab-separated label, 13 integer and 26 categorical columns) or funnel (an event log: one row per served impression, as funnel export-training writes it).")
     var dataFormat: String = "csv"
 
     @Option(help: "funnel data: funnel.yaml with the counting rules.")

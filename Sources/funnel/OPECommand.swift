@@ -58,15 +58,17 @@ struct OPE: ParsableCommand {
         if bootstrap < 0 { throw ValidationError("--bootstrap must be ≥ 0") }
     }
 
-    /// Funnel events → logged rounds: kept impressions (rules 1–5: duplicates, bots, viewability,
-    /// dedup, clicks) that carry `propensity`; the reward is whether the impression has a counted click.
-    static func readFunnelLogs(_ path: String, config: String?) throws -> (data: LoggedBandit, users: [Int32]) {
+    /// Funnel events → logged rounds (DESIGN.md §7, "Rounds"): every served impression left after
+    /// duplicates, bots and viewability that carries `propensity`, never collapsed by impression
+    /// dedup; the reward is a click naming that very impression inside the click window. Also
+    /// returns each round's user and how many rounds the counting rules would have collapsed.
+    static func readFunnelLogs(_ path: String, config: String?) throws -> (data: LoggedBandit, users: [Int32], collapsed: Int) {
         let cfg = try loadConfig(config)
         let log = try readEvents(paths: [path], format: .auto, quarantine: nil)
         warnQuarantined(log, path)
-        let rounds = Attributor.loggedImpressions(log, config: cfg)
+        let rounds = Attributor.rounds(log, config: cfg, onlyLogged: true)
         guard !rounds.isEmpty else {
-            throw CLIError("\(path): no kept impression carries a `propensity`; off-policy evaluation needs the logging policy's probability on each impression")
+            throw CLIError("\(path): no viewable impression of a non-bot user carries a `propensity`; off-policy evaluation needs the logging policy's probability on each impression")
         }
         let hasRequests = rounds.allSatisfy { $0.request >= 0 }
         if let bad = rounds.first(where: { !($0.propensity > 0 && $0.propensity <= 1) }) {
@@ -75,17 +77,18 @@ struct OPE: ParsableCommand {
         let data = LoggedBandit(
             items: (0..<log.items.count).map { log.items[Int32($0)] },
             actions: rounds.map(\.item), positions: rounds.map { $0.position - 1 },
-            rewards: rounds.map { $0.clicks > 0 ? 1 : 0 }, propensities: rounds.map(\.propensity),
+            rewards: rounds.map { $0.clicked ? 1 : 0 }, propensities: rounds.map(\.propensity),
             requestIDs: hasRequests ? rounds.map { log.requests[$0.request] } : nil)
-        return (data, rounds.map(\.user))
+        return (data, rounds.map(\.user), rounds.filter(\.collapsed).count)
     }
 
     func run() throws {
         let data: LoggedBandit
         let evaluation: EvaluationPolicy
         var clusters: [Int32]? = nil
+        var collapsed: Int? = nil
         if logFormat == "funnel" {
-            (data, clusters) = try OPE.readFunnelLogs(logs, config: config)
+            (data, clusters, collapsed) = try OPE.readFunnelLogs(logs, config: config)
         } else {
             let needsModel = estimators.split(separator: ",").contains { OffPolicy.Estimator(rawValue: String($0))?.needsModel == true }
             do { data = try LoggedBandit.readOBD(path: logs, reward: reward, withFeatures: needsModel) } catch { throw CLIError(error.description) }
@@ -130,6 +133,7 @@ struct OPE: ParsableCommand {
             ("logged_policy_value", .double(logged)),
             ("estimates", .object(estimates)),
             ("diagnostics", .object([
+                ("rounds_collapsed_by_dedup", collapsed.map { .int($0) } ?? .null),
                 ("ess", .double(diag.ess)), ("max_weight", .double(diag.maxWeight)), ("mean_weight", .double(diag.meanWeight)),
                 ("unsupported_share", .double(diag.unsupportedShare)), ("top5_share_of_ipw", .number(diag.topFiveShare)),
                 ("warnings", .array(diag.warnings.map(JSONValue.string))),
@@ -141,7 +145,11 @@ struct OPE: ParsableCommand {
         if format == "json" {
             print(doc.serialized(pretty: true))
         } else {
-            print("\(data.count) logged rounds, \(data.items.count) items, \(data.positionCount) positions; logged policy's mean \(reward): \(String(format: "%.6f", logged))\n")
+            print("\(data.count) logged rounds, \(data.items.count) items, \(data.positionCount) positions; logged policy's mean \(reward): \(String(format: "%.6f", logged))")
+            if let collapsed {
+                print("every served impression is a round: \(collapsed) of the \(data.count) re-show an item that the report's impression dedup counts once")
+            }
+            print("")
             print(TextReportTable.render(rows))
             print("\neffective sample size \(String(format: "%.1f", diag.ess)), max weight \(String(format: "%.2f", diag.maxWeight)), mean weight \(String(format: "%.4f", diag.meanWeight)), unsupported \(String(format: "%.1f", diag.unsupportedShare * 100)) %")
             for w in diag.warnings { print("warning: \(w)") }

@@ -68,7 +68,7 @@ struct PositionBiasCommand: ParsableCommand {
         if let floor { cfg.positionBiasFloor = floor }
         let log = try readEvents(input)
         warnQuarantined(log, input.events.joined(separator: ", "))
-        let (records, kept, rankers) = PositionBiasReport.records(log, config: cfg)
+        let (records, rounds, rankers) = PositionBiasReport.records(log, config: cfg)
         let estimate: PositionBias.Estimate
         do {
             estimate = try PositionBias.estimate(records, method: PositionBias.Method(rawValue: method)!, maxPosition: maxPosition,
@@ -76,28 +76,29 @@ struct PositionBiasCommand: ParsableCommand {
         } catch {
             throw CLIError("\(input.events.joined(separator: ", ")): \(error.description)")
         }
-        // Variant of a user: the variant of their earliest exposure.
-        var firstExposure: [Int32: (ts: Int64, variant: Int32)] = [:]
-        for e in log.events where e.type == .exposure && e.variant >= 0 {
-            if let f = firstExposure[e.user], f.ts <= e.ts { continue }
-            firstExposure[e.user] = (e.ts, e.variant)
+        // Rounds are grouped as the report analyses them (rule 7: assigned, not leaked, from the
+        // first exposure on, no variant mismatch); the rest form one more group. Without an
+        // experiment to analyse, every round is in one group.
+        var groups: [String]
+        let groupOf: (Round) -> Int?
+        var notes: [String] = []
+        if let attribution = try? Attributor.run(log, config: cfg) {
+            let analysed = PositionBiasReport.RoundGroups(attribution, log: log)
+            groups = analysed.names + ["(not analysed)"]
+            let rest = analysed.names.count
+            groupOf = { analysed.group($0, log: log) ?? rest }
+        } else {
+            groups = ["(all)"]
+            groupOf = { _ in 0 }
+            notes.append("no single experiment to analyse (set ab_testing.experiment in funnel.yaml to choose one): every round is in one group")
         }
-        // Variants in name order.
-        let variantLabels = Set(firstExposure.values.map(\.variant)).sorted { log.labels[$0] < log.labels[$1] }
-        var groups = variantLabels.map { log.labels[$0] }
-        let groupIndex = Dictionary(uniqueKeysWithValues: variantLabels.enumerated().map { ($0.element, $0.offset) })
-        let unassigned = groups.count
-        groups.append("(no exposure)")
-        let groupOf: (LoggedImpression) -> Int? = { k in firstExposure[k.user].map { groupIndex[$0.variant]! } ?? unassigned }
         let floorValue = cfg.positionBiasFloor
-        var perGroup = [PositionBias.DebiasedCTR](repeating: PositionBias.DebiasedCTR(), count: groups.count)
-        for k in kept {
-            perGroup[groupOf(k)!].add(position: Int(k.position), clicked: k.clicks > 0, propensities: estimate.propensities, floor: floorValue)
-        }
-        let items = PositionBiasReport.items(kept, log: log, propensities: estimate.propensities, floor: floorValue,
+        let perGroup = PositionBiasReport.debiased(rounds, propensities: estimate.propensities, floor: floorValue,
+                                                   groups: groups.count, group: groupOf)
+        let items = PositionBiasReport.items(rounds, log: log, propensities: estimate.propensities, floor: floorValue,
                                              groups: groups, limit: topItems, group: groupOf)
         if let itemsOut {
-            let all = PositionBiasReport.items(kept, log: log, propensities: estimate.propensities, floor: floorValue,
+            let all = PositionBiasReport.items(rounds, log: log, propensities: estimate.propensities, floor: floorValue,
                                                groups: groups, limit: Int.max, group: groupOf)
             var csv = "variant,item_id,impressions,clicks,ctr,ips_ctr\n"
             for row in all {
@@ -123,12 +124,13 @@ struct PositionBiasCommand: ParsableCommand {
         let doc: JSONValue = .object([
             ("method", .string(method)),
             ("positions", PositionBiasReport.positionsJSON(estimate)),
-            ("impressions_used", .int(estimate.recordsUsed)), ("kept_impressions", .int(kept.count)),
+            ("impressions_used", .int(estimate.recordsUsed)),
+        ] + PositionBiasReport.roundsJSON(rounds) + [
             ("rankers", .array(rankers.map(JSONValue.string))),
             ("floor", .double(floorValue)),
             ("variants", .object(variants)),
             ("items", .array(items)),
-            ("warnings", .array(estimate.warnings.map(JSONValue.string))),
+            ("warnings", .array((estimate.warnings + notes).map(JSONValue.string))),
             ("settings", .object([("bootstrap", .int(bootstrap)), ("seed", .int(Int(seed))), ("alpha", .double(alpha)),
                                   ("randomized_context", .string(cfg.randomizedContext)), ("ranker_context", .string(cfg.rankerContext))])),
         ])
@@ -137,7 +139,8 @@ struct PositionBiasCommand: ParsableCommand {
             return
         }
         let level = "\(Int(((1 - alpha) * 100).rounded())) %"
-        print("position bias by \(method): \(estimate.recordsUsed) of \(kept.count) kept impressions used; rankers: \(rankers.joined(separator: ", "))\n")
+        let collapsed = rounds.filter(\.collapsed).count
+        print("position bias by \(method): \(estimate.recordsUsed) of \(rounds.count) rounds used (served impressions after duplicates, bots and viewability; \(collapsed) of them re-show an item the report counts once); rankers: \(rankers.joined(separator: ", "))\n")
         var rows: [[String]] = [["position", "propensity", "\(level) interval", "naive ctr ratio", "impressions", "clicks"]]
         for k in estimate.propensities.indices {
             let ci = estimate.intervals[k].map { String(format: "[%.4f, %.4f]", $0.0, $0.1) } ?? "—"
@@ -152,6 +155,6 @@ struct PositionBiasCommand: ParsableCommand {
             vrows.append([groups[g], String(d.impressions), String(d.clicks), String(format: "%.5f", d.naive), String(format: "%.5f", d.ips)])
         }
         print(TextReportTable.render(vrows))
-        for w in estimate.warnings { print("warning: \(w)") }
+        for w in estimate.warnings + notes { print("warning: \(w)") }
     }
 }

@@ -61,7 +61,7 @@ struct Simulate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Simulate an event log with known ground truth and every trap the counting rules handle.")
 
-    @Option(help: "Scenario: clickbait (CTR up, conversions down), aa (no difference) or position-bias.")
+    @Option(help: "Scenario: clickbait (CTR up, conversions down), aa (no difference), position-bias (a stochastic logging policy with propensities) or position-bias-recurring (the same with items re-shown to a user within the hour).")
     var scenario: Scenario = .clickbait
 
     @Option(help: "Number of users.")
@@ -76,13 +76,13 @@ struct Simulate: ParsableCommand {
     @Option(help: "Where to write the truth file (JSON): the counts funnel report must recover with the default configuration.")
     var truth: String?
 
-    @Option(help: "position-bias scenario: a directory for logging_policy.csv and evaluation_policy.csv (per-request policies for funnel ope); their true values are in the truth file.")
+    @Option(help: "position-bias scenarios: a directory for logging_policy.csv and evaluation_policy.csv (per-request policies for funnel ope); their true values are in the truth file.")
     var policies: String?
 
     func validate() throws {
         if users < 1 { throw ValidationError("--users must be at least 1") }
-        if policies != nil && scenario != .positionBias {
-            throw ValidationError("--policies needs --scenario position-bias (the only scenario whose logs carry propensities)")
+        if policies != nil && !scenario.logsPropensities {
+            throw ValidationError("--policies needs --scenario position-bias or position-bias-recurring (the scenarios whose logs carry propensities)")
         }
     }
 

@@ -60,4 +60,34 @@ struct PositionBiasReportTests {
         guard case .double(let ips)? = section["variants"]?["control"]?["ips_ctr"] else { Issue.record("no ips_ctr"); return }
         #expect(abs(ips - (1 + 1 / 0.3) / 4) < 1e-12)
     }
+
+    /// Rounds are grouped as the report analyses users (rule 7): a leaked user's rounds, a round
+    /// before the user's first exposure and an impression naming the other variant belong to no
+    /// variant, while a re-shown item is a round of its own with its own click.
+    @Test func roundGroupsFollowRuleSeven() throws {
+        var b = LogBuilder()
+        b.exposure("c", 100, variant: "control")
+        b.exposure("leak", 100, variant: "control")
+        b.exposure("leak", 200, variant: "treatment")
+        b.impression("c", 50, item: "z")                                      // before the exposure
+        let first = b.impression("c", 150, item: "a", position: 2)
+        let again = b.impression("c", 160, item: "a", position: 1)            // rule 4 collapses it
+        b.impression("c", 170, item: "b", extra: #","experiment":"exp","variant":"treatment""#)   // mismatch
+        b.impression("leak", 300, item: "a")
+        b.click("c", 165, on: again)
+        _ = first
+        let log = EventReader.read(text: b.lines.joined(separator: "\n"))
+        let attribution = try Attributor.run(log, config: FunnelConfig())
+        #expect(attribution.dataQuality.leakedUsers == 1)
+        let groups = PositionBiasReport.RoundGroups(attribution, log: log)
+        let rounds = Attributor.rounds(log, config: FunnelConfig())
+        #expect(rounds.count == 5)
+        let grouped = rounds.map { groups.group($0, log: log) }
+        #expect(grouped == [nil, 0, 0, nil, nil])
+        let d = PositionBiasReport.debiased(rounds, propensities: [1, 0.5], floor: 0.05, groups: 1) { groups.group($0, log: log) }
+        // Two analysed rounds of a: position 2 unclicked, position 1 clicked → ips (1/1)/2.
+        #expect(d[0].impressions == 2 && d[0].clicks == 1 && abs(d[0].ips - 0.5) < 1e-12)
+        // The report counts the two showings once, with the click.
+        #expect(attribution.counts("control").impressions == 1 && attribution.counts("control").clicks == 1)
+    }
 }

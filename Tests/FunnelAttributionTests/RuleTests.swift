@@ -298,25 +298,51 @@ struct AssignmentTests {
     }
 }
 
-struct LoggedImpressionTests {
-    /// Kept impressions with a propensity become logged rounds; collapsed and non-viewable ones do not,
-    /// a click on a collapsed impression counts for the kept one, and no experiment is needed.
-    @Test func loggedRoundsFollowTheCountingRules() {
+struct RoundTests {
+    /// Every viewable impression of a non-bot user with a propensity is a round, a re-shown item
+    /// included (DESIGN.md §7, "Rounds"); a click rewards only the impression it names, inside the
+    /// window measured from that impression; non-viewable impressions, bots and duplicate lines give
+    /// no round; no experiment is needed.
+    @Test func everyServedImpressionIsARoundWithItsOwnClick() {
         var b = LogBuilder()
-        let a = b.impression("u", 10, item: "a", position: 2, extra: #","propensity":0.25,"request_id":"r1""#)
-        let again = b.impression("u", 20, item: "a", position: 1, extra: #","propensity":0.5,"request_id":"r2""#)   // collapses into a
+        b.impression("u", 10, item: "a", position: 2, extra: #","propensity":0.25,"request_id":"r1""#)
+        let again = b.impression("u", 20, item: "a", position: 1, extra: #","propensity":0.5,"request_id":"r2""#)   // rule 4 collapses it into a
         b.impression("u", 10, item: "b", position: 1, extra: #","propensity":0.5,"viewable_fraction":0.1,"viewable_ms":0"#)
         b.impression("u", 10, item: "c", position: 3)                                                             // no propensity
         let d = b.impression("v", 10, item: "d", position: 1, extra: #","propensity":1"#)
+        let e = b.impression("w", 10, item: "e", position: 4, extra: #","propensity":0.2,"bot":true"#)
         b.click("u", 30, on: again)
-        b.click("v", 5000, on: d)   // late: no reward
-        _ = a
+        b.click("u", 31, on: again)   // a second click on the same round: still one reward
+        b.click("v", 5000, on: d)      // 4990 s after d: outside the click window, no reward
+        b.click("w", 11, on: e)
+        b.lines.append(b.lines[0])     // a resent line (same event_id): not a second round
         let log = EventReader.read(text: b.lines.joined(separator: "\n"))
-        let rounds = Attributor.loggedImpressions(log, config: FunnelConfig())
-        #expect(rounds.count == 2)
-        let byItem = Dictionary(uniqueKeysWithValues: rounds.map { (log.items[$0.item], $0) })
-        #expect(byItem["a"]?.position == 2 && byItem["a"]?.propensity == 0.25 && byItem["a"]?.clicks == 1)
-        #expect(byItem["a"].map { log.requests[$0.request] } == "r1")
-        #expect(byItem["d"]?.clicks == 0 && byItem["d"]?.request == -1)
+        let rounds = Attributor.rounds(log, config: FunnelConfig(), onlyLogged: true)
+        #expect(rounds.map { log.items[$0.item] } == ["a", "a", "d"])
+        #expect(rounds.map(\.position) == [2, 1, 1])
+        #expect(rounds.map(\.propensity) == [0.25, 0.5, 1])
+        // The click names the re-shown impression: it rewards that round, not the first showing.
+        #expect(rounds.map(\.clicked) == [false, true, false])
+        #expect(rounds.map(\.collapsed) == [false, true, false])
+        #expect(rounds.map(\.ts) == [b.ms(10), b.ms(20), b.ms(10)])
+        #expect(rounds[0].request >= 0 && log.requests[rounds[0].request] == "r1" && rounds[2].request == -1)
+        // All rounds: the impression of c without a propensity too.
+        #expect(Attributor.rounds(log, config: FunnelConfig()).map { log.items[$0.item] } == ["a", "c", "a", "d"])
+    }
+
+    /// The reward window is the click window from the round's own time, both bounds inclusive:
+    /// +1800 s and −5 s reward, +1801 s and −6 s do not; the report's dedup_clicks does not matter.
+    @Test func rewardWindowIsInclusiveAndIndependentOfClickDedup() throws {
+        var b = LogBuilder()
+        let offsets: [Double] = [1800, 1801, -5, -6]
+        for (k, dt) in offsets.enumerated() {
+            let i = b.impression("u\(k)", 100, item: "x", position: 1, extra: #","propensity":1"#)
+            b.click("u\(k)", 100 + dt, on: i)
+        }
+        let log = EventReader.read(text: b.lines.joined(separator: "\n"))
+        for yaml in ["{}", "click_attribution: {dedup_clicks: false}"] {
+            let rounds = Attributor.rounds(log, config: try FunnelConfig.parse(yaml: yaml), onlyLogged: true)
+            #expect(rounds.map(\.clicked) == [true, false, true, false])
+        }
     }
 }

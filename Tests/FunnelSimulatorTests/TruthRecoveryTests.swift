@@ -52,6 +52,31 @@ struct SlowTruthRecoveryTests {
         }
     }
 
+    /// Items recur within the hour: the report counts each re-showing once (its impressions,
+    /// clicks, collapsed impressions and duplicate clicks equal the simulator's own count of rule 4),
+    /// while every served impression is a round with the propensity it was logged with.
+    @Test func recurringItemsCountOnceInTheReportAndEveryShowingIsARound() throws {
+        let (text, truth) = simulateToText(.positionBiasRecurring, users: 1500, seed: 5)
+        let log = EventReader.read(text: text)
+        let a = try Attributor.run(log, config: FunnelConfig())
+        let doc = ReportBuilder(attribution: a, config: FunnelConfig(), labels: log.labels).json()
+        #expect(log.counters.eventsRead == truth.lines)
+        for (name, c) in truth.variants {
+            let v = try #require(doc["variants"]?[name])
+            #expect(v["users"] == .int(c.users), "\(name) users")
+            #expect(v["impressions"] == .int(c.impressions), "\(name) impressions")
+            #expect(v["clicks"] == .int(c.clicks), "\(name) clicks")
+        }
+        let dq = try #require(doc["data_quality"])
+        for (key, value) in truth.dataQuality { #expect(dq[key] == .int(value), "\(key)") }
+        let collapsed = try #require(truth.dataQuality["collapsed_impressions"])
+        #expect(collapsed > truth.policyImpressions / 5, "items should recur often")
+        let rounds = Attributor.rounds(log, config: FunnelConfig(), onlyLogged: true)
+        #expect(rounds.count == truth.policyImpressions)
+        #expect(rounds.filter(\.collapsed).count == collapsed)
+        #expect(rounds.allSatisfy { $0.propensity == 0.3 / 8 || $0.propensity == 0.7 + 0.3 / 8 })
+    }
+
     @Test func sameSeedSameBytes() {
         let (a, _) = simulateToText(.clickbait, users: 300, seed: 9)
         let (b, _) = simulateToText(.clickbait, users: 300, seed: 9)

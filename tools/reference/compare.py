@@ -2,6 +2,7 @@
 """Compare the Funnel binary's counts with the reference implementation on generated logs.
 
     python3 compare.py --funnel PATH_TO_FUNNEL_BINARY --seeds 1-50 [--csv] [--users N] [--stats]
+                       [--rounds]
 
 For each seed: generate a log (gen_logs.py; every third seed gzip-compressed), then for each of a
 few configs run the reference (in-process) and
@@ -11,6 +12,19 @@ report that the reference does not produce (metrics, srm, ctr, comparisons, ...)
 Segment and position cells missing on one side are read as all zeros.  When the reference stops
 with an error (experiment: null with two experiments), the binary must fail too.
 Ends with `compare: N passed, M failed` (per seed) and exits 1 if any failed.
+
+With --rounds, each seed and config also runs
+    FUNNEL export-training --events LOG --out ROUNDS.csv [--config CFG]
+and compares its rows with the reference's rounds (funnel_reference.rounds, DESIGN §7 "Rounds for
+off-policy evaluation and position bias"): the header exactly (click,user_id,ts,item_id,position,
+surface, one context.<key> column per context key seen on rounds sorted by name,
+user_impressions_before,user_clicks_before); then per user the sorted list of tuples (ts, item_id,
+position, surface, click, user_impressions_before, user_clicks_before, context cells...) exactly,
+cells compared as written (%, comma, quote, CR and LF escaped as %25 %2C %22 %0D %0A); then that a
+user's rows are together and in (ts, input order).  When the reference has no rounds, a non-zero
+exit agrees; a zero exit must write only the header.  The logs then also hold gen_logs' text-edge
+user (cells that need every escape, two rounds at one ts, a re-shown item clicked on its second
+showing, context keys only on a non-viewable impression or a duplicate line).
 
 With --stats, the statistics of DESIGN §4/§5/§7 are compared too (stats_reference.py; needs
 numpy, scipy, statsmodels): every variant's metrics {value, ci}, every comparison field matched
@@ -259,11 +273,159 @@ def reference_report(log, config_path, with_stats):
     return stats_ref.add_stats(report, users, cfg)
 
 
+# ------------------------------------------------------------------------------ rounds
+EXPORT_ESCAPES = [("%", "%25"), (",", "%2C"), ('"', "%22"), ("\r", "%0D"), ("\n", "%0A")]
+ROUND_FIELDS = ["ts", "item_id", "position", "surface", "click", "user_impressions_before",
+                "user_clicks_before"]
+
+
+def export_cell(value):
+    """A cell as export-training writes it: % first, then comma, quote, CR, LF."""
+    text = str(value)
+    for raw, escaped in EXPORT_ESCAPES:
+        text = text.replace(raw, escaped)
+    return text
+
+
+def expected_export(rounds):
+    """(header cells, context keys, {user cell: [row tuple in (ts, input order)]}) of the
+    reference's rounds, every cell as the export writes it."""
+    keys = sorted({k for r in rounds for k in r["context"]})
+    header = (["click", "user_id", "ts", "item_id", "position", "surface"]
+              + ["context." + export_cell(k) for k in keys]
+              + ["user_impressions_before", "user_clicks_before"])
+    users = {}
+    for r in rounds:  # already in (user_id, ts, input order)
+        row = (str(r["ts"]), export_cell(r["item_id"]), str(r["position"]),
+               export_cell(r["surface"]), str(r["clicked"]), str(r["user_impressions_before"]),
+               str(r["user_clicks_before"]))
+        row += tuple(export_cell(r["context"][k]) if k in r["context"] else "" for k in keys)
+        users.setdefault(export_cell(r["user_id"]), []).append(row)
+    return header, keys, users
+
+
+def read_export(path, expected_header, keys):
+    """Parses export-training's CSV (no quoting: the escapes leave no comma, quote or line break
+    in a cell).  Returns (header, {user cell: [row tuples in file order]}, problems)."""
+    problems = []
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return None, {}, [f"not UTF-8: {err}"]
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the last line's end
+    lines = [line[:-1] if line.endswith("\r") else line for line in lines]  # CRLF accepted
+    if not lines:
+        return None, {}, ["empty file (no header)"]
+    header = lines[0].split(",")
+    if header != expected_header:
+        problems.append(f"header: reference {','.join(expected_header)!r}\n"
+                        f"             funnel    {lines[0]!r}")
+    col = {name: i for i, name in enumerate(header)}
+    missing = [c for c in ["user_id"] + ROUND_FIELDS if c not in col]
+    if missing:
+        problems.append(f"columns missing: {', '.join(missing)}")
+        return header, {}, problems
+    wanted = ROUND_FIELDS + ["context." + export_cell(k) for k in keys]
+    users, last_user, bad_rows, scattered = {}, None, 0, 0
+    for n, line in enumerate(lines[1:], start=2):
+        cells = line.split(",")
+        if len(cells) != len(header):
+            bad_rows += 1
+            if bad_rows <= 3:
+                problems.append(f"line {n}: {len(cells)} cells for {len(header)} columns: {line[:200]!r}")
+            continue
+        user = cells[col["user_id"]]
+        if user != last_user:
+            if user in users:
+                scattered += 1
+                if scattered <= 3:
+                    problems.append(f"line {n}: user {user!r}'s rows are not together")
+            last_user = user
+        users.setdefault(user, []).append(
+            tuple(cells[col[c]] if c in col else "<no column>" for c in wanted))
+    if bad_rows > 3:
+        problems.append(f"... {bad_rows - 3} more rows with the wrong number of cells")
+    if scattered > 3:
+        problems.append(f"... {scattered - 3} more breaks in users' runs of rows")
+    return header, users, problems
+
+
+def compare_rounds(rounds, out_path, max_diffs):
+    """Differences between the reference's rounds and export-training's CSV: a list of lines."""
+    header, keys, expected = expected_export(rounds)
+    got_header, got, problems = read_export(out_path, header, keys)
+    diffs = list(problems)
+    legend = "(" + ", ".join(ROUND_FIELDS + ["context." + export_cell(k) for k in keys]) + ")"
+    shown = 0
+    for user in sorted(set(expected) | set(got)):
+        e, g = expected.get(user, []), got.get(user, [])
+        es, gs = sorted(e), sorted(g)
+        if es == gs:
+            if e != g:  # same rows, another order within the user: (ts, input order) broken
+                i = next(k for k in range(len(e)) if e[k] != g[k])
+                diffs.append(f"user {user!r}: rows not in (ts, input order); row {i + 1} of "
+                             f"{len(e)}:\n        reference {e[i]}\n        funnel    {g[i]}")
+            continue
+        shown += 1
+        if shown > max_diffs:
+            continue
+        i = next((k for k in range(min(len(es), len(gs))) if es[k] != gs[k]), min(len(es), len(gs)))
+        diffs.append(f"user {user!r}: {len(e)} reference rounds, {len(g)} funnel rows; first "
+                     f"difference (sorted row {i + 1}):\n"
+                     f"        reference {es[i] if i < len(es) else '(none)'}\n"
+                     f"        funnel    {gs[i] if i < len(gs) else '(none)'}")
+    if shown > max_diffs:
+        diffs.append(f"... {shown - max_diffs} more users differ")
+    if len(diffs) > len(problems):
+        diffs.insert(len(problems), f"tuples: {legend}")
+    return diffs
+
+
+def run_export(funnel, log, config_path, out_path, timeout):
+    cmd = [funnel, "export-training", "--events", log, "--out", out_path]
+    if config_path:
+        cmd += ["--config", config_path]
+    return run_command(cmd, timeout)
+
+
+def check_rounds(args, log, config_path, name, workdir):
+    """The failure message for one seed's config under --rounds, or None when it agrees."""
+    rounds = ref.rounds(log, config_path)
+    out_path = os.path.join(workdir, f"rounds-{name}.csv")
+    cmd, code, stderr = run_export(args.funnel, log, config_path, out_path, args.timeout)
+    where = f"config {name} (rounds)\n    repro: {' '.join(cmd)}"
+    hint = (f"    rounds: python3 {os.path.join(HERE, 'funnel_reference.py')} --events {log}"
+            + (f" --config {config_path}" if config_path else "") + " --rounds")
+    if code != 0:
+        if not rounds and code is not None:
+            return None  # no rounds: failing with a message agrees
+        return f"{where}\n    export-training exit status {code}: {stderr.strip()[-600:]}\n{hint}"
+    if not os.path.isfile(out_path):
+        return f"{where}\n    export-training exited 0 but wrote no {out_path}"
+    diffs = compare_rounds(rounds, out_path, args.max_diffs)
+    if not diffs:
+        return None
+    users = len({r["user_id"] for r in rounds})
+    lines = [f"{where}\n    reference: {len(rounds)} rounds of {users} users; differences, "
+             "reference vs funnel:"]
+    lines += ["    " + d for d in diffs]
+    lines.append(hint)
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------------------ one seed
 def run_funnel(funnel, log, config_path, out_path, timeout):
     cmd = [funnel, "report", "--events", log, "--format", "json", "--output", out_path]
     if config_path:
         cmd += ["--config", config_path]
+    return run_command(cmd, timeout)
+
+
+def run_command(cmd, timeout):
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -281,7 +443,7 @@ def run_seed(args, seed, workdir):
         suffix += ".gz"
     log = os.path.join(workdir, f"seed{seed}{suffix}")
     leak_rate = 0.01 if args.stats and seed % 2 == 0 else None
-    data, _ = gen_logs.generate(seed, args.users, args.csv, leak_rate)
+    data, _ = gen_logs.generate(seed, args.users, args.csv, leak_rate, text_edges=args.rounds)
     with open(log, "wb") as f:
         f.write(gzip.compress(data, mtime=0) if suffix.endswith(".gz") else data)
 
@@ -292,6 +454,10 @@ def run_seed(args, seed, workdir):
             config_path = os.path.join(workdir, f"{name}.yaml")
             with open(config_path, "w") as f:
                 yaml.safe_dump(config, f, sort_keys=False)
+        if args.rounds:
+            failure = check_rounds(args, log, config_path, name, workdir)
+            if failure:
+                failures.append(f"seed {seed} {failure}")
         out_path = os.path.join(workdir, f"out-{name}.json")
         try:
             expected, ref_error = reference_report(log, config_path, args.stats), None
@@ -337,6 +503,8 @@ def main(argv=None):
     ap.add_argument("--users", type=int, help="users per log (default 40, or 400 with --stats)")
     ap.add_argument("--stats", action="store_true",
                     help="also compare metrics, comparisons, srm and verdict (needs scipy, statsmodels)")
+    ap.add_argument("--rounds", action="store_true",
+                    help="also compare `funnel export-training` rows with the reference's rounds")
     ap.add_argument("--max-diffs", type=int, default=12, help="differences shown per seed/config")
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--workdir", help="where each seed's log, configs and outputs are written; "

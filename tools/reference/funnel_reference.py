@@ -10,6 +10,8 @@ audited, not to be fast: each step is a direct transcription of one rule, and co
 
 prints a JSON object with "experiment", "control", "variants", "data_quality" (without srm),
 "segments" and "positions".  Standard library only, plus PyYAML for the optional config.
+With --rounds it prints instead the log's rounds for off-policy evaluation and position bias
+(rounds(), §7 "Rounds ..."), one JSON object a line.
 With --stats it adds the statistics of §4/§5/§7 (stats_reference.py, which needs numpy, scipy
 and statsmodels): per-variant "metrics", "comparisons", data_quality.srm and diagnosis.verdict.
 """
@@ -20,6 +22,7 @@ import gzip
 import io
 import json
 import math
+import os
 import re
 import sys
 from collections import defaultdict
@@ -455,6 +458,9 @@ def validate(obj):
         ev.update(experiment=obj.get("experiment"), variant=obj.get("variant"),
                   item_id=obj["item_id"], position=int(obj["position"]),
                   surface=obj["surface"] if not absent(obj, "surface") else "default",  # §2 default
+                  context=dict(obj.get("context") or {}),
+                  request_id=obj.get("request_id"),
+                  propensity=None if absent(obj, "propensity") else to_float(obj["propensity"]),
                   viewable_fraction=None if absent(obj, "viewable_fraction")
                   else to_float(obj["viewable_fraction"]),
                   viewable_ms=None if absent(obj, "viewable_ms") else to_float(obj["viewable_ms"]))
@@ -483,27 +489,42 @@ def zero_counts():
     return {k: (0.0 if k in ("revenue", "order_revenue") else 0) for k in COUNT_KEYS}
 
 
-def run(events_path, cfg, trace=None, users_out=None):
-    """The report's counts.  If `trace` is a list, one dict per decision is appended to it.
-    If `users_out` is a list, one (variant, first-exposure context, per-user counts) tuple per
-    analysed user is appended to it (in user_id order), for the statistics (--stats)."""
+def new_data_quality():
+    """The report's data_quality counters (§5), all zero (srm is added by --stats)."""
+    return {"events_read": 0, "quarantined": {r: 0 for r in REASONS}, "duplicate_events": 0,
+            "bot_users": 0, "non_viewable_impressions": 0, "collapsed_impressions": 0,
+            "orphan_clicks": 0, "late_clicks": 0, "unattributed_conversions": 0, "leaked_users": 0,
+            "variant_mismatches": 0, "non_viewable_clicks": 0, "duplicate_clicks": 0}
 
-    def note(ev=None, **facts):
-        if trace is not None:
-            head = {"line": ev["line"], "event_id": ev["event_id"]} if ev else {}
-            trace.append({**head, **facts})
 
-    dq = {"events_read": 0, "quarantined": {r: 0 for r in REASONS}, "duplicate_events": 0,
-          "bot_users": 0, "non_viewable_impressions": 0, "collapsed_impressions": 0,
-          "orphan_clicks": 0, "late_clicks": 0, "unattributed_conversions": 0, "leaked_users": 0,
-          "variant_mismatches": 0, "non_viewable_clicks": 0, "duplicate_clicks": 0}
+def _no_note(ev=None, **facts):
+    """The `note` of a caller that keeps no trace."""
 
-    # ---- Read, validate, and rule 1 (duplicates) --------------------------------------------
-    data = read_file_bytes(events_path)
-    records = read_csv_records(data) if is_csv_path(events_path) else read_jsonl_records(data)
-    events = []          # valid, non-duplicate events in input order
+
+def read_records(source):
+    """Yields (line number, parsed record or Quarantine) from a log file (path: JSON Lines, or CSV
+    when it ends in .csv / .csv.gz; gzip detected by magic bytes), or from an in-memory list of
+    events: each a dict (a JSON object), or the text / bytes of one JSON line."""
+    if isinstance(source, (str, bytes, os.PathLike)):
+        path = os.fsdecode(source)
+        data = read_file_bytes(path)
+        yield from (read_csv_records(data) if is_csv_path(path) else read_jsonl_records(data))
+        return
+    for line_no, item in enumerate(source, start=1):
+        if isinstance(item, (str, bytes)):
+            raw = item.encode("utf-8") if isinstance(item, str) else item
+            yield from ((line_no, record) for _, record in read_jsonl_records(raw))
+        else:
+            yield line_no, item
+
+
+def read_events(source, dq, note=_no_note):
+    """Reads, validates and applies rule 1 (duplicates).  Returns the valid, non-duplicate events
+    in input order, each with "line" and "order" (its index among them); counts events_read,
+    quarantined and duplicate_events into `dq`."""
+    events = []
     seen_ids = set()
-    for line_no, record in records:
+    for line_no, record in read_records(source):
         dq["events_read"] += 1  # §7: every non-blank line, quarantined and duplicates included
         try:
             if isinstance(record, Quarantine):
@@ -522,6 +543,63 @@ def run(events_path, cfg, trace=None, users_out=None):
         seen_ids.add(ev["event_id"])
         ev["order"] = len(events)  # input order among surviving events
         events.append(ev)
+    return events
+
+
+def find_bots(events, cfg, note=_no_note):
+    """Rule 2: the set of bot users among the (valid, non-duplicate) events."""
+    bots = set()
+    if not cfg["bot_filter"]:  # CC: bot_filter false turns off both bot rules
+        return bots
+    for e in events:
+        if e["bot"]:
+            bots.add(e["user_id"])  # any event with bot: true
+            note(e, bot_user=e["user_id"], why="bot: true")
+    clicks_by_user = defaultdict(list)
+    for e in events:
+        if e["type"] == "click":  # §7: all valid, non-duplicate clicks
+            clicks_by_user[e["user_id"]].append(e["ts"])
+    limit = cfg["bot_max_clicks_per_minute"]
+    for user, times in clicks_by_user.items():
+        times.sort()
+        # more than `limit` clicks with last.ts − first.ts ≤ 60 000 ms
+        for i in range(len(times) - limit):
+            if times[i + limit] - times[i] <= 60_000:
+                bots.add(user)
+                note(bot_user=user, why=f"{limit + 1} clicks from ts {times[i]} to {times[i + limit]}")
+                break
+    return bots
+
+
+def is_viewable(imp, cfg):
+    """Rule 3: needs both fields to judge (thresholds inclusive); one without them counts."""
+    vf, vms = imp["viewable_fraction"], imp["viewable_ms"]
+    if vf is not None and vms is not None:
+        return vf >= cfg["viewability_threshold"] and vms >= cfg["viewability_duration_ms"]
+    return True
+
+
+def in_click_window(click, imp, cfg):
+    """Rule 5 / §7: −clock_skew ≤ click.ts − impression.ts ≤ click_window, from the named
+    impression's own ts, both bounds inclusive."""
+    delta = click["ts"] - imp["ts"]
+    return -cfg["clock_skew_seconds"] * 1000 <= delta <= cfg["click_window_seconds"] * 1000
+
+
+def run(events_path, cfg, trace=None, users_out=None):
+    """The report's counts.  If `trace` is a list, one dict per decision is appended to it.
+    If `users_out` is a list, one (variant, first-exposure context, per-user counts) tuple per
+    analysed user is appended to it (in user_id order), for the statistics (--stats)."""
+
+    def note(ev=None, **facts):
+        if trace is not None:
+            head = {"line": ev["line"], "event_id": ev["event_id"]} if ev else {}
+            trace.append({**head, **facts})
+
+    dq = new_data_quality()
+
+    # ---- Read, validate, and rule 1 (duplicates) --------------------------------------------
+    events = read_events(events_path, dq, note)  # valid, non-duplicate events in input order
 
     # ---- Experiment to analyse (§7 Assignment; CC: all valid non-duplicate exposures) --------
     experiment = cfg["experiment"]
@@ -533,25 +611,7 @@ def run(events_path, cfg, trace=None, users_out=None):
         experiment = found[0]
 
     # ---- Rule 2: bots -------------------------------------------------------------------------
-    bots = set()
-    if cfg["bot_filter"]:  # CC: bot_filter false turns off both bot rules
-        for e in events:
-            if e["bot"]:
-                bots.add(e["user_id"])  # any event with bot: true
-                note(e, bot_user=e["user_id"], why="bot: true")
-        clicks_by_user = defaultdict(list)
-        for e in events:
-            if e["type"] == "click":  # §7: all valid, non-duplicate clicks
-                clicks_by_user[e["user_id"]].append(e["ts"])
-        limit = cfg["bot_max_clicks_per_minute"]
-        for user, times in clicks_by_user.items():
-            times.sort()
-            # more than `limit` clicks with last.ts − first.ts ≤ 60 000 ms
-            for i in range(len(times) - limit):
-                if times[i + limit] - times[i] <= 60_000:
-                    bots.add(user)
-                    note(bot_user=user, why=f"{limit + 1} clicks from ts {times[i]} to {times[i + limit]}")
-                    break
+    bots = find_bots(events, cfg, note)
     dq["bot_users"] = len(bots)
     events = [e for e in events if e["user_id"] not in bots]  # all of a bot's events excluded
 
@@ -561,12 +621,7 @@ def run(events_path, cfg, trace=None, users_out=None):
 
     # ---- Rule 3: viewability ------------------------------------------------------------------
     for imp in impressions:
-        vf, vms = imp["viewable_fraction"], imp["viewable_ms"]
-        if vf is not None and vms is not None:  # needs both fields to judge
-            imp["viewable"] = (vf >= cfg["viewability_threshold"]
-                               and vms >= cfg["viewability_duration_ms"])  # inclusive
-        else:
-            imp["viewable"] = True  # one without them counts
+        imp["viewable"] = is_viewable(imp, cfg)
         if not imp["viewable"]:
             dq["non_viewable_impressions"] += 1
             note(imp, impression="non_viewable")
@@ -601,8 +656,6 @@ def run(events_path, cfg, trace=None, users_out=None):
 
     # ---- Rule 5: clicks -----------------------------------------------------------------------
     by_user_and_id = {(imp["user_id"], imp["event_id"]): imp for imp in impressions}
-    low_ms = -cfg["clock_skew_seconds"] * 1000
-    high_ms = cfg["click_window_seconds"] * 1000
     in_window = defaultdict(list)  # kept impression order -> in-window clicks
     for click in clicks:
         imp = by_user_and_id.get((click["user_id"], click["impression_id"]))
@@ -615,7 +668,7 @@ def run(events_path, cfg, trace=None, users_out=None):
             note(click, click="non_viewable")
             continue
         delta = click["ts"] - imp["ts"]  # from the named impression's own ts
-        if not (low_ms <= delta <= high_ms):  # both bounds inclusive
+        if not in_click_window(click, imp, cfg):
             dq["late_clicks"] += 1
             note(click, click="late", delta_ms=delta)
             continue
@@ -758,6 +811,81 @@ def run(events_path, cfg, trace=None, users_out=None):
     }
 
 
+# --------------------------------------------------------------------------------------------
+# Rounds for off-policy evaluation and position bias (§7 "Rounds ...")
+# --------------------------------------------------------------------------------------------
+
+def config_of(config):
+    """A flat settings dict from: None (defaults), a YAML path (load_config), or a dict of settings
+    overlaid on the defaults (flat like load_config's result, or by section like DEFAULT_CONFIG)."""
+    if config is None or isinstance(config, (str, os.PathLike)):
+        return load_config(config)
+    flat = load_config(None)
+    for key, value in config.items():
+        if key in DEFAULT_CONFIG and isinstance(value, dict):
+            flat.update(value)
+        else:
+            flat[key] = value
+    return flat
+
+
+def rounds(events_or_log, config=None):
+    """The rounds of a log: one per served impression left after rules 1–3 (duplicates, bots,
+    viewability), never collapsed by impression dedup (rule 4); no experiment or assignment is
+    involved (unexposed users, pre-exposure impressions and leaked users all give rounds).
+
+    `events_or_log`: a log path, or a list of events (dicts, or JSON lines), read like run() reads;
+    `config`: see config_of().  Returns a list of dicts in export order (user_id, then (ts, input
+    order) within a user), each with
+        user_id, ts (epoch ms), item_id, position, surface ("default" when absent), context (dict),
+        impression_id, request_id, propensity (None when absent), line, order (the impression's
+        input order among valid, non-duplicate events, as in run()),
+        clicked (0/1), click_id / click_ts (the reward's click, or None),
+        user_impressions_before, user_clicks_before (the user's earlier rounds in (ts, input
+        order), and how many of them have clicked = 1).
+    The reward is the earliest click (ts, input order) naming that very impression, looked up by
+    (user_id, impression_id), with −clock_skew ≤ click.ts − impression.ts ≤ click_window (both
+    inclusive).  A click on a non-viewable impression, or on another user's, gives nothing;
+    dedup_clicks and dedup_window_seconds play no part (the reward is clicked or not).
+    """
+    cfg = config_of(config)
+    events = read_events(events_or_log, new_data_quality())   # rule 1
+    bots = find_bots(events, cfg)                             # rule 2
+    events = [e for e in events if e["user_id"] not in bots]
+    served = [e for e in events if e["type"] == "impression" and is_viewable(e, cfg)]  # rule 3
+    by_user_and_id = {(imp["user_id"], imp["event_id"]): imp for imp in served}
+    reward = {}  # impression order -> its earliest in-window click
+    for click in events:
+        if click["type"] != "click":
+            continue
+        imp = by_user_and_id.get((click["user_id"], click["impression_id"]))
+        if imp is None or not in_click_window(click, imp, cfg):
+            continue  # orphan (or another user's, or a non-viewable impression's), or late
+        best = reward.get(imp["order"])
+        if best is None or (click["ts"], click["order"]) < (best["ts"], best["order"]):
+            reward[imp["order"]] = click
+
+    out = []
+    served.sort(key=lambda e: (e["user_id"], e["ts"], e["order"]))
+    previous_user, seen, clicked_seen = None, 0, 0
+    for imp in served:
+        if imp["user_id"] != previous_user:
+            previous_user, seen, clicked_seen = imp["user_id"], 0, 0
+        click = reward.get(imp["order"])
+        clicked = 1 if click is not None else 0
+        out.append({"user_id": imp["user_id"], "ts": imp["ts"], "item_id": imp["item_id"],
+                    "position": imp["position"], "surface": imp["surface"],
+                    "context": dict(imp["context"]), "impression_id": imp["event_id"],
+                    "request_id": imp["request_id"], "propensity": imp["propensity"],
+                    "line": imp["line"], "order": imp["order"], "clicked": clicked,
+                    "click_id": click["event_id"] if click else None,
+                    "click_ts": click["ts"] if click else None,
+                    "user_impressions_before": seen, "user_clicks_before": clicked_seen})
+        seen += 1
+        clicked_seen += clicked
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", required=True)
@@ -765,7 +893,14 @@ def main(argv=None):
     ap.add_argument("--trace", help="write one JSON line per counting decision to this file")
     ap.add_argument("--stats", action="store_true",
                     help="add metrics, comparisons, srm and verdict (needs numpy, scipy, statsmodels)")
+    ap.add_argument("--rounds", action="store_true",
+                    help="print the log's rounds (off-policy evaluation / position bias), one JSON "
+                    "object a line, instead of the report")
     args = ap.parse_args(argv)
+    if args.rounds:
+        for r in rounds(args.events, args.config):
+            sys.stdout.write(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n")
+        return 0
     trace = [] if args.trace else None
     try:
         cfg = load_config(args.config)

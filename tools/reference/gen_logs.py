@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Random small event logs that hit every counting rule at and around its boundaries.
 
-    python3 gen_logs.py --seed S --out PATH [--users N] [--csv] [--leak-rate F]
+    python3 gen_logs.py --seed S --out PATH [--users N] [--csv] [--leak-rate F] [--text-edges]
 
 PATH ending in .gz is gzip-compressed.  The log mixes ordinary browsing with "stories" aimed at one
 rule each (click window ±, dedup window edges, bots, viewability thresholds, 24 h conversions,
@@ -30,8 +30,9 @@ CSV_COLUMNS = ["type", "event_id", "ts", "user_id", "experiment", "variant", "it
 
 
 class Gen:
-    def __init__(self, seed, n_users, csv_mode, leak_rate=None):
+    def __init__(self, seed, n_users, csv_mode, leak_rate=None, text_edges=False):
         self.rng = random.Random(seed)
+        self.text_edges = text_edges  # add st_text_edges' user (off: the same log as before)
         # share of users exposed to a second variant (None: the default 8 %, same log as before);
         # compare.py --stats lowers it on some seeds so the verdict is not always `inconclusive`
         self.leak_until = 0.14 if leak_rate is None else 0.06 + leak_rate
@@ -684,6 +685,8 @@ class Gen:
         r = self.rng
         self.make_users()
         self.st_edges()
+        if self.text_edges:
+            self.st_text_edges()
         ordered = sorted(self.events, key=lambda e: (e["_key"], e["_seq"]))
         for _ in range(len(ordered) // 30):  # a few adjacent swaps: input order ≠ time order
             i = r.randrange(len(ordered) - 1)
@@ -742,6 +745,35 @@ class Gen:
         self.impression(u, T0, "i3", vis=(0, 0), propensity=1, price=0)
         leap = self.cart(u, 0, "i4")  # a literal leap-day time with an extreme offset, 9 digits
         leap["ts"] = "2024-02-29T23:59:59.999999999+23:59"
+
+    def st_text_edges(self):
+        """One unexposed user whose cells need the training export's escapes (%, comma, quote, CR,
+        LF), plus fixed round cases: two rounds at one ts (input order decides), an item re-shown
+        within the dedup window and clicked on its second showing, context keys seen only on a
+        non-viewable impression or a duplicate line (so never on a round).  Built without the
+        random generator's help, apart from where the duplicate line lands."""
+        u = 'text,"edge"%2C\r\nuser'
+        t = T0 + 6 * 24 * H + 123
+
+        def imp(eid, ts, item, position, **kw):
+            ev = {"type": "impression", "event_id": eid, "ts": ts, "user_id": u, "item_id": item,
+                  "position": position, **kw}
+            return self.emit(ev)
+
+        def clk(eid, ts, target):
+            return self.emit({"type": "click", "event_id": eid, "ts": ts, "user_id": u,
+                              "impression_id": target["event_id"]})
+
+        i1 = imp("txt-i1", t, 'it%em,"q"\r\nx', 2, surface="sur,face%", propensity=0.25,
+                 request_id="rq,1", context={'k,ey%"': 'v\r\nal"', "device": "mo,bile"})
+        clk("txt-c1", t + S, i1)
+        i2 = imp("txt-i2", t, "plain", 1, context={"note": "100%25"})  # same ts, later input order
+        i3 = imp("txt-i3", t + MIN, "plain", 3, context={})  # re-shown: collapsed in the report
+        clk("txt-c3", t + MIN + 10 * S, i3)  # rewards i3's round, not i2's
+        hidden = imp("txt-i4", t + 2 * MIN, "hidden", 1, viewable_fraction=0.1, viewable_ms=10,
+                     context={"only_hidden": "x"})
+        clk("txt-c4", t + 2 * MIN + S, hidden)  # non-viewable: no round
+        self.extra.append(("dup_of", i2, {"context": {"only_dup": "y"}}))  # a dropped duplicate
 
     def render(self, rows):
         r = self.rng
@@ -819,9 +851,10 @@ class Gen:
         return (b"\xef\xbb\xbf" if r.random() < 0.2 else b"") + data
 
 
-def generate(seed, n_users=40, csv_mode=False, leak_rate=None):
-    """Returns (log bytes, Counter of expected events_read, duplicate_events, quarantine reasons)."""
-    g = Gen(seed, n_users, csv_mode, leak_rate)
+def generate(seed, n_users=40, csv_mode=False, leak_rate=None, text_edges=False):
+    """Returns (log bytes, Counter of expected events_read, duplicate_events, quarantine reasons).
+    text_edges adds st_text_edges' user (compare.py --rounds); without it the log is unchanged."""
+    g = Gen(seed, n_users, csv_mode, leak_rate, text_edges)
     data = g.build()
     return data, g.expected
 
@@ -833,8 +866,10 @@ def main(argv=None):
     ap.add_argument("--users", type=int, default=40)
     ap.add_argument("--csv", action="store_true")
     ap.add_argument("--leak-rate", type=float, help="share of users leaked (default 0.08, max 0.16)")
+    ap.add_argument("--text-edges", action="store_true",
+                    help="add a user whose cells need the training export's escapes")
     args = ap.parse_args(argv)
-    data, _ = generate(args.seed, args.users, args.csv, args.leak_rate)
+    data, _ = generate(args.seed, args.users, args.csv, args.leak_rate, args.text_edges)
     if args.out.endswith(".gz"):
         data = gzip.compress(data, mtime=0)
     with open(args.out, "wb") as f:

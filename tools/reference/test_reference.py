@@ -342,6 +342,208 @@ class CountingRules(unittest.TestCase):
         self.assertEqual(rep["variants"]["control"]["users"], 1)
 
 
+class Rounds(unittest.TestCase):
+    """ref.rounds(): DESIGN §7 "Rounds for off-policy evaluation and position bias"."""
+
+    @staticmethod
+    def rounds(lines, **settings):
+        return ref.rounds(lines, settings)
+
+    @staticmethod
+    def brief(rows):
+        return [(r["user_id"], r["impression_id"], r["clicked"]) for r in rows]
+
+    def test_reshown_item_within_dedup_window_is_two_rounds(self):
+        # i1 and i2: same (user, item a, surface default), 10 min apart: i2 collapses into i1 in the
+        # report (1 impression, 1 collapsed) but both are decisions of the logging policy: 2 rounds.
+        lines = [exposure("x1", "u1", T), impression("i1", "u1", T + S, "a", position=1),
+                 impression("i2", "u1", T + S + 10 * MIN, "a", position=4)]
+        rep = run(lines)
+        self.assertEqual((rep["variants"]["control"]["impressions"],
+                          rep["data_quality"]["collapsed_impressions"]), (1, 1))
+        rows = self.rounds(lines)
+        self.assertEqual(self.brief(rows), [("u1", "i1", 0), ("u1", "i2", 0)])
+        self.assertEqual([r["position"] for r in rows], [1, 4])  # each round keeps its own position
+
+    def test_click_on_reshown_impression_rewards_that_round(self):
+        # i2 (re-shown at T+10 min, collapsed into i1 in the report) clicked at T+10 min+30 s:
+        # the report gives i1 the click; the rounds give it to i2 and none to i1.
+        # i4 (re-shown 20 min after i3, item b) clicked at i4 + 1800 s = i3 + 50 min: inside i4's
+        # own window, outside i3's (which would have made it late): i4 rewarded.
+        lines = [exposure("x1", "u1", T),
+                 impression("i1", "u1", T, "a"), impression("i2", "u1", T + 10 * MIN, "a"),
+                 click("c2", "u1", T + 10 * MIN + 30 * S, "i2"),
+                 impression("i3", "u1", T, "b"), impression("i4", "u1", T + 20 * MIN, "b"),
+                 click("c4", "u1", T + 20 * MIN + 1800 * S, "i4")]
+        rep = run(lines)
+        self.assertEqual((rep["variants"]["control"]["impressions"],
+                          rep["variants"]["control"]["clicks"]), (2, 2))
+        rows = {r["impression_id"]: r for r in self.rounds(lines)}
+        self.assertEqual({k: r["clicked"] for k, r in rows.items()},
+                         {"i1": 0, "i2": 1, "i3": 0, "i4": 1})
+        self.assertEqual((rows["i2"]["click_id"], rows["i4"]["click_id"]), ("c2", "c4"))
+
+    def test_click_window_bounds(self):
+        # Impressions at T+10 s (default window 1800 s, skew 5 s), one click each at:
+        #   a +1800 s -> 1;  b +1801 s -> 0;  c +1800.001 s -> 0
+        #   d −5 s    -> 1;  e −6 s    -> 0;  f −5.001 s    -> 0
+        offsets = {"a": 1_800_000, "b": 1_801_000, "c": 1_800_001,
+                   "d": -5_000, "e": -6_000, "f": -5_001}
+        lines = []
+        for item, off in offsets.items():
+            lines += [impression("i" + item, "u1", T + 10 * S, item),
+                      click("c" + item, "u1", T + 10 * S + off, "i" + item)]
+        got = {r["item_id"]: r["clicked"] for r in self.rounds(lines)}
+        self.assertEqual(got, {"a": 1, "b": 0, "c": 0, "d": 1, "e": 0, "f": 0})
+        # Other settings move the bounds: (window 1801 s, skew 6 s), then (1800 s, skew 0).
+        got = {r["item_id"]: r["clicked"]
+               for r in self.rounds(lines, click_window_seconds=1801, clock_skew_seconds=6)}
+        self.assertEqual(got, {"a": 1, "b": 1, "c": 1, "d": 1, "e": 1, "f": 1})
+        got = {r["item_id"]: r["clicked"]
+               for r in self.rounds(lines, click_window_seconds=1800, clock_skew_seconds=0)}
+        self.assertEqual(got, {"a": 1, "b": 0, "c": 0, "d": 0, "e": 0, "f": 0})
+
+    def test_bot_users_give_no_rounds(self):
+        # flag: bot: true on an exposure -> bot.  rate: 21 clicks within 60 s on its impression ->
+        # bot.  human: one impression -> 1 round.  With bot_filter false all three users have rounds.
+        lines = [exposure("xf", "flag", T, bot=True), impression("if", "flag", T + S, "a"),
+                 impression("ir", "rate", T + S, "a"), impression("ih", "human", T + S, "a")]
+        lines += [click(f"cr{k}", "rate", T + 2 * S + k * 3000, "ir") for k in range(21)]
+        self.assertEqual(self.brief(self.rounds(lines)), [("human", "ih", 0)])
+        self.assertEqual(self.brief(self.rounds(lines, bot_filter=False)),
+                         [("flag", "if", 0), ("human", "ih", 0), ("rate", "ir", 1)])
+        self.assertEqual(self.brief(self.rounds(lines, bot_max_clicks_per_minute=21)),
+                         [("human", "ih", 0), ("rate", "ir", 1)])
+
+    def test_non_viewable_impression_gives_no_round(self):
+        # ia (0.5, 1000): on both thresholds -> a round, clicked.  ib (0.49, 5000) and ic (0.9, 999):
+        # no round, their clicks reward nothing.  id (only viewable_fraction 0.1): a round.
+        lines = [impression("ia", "u1", T, "a", viewable_fraction=0.5, viewable_ms=1000),
+                 impression("ib", "u1", T, "b", viewable_fraction=0.49, viewable_ms=5000),
+                 impression("ic", "u1", T, "c", viewable_fraction=0.9, viewable_ms=999),
+                 impression("id", "u1", T, "d", viewable_fraction=0.1),
+                 click("ca", "u1", T + S, "ia"), click("cb", "u1", T + S, "ib"),
+                 click("cc", "u1", T + S, "ic")]
+        self.assertEqual(self.brief(self.rounds(lines)), [("u1", "ia", 1), ("u1", "id", 0)])
+        # A lower threshold makes ib viewable (and rewarded by its click).
+        self.assertEqual(self.brief(self.rounds(lines, viewability_threshold=0.4)),
+                         [("u1", "ia", 1), ("u1", "ib", 1), ("u1", "id", 0)])
+
+    def test_duplicate_event_id_is_not_a_second_round(self):
+        # i1 written twice (the copy with another position), and a click reusing id "i1": one
+        # round.  The click c1 (valid) rewards it; a quarantined line with id "i9" registers no id,
+        # so the valid impression i9 after it is a round.
+        imp = impression("i1", "u1", T, "a")
+        bad = dict(impression("i9", "u1", T, "b"), ts="not a time")
+        lines = [imp, dict(imp, position=5), click("i1", "u1", T + S, "i1"),
+                 click("c1", "u1", T + 2 * S, "i1"), bad, impression("i9", "u1", T + 1, "b")]
+        rows = self.rounds(lines)
+        self.assertEqual(self.brief(rows), [("u1", "i1", 1), ("u1", "i9", 0)])
+        self.assertEqual((rows[0]["position"], rows[0]["click_id"]), (1, "c1"))
+
+    def test_two_clicks_on_one_impression_give_one_reward(self):
+        # c2 (T+20 s) is written before c1 (T+10 s): the earliest by ts is the reward's click; one
+        # round with clicked 1, whatever dedup_clicks says.  A tie on ts goes to input order.
+        lines = [impression("i1", "u1", T, "a"), click("c2", "u1", T + 20 * S, "i1"),
+                 click("c1", "u1", T + 10 * S, "i1"),
+                 impression("j1", "u1", T, "b"), click("d2", "u1", T + 5 * S, "j1"),
+                 click("d1", "u1", T + 5 * S, "j1")]
+        for dedup in (True, False):
+            rows = self.rounds(lines, dedup_clicks=dedup)
+            self.assertEqual(self.brief(rows), [("u1", "i1", 1), ("u1", "j1", 1)])
+            self.assertEqual([(r["click_id"], r["click_ts"]) for r in rows],
+                             [("c1", T + 10 * S), ("d2", T + 5 * S)])
+            self.assertEqual(rows[1]["user_clicks_before"], 1)
+
+    def test_no_experiment_rules(self):
+        # Rounds ignore assignment: an unexposed user, an impression before exposure, a leaked
+        # user and a variant mismatch all give rounds; two experiments with experiment: null
+        # (an error for the report) are no error here.
+        lines = [impression("iu", "unexposed", T, "a"),
+                 exposure("x1", "u1", T), impression("ipre", "u1", T - MIN, "a"),
+                 impression("imm", "u1", T + S, "b", variant="treatment"),
+                 exposure("x2", "leak", T), dict(exposure("x3", "leak", T), variant="treatment"),
+                 impression("il", "leak", T + S, "a"),
+                 dict(exposure("x4", "other", T), experiment="search-v1")]
+        with self.assertRaises(ref.FunnelError):
+            run(lines)
+        self.assertEqual(self.brief(self.rounds(lines)),
+                         [("leak", "il", 0), ("u1", "ipre", 0), ("u1", "imm", 0),
+                          ("unexposed", "iu", 0)])
+
+    def test_orphans_and_another_users_impression(self):
+        # u2's click names u1's impression i1: orphan, no reward for i1.
+        lines = [impression("i1", "u1", T, "a"), click("c1", "u2", T + S, "i1"),
+                 click("c2", "u1", T + S, "nope")]
+        self.assertEqual(self.brief(self.rounds(lines)), [("u1", "i1", 0)])
+
+    def test_fields_order_and_counters_before(self):
+        # u2 before u1 in the file; rows come in user_id order, then (ts, input order).
+        # u1: p (T+1 s) clicked; q and r at T+2 s: q first in input order; q clicked; s at T+3 s.
+        #   user_impressions_before: 0, 1, 2, 3; user_clicks_before: 0, 1, 2, 2 (r is not clicked).
+        # Fields: ts from RFC 3339 (epoch ms), position 3.0 -> 3, surface absent -> "default",
+        # context (the impression's own), propensity and request_id.
+        lines = [impression("z", "u2", T, "a"),
+                 impression("s", "u1", T + 3 * S, "d"),
+                 impression("q", "u1", "2026-03-01T13:00:02.000+01:00", "b", position=3.0,
+                            context={"device": "mobile", "k,1": "v%"}, propensity=0.25,
+                            request_id="rq1"),
+                 impression("r", "u1", T + 2 * S, "c", surface="search"),
+                 impression("p", "u1", T + S, "a"),
+                 click("cq", "u1", T + 9 * S, "q"), click("cp", "u1", T + 9 * S, "p")]
+        rows = self.rounds(lines)
+        self.assertEqual([r["impression_id"] for r in rows], ["p", "q", "r", "s", "z"])
+        self.assertEqual([(r["user_impressions_before"], r["user_clicks_before"], r["clicked"])
+                          for r in rows], [(0, 0, 1), (1, 1, 1), (2, 2, 0), (3, 2, 0), (0, 0, 0)])
+        q = rows[1]
+        self.assertEqual((q["ts"], q["position"], q["surface"], q["context"], q["propensity"],
+                          q["request_id"], q["item_id"]),
+                         (T + 2 * S, 3, "default", {"device": "mobile", "k,1": "v%"}, 0.25, "rq1",
+                          "b"))
+        self.assertEqual((rows[2]["surface"], rows[2]["context"], rows[2]["propensity"]),
+                         ("search", {}, None))
+        self.assertEqual([r["order"] for r in rows], [4, 2, 3, 1, 0])  # input order of each
+
+    def test_log_files_and_configs(self):
+        # The same events from a JSON Lines file, a CSV file (context.<key> columns), and the list;
+        # the config as a YAML path, a flat dict or a dict by section.
+        events = [impression("i1", "u1", T, "a", context={"device": "mobile"}),
+                  impression("i2", "u1", T + S, "0042", position=2),
+                  click("c1", "u1", T + 1801 * S, "i1")]
+        header = "type,event_id,ts,user_id,item_id,position,context.device,impression_id"
+        rows = [header, f"impression,i1,{T},u1,a,1,mobile,", f"impression,i2,{T + S},u1,0042,2,,",
+                f"click,c1,{T + 1801 * S},u1,,,,i1"]
+        with tempfile.TemporaryDirectory() as d:
+            jl, cs, cfg = (os.path.join(d, n) for n in ("e.jsonl", "e.csv", "f.yaml"))
+            with open(jl, "w") as f:
+                f.write("\n".join(json.dumps(e) for e in events) + "\n")
+            with open(cs, "w") as f:
+                f.write("\n".join(rows) + "\n")
+            with open(cfg, "w") as f:
+                f.write("click_attribution:\n  click_window_seconds: 1801\n")
+            strip = [{k: v for k, v in r.items() if k != "line"} for r in ref.rounds(events)]
+            for source in (jl, cs):
+                got = [{k: v for k, v in r.items() if k != "line"} for r in ref.rounds(source)]
+                self.assertEqual(got, strip, source)
+            self.assertEqual([r["clicked"] for r in strip], [0, 0])
+            for config in (cfg, {"click_window_seconds": 1801},
+                           {"click_attribution": {"click_window_seconds": 1801}}):
+                self.assertEqual([r["clicked"] for r in ref.rounds(jl, config)], [1, 0], config)
+
+    def test_cli_rounds(self):
+        with tempfile.TemporaryDirectory() as d:
+            log = os.path.join(d, "e.jsonl")
+            with open(log, "w") as f:
+                f.write(json.dumps(impression("i1", "u1", T, "a")) + "\n")
+                f.write(json.dumps(click("c1", "u1", T + S, "i1")) + "\n")
+            out = subprocess.run([sys.executable, os.path.join(HERE, "funnel_reference.py"),
+                                  "--events", log, "--rounds"],
+                                 check=True, capture_output=True, text=True).stdout
+            rows = [json.loads(line) for line in out.splitlines()]
+            self.assertEqual([(r["impression_id"], r["clicked"], r["ts"]) for r in rows],
+                             [("i1", 1, T)])
+
+
 class Validation(unittest.TestCase):
     BASE = impression("v1", "u1", T, "a")
 
@@ -473,6 +675,68 @@ class Tools(unittest.TestCase):
                 for reason in ref.REASONS:
                     self.assertEqual(dq["quarantined"][reason], expected[reason],
                                      (seed, csv_mode, reason))
+
+    def test_generator_text_edges(self):
+        # gen_logs' text-edge user (compare.py --rounds), in both forms: i1 clicked, i2 (same ts,
+        # later input order) not, i3 (i2's item re-shown 1 min later) clicked, i4 non-viewable: no
+        # round; the duplicate line of i2 (with context only_dup) is dropped.  Counts as intended.
+        for csv_mode in (False, True):
+            data, expected = gen_logs.generate(3, 10, csv_mode, text_edges=True)
+            with tempfile.TemporaryDirectory() as d:
+                path = os.path.join(d, "log.csv" if csv_mode else "log.jsonl")
+                with open(path, "wb") as f:
+                    f.write(data)
+                rows = [r for r in ref.rounds(path) if r["user_id"].startswith("text,")]
+                cfg = ref.load_config(None)
+                cfg["experiment"] = "recs-v2"
+                dq = ref.run(path, cfg)["data_quality"]
+            self.assertEqual(rows[0]["user_id"], 'text,"edge"%2C\r\nuser')
+            self.assertEqual([(r["impression_id"], r["clicked"], r["user_impressions_before"],
+                               r["user_clicks_before"]) for r in rows],
+                             [("txt-i1", 1, 0, 0), ("txt-i2", 0, 1, 1), ("txt-i3", 1, 2, 1)])
+            self.assertEqual((rows[0]["item_id"], rows[0]["surface"], rows[0]["context"]),
+                             ('it%em,"q"\r\nx', "sur,face%", {'k,ey%"': 'v\r\nal"', "device": "mo,bile"}))
+            self.assertEqual(rows[1]["context"], {"note": "100%25"}, csv_mode)
+            for key in ("events_read", "duplicate_events"):
+                self.assertEqual(dq[key], expected[key], (csv_mode, key))
+        self.assertEqual(gen_logs.generate(3, 10)[0], gen_logs.generate(3, 10, text_edges=False)[0])
+
+    def test_compare_rounds_against_hand_written_export(self):
+        # The export of this log, written by hand from the contract: user "u,1"; i1 (item a%"b,
+        # context k = "x<LF>y", clicked at +1 s) and i2 (item c, surface search, no context) 1 s
+        # later; columns sorted, cells escaped (% first).  v1 has one unclicked round.
+        import compare
+        lines = [impression("i1", "u,1", T, 'a%"b', context={"k": "x\ny"}),
+                 impression("i2", "u,1", T + S, "c", position=2, surface="search"),
+                 click("c1", "u,1", T + S, "i1"), impression("j1", "v1", T, "a")]
+        good = ["click,user_id,ts,item_id,position,surface,context.k,user_impressions_before,"
+                "user_clicks_before",
+                f"1,u%2C1,{T},a%25%22b,1,default,x%0Ay,0,0",
+                f"0,u%2C1,{T + S},c,2,search,,1,1",
+                f"0,v1,{T},a,1,default,,0,0"]
+        rounds = ref.rounds(lines)
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "t.csv")
+
+            def diffs(rows, eol="\n", given=rounds):
+                with open(out, "w", newline="") as f:
+                    f.write(eol.join(rows) + eol)
+                return compare.compare_rounds(given, out, 5)
+
+            self.assertEqual(diffs(good), [])
+            self.assertEqual(diffs(good, "\r\n"), [])
+            wrong = diffs([good[0], good[1].replace("1,u", "0,u", 1), good[2], good[3]])
+            self.assertTrue(any("user 'u%2C1'" in d for d in wrong), wrong)
+            self.assertTrue(diffs([good[0], good[2], good[1], good[3]]))  # (ts, input order)
+            self.assertTrue(diffs([good[0], good[1], good[3], good[2]]))  # a user's rows together
+            self.assertTrue(diffs([good[0].replace("context.k,", ""),
+                                   *(r.replace(",x%0Ay,", ",").replace(",,", ",", 1)
+                                     for r in good[1:])]))  # header
+            # No rounds: only the header (without context columns) agrees.
+            empty = ["click,user_id,ts,item_id,position,surface,user_impressions_before,"
+                     "user_clicks_before"]
+            self.assertEqual(diffs(empty, given=[]), [])
+            self.assertTrue(diffs(good, given=[]))
 
     def test_cli_with_config_and_gzip(self):
         with tempfile.TemporaryDirectory() as d:
