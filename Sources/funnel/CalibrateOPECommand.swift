@@ -50,7 +50,8 @@ struct CalibrateOPE: ParsableCommand {
         var collapsed = 0
         var matched = true
         var estimate: [String: Double] = [:]
-        var cover: [String: Bool] = [:]
+        /// Bootstrap interval per estimator (the unbiased ones).
+        var interval: [String: (Double, Double)] = [:]
         /// Position-bias estimates (index 0 = position 1) and whether the randomized interval covers.
         var randomized: [Double] = []
         var randomizedCover: [Bool] = []
@@ -95,7 +96,7 @@ struct CalibrateOPE: ParsableCommand {
             guard let v = OffPolicy.estimate(e, inputs) else { continue }
             o.estimate[e.rawValue] = v
             if unbiased.contains(e), let ci = OffPolicy.bootstrap(e, inputs, settings: .init(), draws: bootstrap, alpha: 0.05, seed: seed) {
-                o.cover[e.rawValue] = ci.0 <= o.truth && o.truth <= ci.1
+                o.interval[e.rawValue] = ci
             }
         }
         // Position bias on every round.
@@ -122,20 +123,36 @@ struct CalibrateOPE: ParsableCommand {
             throw CLIError("calibrate-ope: \(simulations - outcomes.count) of \(simulations) simulations gave no logged round; no result is reported")
         }
         let n = Double(outcomes.count)
-        var rows: [[String]] = [["estimator", "95 % coverage", "mean error", "sd of error", "variance ÷ IPW's"]]
+        // The intervals resample users, so they estimate the policy's value over the population of
+        // users and requests: its value is the mean of the logs' values (each log's value is the
+        // expected clicks given its own users and requests). Coverage of each log's own value is
+        // reported too; it runs above nominal when users differ much, as the bootstrap then counts
+        // the variation of the users themselves, which the log's own value holds fixed.
+        let population = outcomes.reduce(0) { $0 + $1.truth } / Double(outcomes.count)
+        var rows: [[String]] = [["estimator", "95 % coverage", "coverage of the log's value", "mean error", "sd of error", "variance ÷ IPW's"]]
         var estimatorJSON: [(String, JSONValue)] = []
         func errors(_ name: String) -> [Double] { outcomes.compactMap { o in o.estimate[name].map { $0 - o.truth } } }
         let ipwErrors = errors("ipw")
         let ipwVariance = variance(ipwErrors)
         for e in CalibrateOPE.estimators {
             let errs = errors(e.rawValue)
-            let covered = outcomes.compactMap { $0.cover[e.rawValue] }
-            let coverage = covered.isEmpty ? Double.nan : Double(covered.filter { $0 }.count) / Double(covered.count)
+            let intervals = outcomes.compactMap { o in o.interval[e.rawValue].map { (ci: $0, truth: o.truth) } }
+            func share(_ hit: ((Double, Double), Double) -> Bool) -> Double {
+                intervals.isEmpty ? .nan : Double(intervals.filter { hit($0.ci, $0.truth) }.count) / Double(intervals.count)
+            }
+            let coverage = share { ci, _ in ci.0 <= population && population <= ci.1 }
+            let logCoverage = share { ci, truth in ci.0 <= truth && truth <= ci.1 }
+            // The interval's width beside the spread it should cover: a 95 % interval of a normal
+            // estimate is 3.92 standard deviations wide.
+            let width = intervals.isEmpty ? Double.nan : intervals.reduce(0) { $0 + ($1.ci.1 - $1.ci.0) } / Double(intervals.count)
+            let aboutPopulation = outcomes.compactMap { o in o.estimate[e.rawValue].map { $0 - population } }
+            let sdPopulation = (aboutPopulation.reduce(0) { $0 + $1 * $1 } / Double(max(aboutPopulation.count, 1))).squareRoot()
             let mean = errs.reduce(0, +) / Double(max(errs.count, 1)), v = variance(errs)
             rows.append([e.rawValue + (CalibrateOPE.unbiased.contains(e) ? "" : " (biased)"), String(format: "%.3f", coverage),
-                         String(format: "%+.6f", mean), String(format: "%.6f", v.squareRoot()), String(format: "%.3f", v / ipwVariance)])
+                         String(format: "%.3f", logCoverage), String(format: "%+.6f", mean), String(format: "%.6f", v.squareRoot()), String(format: "%.3f", v / ipwVariance)])
             estimatorJSON.append((e.rawValue, .object([
-                ("coverage", .double(coverage)), ("mean_error", .double(mean)), ("variance", .double(v)),
+                ("coverage", .double(coverage)), ("coverage_of_log_value", .double(logCoverage)),
+                ("mean_interval_width", .double(width)), ("sd_about_population_value", .double(sdPopulation)), ("mean_error", .double(mean)), ("variance", .double(v)),
                 ("variance_ratio_to_ipw", .double(v / ipwVariance)), ("held_to_nominal_coverage", .bool(CalibrateOPE.unbiased.contains(e))),
             ])))
         }
@@ -171,6 +188,7 @@ struct CalibrateOPE: ParsableCommand {
             ("simulations", .int(outcomes.count)), ("users_per_simulation", .int(users)), ("mean_logged_rounds", .int(meanRounds)),
             ("mean_rounds_collapsed_by_dedup", .int(meanCollapsed)),
             ("rounds_match_truth", .bool(outcomes.allSatisfy(\.matched))), ("mean_true_value", .double(meanTruth)),
+            ("population_value", .double(population)), ("sd_of_log_values", .double(variance(outcomes.map(\.truth)).squareRoot())),
             ("estimators", .object(estimatorJSON)), ("position_bias", .object(positionsJSON)),
         ])
         if let output {
