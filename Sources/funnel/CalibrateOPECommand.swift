@@ -128,7 +128,7 @@ struct CalibrateOPE: ParsableCommand {
         // expected clicks given its own users and requests). Coverage of each log's own value is
         // reported too; it runs above nominal when users differ much, as the bootstrap then counts
         // the variation of the users themselves, which the log's own value holds fixed.
-        let population = outcomes.reduce(0) { $0 + $1.truth } / Double(outcomes.count)
+        let population = outcomes.reduce(0) { $0 + $1.truth } / n
         var rows: [[String]] = [["estimator", "95 % coverage", "coverage of the log's value", "mean error", "sd of error", "variance ÷ IPW's"]]
         var estimatorJSON: [(String, JSONValue)] = []
         func errors(_ name: String) -> [Double] { outcomes.compactMap { o in o.estimate[name].map { $0 - o.truth } } }
@@ -156,10 +156,9 @@ struct CalibrateOPE: ParsableCommand {
                 ("variance_ratio_to_ipw", .double(v / ipwVariance)), ("held_to_nominal_coverage", .bool(CalibrateOPE.unbiased.contains(e))),
             ])))
         }
-        let meanTruth = outcomes.reduce(0) { $0 + $1.truth } / n
         let meanRounds = outcomes.reduce(0) { $0 + $1.rounds } / outcomes.count
         let meanCollapsed = outcomes.reduce(0) { $0 + $1.collapsed } / outcomes.count
-        print("off-policy evaluation: \(outcomes.count) simulated logs of the \(scenario.rawValue) scenario, \(users) users each (about \(meanRounds) rounds, \(meanCollapsed) of them re-showings the report counts once); evaluation policy's true value about \(String(format: "%.5f", meanTruth))\n")
+        print("off-policy evaluation: \(outcomes.count) simulated logs of the \(scenario.rawValue) scenario, \(users) users each (about \(meanRounds) rounds, \(meanCollapsed) of them re-showings the report counts once); evaluation policy's true value about \(String(format: "%.5f", population))\n")
         print(TextReportTable.render(rows))
 
         // Position bias: error against the simulator's examination probabilities.
@@ -187,8 +186,8 @@ struct CalibrateOPE: ParsableCommand {
             ("scenario", .string(scenario.rawValue)),
             ("simulations", .int(outcomes.count)), ("users_per_simulation", .int(users)), ("mean_logged_rounds", .int(meanRounds)),
             ("mean_rounds_collapsed_by_dedup", .int(meanCollapsed)),
-            ("rounds_match_truth", .bool(outcomes.allSatisfy(\.matched))), ("mean_true_value", .double(meanTruth)),
-            ("population_value", .double(population)), ("sd_of_log_values", .double(variance(outcomes.map(\.truth)).squareRoot())),
+            ("rounds_match_truth", .bool(outcomes.allSatisfy(\.matched))), ("mean_true_value", .double(population)),
+            ("sd_of_log_values", .double(variance(outcomes.map(\.truth)).squareRoot())),
             ("estimators", .object(estimatorJSON)), ("position_bias", .object(positionsJSON)),
         ])
         if let output {
