@@ -33,8 +33,11 @@ let package = Package(
     targets: [
         // zlib, for reading gzip-compressed inputs.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        // What every module shares: file and gzip byte streams, line bounds, the CSV tokenizer, the
+        // JSON scanner, the JSON value and string quoting, timestamps, the seeded random generator.
+        .target(name: "FunnelBase", dependencies: ["CZlib"]),
         // Events: byte-level JSON Lines / CSV readers, validation and quarantine.
-        .target(name: "FunnelEvents", dependencies: ["CZlib"]),
+        .target(name: "FunnelEvents", dependencies: ["FunnelBase"]),
         // funnel.yaml: every key of the counting rules and A/B settings.
         .target(name: "FunnelConfig", dependencies: [.product(name: "Yams", package: "Yams")]),
         // The counting rules (DESIGN.md §3, §7): events + config -> per-user sufficient statistics.
@@ -42,12 +45,18 @@ let package = Package(
         // Statistics over per-user sufficient statistics.
         .target(name: "FunnelStats"),
         // The report (JSON, text) built from attribution and statistics.
-        .target(name: "FunnelReport", dependencies: ["FunnelAttribution", "FunnelStats", "FunnelConfig", "FunnelOPE"]),
+        .target(name: "FunnelReport", dependencies: ["FunnelBase", "FunnelAttribution", "FunnelStats", "FunnelConfig"]),
+        // The library under the command line and the server: each job (report, position bias,
+        // off-policy evaluation, training, calibration) as one call from inputs to a result.
+        .target(name: "FunnelPipeline", dependencies: [
+            "FunnelBase", "FunnelEvents", "FunnelConfig", "FunnelAttribution", "FunnelStats", "FunnelReport", "FunnelOPE",
+            "FunnelSimulator", "FunnelModels",
+        ]),
         // Off-policy evaluation of ranking policies from logged propensities,
         // and position-bias propensities with debiased click-through.
-        .target(name: "FunnelOPE", dependencies: ["FunnelEvents", "FunnelStats"]),
+        .target(name: "FunnelOPE", dependencies: ["FunnelBase", "FunnelStats"]),
         // Click models: tables of hashed features, FTRL logistic regression, evaluation metrics.
-        .target(name: "FunnelModels", dependencies: ["FunnelEvents", "FunnelKernelsAVX2", "CPrefetch"],
+        .target(name: "FunnelModels", dependencies: ["FunnelBase", "FunnelKernelsAVX2", "CPrefetch"],
                 swiftSettings: [.unsafeFlags(noMathErrno)]),
         // Cache prefetch hints (inline C) for the models' scattered embedding-row updates and the
         // AVX2 kernel's tiles.
@@ -60,22 +69,28 @@ let package = Package(
         // strips when the processor has AVX-512F; the driver inlines the same tile at 6 × 16 and 6 × 8.
         .target(name: "FunnelKernelsAVX512", dependencies: ["CPrefetch"], swiftSettings: wideKernelFlags),
         // Event-log simulator with known ground truth.
-        .target(name: "FunnelSimulator", dependencies: ["FunnelEvents"]),
+        .target(name: "FunnelSimulator", dependencies: ["FunnelBase"]),
         .executableTarget(
             name: "funnel",
             dependencies: [
-                "FunnelEvents", "FunnelConfig", "FunnelAttribution", "FunnelReport", "FunnelSimulator", "FunnelOPE", "FunnelModels",
+                "FunnelBase", "FunnelEvents", "FunnelConfig", "FunnelAttribution", "FunnelReport", "FunnelSimulator", "FunnelOPE", "FunnelModels", "FunnelPipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "FunnelEventsTests", dependencies: ["FunnelEvents"]),
-        .testTarget(name: "FunnelAttributionTests", dependencies: ["FunnelAttribution", "FunnelReport", "FunnelConfig", "FunnelEvents", "FunnelOPE"]),
+        // Builders shared by the test targets: small event logs, temporary folders.
+        .target(name: "FunnelTestSupport", dependencies: ["FunnelEvents", "FunnelAttribution", "FunnelConfig"]),
+        .testTarget(name: "FunnelBaseTests", dependencies: ["FunnelBase"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "FunnelEventsTests", dependencies: ["FunnelEvents", "FunnelBase", "FunnelTestSupport"]),
+        .testTarget(name: "FunnelAttributionTests", dependencies: ["FunnelAttribution", "FunnelReport", "FunnelConfig", "FunnelEvents", "FunnelBase", "FunnelTestSupport"]),
+        .testTarget(name: "FunnelPipelineTests", dependencies: [
+            "FunnelPipeline", "FunnelAttribution", "FunnelReport", "FunnelConfig", "FunnelEvents", "FunnelOPE", "FunnelBase", "FunnelTestSupport",
+        ]),
         .testTarget(name: "FunnelStatsTests", dependencies: ["FunnelStats"], exclude: ["Fixtures"]),
-        .testTarget(name: "FunnelOPETests", dependencies: ["FunnelOPE"], exclude: ["Fixtures"]),
-        .testTarget(name: "FunnelModelsTests", dependencies: ["FunnelModels", "FunnelEvents", "FunnelKernelsAVX2"], exclude: ["Fixtures"]),
+        .testTarget(name: "FunnelOPETests", dependencies: ["FunnelOPE", "FunnelBase", "FunnelTestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "FunnelModelsTests", dependencies: ["FunnelModels", "FunnelBase", "FunnelKernelsAVX2"], exclude: ["Fixtures"]),
         .testTarget(
             name: "FunnelSimulatorTests",
-            dependencies: ["FunnelSimulator", "FunnelAttribution", "FunnelReport", "FunnelConfig", "FunnelEvents"]
+            dependencies: ["FunnelSimulator", "FunnelAttribution", "FunnelReport", "FunnelConfig", "FunnelEvents", "FunnelBase", "FunnelTestSupport"]
         ),
     ]
 )

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Peer benchmark: `funnel report` vs DuckDB (bench/report.sql) on the same simulated log.
 #   bash bench/run_report_bench.sh [N_EVENTS_MILLIONS]   (default 10, 0.1 for a smoke run;
-#   data in ${FUNNEL_BENCH_DATA:-/tmp/funnel-bench})
+#   data in ${FUNNEL_BENCH_DATA:-bench/data/report}, relative to the repository root; bench/data/ is gitignored)
 # Builds funnel in release, simulates ~N million events, runs each tool 3 times (alternating) under
 # /usr/bin/time -v and prints a markdown table for BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-10}"
-DATA="${FUNNEL_BENCH_DATA:-/tmp/funnel-bench}"
+DATA="${FUNNEL_BENCH_DATA:-bench/data/report}"
 USERS=$(awk -v n="$N" 'BEGIN { printf "%d", n * 1000000 / 20 }')   # clickbait: ~20 events/user
 RUNS=3
 mkdir -p "$DATA/times"

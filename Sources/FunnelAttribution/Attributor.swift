@@ -1,4 +1,5 @@
 import Foundation
+import FunnelBase
 import FunnelConfig
 import FunnelEvents
 

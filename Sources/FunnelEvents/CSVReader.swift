@@ -1,3 +1,4 @@
+import FunnelBase
 /// Reads CSV event files (DESIGN.md §2): a header of the event field names, one event per record.
 ///
 /// Each record is rewritten as a JSON object and validated by the same code as JSON Lines, so both
@@ -25,10 +26,13 @@ final class CSVChunker {
         self.target = target
     }
 
+    let tokenizer = CSVTokenizer()
+    var cells: [CSVCell] = []
+
+    /// Drops the bytes already consumed and reads more; false when the input has ended.
     func refill() throws(InputError) -> Bool {
         if position > 0 { buffer.removeFirst(position); position = 0 }
         if eof { return false }
-        var gotAny = false  // whether this call read anything
         repeat {
             let old = buffer.count
             let step = 1 << 20
@@ -36,96 +40,78 @@ final class CSVChunker {
             let got = try readAppending(stream, into: &buffer, at: old)
             buffer.removeLast(step - got)
             if got == 0 { eof = true; break }
-            gotAny = true
             // The first read may return only the bytes put back after sniffing: read on until the
-            // byte-order mark can be judged.
-        } while !bomChecked && buffer.count < 3
+            // start of the text can be judged.
+        } while !bomChecked && buffer.count < 4
         if !bomChecked {
             bomChecked = true
-            if buffer.count >= 3 && buffer[0] == 0xEF && buffer[1] == 0xBB && buffer[2] == 0xBF { buffer.removeFirst(3) }
+            let skip = try buffer.withUnsafeBufferPointer { (b) throws(InputError) -> Int in try utf8TextStart(b, path: path) }
+            buffer.removeFirst(skip)
         }
-        _ = gotAny
-        return position < buffer.count
+        return true
     }
 
-    /// One record: its cells, raw bytes (without the line break), first line number and whether it
-    /// ended inside an open quote.
-    func nextRecord() throws(InputError) -> (cells: [[UInt8]], raw: [UInt8], line: Int, unterminated: Bool)? {
-        var cells: [[UInt8]] = []
-        var cell: [UInt8] = []
-        var raw: [UInt8] = []
-        var inQuotes = false
-        var quotedCell = false
-        let startLine = line
-        var sawAnything = false
+    /// One record: its cell values, raw bytes (without the line break), first line number and, when
+    /// the record breaks RFC 4180, why.
+    func nextRecord() throws(InputError) -> (cells: [[UInt8]], raw: [UInt8], line: Int, defect: CSVDefect?)? {
+        if !bomChecked { _ = try refill() }
         while true {
-            if position >= buffer.count {
-                if try !refill() {
-                    if !sawAnything { return nil }
-                    cells.append(cell)
-                    return (cells, raw, startLine, inQuotes)
-                }
+            let scan = buffer.withUnsafeBufferPointer { b in
+                tokenizer.scan(b, from: position, limit: b.count, final: eof, into: &cells)
             }
-            let c = buffer[position]
-            position += 1
-            sawAnything = true
-            if inQuotes {
-                if c == 0x22 {
-                    if position >= buffer.count { _ = try refill() }
-                    if position < buffer.count && buffer[position] == 0x22 {
-                        cell.append(0x22); raw.append(0x22); raw.append(0x22); position += 1
-                        continue
-                    }
-                    inQuotes = false
-                    raw.append(c)
-                    continue
-                }
-                if c == 0x0A { line += 1 }
-                cell.append(c); raw.append(c)
+            guard let scan else { return nil }
+            let next: Int, lineFeeds: Int, defect: CSVDefect?
+            switch scan {
+            case .incomplete:
+                _ = try refill()
                 continue
+            case .record(let n, let f): next = n; lineFeeds = f; defect = nil
+            case .refused(let d, let n, let f): next = n; lineFeeds = f; defect = d
             }
-            switch c {
-            case 0x0D:
-                // CRLF ends the record (also after a quoted cell); a lone CR is cell text.
-                if position >= buffer.count { _ = try refill() }
-                if position < buffer.count && buffer[position] == 0x0A { continue }
-                cell.append(c); raw.append(c)
-            case 0x0A:
-                line += 1
-                cells.append(cell)
-                return (cells, raw, startLine, false)
-            case 0x2C:
-                cells.append(cell); cell = []; quotedCell = false; raw.append(c)
-            case 0x22 where cell.isEmpty && !quotedCell:
-                inQuotes = true; quotedCell = true; raw.append(c)
-            default:
-                cell.append(c); raw.append(c)
+            let record = buffer.withUnsafeBufferPointer { b in
+                var stop = next
+                if stop > position && b[stop - 1] == 0x0A { stop -= 1 }
+                if stop > position && b[stop - 1] == 0x0D { stop -= 1 }
+                return (cells: cells.map { CSVTokenizer.value(b, $0) }, raw: Array(b[position..<stop]),
+                        blank: CSVTokenizer.isBlank(b, cells))
             }
+            let startLine = line
+            line += lineFeeds
+            position = next
+            if record.blank && defect == nil { continue }
+            return (record.cells, record.raw, startLine, defect)
         }
     }
+
+    /// The columns every event needs (DESIGN.md §2): a header without them is not a header.
+    static let requiredColumns = ["event_id", "ts", "user_id", "type"]
 
     func next() throws(InputError) -> Chunk? {
         if header == nil {
-            while true {
-                guard let record = try nextRecord() else { return nil }
-                if record.raw.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
-                header = record.cells.map { String(decoding: $0, as: UTF8.self).trimmingSpaces() }
-                headerFields = header!.map { name in
-                    var n = name
-                    return n.withUTF8 { Field.match($0) }
-                }
-                break
+            guard let record = try nextRecord() else { return nil }
+            if let defect = record.defect {
+                throw InputError(path: path, "line \(record.line): the header row is malformed CSV: \(defect.explanation)")
+            }
+            let names = record.cells.map { String(decoding: $0, as: UTF8.self).trimmingSpaces() }
+            let missing = CSVChunker.requiredColumns.filter { !names.contains($0) }
+            if !missing.isEmpty {
+                throw InputError(path: path, "line \(record.line): the header lacks the required column\(missing.count == 1 ? "" : "s") \(missing.joined(separator: ", ")); the first row of a CSV event file names the columns, e.g. event_id,ts,user_id,type,item_id,position")
+            }
+            header = names
+            headerFields = names.map { name in
+                var n = name
+                return n.withUTF8 { Field.match($0) }
             }
         }
         var out: [UInt8] = []
         var lines: [Int] = []
         var raws: [[UInt8]] = []
         while out.count < target, let record = try nextRecord() {
-            if record.raw.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
             lines.append(record.line)
             raws.append(record.raw)
-            if record.unterminated {
-                out.append(contentsOf: Array("\u{1}unterminated quoted cell".utf8))
+            if let defect = record.defect {
+                out.append(0x01)
+                out.append(contentsOf: Array(defect.explanation.utf8))
             } else if record.cells.count > header!.count {
                 out.append(contentsOf: Array("\u{1}row has \(record.cells.count) cells but the header has \(header!.count)".utf8))
             } else {
@@ -153,13 +139,22 @@ final class CSVChunker {
             appendJSONString(Array(name.utf8), to: &out)
             out.append(0x3A)
             let literalOK: Bool
-            switch headerFields[k].map(Schema.kind) {
+            let kind = headerFields[k].map(Schema.kind)
+            switch kind {
             case .number?, .integer?, .timestamp?: literalOK = isJSONNumber(cell)
             case .bool?: literalOK = cell.elementsEqual("true".utf8) || cell.elementsEqual("false".utf8)
             case .array?: literalOK = isJSONValue(cell)
             default: literalOK = false
             }
-            if literalOK { out.append(contentsOf: cell) } else { appendJSONString(cell, to: &out) }
+            if !literalOK {
+                appendJSONString(cell, to: &out)
+            } else if kind == .array {
+                // A JSON array spread over several lines (a quoted cell with line breaks): its line
+                // breaks lie outside strings (a string cannot hold a raw one), so they are spaces.
+                for c in cell { out.append(c == 0x0A || c == 0x0D ? 0x20 : c) }
+            } else {
+                out.append(contentsOf: cell)
+            }
         }
         if !context.isEmpty {
             if !first { out.append(0x2C) }
@@ -193,25 +188,6 @@ func isJSONValue(_ cell: [UInt8]) -> Bool {
     }
 }
 
-/// Appends `bytes` as a JSON string literal (quotes and control characters escaped; other bytes,
-/// including invalid UTF-8, are copied so that validation sees them).
-func appendJSONString(_ bytes: [UInt8], to out: inout [UInt8]) {
-    out.append(0x22)
-    let hex: [UInt8] = Array("0123456789abcdef".utf8)
-    for c in bytes {
-        switch c {
-        case 0x22: out.append(0x5C); out.append(0x22)
-        case 0x5C: out.append(0x5C); out.append(0x5C)
-        case 0x0A: out.append(0x5C); out.append(0x6E)
-        case 0x0D: out.append(0x5C); out.append(0x72)
-        case 0x09: out.append(0x5C); out.append(0x74)
-        case 0..<0x20:
-            out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(c >> 4)], hex[Int(c & 15)]])
-        default: out.append(c)
-        }
-    }
-    out.append(0x22)
-}
 
 extension String {
     func trimmingSpaces() -> String {

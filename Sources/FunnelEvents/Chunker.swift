@@ -1,4 +1,5 @@
 import Foundation
+import FunnelBase
 
 /// A block of whole input lines handed to a parser thread.
 struct Chunk: Sendable {
@@ -22,15 +23,17 @@ let maxHeldLineBytes = 64 << 20
 final class LineChunker {
     let stream: ByteStream
     let file: Int
+    let path: String
     let target: Int
     var buffer: [UInt8] = []
     var nextLine = 1
     var eof = false
     var atStart = true
 
-    init(stream: ByteStream, file: Int, target: Int = 4 << 20) {
+    init(stream: ByteStream, file: Int, path: String, target: Int = 4 << 20) {
         self.stream = stream
         self.file = file
+        self.path = path
         self.target = target
     }
 
@@ -46,10 +49,11 @@ final class LineChunker {
             buffer.removeLast(step - got)
             if got == 0 { eof = true }
         }
-        if atStart && buffer.count >= 3 && buffer[0] == 0xEF && buffer[1] == 0xBB && buffer[2] == 0xBF {
-            buffer.removeFirst(3)
+        if atStart && (buffer.count >= 4 || eof) {
+            atStart = false
+            let skip = try buffer.withUnsafeBufferPointer { (b) throws(InputError) -> Int in try utf8TextStart(b, path: path) }
+            buffer.removeFirst(skip)
         }
-        if buffer.count >= 3 || eof { atStart = false }
     }
 
     func next() throws(InputError) -> Chunk? {
@@ -119,14 +123,3 @@ func countNewlines(_ b: [UInt8]) -> Int {
     return n
 }
 
-/// Reads from `stream` into `buffer[offset...]` (already sized); returns the byte count.
-func readAppending(_ stream: ByteStream, into buffer: inout [UInt8], at offset: Int) throws(InputError) -> Int {
-    let result: Result<Int, InputError> = buffer.withUnsafeMutableBytes { b in
-        do throws(InputError) {
-            return .success(try stream.read(UnsafeMutableRawBufferPointer(rebasing: b[offset...])))
-        } catch {
-            return .failure(error)
-        }
-    }
-    return try result.get()
-}

@@ -1,3 +1,4 @@
+import FunnelBase
 /// The five event types of the contract (DESIGN.md §2).
 public enum EventType: UInt8, Sendable, CaseIterable {
     case exposure, impression, click, addToCart, purchase

@@ -1,4 +1,5 @@
 import Foundation
+import FunnelBase
 
 /// Input formats of event files.
 public enum InputFormat: String, Sendable, CaseIterable {
@@ -36,27 +37,6 @@ public struct QuarantineRow: Sendable {
     }
 }
 
-/// Quotes a string as a JSON literal.
-public func jsonQuote(_ s: String) -> String {
-    var out = "\""
-    out.reserveCapacity(s.utf8.count + 2)
-    for scalar in s.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if scalar.value < 0x20 || scalar.value == 0x2028 || scalar.value == 0x2029 {
-                out += String(format: "\\u%04x", scalar.value)
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
-        }
-    }
-    return out + "\""
-}
 
 /// Receives quarantined lines in input order (write them to a file, keep examples, ...).
 public typealias QuarantineHandler = @Sendable (QuarantineRow) -> Void
@@ -117,13 +97,13 @@ public enum EventReader {
 
     /// Reads in-memory text (for tests and the server).
     public static func read(text: String, name: String = "<memory>", format: InputFormat = .jsonl,
-                            onQuarantine: QuarantineHandler? = nil) -> EventLog {
-        read(bytes: Array(text.utf8), name: name, format: format, onQuarantine: onQuarantine)
+                            onQuarantine: QuarantineHandler? = nil) throws(InputError) -> EventLog {
+        try read(bytes: Array(text.utf8), name: name, format: format, onQuarantine: onQuarantine)
     }
 
     /// Reads in-memory bytes.
     public static func read(bytes: [UInt8], name: String = "<memory>", format: InputFormat = .jsonl,
-                            onQuarantine: QuarantineHandler? = nil) -> EventLog {
+                            onQuarantine: QuarantineHandler? = nil) throws(InputError) -> EventLog {
         let state = MergeState()
         let stream = MemoryStream(bytes)
         let next: () throws(InputError) -> Chunk?
@@ -131,10 +111,10 @@ public enum EventReader {
             let c = CSVChunker(stream: stream, file: 0, path: name)
             next = c.next
         } else {
-            let c = LineChunker(stream: stream, file: 0)
+            let c = LineChunker(stream: stream, file: 0, path: name)
             next = c.next
         }
-        try? pump(next, files: [name], state: state, onQuarantine: onQuarantine)
+        try pump(next, files: [name], state: state, onQuarantine: onQuarantine)
         return state.log
     }
 
@@ -152,7 +132,7 @@ public enum EventReader {
         if chosen == .csv {
             return CSVChunker(stream: stream, file: index, path: file).next
         }
-        let lines = LineChunker(stream: stream, file: index)
+        let lines = LineChunker(stream: stream, file: index, path: file)
         if chosen == .auto {
             // Sniff: a first non-blank line that does not start with '{' and names `type` is a CSV header.
             try lines.fill(1 << 16)
@@ -261,17 +241,6 @@ final class MergeState: @unchecked Sendable {
     }
 }
 
-/// Write-once result slots filled by parallel workers (each index by at most one worker).
-public final class ResultSlots<T>: @unchecked Sendable {
-    private var storage: [T?]
-    private let lock = NSLock()
-    public init(count: Int) { storage = Array(repeating: nil, count: count) }
-    public func set(_ i: Int, _ value: T) { lock.lock(); storage[i] = value; lock.unlock() }
-    /// Every slot's value (all must be set).
-    public func values() -> [T] { storage.map { $0! } }
-    /// The values of the slots that were set, in order.
-    public func setValues() -> [T] { storage.compactMap { $0 } }
-}
 
 /// A stream over bytes in memory.
 final class MemoryStream: ByteStream {

@@ -1,4 +1,5 @@
 import Foundation
+import FunnelBase
 
 /// An interning table: each distinct byte string gets a dense `Int32` id, in order of first sight.
 ///

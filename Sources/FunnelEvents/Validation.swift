@@ -1,4 +1,5 @@
 import Foundation
+import FunnelBase
 
 /// Lines longer than this are quarantined as `invalid_json` without being parsed.
 public let maxLineBytes = 1 << 20

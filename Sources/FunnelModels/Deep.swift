@@ -1,7 +1,7 @@
 import CPrefetch
 import Foundation
 import FunnelKernelsAVX2
-import FunnelEvents
+import FunnelBase
 
 /// The two embedding-plus-network click models.
 public enum DeepKind: String, Codable, Sendable, CaseIterable {

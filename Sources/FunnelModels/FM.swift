@@ -1,5 +1,5 @@
 import Foundation
-import FunnelEvents
+import FunnelBase
 
 /// Mini-batch optimiser settings for the embedding models.
 public struct OptimizerSettings: Codable, Sendable, Equatable {

@@ -1,5 +1,5 @@
 import Foundation
-import FunnelEvents
+import FunnelBase
 
 /// A problem with training or evaluation data or a model file, naming the file, line and column.
 public struct ModelError: Error, CustomStringConvertible, Sendable {
@@ -195,32 +195,36 @@ public enum TableReader {
                                overrides: [String: String] = [:]) throws(ModelError) -> (Table, FeatureSpec) {
         var spec = spec
         let n = bytes.count
-        // A UTF-8 byte-order mark (as spreadsheet programs write) is not part of the first cell.
-        let bom = n >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF ? 3 : 0
-        if n >= 2 && ((bytes[0] == 0xFF && bytes[1] == 0xFE) || (bytes[0] == 0xFE && bytes[1] == 0xFF)) {
-            throw ModelError("\(path): the file is UTF-16 text (it starts with a UTF-16 byte-order mark); save it as UTF-8")
+        // A UTF-8 byte-order mark (as spreadsheet programs write) is not part of the first cell;
+        // UTF-16 text is refused with what to do.
+        let bom: Int
+        do throws(InputError) {
+            bom = try bytes.withUnsafeBufferPointer { (b) throws(InputError) -> Int in try utf8TextStart(b, path: path) }
+        } catch {
+            throw ModelError(error.description)
         }
-        // The header: the first non-blank line (unless the layout names the columns).
+        let tokenizer = CSVTokenizer(separator: separator, quoting: separator == 0x2C)
+        // The header: the first non-blank record (unless the layout names the columns).
         var header: [String] = fixedHeader ?? []
         var bodyStart = bom, bodyFirstLine = 1, headerLine = 1
         if fixedHeader == nil {
             var found = false
-            var cells: [Range<Int>] = []
+            var cells: [CSVCell] = []
             try bytes.withUnsafeBufferPointer { (buf: UnsafeBufferPointer<UInt8>) throws(ModelError) in
-                var start = bom, line = 0
-                while start < n && !found {
-                    line += 1
-                    let (stop, end) = FunnelEvents.lineBounds(buf, start, n)
-                    if stop > start {
-                        try splitCells(buf, start, stop, separator: separator, path: path, line: line, into: &cells)
-                        header = cells.map { String(decoding: buf[$0], as: UTF8.self).trimmingCharacters(in: .whitespaces) }
-                        found = true
+                var start = bom, line = 1
+                while !found, let scan = tokenizer.scan(buf, from: start, limit: n, final: true, into: &cells) {
+                    headerLine = line
+                    switch scan {
+                    case .incomplete: return
+                    case .refused(let defect, _, _): throw ModelError("\(path): line \(line): \(defect.explanation)")
+                    case .record(let next, let lineFeeds): start = next; line += lineFeeds
                     }
-                    start = end + 1
+                    if isEmptyRecord(cells) { continue }
+                    header = cells.map { CSVTokenizer.string(buf, $0).trimmingCharacters(in: .whitespaces) }
+                    found = true
                 }
                 bodyStart = min(start, n)
-                bodyFirstLine = line + 1
-                headerLine = line
+                bodyFirstLine = line
             }
             guard found else { throw ModelError("\(path): the file is empty; expected a header and rows") }
         }
@@ -239,14 +243,8 @@ public enum TableReader {
                                catCols: catCols, numCols: numCols, numericNames: spec.numeric, groupCol: groupCol,
                                fixed: spec.categorical.map { overrides[$0].map { Array($0.utf8) } },
                                layoutName: fixedHeader == nil ? nil : layoutName ?? "given")
-        // Two halves split at a line end (one part for small files).
-        var cuts = [bodyStart]
-        if n - bodyStart > 1 << 22 {
-            var mid = bodyStart + (n - bodyStart) / 2
-            while mid < n && bytes[mid] != 0x0A { mid += 1 }
-            if mid < n { cuts.append(mid + 1) }
-        }
-        cuts.append(n)
+        // Two halves split at a record end (one part for small files).
+        let cuts = bytes.withUnsafeBufferPointer { b in tokenizer.cuts(b, bodyStart..<n, parts: n - bodyStart > 1 << 22 ? 2 : 1) }
         var firstLines = [bodyFirstLine]
         for k in 1..<(cuts.count - 1) {
             firstLines.append(firstLines[k - 1] + bytes[cuts[k - 1]..<cuts[k]].reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) })
@@ -257,7 +255,7 @@ public enum TableReader {
             let shared = Shared(buffer)
             DispatchQueue.concurrentPerform(iterations: ranges.count - 1) { k in
                 do throws(ModelError) {
-                    results.set(k, .success(try parseRows(shared.value, ranges[k], ranges[k + 1], firstLine: lines[k], layout: layout, spec: spec0)))
+                    results.set(k, .success(try parseRows(shared.value, ranges[k], ranges[k + 1], firstLine: lines[k], layout: layout, spec: spec0, tokenizer: tokenizer)))
                 } catch {
                     results.set(k, .failure(error))
                 }
@@ -449,87 +447,83 @@ public enum TableReader {
         var groups: [String] = []
     }
 
-    /// Splits the line buf[start..<stop] into cells (quoted cells: the bytes between the quotes).
-    static func splitCells(_ buf: UnsafeBufferPointer<UInt8>, _ start: Int, _ stop: Int, separator: UInt8, path: String, line: Int,
-                           into cells: inout [Range<Int>]) throws(ModelError) {
-        cells.removeAll(keepingCapacity: true)
-        var cellStart = start
-        var i = start
-        var closed = false   // the last cell was quoted and is already appended
-        while i < stop {
-            if i == cellStart && buf[i] == 0x22 && separator == 0x2C {
-                var j = i + 1
-                while j < stop {
-                    if buf[j] == 0x22 { if j + 1 < stop && buf[j + 1] == 0x22 { j += 2; continue } else { break } }
-                    j += 1
-                }
-                guard j < stop else {
-                    throw ModelError("\(path): line \(line): a quoted cell is not closed on its line (values cannot span lines)")
-                }
-                guard j + 1 == stop || buf[j + 1] == separator else {
-                    throw ModelError("\(path): line \(line): text after the closing quote of a cell; quote the whole cell")
-                }
-                cells.append((i + 1)..<j)
-                i = j + 2
-                cellStart = i
-                closed = j + 1 == stop
-                continue
-            }
-            if buf[i] == separator { cells.append(cellStart..<i); cellStart = i + 1 }
-            i += 1
-        }
-        if !closed { cells.append(cellStart..<stop) }
-    }
-
     static func parseRows(_ buf: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int, firstLine: Int, layout: RowLayout,
-                          spec: FeatureSpec) throws(ModelError) -> ParsedRows {
+                          spec: FeatureSpec, tokenizer: CSVTokenizer) throws(ModelError) -> ParsedRows {
         var out = ParsedRows()
         let estimate = buf[from..<to].reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) } + 1
         out.labels.reserveCapacity(estimate)
         out.keys.reserveCapacity(estimate * layout.catCols.count)
         out.raw.reserveCapacity(estimate * layout.numCols.count)
-        var cells: [Range<Int>] = []
-        var start = from, line = firstLine - 1
+        var cells: [CSVCell] = []
+        var start = from, nextLine = firstLine
         let path = layout.path
-        while start < to {
-            line += 1
-            let (stop, end) = FunnelEvents.lineBounds(buf, start, to)
-            defer { start = end + 1 }
-            if stop == start { continue }
-            try splitCells(buf, start, stop, separator: layout.separator, path: path, line: line, into: &cells)
+        while let scan = tokenizer.scan(buf, from: start, limit: to, final: true, into: &cells) {
+            let line = nextLine
+            switch scan {
+            case .incomplete: return out
+            case .refused(let defect, _, _): throw ModelError("\(path): line \(line): \(defect.explanation)")
+            case .record(let next, let lineFeeds): start = next; nextLine += lineFeeds
+            }
+            if isEmptyRecord(cells) { continue }
             guard cells.count == layout.columns else {
                 let source = layout.layoutName.map { "the \($0) layout (no header line) has" } ?? "the header has"
                 throw ModelError("\(path): line \(line): \(cells.count) cells, \(source) \(layout.columns)")
             }
-            let labelCell = cells[layout.labelCol]
-            if labelCell.count == 1 && (buf[labelCell.lowerBound] == 0x30 || buf[labelCell.lowerBound] == 0x31) {
-                out.labels.append(buf[labelCell.lowerBound] == 0x31 ? 1 : 0)
+            if cells.contains(where: \.escaped) {
+                // Doubled quotes: parse the record's values from a copy with each pair made one.
+                var copy: [UInt8] = []
+                var ranges: [CSVCell] = []
+                for c in cells {
+                    let v = CSVTokenizer.value(buf, c)
+                    ranges.append(CSVCell(range: copy.count..<(copy.count + v.count), quoted: c.quoted, escaped: false))
+                    copy += v
+                }
+                try copy.withUnsafeBufferPointer { (b) throws(ModelError) in
+                    try parseRecord(b, ranges, line: line, layout: layout, spec: spec, into: &out)
+                }
             } else {
-                let labelText = String(decoding: buf[labelCell], as: UTF8.self)
-                guard let y = Double(labelText), y == 0 || y == 1 else {
-                    throw ModelError("\(path): line \(line), column '\(layout.label)': label '\(labelText)' must be 0 or 1")
-                }
-                out.labels.append(Float(y))
+                try parseRecord(buf, cells, line: line, layout: layout, spec: spec, into: &out)
             }
-            for (f, c) in layout.catCols.enumerated() {
-                if let value = layout.fixed[f] {
-                    out.keys.append(value.withUnsafeBufferPointer { spec.key(field: f, $0) })
-                } else {
-                    out.keys.append(spec.key(field: f, UnsafeBufferPointer(rebasing: buf[cells[c]])))
-                }
-            }
-            for (j, c) in layout.numCols.enumerated() {
-                if cells[c].isEmpty { out.raw.append(.nan); continue }
-                if let v = plainInteger(buf, cells[c]) { out.raw.append(v); continue }
-                let text = String(decoding: buf[cells[c]], as: UTF8.self)
-                guard let v = Double(text), v.isFinite else {
-                    throw ModelError("\(path): line \(line), column '\(layout.numericNames[j])': '\(text)' is not a number (use --categorical for text columns)")
-                }
-                out.raw.append(v)
-            }
-            if let g = layout.groupCol { out.groups.append(String(decoding: buf[cells[g]], as: UTF8.self)) }
-            out.rows += 1
         }
         return out
+    }
+
+    /// A record that is an empty line.
+    @inline(__always)
+    static func isEmptyRecord(_ cells: [CSVCell]) -> Bool { cells.count == 1 && !cells[0].quoted && cells[0].range.isEmpty }
+
+    /// One record's label, keys, numeric values and group.
+    @inline(__always)
+    static func parseRecord(_ buf: UnsafeBufferPointer<UInt8>, _ cells: [CSVCell], line: Int, layout: RowLayout, spec: FeatureSpec,
+                            into out: inout ParsedRows) throws(ModelError) {
+        let path = layout.path
+        let labelCell = cells[layout.labelCol].range
+        if labelCell.count == 1 && (buf[labelCell.lowerBound] == 0x30 || buf[labelCell.lowerBound] == 0x31) {
+            out.labels.append(buf[labelCell.lowerBound] == 0x31 ? 1 : 0)
+        } else {
+            let labelText = String(decoding: buf[labelCell], as: UTF8.self)
+            guard let y = Double(labelText), y == 0 || y == 1 else {
+                throw ModelError("\(path): line \(line), column '\(layout.label)': label '\(labelText)' must be 0 or 1")
+            }
+            out.labels.append(Float(y))
+        }
+        for (f, c) in layout.catCols.enumerated() {
+            if let value = layout.fixed[f] {
+                out.keys.append(value.withUnsafeBufferPointer { spec.key(field: f, $0) })
+            } else {
+                out.keys.append(spec.key(field: f, UnsafeBufferPointer(rebasing: buf[cells[c].range])))
+            }
+        }
+        for (j, c) in layout.numCols.enumerated() {
+            if cells[c].range.isEmpty { out.raw.append(.nan); continue }
+            if let v = plainInteger(buf, cells[c].range) { out.raw.append(v); continue }
+            let text = String(decoding: buf[cells[c].range], as: UTF8.self)
+            guard let v = Double(text), v.isFinite else {
+                throw ModelError("\(path): line \(line), column '\(layout.numericNames[j])': '\(text)' is not a number (use --categorical for text columns)")
+            }
+            out.raw.append(v)
+        }
+        if let g = layout.groupCol { out.groups.append(String(decoding: buf[cells[g].range], as: UTF8.self)) }
+        out.rows += 1
     }
 }

@@ -1,42 +1,68 @@
 import Foundation
-import FunnelEvents
+import FunnelBase
 
-/// A comma-separated file with unquoted cells (policy files, Open Bandit logs), read as bytes
-/// (gzip allowed): lines end in LF or CRLF, blank lines are skipped, cells are byte ranges trimmed of spaces.
-struct ByteCSV {
+/// A comma-separated file (policy files, Open Bandit logs), read as bytes (gzip allowed) with
+/// Funnel's CSV tokenizer (RFC 4180): blank records are skipped, cells are byte ranges trimmed of
+/// spaces. A quoted cell holding doubled quotes is read from a copy with each pair made one, kept
+/// after the file's bytes (a range at or past `bytes.count` points into that copy).
+final class ByteCSV {
     let path: String
-    let bytes: [UInt8]
+    private(set) var bytes: [UInt8]
+    let fileSize: Int
 
     init(path: String, what: String) throws(OPEError) {
         var b: [UInt8]
         do { b = try readFileBytes(path) } catch { throw OPEError("\(path): cannot read the file (\(error.message)); \(what)") }
         self.path = path
-        if b.starts(with: [0xEF, 0xBB, 0xBF]) { b.removeFirst(3) }
+        let skip: Int
+        do throws(InputError) {
+            skip = try b.withUnsafeBufferPointer { (buf) throws(InputError) -> Int in try utf8TextStart(buf, path: path) }
+        } catch {
+            throw OPEError(error.description)
+        }
+        b.removeFirst(skip)
+        fileSize = b.count
         bytes = b
     }
 
-    /// Calls `body` with the 1-based line number and the cells of every non-blank line, header first.
+    /// Calls `body` with the 1-based first line number and the cells of every non-blank record,
+    /// header first.
     func forEachLine(_ body: (Int, [Range<Int>]) throws(OPEError) -> Void) throws(OPEError) {
-        var cells: [Range<Int>] = []
-        var line = 0, start = 0
-        let n = bytes.count
-        while start < n {
-            line += 1
-            let (stop, end) = bytes.withUnsafeBufferPointer { lineBounds($0, start, n) }
-            if stop > start {
-                cells.removeAll(keepingCapacity: true)
-                var cellStart = start
-                for i in start..<stop where bytes[i] == 0x2C {
-                    cells.append(trim(cellStart..<i))
-                    cellStart = i + 1
+        let tokenizer = CSVTokenizer()
+        var cells: [CSVCell] = []
+        var ranges: [Range<Int>] = []
+        var start = 0, line = 1
+        while true {
+            var copied: [UInt8] = []
+            let scan = bytes.withUnsafeBufferPointer { buf -> CSVScan? in
+                guard let scan = tokenizer.scan(buf, from: start, limit: fileSize, final: true, into: &cells) else { return nil }
+                ranges.removeAll(keepingCapacity: true)
+                for c in cells {
+                    if c.escaped {
+                        let value = CSVTokenizer.value(buf, c)
+                        let at = fileSize + copied.count
+                        copied += value
+                        ranges.append(at..<(at + value.count))
+                    } else {
+                        ranges.append(c.range)
+                    }
                 }
-                cells.append(trim(cellStart..<stop))
-                if bytes[start..<stop].contains(0x22) {
-                    throw OPEError("\(path): line \(line): quoted cells are not supported here; write plain comma-separated values")
-                }
-                try body(line, cells)
+                return scan
             }
-            start = end + 1
+            guard let scan else { return }
+            let recordLine = line
+            switch scan {
+            case .incomplete: return
+            case .refused(let defect, _, _): throw OPEError("\(path): line \(recordLine): \(defect.explanation)")
+            case .record(let next, let lineFeeds): start = next; line += lineFeeds
+            }
+            if cells.count == 1 && !cells[0].quoted && ranges[0].allSatisfy({ bytes[$0] == 0x20 || bytes[$0] == 0x09 || bytes[$0] == 0x0D }) { continue }
+            if !copied.isEmpty {
+                bytes.removeSubrange(fileSize...)
+                bytes += copied
+            }
+            for k in ranges.indices { ranges[k] = trim(ranges[k]) }
+            try body(recordLine, ranges)
         }
     }
 

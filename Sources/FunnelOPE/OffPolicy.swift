@@ -1,5 +1,5 @@
 import Foundation
-import FunnelEvents
+import FunnelBase
 
 /// Off-policy estimators of an evaluation policy's expected reward per round, from logged data
 /// (definitions as in Saito et al.'s Open Bandit Pipeline; w_i = π(a_i | k_i) / p_i):

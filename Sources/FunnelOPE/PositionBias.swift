@@ -1,5 +1,5 @@
 import Foundation
-import FunnelEvents
+import FunnelBase
 import FunnelStats
 
 /// One kept impression for position-bias estimation.

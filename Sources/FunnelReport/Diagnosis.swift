@@ -1,4 +1,5 @@
 import Foundation
+import FunnelBase
 import FunnelAttribution
 import FunnelConfig
 import FunnelEvents

@@ -1,4 +1,5 @@
 import Foundation
+import FunnelBase
 
 /// Renders the report document as one self-contained HTML file (no network): the verdict and
 /// findings, and SVG charts — the funnel per variant with intervals, a forest plot of lifts, CTR by

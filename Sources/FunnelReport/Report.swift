@@ -1,3 +1,4 @@
+import FunnelBase
 import FunnelAttribution
 import FunnelConfig
 import FunnelEvents

@@ -1,4 +1,5 @@
 import Foundation
+import FunnelBase
 
 /// Renders the report document as text for a terminal (fits 100 columns for two or three
 /// variants): the verdict and the top findings first, then comparisons, counts, metrics, data

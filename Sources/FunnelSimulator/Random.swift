@@ -1,5 +1,5 @@
 import Foundation
-import FunnelEvents
+import FunnelBase
 
 /// A small, fast, seedable generator (SplitMix64) so that the same seed gives the same bytes on
 /// every platform.

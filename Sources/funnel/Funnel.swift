@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import FunnelBase
 
 @main
 struct Funnel: ParsableCommand {

@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
+import FunnelBase
 import FunnelAttribution
 import FunnelEvents
+import FunnelPipeline
 import FunnelModels
 import FunnelReport
 
@@ -15,7 +17,7 @@ func funnelSpec(contextKeys: [String], position: Bool, hashBits: Int, transform:
 /// The training table of an event log as CSV text (header first).
 func trainingCSV(events: String, config: String?, contextKeys: [String]?) throws -> (text: String, contextKeys: [String], rows: Int) {
     let cfg = try loadConfig(config)
-    let log = try readEvents(paths: [events], format: .auto, quarantine: nil)
+    let log = try readEvents(EventSource(paths: [events], format: .auto, quarantinePath: nil))
     warnQuarantined(log, events)
     let (header, keys, rows) = TrainingExport.rows(log, config: cfg, contextKeys: contextKeys)
     guard !rows.isEmpty else { throw CLIError("\(events): no rounds (viewable impressions of non-bot users), so there is nothing to train on; check the events (funnel validate) and the counting rules") }

@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
+import FunnelBase
 import FunnelAttribution
 import FunnelEvents
+import FunnelPipeline
 import FunnelOPE
 import FunnelReport
 
@@ -64,7 +66,7 @@ struct OPE: ParsableCommand {
     /// returns each round's user and how many rounds the counting rules would have collapsed.
     static func readFunnelLogs(_ path: String, config: String?) throws -> (data: LoggedBandit, users: [Int32], collapsed: Int) {
         let cfg = try loadConfig(config)
-        let log = try readEvents(paths: [path], format: .auto, quarantine: nil)
+        let log = try readEvents(EventSource(paths: [path], format: .auto, quarantinePath: nil))
         warnQuarantined(log, path)
         let rounds = Attributor.rounds(log, config: cfg, onlyLogged: true)
         guard !rounds.isEmpty else {

@@ -1,8 +1,10 @@
 import ArgumentParser
 import Foundation
+import FunnelBase
 import FunnelAttribution
 import FunnelConfig
 import FunnelEvents
+import FunnelPipeline
 import FunnelOPE
 import FunnelReport
 

@@ -1,8 +1,10 @@
 import ArgumentParser
 import Foundation
+import FunnelBase
 import FunnelAttribution
 import FunnelConfig
 import FunnelEvents
+import FunnelPipeline
 import FunnelReport
 
 enum ReportFormat: String, ExpressibleByArgument, CaseIterable { case text, json, html }
@@ -13,121 +15,31 @@ struct InputOptions: ParsableArguments {
     var events: [String] = []
 
     @Option(name: .long, help: "Input format: auto (by extension, else sniffed), jsonl or csv.")
-    var inputFormat: String = "auto"
+    var inputFormat: InputFormat = .auto
 
     @Option(name: .long, help: "Write every rejected line here as JSON Lines (file, line, reason, field, message, raw).")
     var quarantine: String?
 
     func validate() throws {
         if events.isEmpty { throw ValidationError("--events is required: pass an event file, a directory, or - for standard input") }
-        if InputFormat(rawValue: inputFormat) == nil { throw ValidationError("--input-format must be auto, jsonl or csv (got '\(inputFormat)')") }
     }
+
+    var source: EventSource { EventSource(paths: events, format: inputFormat, quarantinePath: quarantine) }
 }
 
-/// Streams quarantine rows to a file.
-final class QuarantineFile: @unchecked Sendable {
-    let handle: FileHandle?
-    var buffer = Data()
-    init(path: String?) throws {
-        guard let path else { handle = nil; return }
-        guard FileManager.default.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path) else {
-            throw ValidationError("--quarantine \(path): cannot create the file; check the directory exists and is writable")
-        }
-        handle = h
-    }
-    func write(_ row: QuarantineRow) {
-        guard handle != nil else { return }
-        buffer.append(contentsOf: Array((row.jsonLine() + "\n").utf8))
-        if buffer.count > 1 << 20 { flush() }
-    }
-    func flush() {
-        handle?.write(buffer)
-        buffer.removeAll(keepingCapacity: true)
-    }
-}
+extension InputFormat: ExpressibleByArgument {}
 
+/// Reads the events of `--events`, with a progress bar on a terminal.
 func readEvents(_ input: InputOptions, onQuarantine: QuarantineHandler? = nil) throws -> EventLog {
-    try readEvents(paths: input.events, format: InputFormat(rawValue: input.inputFormat) ?? .auto,
-                   quarantine: input.quarantine, onQuarantine: onQuarantine)
-}
-
-func readEvents(paths: [String], format: InputFormat, quarantine: String?, onQuarantine: QuarantineHandler? = nil) throws -> EventLog {
-    let file = try QuarantineFile(path: quarantine)
-    defer { file.flush() }
-    let progress = isatty(2) != 0 ? ProgressBar(paths: paths) : nil
+    let progress = isatty(2) != 0 ? ProgressBar(paths: input.events) : nil
     defer { progress?.finish() }
     var onProgress: (@Sendable (Int) -> Void)? = nil
     if let progress { onProgress = { bytes in progress.update(bytes) } }
-    do throws(InputError) {
-        var log = try EventReader.read(paths: paths, format: format, onProgress: onProgress) { row in
-            file.write(row)
-            onQuarantine?(row)
-        }
-        log.dropIDStrings()
-        return log
-    } catch {
-        throw CLIError(error.description)
-    }
+    return try readEvents(input.source, onProgress: onProgress, onQuarantine: onQuarantine)
 }
 
-struct CLIError: Error, CustomStringConvertible {
-    var description: String
-    init(_ d: String) { description = d }
-}
-
-func loadConfig(_ path: String?) throws -> FunnelConfig {
-    guard let path else { return FunnelConfig() }
-    do { return try FunnelConfig.load(path: path) } catch { throw CLIError("configuration error: \(error.description)") }
-}
-
-/// Reads an item attribute file: a CSV header naming `item_id` and a cohort column (`cohort`, or
-/// else the second column), one item per line.
-func loadCohorts(_ path: String?, log: EventLog) throws -> (cohorts: [Int32: String]?, catalog: Int) {
-    guard let path else { return (nil, log.items.count) }
-    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-        throw CLIError("--items \(path): cannot read the file; pass a CSV with columns item_id,cohort")
-    }
-    var lines = text.split(whereSeparator: \.isNewline).map(String.init)
-    guard !lines.isEmpty else { throw CLIError("--items \(path): the file is empty; expected a header item_id,cohort") }
-    let header = lines.removeFirst().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-    guard let itemColumn = header.firstIndex(of: "item_id"), header.count >= 2 else {
-        throw CLIError("--items \(path): line 1: the header must name item_id and a cohort column (e.g. item_id,cohort)")
-    }
-    let cohortColumn = header.firstIndex(of: "cohort") ?? (itemColumn == 0 ? 1 : 0)
-    var cohorts: [Int32: String] = [:]
-    for (k, line) in lines.enumerated() where !line.isEmpty {
-        let cells = line.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
-        guard cells.count > max(itemColumn, cohortColumn) else {
-            throw CLIError("--items \(path): line \(k + 2): expected \(header.count) cells, found \(cells.count)")
-        }
-        if let id = log.items.lookup(cells[itemColumn]) { cohorts[id] = cells[cohortColumn] }
-    }
-    return (cohorts, lines.count)
-}
-
-/// Runs the counting rules, the statistics and the diagnosis.
-func buildReport(log: EventLog, config: FunnelConfig, itemsFile: String? = nil) throws -> JSONValue {
-    let (cohorts, catalog) = try loadCohorts(itemsFile, log: log)
-    do {
-        let attribution = try Attributor.run(log, config: config)
-        let rerun: @Sendable (Double) -> Analysis? = { hours in
-            var c = config
-            c.conversionWindowHours = hours
-            guard let a = try? Attributor.run(log, config: c) else { return nil }
-            return Analysis(attribution: a, config: c, labels: log.labels)
-        }
-        let inputs = DiagnosisInputs(cohorts: cohorts, catalogSize: catalog, rerun: rerun)
-        var doc = ReportBuilder(attribution: attribution, config: config, labels: log.labels, diagnosis: inputs).json()
-        if let section = try PositionBiasReport.section(log: log, attribution: attribution, config: config),
-           case .object(var members) = doc {
-            members.append(("position_bias", section))
-            doc = .object(members)
-        }
-        return doc
-    } catch {
-        throw CLIError("\(error)")
-    }
-}
+/// A failure of the command line itself (an output that cannot be written).
+typealias CLIError = PipelineError
 
 struct Report: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Count the funnel of an experiment and report it.")
@@ -147,9 +59,12 @@ struct Report: ParsableCommand {
     var output: String?
 
     func run() throws {
-        let cfg = try loadConfig(config)
-        let log = try readEvents(input)
-        let doc = try buildReport(log: log, config: cfg, itemsFile: items)
+        let progress = isatty(2) != 0 ? ProgressBar(paths: input.events) : nil
+        defer { progress?.finish() }
+        let job = ReportJob(source: input.source, configPath: config, itemsPath: items)
+        var onProgress: (@Sendable (Int) -> Void)? = nil
+        if let progress { onProgress = { bytes in progress.update(bytes) } }
+        let doc = try job.run(onProgress: onProgress)
         let text: String
         switch format {
         case .json: text = doc.serialized(pretty: true) + "\n"

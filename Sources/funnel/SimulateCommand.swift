@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
+import FunnelBase
 import FunnelConfig
 import FunnelEvents
+import FunnelPipeline
 import FunnelReport
 import FunnelSimulator
 
@@ -115,7 +117,7 @@ struct Demo: ParsableCommand {
         try Data(t.json().utf8).write(to: URL(fileURLWithPath: (dir as NSString).appendingPathComponent("truth.json")))
         printError("simulated \(t.lines) events for \(users) users (clickbait scenario, seed \(seed)) in \(events)")
         let quarantine = (dir as NSString).appendingPathComponent("quarantine.jsonl")
-        let log = try readEvents(paths: [events], format: .jsonl, quarantine: quarantine)
+        let log = try readEvents(EventSource(paths: [events], format: .jsonl, quarantinePath: quarantine))
         let doc = try buildReport(log: log, config: FunnelConfig())
         print(TextReport.render(doc, color: isatty(1) != 0), terminator: "")
         let json = (dir as NSString).appendingPathComponent("report.json")

@@ -2,11 +2,12 @@ import FunnelAttribution
 import FunnelConfig
 import FunnelEvents
 import FunnelReport
+import FunnelTestSupport
 import Testing
 
 struct AnalysisTests {
     func analysis(_ b: LogBuilder, _ config: FunnelConfig = FunnelConfig()) throws -> Analysis {
-        let log = EventReader.read(text: b.lines.joined(separator: "\n"))
+        let log = try EventReader.read(text: b.lines.joined(separator: "\n"))
         return Analysis(attribution: try Attributor.run(log, config: config), config: config, labels: log.labels)
     }
 

@@ -1,56 +1,8 @@
 import FunnelAttribution
 import FunnelConfig
 import FunnelEvents
+import FunnelTestSupport
 import Testing
-
-/// Builds small event logs; times are seconds after 2026-03-01T00:00:00Z.
-struct LogBuilder {
-    var lines: [String] = []
-    var n = 0
-    let base: Int64 = 1_772_323_200_000
-
-    mutating func id(_ prefix: String) -> String { n += 1; return "\(prefix)\(n)" }
-
-    mutating func exposure(_ user: String, _ t: Double, variant: String = "control", experiment: String = "exp", context: String = #"{"device":"mobile"}"#) {
-        lines.append(#"{"type":"exposure","event_id":"\#(id("x"))","ts":\#(ms(t)),"user_id":"\#(user)","experiment":"\#(experiment)","variant":"\#(variant)","context":\#(context)}"#)
-    }
-
-    @discardableResult
-    mutating func impression(_ user: String, _ t: Double, item: String = "a", position: Int = 1, surface: String = "home",
-                             extra: String = "") -> String {
-        let i = id("i")
-        lines.append(#"{"type":"impression","event_id":"\#(i)","ts":\#(ms(t)),"user_id":"\#(user)","item_id":"\#(item)","position":\#(position),"surface":"\#(surface)"\#(extra)}"#)
-        return i
-    }
-
-    mutating func click(_ user: String, _ t: Double, on impression: String, bot: Bool = false) {
-        lines.append(#"{"type":"click","event_id":"\#(id("c"))","ts":\#(ms(t)),"user_id":"\#(user)","impression_id":"\#(impression)"\#(bot ? #","bot":true"# : "")}"#)
-    }
-
-    mutating func cart(_ user: String, _ t: Double, item: String = "a") {
-        lines.append(#"{"type":"add_to_cart","event_id":"\#(id("k"))","ts":\#(ms(t)),"user_id":"\#(user)","item_id":"\#(item)"}"#)
-    }
-
-    mutating func purchase(_ user: String, _ t: Double, items: [(String, Int, Double)], order: String? = nil) {
-        let lines = items.map { #"{"item_id":"\#($0.0)","quantity":\#($0.1),"price":\#($0.2)}"# }.joined(separator: ",")
-        let o = order ?? id("o")
-        self.lines.append(#"{"type":"purchase","event_id":"\#(id("p"))","ts":\#(ms(t)),"user_id":"\#(user)","order_id":"\#(o)","items":[\#(lines)]}"#)
-    }
-
-    func ms(_ seconds: Double) -> Int64 { base + Int64((seconds * 1000).rounded()) }
-
-    func run(_ config: FunnelConfig = FunnelConfig()) throws -> Attribution {
-        let log = EventReader.read(text: lines.joined(separator: "\n"))
-        return try Attributor.run(log, config: config)
-    }
-}
-
-extension Attribution {
-    func counts(_ variant: String) -> GroupCounts {
-        guard let v = variants.firstIndex(of: variant) else { return GroupCounts() }
-        return counts()[v]
-    }
-}
 
 struct ClickWindowTests {
     @Test("click window: +1800 s counts, +1801 s is late; −5 s counts, −6 s is late", arguments: [
@@ -303,7 +255,7 @@ struct RoundTests {
     /// included (DESIGN.md §7, "Rounds"); a click rewards only the impression it names, inside the
     /// window measured from that impression; non-viewable impressions, bots and duplicate lines give
     /// no round; no experiment is needed.
-    @Test func everyServedImpressionIsARoundWithItsOwnClick() {
+    @Test func everyServedImpressionIsARoundWithItsOwnClick() throws {
         var b = LogBuilder()
         b.impression("u", 10, item: "a", position: 2, extra: #","propensity":0.25,"request_id":"r1""#)
         let again = b.impression("u", 20, item: "a", position: 1, extra: #","propensity":0.5,"request_id":"r2""#)   // rule 4 collapses it into a
@@ -316,7 +268,7 @@ struct RoundTests {
         b.click("v", 5000, on: d)      // 4990 s after d: outside the click window, no reward
         b.click("w", 11, on: e)
         b.lines.append(b.lines[0])     // a resent line (same event_id): not a second round
-        let log = EventReader.read(text: b.lines.joined(separator: "\n"))
+        let log = try EventReader.read(text: b.lines.joined(separator: "\n"))
         let rounds = Attributor.rounds(log, config: FunnelConfig(), onlyLogged: true)
         #expect(rounds.map { log.items[$0.item] } == ["a", "a", "d"])
         #expect(rounds.map(\.position) == [2, 1, 1])
@@ -339,7 +291,7 @@ struct RoundTests {
             let i = b.impression("u\(k)", 100, item: "x", position: 1, extra: #","propensity":1"#)
             b.click("u\(k)", 100 + dt, on: i)
         }
-        let log = EventReader.read(text: b.lines.joined(separator: "\n"))
+        let log = try EventReader.read(text: b.lines.joined(separator: "\n"))
         for yaml in ["{}", "click_attribution: {dedup_clicks: false}"] {
             let rounds = Attributor.rounds(log, config: try FunnelConfig.parse(yaml: yaml), onlyLogged: true)
             #expect(rounds.map(\.clicked) == [true, false, true, false])

@@ -1,6 +1,7 @@
 import FunnelAttribution
 import FunnelConfig
 import FunnelEvents
+import FunnelTestSupport
 import Testing
 
 /// The click-model training table of an event log, worked by hand.
@@ -22,7 +23,7 @@ struct TrainingExportTests {
         let d = b.impression("u2", 5, item: "d", position: 2)
         b.click("u2", 6, on: d)
         b.click("u2", 7, on: d)
-        let log = EventReader.read(text: b.lines.joined(separator: "\n"))
+        let log = try EventReader.read(text: b.lines.joined(separator: "\n"))
         let (header, keys, rows) = TrainingExport.rows(log, config: FunnelConfig())
         #expect(header == ["click", "user_id", "ts", "item_id", "position", "surface", "context.ranker", "user_impressions_before", "user_clicks_before"])
         #expect(keys == ["ranker"])
@@ -41,10 +42,10 @@ struct TrainingExportTests {
 
     /// A context key holding the escaped characters is escaped in the header too (every row and the
     /// header have the same number of cells), and the header cell gives the key back.
-    @Test func contextKeysAreEscapedInTheHeader() {
+    @Test func contextKeysAreEscapedInTheHeader() throws {
         var b = LogBuilder()
         b.impression("u", 10, item: "a", extra: #","context":{"k,e%y\"":"v"}"#)
-        let log = EventReader.read(text: b.lines.joined(separator: "\n"))
+        let log = try EventReader.read(text: b.lines.joined(separator: "\n"))
         let (header, keys, rows) = TrainingExport.rows(log, config: FunnelConfig())
         #expect(keys == ["k,e%y\""])
         #expect(header[6] == "context.k%2Ce%25y%22")

@@ -1,4 +1,5 @@
 import Foundation
+import FunnelBase
 import FunnelEvents
 import Testing
 

@@ -1,4 +1,5 @@
 import Foundation
+import FunnelBase
 import FunnelEvents
 import Testing
 
@@ -36,16 +37,16 @@ struct ReaderTests {
          log.counters.quarantined[.wrongType] ?? 0]
     }
 
-    @Test func jsonlCountsEveryNonBlankLine() {
-        let log = EventReader.read(text: sampleJSONL)
+    @Test func jsonlCountsEveryNonBlankLine() throws {
+        let log = try EventReader.read(text: sampleJSONL)
         // 6 non-blank lines: 4 accepted, 1 wrong_type (position "2"), 1 duplicate (c1).
         #expect(summary(log) == [6, 4, 1, 1, 1])
         #expect(log.lines.first?.quantity == 2)
         #expect(log.items[log.lines[0].item] == "a,b")
     }
 
-    @Test func csvReadsLikeJSONL() {
-        let log = EventReader.read(text: sampleCSV, format: .csv)
+    @Test func csvReadsLikeJSONL() throws {
+        let log = try EventReader.read(text: sampleCSV, format: .csv)
         #expect(summary(log) == [6, 4, 1, 1, 1])
         let exposure = log.events[0]
         let ctx = log.context(of: exposure).map { (log.labels[$0.key], log.labels[$0.value]) }
@@ -63,17 +64,17 @@ struct ReaderTests {
         #expect(summary(try EventReader.read(paths: [dir + "/b.jsonl"])) == [6, 4, 1, 1, 1])
     }
 
-    @Test func csvWithCRLFLineEndings() {
+    @Test func csvWithCRLFLineEndings() throws {
         let crlf = sampleCSV.replacingOccurrences(of: "\n", with: "\r\n")
-        let log = EventReader.read(text: crlf, format: .csv)
+        let log = try EventReader.read(text: crlf, format: .csv)
         #expect(summary(log) == [6, 4, 1, 1, 1])
         // The quoted item "a,b" keeps no trailing carriage return: purchase line and impression share it.
         #expect(log.items.count == 1)
     }
 
-    @Test func csvQuarantineKeepsTheRecordAndLine() {
+    @Test func csvQuarantineKeepsTheRecordAndLine() throws {
         let rows = Rows()
-        _ = EventReader.read(text: sampleCSV, format: .csv) { rows.add($0) }
+        _ = try EventReader.read(text: sampleCSV, format: .csv) { rows.add($0) }
         #expect(rows.all.count == 1)
         #expect(rows.all[0].line == 7)
         #expect(String(decoding: rows.all[0].raw, as: UTF8.self) == "impression,i2,1772366401000,u1,,,,a,two,,,,,,")

@@ -1,3 +1,4 @@
+import FunnelBase
 import FunnelEvents
 import Testing
 

@@ -1,7 +1,7 @@
 import Foundation
 @testable import FunnelModels
 import FunnelKernelsAVX2
-import FunnelEvents
+import FunnelBase
 import Testing
 
 /// DeepFM and DCN-v2: every gradient against finite differences, one and two optimiser steps
@@ -386,6 +386,20 @@ struct VocabularyTests {
         do { _ = try TableReader.read(path: bad, format: "csv", spec: spec, fit: true) } catch {
             #expect(error.description.contains("line 2") && error.description.contains("not closed"))
         }
+        // A quoted cell may span lines and hold doubled quotes (RFC 4180): one value, the same in
+        // both spellings, and the lines after it keep their numbers.
+        let spans = dir.appendingPathComponent("spans.csv").path
+        try "id,segment,visit\n1,\"two\nlines \"\"x\"\"\",1\n2,\"two\nlines \"\"x\"\"\",0\n3,plain,1\n4,plain,2\n".write(toFile: spans, atomically: true, encoding: .utf8)
+        do { _ = try TableReader.read(path: spans, format: "csv", spec: spec, fit: true) } catch {
+            #expect(error.description.contains("line 7") && error.description.contains("must be 0 or 1"))
+        }
+        let good = dir.appendingPathComponent("good.csv").path
+        try "id,segment,visit\n1,\"two\nlines\",1\n2,\"two\nlines\",0\n3,\"say \"\"x\"\"\",1\n4,say \"x\",0\n5,plain,1\n".write(toFile: good, atomically: true, encoding: .utf8)
+        let (g, gSpec) = try TableReader.read(path: good, format: "csv", spec: spec, fit: true)
+        #expect(g.rows == 5 && g.labels == [1, 0, 1, 0, 1])
+        // `"say ""x"""` and `say "x"` (a quote inside an unquoted cell is text) are the same value.
+        #expect(g.indices[0] == g.indices[1] && g.indices[2] == g.indices[3] && g.indices[0] != g.indices[2])
+        #expect(gSpec.vocabulary.count == 3)
     }
 }
 

@@ -127,7 +127,7 @@ final class TableTests {
             _ = try TableReader.readCSV(path: wide, spec: spec)
             Issue.record("expected an error for UTF-16 text")
         } catch {
-            #expect(error.description == "\(wide): the file is UTF-16 text (it starts with a UTF-16 byte-order mark); save it as UTF-8", "\(error.description)")
+            #expect(error.description == "\(wide): the file is UTF-16 text; save it as UTF-8 (for example: iconv -f UTF-16 -t UTF-8 IN > OUT)", "\(error.description)")
         }
         let late = write("\n\nclick,site\n1,a\n", "late-header.csv")
         do {

@@ -1,5 +1,5 @@
 import Foundation
-import FunnelEvents
+import FunnelBase
 @testable import FunnelModels
 import Testing
 

@@ -6,15 +6,12 @@ import Testing
 /// to 1e-9 relative (`tools/fixtures/make_obd_fixtures.py` writes `Fixtures/obd_fixtures.json`).
 struct OBDFixtureTests {
     static let here = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-    /// The shared data sets: `FUNNEL_SHARED_DATA` when set, else the first of `../shared/data` beside
-    /// the repository and the workplace's `/work/shared/data` that holds the Open Bandit sample (a
-    /// clone placed elsewhere, e.g. in /tmp, still finds them). When none does, the tests fail on the
-    /// missing file, and the message says which variable to set.
+    /// The shared data sets: `FUNNEL_SHARED_DATA` when set, else `../shared/data` beside the
+    /// repository. When neither holds the Open Bandit sample, the tests fail on the missing file and
+    /// the message says which variable to set.
     static let data: URL = {
         if let set = ProcessInfo.processInfo.environment["FUNNEL_SHARED_DATA"] { return URL(fileURLWithPath: set) }
-        let candidates = [here.appendingPathComponent("../../../shared/data").standardized,
-                          URL(fileURLWithPath: "/work/shared/data")]
-        return candidates.first { FileManager.default.fileExists(atPath: $0.appendingPathComponent("obd").path) } ?? candidates[0]
+        return here.appendingPathComponent("../../../shared/data").standardized
     }()
 
     struct Case: Sendable, CustomStringConvertible {

@@ -25,7 +25,7 @@ struct SlowTruthRecoveryTests {
     ])
     func recoversTruth(_ scenario: Scenario, _ seed: UInt64) throws {
         let (text, truth) = simulateToText(scenario, users: 2500, seed: seed)
-        let log = EventReader.read(text: text)
+        let log = try EventReader.read(text: text)
         let a = try Attributor.run(log, config: FunnelConfig())
         let doc = ReportBuilder(attribution: a, config: FunnelConfig(), labels: log.labels).json()
         #expect(log.counters.eventsRead == truth.lines)
@@ -57,7 +57,7 @@ struct SlowTruthRecoveryTests {
     /// while every served impression is a round with the propensity it was logged with.
     @Test func recurringItemsCountOnceInTheReportAndEveryShowingIsARound() throws {
         let (text, truth) = simulateToText(.positionBiasRecurring, users: 1500, seed: 5)
-        let log = EventReader.read(text: text)
+        let log = try EventReader.read(text: text)
         let a = try Attributor.run(log, config: FunnelConfig())
         let doc = ReportBuilder(attribution: a, config: FunnelConfig(), labels: log.labels).json()
         #expect(log.counters.eventsRead == truth.lines)
@@ -103,7 +103,7 @@ struct SlowTruthRecoveryTests {
 struct SlowDiagnosisOnSimulationTests {
     func report(_ scenario: Scenario, users: Int, seed: UInt64) throws -> (Analysis, [Finding]) {
         let (text, _) = simulateToText(scenario, users: users, seed: seed)
-        let log = EventReader.read(text: text)
+        let log = try EventReader.read(text: text)
         let config = FunnelConfig()
         let analysis = Analysis(attribution: try Attributor.run(log, config: config), config: config, labels: log.labels)
         return (analysis, Diagnosis.findings(analysis, DiagnosisInputs(catalogSize: log.items.count)))

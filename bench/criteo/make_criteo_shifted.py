@@ -16,7 +16,7 @@ bisection so that the click-through rate is about 3 %.
 Writes <out>/train.txt, valid.txt, test.txt and test_probabilities.txt, and prints the
 Bayes-optimal AUC and log loss of the test split.
 
-    python bench/criteo/make_criteo_shifted.py --rows 600000 --out /tmp/shifted --seed 7
+    python bench/criteo/make_criteo_shifted.py --rows 600000 --out bench/data/criteo-shifted --seed 7
 """
 import numpy as np
 

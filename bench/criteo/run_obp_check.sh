@@ -8,8 +8,8 @@
 # For each preset it writes DATA_ROOT/PRESET (default DATA_ROOT bench/data/obp-clicks; kept and
 # reused), trains lr, fm, deepfm and dcnv2 on train.csv with valid.csv for early stopping, scores
 # test.csv with `funnel evaluate`, runs bench/criteo/sklearn_obp_clicks.py, and prints one markdown
-# table per preset. The settings are one set for both presets (how they were chosen: BENCHMARKS.md,
-# "The click models on a generator from outside the team"):
+# table per preset. The settings are one set for both presets (how they were chosen: docs/models.md,
+# "Other generators"):
 #   all:    --numeric-transform standardize (obp's context values are standard normal), --epochs 10
 #           with the default patience 2 (the best validation epoch is kept)
 #   lr:     --alpha 0.2 (FTRL's default 0.05 had not converged after 10 epochs)

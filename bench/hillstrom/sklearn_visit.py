@@ -14,7 +14,7 @@ Reference numbers for Funnel's `lr` model on the same split and the same feature
 Prints JSON: validation ROC AUC and log loss per C, the numbers of training and validation rows, the
 validation visit rate and the library versions.
 
-    .venv-models/bin/python bench/hillstrom/sklearn_visit.py --split /tmp/hillstrom_split
+    .venv-models/bin/python bench/hillstrom/sklearn_visit.py --split bench/data/hillstrom_split
 
 With `--split DIR` the script also writes DIR/train.csv and DIR/valid.csv (the input's header and
 all of its columns, rows in input order) for Funnel to train and evaluate on. The rows are written
@@ -103,8 +103,12 @@ def features(header, rows, vocab):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default="../shared/data/hillstrom/hillstrom.csv",
-                    help="Hillstrom CSV (default relative to the repository root)")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    shared = os.path.join(root, os.environ.get("FUNNEL_SHARED_DATA") or "../shared/data")
+    ap.add_argument("--data", default=os.path.normpath(os.path.join(shared, "hillstrom", "hillstrom.csv")),
+                    help="Hillstrom CSV (default: hillstrom/hillstrom.csv in $FUNNEL_SHARED_DATA, else in "
+                         "../shared/data beside the repository; a relative FUNNEL_SHARED_DATA is taken from "
+                         "the repository root)")
     ap.add_argument("--split", metavar="DIR", help="also write DIR/train.csv and DIR/valid.csv")
     args = ap.parse_args()
 

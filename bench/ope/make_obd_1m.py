@@ -2,7 +2,7 @@
 """Generates the data of the off-policy evaluation benchmark (bench/ope/run_ope_bench.sh).
 
     .venv-obp/bin/python bench/ope/make_obd_1m.py [--rows 1000000] [--seed 7]
-        [--data /work/shared/data/obd] [--out bench/data/ope]
+        [--data ../shared/data/obd] [--out bench/data/ope]
 
 Writes, under --out (bench/data/ is gitignored; nothing is written into the tracked tree):
 - obd_random_all_<rows>.csv: logged rounds in the Open Bandit CSV layout that
@@ -16,6 +16,9 @@ Writes, under --out (bench/data/ is gitignored; nothing is written into the trac
   Bernoulli Thompson sampling policy, checked to cover every (item, position) once with each
   position summing to 1.
 - obd_random_all_<rows>.manifest.json: seed, sizes, clicks and SHA-256 of the outputs.
+
+--data defaults to $FUNNEL_SHARED_DATA/obd, else ../shared/data/obd beside the repository (a
+relative FUNNEL_SHARED_DATA is taken from the repository root).
 
 Needs numpy and pandas only (the obp venv has both); deterministic for a given seed.
 """
@@ -31,6 +34,8 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[2]
+# The shared data sets sit beside the repository (../shared/data) unless FUNNEL_SHARED_DATA names them.
+SHARED_DATA = ROOT / (os.environ.get("FUNNEL_SHARED_DATA") or "../shared/data")
 
 
 def sha256(path):
@@ -92,7 +97,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--data", default="/work/shared/data/obd")
+    ap.add_argument("--data", default=str((SHARED_DATA / "obd").resolve()))
     ap.add_argument("--out", default=str(ROOT / "bench" / "data" / "ope"))
     ap.add_argument("--verify", action="store_true",
                     help="read the written CSV back with pandas and compare it with the drawn source rows")

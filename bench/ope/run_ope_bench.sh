@@ -2,7 +2,8 @@
 # Peer benchmark: `funnel ope` vs obp 0.5.7 (Open Bandit Pipeline) on 1,000,000 logged rounds.
 #   bash bench/ope/run_ope_bench.sh [FUNNEL_BINARY]      (default .build/release/funnel; not built here)
 # Environment: RUNS (default 1) repetitions of each command, alternating tools, median reported;
-#   ROWS (default 1000000) rows to generate; OBD (default /work/shared/data/obd) the shared sample.
+#   ROWS (default 1000000) rows to generate; OBD (default ${FUNNEL_SHARED_DATA:-../shared/data}/obd,
+#   relative to the repository root) the shared sample.
 #
 # 1. creates .venv-obp (Python 3.10, tools/fixtures/requirements-obp.txt) if missing;
 # 2. generates bench/data/ope/ (gitignored) with bench/ope/make_obd_1m.py if missing;
@@ -15,7 +16,7 @@ cd "$(dirname "$0")/../.."
 FUNNEL="${1:-.build/release/funnel}"
 RUNS="${RUNS:-1}"
 ROWS="${ROWS:-1000000}"
-OBD="${OBD:-/work/shared/data/obd}"
+OBD="${OBD:-${FUNNEL_SHARED_DATA:-../shared/data}/obd}"
 DATA=bench/data/ope
 OUT="$DATA/run"
 LOGS="$DATA/obd_random_all_$ROWS.csv"

@@ -116,9 +116,37 @@ def _parse_int_literal(text):
     return int(text)
 
 
+# CC: a value nesting more than 128 containers (arrays and objects; an event's own object counts
+# as one) is not accepted as JSON: a parser must bound its recursion, and the contract fixes where.
+MAX_JSON_DEPTH = 128
+
+
+def json_depth(value):
+    """The number of containers on the deepest path through value (a scalar has depth 0)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            children = v.values()
+        elif isinstance(v, list):
+            children = v
+        else:
+            continue
+        deepest = max(deepest, d)
+        stack.extend((c, d + 1) for c in children)
+    return deepest
+
+
 def parse_json_text(text):
-    """json.loads, strict about NaN/Infinity; raises ValueError on anything that is not JSON."""
-    return json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int_literal)
+    """json.loads, strict about NaN/Infinity and nesting; raises ValueError on anything that is
+    not JSON or nests deeper than MAX_JSON_DEPTH."""
+    try:
+        value = json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int_literal)
+    except RecursionError:
+        raise ValueError("nested too deep")
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise ValueError("nested too deep")
+    return value
 
 
 def read_file_bytes(path):
@@ -191,28 +219,46 @@ def csv_cell_value(column, cell):
         try:
             return parse_json_text(cell)
         except ValueError:
-            return UnparsedJsonCell(cell)  # judged only where items is a listed field
+            # CC: a cell that is not JSON stays text, like a numeric cell that is not a number:
+            # on a purchase it is wrong_type (text where an array belongs); elsewhere not validated.
+            return cell
     return cell
 
 
-class UnparsedJsonCell(str):
-    """A CSV `items` cell that is not JSON.  On a purchase it is invalid_json (reference's
-    choice: the cell is meant to hold JSON); on other types `items` is not validated."""
-
-
 def read_csv_records(data):
-    """Yields, per non-blank CSV record, (line number, event object (dict) or Quarantine)."""
+    """Yields, per non-blank CSV record, (its first line number, event object (dict) or Quarantine).
+
+    RFC 4180, strictly: text after a closing quote or a quoted cell left open at the end of the file
+    refuses the record (invalid_json), and reading resumes on the line after the one where the
+    defect was found.  A record with more cells than the header is invalid_json too.
+    """
     text = data.decode("utf-8", errors="surrogateescape")
-    rows = csv.reader(io.StringIO(text, newline=""))
+    rows = csv.reader(io.StringIO(text, newline=""), strict=True)
     header = None
-    for row in rows:  # a record; a quoted cell may span lines (events_read counts records)
+    while True:
+        first_line = rows.line_num + 1
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error:
+            if header is None:
+                raise ValueError(f"line {first_line}: the header row is malformed CSV")
+            yield first_line, Quarantine("invalid_json")
+            continue
         if not row or (len(row) == 1 and all(c in " \t\r" for c in row[0])):
             continue  # blank record
         if header is None:
-            header = row
+            header = [c.strip(" \t\r") for c in row]
+            missing = [c for c in ("event_id", "ts", "user_id", "type") if c not in header]
+            if missing:
+                raise ValueError(f"line {first_line}: the header lacks the required columns {', '.join(missing)}")
             continue
         if any("\udc80" <= c <= "\udcff" for cell in row for c in cell):
-            yield rows.line_num, Quarantine("invalid_json")  # invalid UTF-8 in the record
+            yield first_line, Quarantine("invalid_json")  # invalid UTF-8 in the record
+            continue
+        if len(row) > len(header):
+            yield first_line, Quarantine("invalid_json")  # CC: more cells than the header names
             continue
         obj = {}
         for column, cell in zip(header, row):  # missing trailing cells are absent fields
@@ -223,7 +269,10 @@ def read_csv_records(data):
                 obj.setdefault("context", {})[column[len("context."):]] = cell
             else:
                 obj[column] = csv_cell_value(column, cell)
-        yield rows.line_num, obj
+        if json_depth(obj) > MAX_JSON_DEPTH:
+            yield first_line, Quarantine("invalid_json")
+            continue
+        yield first_line, obj
 
 
 # --------------------------------------------------------------------------------------------
@@ -347,8 +396,6 @@ def validate(obj):
         raise Quarantine("wrong_type", "type")
     if etype not in EVENT_TYPES:
         raise Quarantine("unknown_type", "type")
-    if etype == "purchase" and isinstance(obj.get("items"), UnparsedJsonCell):
-        raise Quarantine("invalid_json", "items")  # CSV only: the items cell is not JSON
     fields = listed_fields(etype)
 
     # Stage 3: a required field absent or null -> missing_field.

@@ -86,6 +86,8 @@ class Gen:
             ev["debug"] = {"trace": [1, 2.5, None], "title": "Infinity War NaN"}
         if r() < 0.03:
             ev["title"] = "Infinity War"  # the word is not the literal
+        if r() < 0.01 and not self.csv:
+            ev["deep"] = nested_arrays(127)  # with the event's object, 128 containers: accepted
         if ev["type"] == "click" and r() < 0.05:
             ev["position"] = "top"  # not listed for clicks: kept, not validated
         if ev["type"] == "purchase" and r() < 0.05 and not self.csv:
@@ -495,6 +497,8 @@ class Gen:
             ("invalid_json", lambda: json.dumps(self.clean(jb()))[:-1].encode() + b', "note": "caf\xe9"}'),
             ("invalid_json", lambda: json.dumps(self.clean(jb())).encode().replace(b'"type"', b'"ty\xc3pe"')),
             ("invalid_json", lambda: "\ufeff".encode() + json.dumps(self.clean(jb())).encode()),
+            # 129 containers with the event's object: deeper than the contract accepts
+            ("invalid_json", lambda: self.raw_line(dict(jb(), extra=RAW), "[" * 128 + "]" * 128)),
             # type
             ("missing_field", lambda: self.without(jb(), "type")),
             ("missing_field", lambda: dict(jb(), type=None)),
@@ -605,6 +609,15 @@ class Gen:
                 {"propensity": "1.0000001"}, {"price": "-0.01"}, {"price": "1e400"},
                 {"viewable_fraction": "1.5"}, {"viewable_ms": "-1"}]))),
             ("invalid_value", lambda: cells("add_to_cart", quantity=r.choice(["0", "-3"]))),
+            # an items cell that is not JSON (or nests deeper than 128) stays text: wrong_type
+            ("wrong_type", lambda: cells("purchase", items=r.choice([
+                "not json", "[1,", "{'item_id': 'a'}", "[" * 129 + "]" * 129]))),
+            # a JSON items cell of 128 containers: with the event's object, one too many
+            ("invalid_json", lambda: cells("purchase", items="[" * 128 + "]" * 128)),
+            # more cells than the header names
+            ("invalid_json", lambda: dict(cells(), __extra__=r.choice([["surplus"], ["", "x"]]))),
+            # text after the closing quote of a cell (RFC 4180 forbids it)
+            ("invalid_json", lambda: dict(cells("impression"), __badquote__=r.choice(["event_id", "user_id", "type"]))),
             ("invalid_value", lambda: cells("purchase", items=r.choice([
                 "[]", '[{"item_id": "a", "price": 1, "quantity": 0}]', '[{"item_id": "a", "price": -1}]']))),
         ]
@@ -674,6 +687,8 @@ class Gen:
                 out[k] = "true" if v else "false"
             elif isinstance(v, (int, float)):
                 out[k] = repr(v)
+            elif isinstance(v, list) and len(v) >= 2:
+                out[k] = json.dumps(v, ensure_ascii=False, indent=1)  # a quoted cell over several lines
             elif isinstance(v, (list, dict)):
                 out[k] = json.dumps(v, ensure_ascii=False)
             else:
@@ -837,18 +852,36 @@ class Gen:
         columns = list(CSV_COLUMNS)
         for rec in records:
             for k in rec:
-                if k not in columns:
+                if k not in columns and not k.startswith("__"):
                     columns.append(k)
         r.shuffle(columns)
         sio = io.StringIO(newline="")
-        w = csv.writer(sio, lineterminator=r.choice(["\n", "\r\n"]))
+        terminator = r.choice(["\n", "\r\n"])
+        w = csv.writer(sio, lineterminator=terminator)
         w.writerow(columns)
         for rec in records:
             if r.random() < 0.02:
                 sio.write("\n")  # an empty line
-            w.writerow([rec.get(c, "") for c in columns])
+            row = [rec.get(c, "") for c in columns] + rec.get("__extra__", [])
+            bad = rec.get("__badquote__")
+            if bad is None:
+                w.writerow(row)
+            else:
+                # the cell written as "value"x: a quoted cell with text after its closing quote
+                row[columns.index(bad)] = "QQBADQUOTEQQ"
+                one = io.StringIO(newline="")
+                csv.writer(one, lineterminator=terminator).writerow(row)
+                sio.write(one.getvalue().replace("QQBADQUOTEQQ", '"' + str(rec.get(bad, "v")).replace('"', '""') + '"x'))
         data = sio.getvalue().encode("utf-8")
         return (b"\xef\xbb\xbf" if r.random() < 0.2 else b"") + data
+
+
+def nested_arrays(depth):
+    """depth nested empty arrays: [[[...]]]."""
+    value = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
 
 
 def generate(seed, n_users=40, csv_mode=False, leak_rate=None, text_edges=False):

@@ -656,6 +656,36 @@ class CsvInput(unittest.TestCase):
         self.assertEqual(jsonl["variants"]["control"]["revenue"], 5.0)
 
 
+    def test_csv_record_rules(self):
+        # One RFC 4180 reading, strict: a refused record is invalid_json and the next one is read;
+        # more cells than the header is invalid_json; an items cell that is not JSON stays text.
+        header = "type,event_id,ts,user_id,experiment,variant,item_id,order_id,items"
+        rows = [header,
+                f"exposure,x1,{T},u1,recs-v2,control,,,",
+                f"exposure,x2,{T},u2,recs-v2,control,,,,surplus",          # 10 cells for 9
+                f'exposure,"x3"z,{T},u3,recs-v2,control,,,',              # text after the quote
+                f"exposure,x4,{T},u4,recs-v2,control,,,",
+                f"purchase,p1,{T},u1,,,,o1,not json",                    # wrong_type
+                f"purchase,p2,{T},u1,,,,o2,\"[\n {{\"\"item_id\"\": \"\"a\"\", \"\"price\"\": 2}}\n]\"",
+                f"purchase,p3,{T},u1,,,,o3,{'[' * 128}{']' * 128}",        # 129 containers
+                f"purchase,p4,{T},u1,,,,o4,{'[' * 129}{']' * 129}",        # not JSON: text
+                f'exposure,x5,{T},u5,recs-v2,"control']                    # open at the end
+        rep = run(rows, suffix=".csv")
+        dq = rep["data_quality"]
+        self.assertEqual(dq["events_read"], 9)
+        self.assertEqual(dq["quarantined"]["invalid_json"], 4)
+        self.assertEqual(dq["quarantined"]["wrong_type"], 2)
+        self.assertEqual(rep["variants"]["control"]["users"], 2)  # u1 and u4
+        self.assertEqual(rep["variants"]["control"]["revenue"], 2.0)  # p2's multi-line items
+
+    def test_json_nesting_limit(self):
+        # 128 containers with the event's object are accepted; 129 are invalid_json.
+        ok = json.dumps(exposure("x1", "u1", T))[:-1] + ', "deep": ' + "[" * 127 + "]" * 127 + "}"
+        deep = json.dumps(exposure("x2", "u2", T))[:-1] + ', "deep": ' + "[" * 128 + "]" * 128 + "}"
+        self.assertIsNone(reason_of(ok))
+        self.assertEqual(reason_of(deep), "invalid_json")
+
+
 class Tools(unittest.TestCase):
     def test_generator_intent_matches_reference(self):
         # gen_logs records which quarantine reason each junk line was built for; the reference

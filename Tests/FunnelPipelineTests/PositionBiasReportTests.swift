@@ -1,7 +1,10 @@
 import FunnelAttribution
 import FunnelConfig
 import FunnelEvents
+import FunnelBase
+import FunnelPipeline
 import FunnelReport
+import FunnelTestSupport
 import Testing
 
 /// The report's `position_bias` section from impression contexts, worked by hand.
@@ -11,7 +14,7 @@ struct PositionBiasReportTests {
     /// treatment impression at position 2 is clicked too (not used by the randomized method).
     /// Control: 4 impressions, clicks at positions 1 and 2 → naive 0.5, ips (1 + 1/0.5)/4 = 0.75.
     /// Treatment: 5 impressions, clicks at 1 and 2 → naive 0.4, ips (1 + 2)/5 = 0.6.
-    static func log() -> EventLog {
+    static func log() throws -> EventLog {
         var b = LogBuilder()
         for k in 1...4 { b.exposure("c\(k)", 0, variant: "control"); b.exposure("t\(k)", 0, variant: "treatment") }
         let random = #","context":{"ranker":"random"}"#
@@ -25,11 +28,11 @@ struct PositionBiasReportTests {
         }
         let ranked = b.impression("t1", 30, item: "e", position: 2, extra: #","context":{"ranker":"relevance"}"#)
         b.click("t1", 40, on: ranked)
-        return EventReader.read(text: b.lines.joined(separator: "\n"))
+        return try EventReader.read(text: b.lines.joined(separator: "\n"))
     }
 
     @Test func randomizedPropensitiesAndDebiasedCTR() throws {
-        let log = Self.log()
+        let log = try Self.log()
         let config = try FunnelConfig.parse(yaml: "position_bias: {method: randomized, floor: 0.1}")
         let attribution = try Attributor.run(log, config: config)
         let section = try #require(try PositionBiasReport.section(log: log, attribution: attribution, config: config))
@@ -50,7 +53,7 @@ struct PositionBiasReportTests {
     }
 
     @Test func noSectionByDefaultAndFixedPropensities() throws {
-        let log = Self.log()
+        let log = try Self.log()
         let attribution = try Attributor.run(log, config: FunnelConfig())
         #expect(try PositionBiasReport.section(log: log, attribution: attribution, config: FunnelConfig()) == nil)
         // Fixed propensities (0.8, 0.2) are relative to position 1: (1, 0.25); floor 0.3 clips 0.25.
@@ -76,7 +79,7 @@ struct PositionBiasReportTests {
         b.impression("leak", 300, item: "a")
         b.click("c", 165, on: again)
         _ = first
-        let log = EventReader.read(text: b.lines.joined(separator: "\n"))
+        let log = try EventReader.read(text: b.lines.joined(separator: "\n"))
         let attribution = try Attributor.run(log, config: FunnelConfig())
         #expect(attribution.dataQuality.leakedUsers == 1)
         let groups = PositionBiasReport.RoundGroups(attribution, log: log)

@@ -24,19 +24,19 @@ public func lineBounds(_ buffer: UnsafeBufferPointer<UInt8>, _ start: Int, _ lim
 }
 
 /// A source of bytes: a plain file descriptor, or a gzip stream over one.
-protocol ByteStream: AnyObject {
+public protocol ByteStream: AnyObject {
     /// Reads up to `buffer.count` bytes; 0 means end of input.
     func read(_ buffer: UnsafeMutableRawBufferPointer) throws(InputError) -> Int
 }
 
 /// Reads a file descriptor, with a few bytes that can be put back after sniffing.
-final class FileStream: ByteStream {
-    let fd: Int32
-    let path: String
-    let ownsDescriptor: Bool
+public final class FileStream: ByteStream {
+    public let fd: Int32
+    public let path: String
+    public let ownsDescriptor: Bool
     var pushedBack: [UInt8] = []
 
-    init(path: String) throws(InputError) {
+    public init(path: String) throws(InputError) {
         self.path = path
         if path == "-" {
             fd = 0
@@ -50,7 +50,7 @@ final class FileStream: ByteStream {
 
     deinit { if ownsDescriptor { close(fd) } }
 
-    func read(_ buffer: UnsafeMutableRawBufferPointer) throws(InputError) -> Int {
+    public func read(_ buffer: UnsafeMutableRawBufferPointer) throws(InputError) -> Int {
         if !pushedBack.isEmpty {
             let n = min(buffer.count, pushedBack.count)
             pushedBack.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: n) }
@@ -66,7 +66,7 @@ final class FileStream: ByteStream {
     }
 
     /// The first `count` bytes (fewer at end of input), left in place for the next read.
-    func peek(_ count: Int) throws(InputError) -> [UInt8] {
+    public func peek(_ count: Int) throws(InputError) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)
         var have = 0
         while have < count {
@@ -81,8 +81,8 @@ final class FileStream: ByteStream {
 }
 
 /// Inflates gzip data (concatenated members included) from an inner stream.
-final class GzipStream: ByteStream {
-    let inner: FileStream
+public final class GzipStream: ByteStream {
+    public let inner: FileStream
     var z = z_stream()
     let inputCapacity = 1 << 18
     let input: UnsafeMutablePointer<UInt8>
@@ -90,7 +90,7 @@ final class GzipStream: ByteStream {
     var finished = false
     var sawData = false
 
-    init(_ inner: FileStream) throws(InputError) {
+    public init(_ inner: FileStream) throws(InputError) {
         self.inner = inner
         input = .allocate(capacity: inputCapacity)
         let status = inflateInit2_(&z, 15 + 32, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
@@ -105,7 +105,7 @@ final class GzipStream: ByteStream {
         input.deallocate()
     }
 
-    func read(_ buffer: UnsafeMutableRawBufferPointer) throws(InputError) -> Int {
+    public func read(_ buffer: UnsafeMutableRawBufferPointer) throws(InputError) -> Int {
         while !finished {
             if z.avail_in == 0 && !inputEnd {
                 let n = try inner.read(UnsafeMutableRawBufferPointer(start: input, count: inputCapacity))
@@ -158,4 +158,16 @@ public func readFileBytes(_ path: String) throws(InputError) -> [UInt8] {
         out.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
     }
     return out
+}
+
+/// Reads from `stream` into `buffer[offset...]` (already sized); returns the byte count.
+public func readAppending(_ stream: ByteStream, into buffer: inout [UInt8], at offset: Int) throws(InputError) -> Int {
+    let result: Result<Int, InputError> = buffer.withUnsafeMutableBytes { b in
+        do throws(InputError) {
+            return .success(try stream.read(UnsafeMutableRawBufferPointer(rebasing: b[offset...])))
+        } catch {
+            return .failure(error)
+        }
+    }
+    return try result.get()
 }

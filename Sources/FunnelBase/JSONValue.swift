@@ -1,5 +1,5 @@
 import Foundation
-import FunnelEvents
+
 
 /// An ordered JSON document, written without rounding (shortest round-trip doubles); non-finite
 /// numbers are written as `null`.

@@ -1,4 +1,4 @@
-import FunnelEvents
+import FunnelBase
 import Testing
 
 /// Expected values computed by hand and checked with Python's datetime (see comments).
