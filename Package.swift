@@ -79,6 +79,8 @@ let package = Package(
         ),
         // Builders shared by the test targets: small event logs, temporary folders.
         .target(name: "FunnelTestSupport", dependencies: ["FunnelEvents", "FunnelAttribution", "FunnelConfig"]),
+        // The commands in-process (parsing, validation, output files).
+        .testTarget(name: "FunnelCLITests", dependencies: ["funnel", "FunnelTestSupport"]),
         .testTarget(name: "FunnelBaseTests", dependencies: ["FunnelBase"], resources: [.copy("Fixtures")]),
         .testTarget(name: "FunnelEventsTests", dependencies: ["FunnelEvents", "FunnelBase", "FunnelTestSupport"]),
         .testTarget(name: "FunnelAttributionTests", dependencies: ["FunnelAttribution", "FunnelReport", "FunnelConfig", "FunnelEvents", "FunnelBase", "FunnelTestSupport"]),

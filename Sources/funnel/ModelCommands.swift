@@ -1,62 +1,20 @@
 import ArgumentParser
 import Foundation
 import FunnelBase
-import FunnelAttribution
-import FunnelEvents
-import FunnelPipeline
 import FunnelModels
-import FunnelReport
+import FunnelPipeline
 
-/// The feature spec of the Funnel training table (`funnel export-training`): item, position,
-/// surface and context columns as categories, the user's history counts as numbers.
-func funnelSpec(contextKeys: [String], position: Bool, hashBits: Int, transform: NumericTransform) -> FeatureSpec {
-    FeatureSpec(label: "click", categorical: ["item_id"] + (position ? ["position"] : []) + ["surface"] + contextKeys.map(TrainingExport.contextColumn),
-                numeric: TrainingExport.numericColumns, hashBits: hashBits, numericTransform: transform)
-}
+extension TableFormat: ExpressibleByArgument {}
+extension ModelKind: ExpressibleByArgument {}
+extension CalibrationKind: ExpressibleByArgument {}
+extension NumericTransform: ExpressibleByArgument {}
+extension OptimizerSettings.Kind: ExpressibleByArgument {}
 
-/// The training table of an event log as CSV text (header first).
-func trainingCSV(events: String, config: String?, contextKeys: [String]?) throws -> (text: String, contextKeys: [String], rows: Int) {
-    let cfg = try loadConfig(config)
-    let log = try readEvents(EventSource(paths: [events], format: .auto, quarantinePath: nil))
-    warnQuarantined(log, events)
-    let (header, keys, rows) = TrainingExport.rows(log, config: cfg, contextKeys: contextKeys)
-    guard !rows.isEmpty else { throw CLIError("\(events): no rounds (viewable impressions of non-bot users), so there is nothing to train on; check the events (funnel validate) and the counting rules") }
-    var text = header.joined(separator: ",") + "\n"
-    text.reserveCapacity(rows.count * 48)
-    for r in rows { text += r; text += "\n" }
-    return (text, keys, rows.count)
-}
+/// Whether the Funnel training table's position is a feature.
+enum PositionFeature: String, CaseIterable, ExpressibleByArgument { case position, none }
 
-/// Reads a table in `format`: csv, criteo, or funnel (an event log turned into the training table
-/// in memory; `spec == nil` builds the spec from the log's context keys).
-func readModelTable(path: String, format: String, spec: FeatureSpec?, config: String?, fit: Bool, group: String?,
-                    overrides: [String: String], funnelSpec make: ([String]) -> FeatureSpec) throws -> (Table, FeatureSpec) {
-    let clock = ContinuousClock.now
-    let (table, fitted) = try readModelTableUntimed(path: path, format: format, spec: spec, config: config, fit: fit, group: group,
-                                                    overrides: overrides, funnelSpec: make)
-    printError("read \(table.rows) rows of \(table.fields) fields from \(path) in \(String(format: "%.2f", seconds(since: clock))) s")
-    return (table, fitted)
-}
-
-private func readModelTableUntimed(path: String, format: String, spec: FeatureSpec?, config: String?, fit: Bool, group: String?,
-                                   overrides: [String: String], funnelSpec make: ([String]) -> FeatureSpec) throws -> (Table, FeatureSpec) {
-    guard format == "funnel" else {
-        do throws(ModelError) { return try TableReader.read(path: path, format: format, spec: spec!, group: group, fit: fit, overrides: overrides) } catch { throw CLIError(error.description) }
-    }
-    let wanted = spec.map { $0.categorical.compactMap(TrainingExport.contextKey(ofColumn:)) }
-    let (text, keys, _) = try trainingCSV(events: path, config: config, contextKeys: wanted)
-    do throws(ModelError) {
-        return try TableReader.readCSV(bytes: Array(text.utf8), name: "\(path) (training table)", spec: spec ?? make(keys), group: group, fit: fit, overrides: overrides)
-    } catch {
-        throw CLIError(error.description)
-    }
-}
-
-/// Seconds elapsed since `start`.
-func seconds(since start: ContinuousClock.Instant) -> Double {
-    let d = ContinuousClock.now - start
-    return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
-}
+/// The optimizer of the linear weights: FTRL-Proximal, or the model's own optimizer.
+enum LinearOptimizer: String, CaseIterable, ExpressibleByArgument { case ftrl, adagrad, adam }
 
 struct ExportTraining: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -73,7 +31,8 @@ struct ExportTraining: ParsableCommand {
     var out: String
 
     func run() throws {
-        let (text, keys, rows) = try trainingCSV(events: events, config: config, contextKeys: nil)
+        let (text, keys, rows, quarantined) = try trainingCSV(events: events, configPath: config, contextKeys: nil)
+        if let note = quarantineNote(quarantined, events) { printError(note) }
         guard FileManager.default.createFile(atPath: out, contents: Data(text.utf8)) else { throw CLIError("--out \(out): cannot write the file") }
         printError("wrote \(rows) rows to \(out) (context keys: \(keys.isEmpty ? "none" : keys.joined(separator: ", ")))")
     }
@@ -94,13 +53,13 @@ struct Train: ParsableCommand {
     var valid: String?
 
     @Option(help: "Data format: csv (header row; --label, --categorical, --numeric), criteo (tab-separated label, 13 integer and 26 categorical columns) or funnel (an event log: one row per served impression, as funnel export-training writes it).")
-    var dataFormat: String = "csv"
+    var dataFormat: TableFormat = .csv
 
     @Option(help: "funnel data: funnel.yaml with the counting rules.")
     var config: String?
 
     @Option(help: "funnel data: position as a categorical feature (position; predictions then fix it, --position) or none.")
-    var positionFeature: String = "position"
+    var positionFeature: PositionFeature = .position
 
     @Option(help: "Label column (0/1).")
     var label: String = "click"
@@ -112,7 +71,7 @@ struct Train: ParsableCommand {
     var numeric: String?
 
     @Option(help: "Numeric transform: log (sign·log(1+|x|) as the value), buckets (16 quantile buckets as categories) or standardize ((x − mean)/deviation of the training data as the value).")
-    var numericTransform: String = "log"
+    var numericTransform: NumericTransform = .log
 
     @Option(help: "Hash space: 2^bits slots.")
     var hashBits: Int = 20
@@ -121,19 +80,19 @@ struct Train: ParsableCommand {
     var vocabularyMinCount: Int = 0
 
     @Option(help: "Model: lr (logistic regression, FTRL-Proximal), fm (factorization machine), deepfm or dcnv2 (mini-batches).")
-    var model: String = "lr"
+    var model: ModelKind = .lr
 
     @Option(help: "fm, deepfm, dcnv2: factors (embedding size) per feature.")
     var factors: Int = 8
 
     @Option(help: "fm, deepfm, dcnv2: optimizer, adagrad or adam (default: adagrad for fm, adam for deepfm and dcnv2).")
-    var optimizer: String?
+    var optimizer: OptimizerSettings.Kind?
 
     @Option(help: "fm, deepfm, dcnv2: learning rate (default: 0.05 for fm, 0.001 for deepfm and dcnv2).")
     var learningRate: Double?
 
     @Option(help: "fm, deepfm, dcnv2 --wide: optimizer of the linear weights, ftrl (FTRL-Proximal with --alpha, --beta, --l1, --l2 on the batch's summed gradient, as Wide & Deep's wide part) or the --optimizer (default).")
-    var linearOptimizer: String?
+    var linearOptimizer: LinearOptimizer?
 
     @Flag(help: "dcnv2: add a wide part, per-slot linear weights and a bias, to the logit (trained by --linear-optimizer).")
     var wide: Bool = false
@@ -172,7 +131,7 @@ struct Train: ParsableCommand {
     var negativeRate: Double = 1
 
     @Option(help: "Calibration fitted on --valid and stored in the model: none, platt or isotonic.")
-    var calibrate: String = "none"
+    var calibrate: CalibrationKind = .none
 
     @Option(help: "Seed of the initial weights and of the negative downsampling.")
     var seed: UInt64 = 1
@@ -184,14 +143,13 @@ struct Train: ParsableCommand {
     var initialOut: String?
 
     func validate() throws {
-        if !["lr", "fm", "deepfm", "dcnv2"].contains(model) { throw ValidationError("--model must be lr, fm, deepfm or dcnv2 (got '\(model)')") }
-        if let optimizer, OptimizerSettings.Kind(rawValue: optimizer) == nil { throw ValidationError("--optimizer must be adagrad or adam") }
         if factors < 1 || batchSize < 1 || !((learningRate ?? 1) > 0) { throw ValidationError("--factors and --batch-size must be ≥ 1 and --learning-rate > 0") }
-        if let linearOptimizer, linearOptimizer != "ftrl" && linearOptimizer != mainOptimizer {
-            throw ValidationError("--linear-optimizer must be ftrl or, as without it, the --optimizer (\(mainOptimizer)); got '\(linearOptimizer)'")
+        let main = optimizer ?? (model == .fm ? .adagrad : .adam)
+        if let linearOptimizer, linearOptimizer != .ftrl && linearOptimizer.rawValue != main.rawValue {
+            throw ValidationError("--linear-optimizer must be ftrl or, as without it, the --optimizer (\(main.rawValue)); got '\(linearOptimizer.rawValue)'")
         }
-        if wide && model != "dcnv2" { throw ValidationError("--wide applies to dcnv2 (fm and deepfm always have linear weights)") }
-        if linearOptimizer != nil && !(["fm", "deepfm"].contains(model) || wide) {
+        if wide && model != .dcnv2 { throw ValidationError("--wide applies to dcnv2 (fm and deepfm always have linear weights)") }
+        if linearOptimizer != nil && !([.fm, .deepfm].contains(model) || wide) {
             throw ValidationError("--linear-optimizer applies to the models with linear weights: fm, deepfm and dcnv2 --wide")
         }
         if hiddenWidths == nil { throw ValidationError("--hidden must be comma-separated positive widths, e.g. 256,128 (got '\(hidden)')") }
@@ -200,21 +158,14 @@ struct Train: ParsableCommand {
         if vocabularyMinCount < 0 { throw ValidationError("--vocabulary-min-count must be ≥ 0") }
         if patience < 1 { throw ValidationError("--patience must be ≥ 1") }
         if !(1...28).contains(hashBits) { throw ValidationError("--hash-bits must be 1…28") }
-        if NumericTransform(rawValue: numericTransform) == nil { throw ValidationError("--numeric-transform must be log, buckets or standardize") }
         if epochs < 1 { throw ValidationError("--epochs must be ≥ 1") }
-        if !["csv", "criteo", "funnel"].contains(dataFormat) { throw ValidationError("--data-format must be csv, criteo or funnel") }
-        if positionFeature != "position" && positionFeature != "none" { throw ValidationError("--position-feature must be position or none") }
         if !(negativeRate > 0 && negativeRate <= 1) { throw ValidationError("--negative-rate must be in (0, 1]") }
-        if !["none", "platt", "isotonic"].contains(calibrate) { throw ValidationError("--calibrate must be none, platt or isotonic") }
-        if calibrate != "none" && valid == nil { throw ValidationError("--calibrate \(calibrate) is fitted on the validation set: pass --valid") }
-        if dataFormat == "csv" && splitList(categorical).isEmpty && splitList(numeric).isEmpty {
+        if calibrate != .none && valid == nil { throw ValidationError("--calibrate \(calibrate.rawValue) is fitted on the validation set: pass --valid") }
+        if dataFormat == .csv && splitList(categorical).isEmpty && splitList(numeric).isEmpty {
             throw ValidationError("name at least one feature column with --categorical or --numeric")
         }
         if !(alpha > 0) || !(beta >= 0) || !(l1 >= 0) || !(l2 >= 0) { throw ValidationError("--alpha must be > 0 and --beta, --l1, --l2 ≥ 0") }
     }
-
-    /// The --optimizer, or its default: adagrad for fm, adam for the networks.
-    var mainOptimizer: String { optimizer ?? (model == "fm" ? "adagrad" : "adam") }
 
     var hiddenWidths: [Int]? {
         let parts = splitList(hidden).map { Int($0) }
@@ -223,125 +174,48 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
-        do throws(ModelError) { try train() } catch { throw CLIError(error.description) }
-    }
-
-    func read(_ path: String, spec: FeatureSpec?, fit: Bool) throws(ModelError) -> (Table, FeatureSpec) {
-        let transform = NumericTransform(rawValue: numericTransform)!
-        do {
-            return try readModelTable(path: path, format: dataFormat, spec: spec, config: config, fit: fit, group: nil, overrides: [:]) { keys in
-                var s = funnelSpec(contextKeys: keys, position: positionFeature == "position", hashBits: hashBits, transform: transform)
-                s.vocabularyMinCount = vocabularyMinCount
-                return s
-            }
-        } catch { throw ModelError("\(error)") }
-    }
-
-    func train() throws(ModelError) {
-        let transform = NumericTransform(rawValue: numericTransform)!
-        var spec = dataFormat == "criteo"
-            ? TableReader.criteoSpec(hashBits: hashBits, numericTransform: transform)
-            : FeatureSpec(label: label, categorical: splitList(categorical), numeric: splitList(numeric), hashBits: hashBits, numericTransform: transform)
-        spec.vocabularyMinCount = vocabularyMinCount
-        let (full, fitted) = try read(data, spec: dataFormat == "funnel" ? nil : spec, fit: true)
-        let table = full.downsampled(rate: negativeRate, seed: seed)
-        if negativeRate < 1 { printError("negative downsampling at \(negativeRate): \(table.rows) of \(full.rows) training rows kept") }
-        var file = ModelFile(model: model, dataFormat: dataFormat, spec: fitted, ftrl: nil, weights: [], trainingRows: table.rows)
-        file.negativeRate = negativeRate
-        let validTable: Table?
-        if let valid { validTable = try read(valid, spec: fitted, fit: false).0 } else { validTable = nil }
-        var o = OptimizerSettings()
-        o.kind = OptimizerSettings.Kind(rawValue: mainOptimizer)!  // validated
-        o.learningRate = learningRate ?? (model == "fm" ? 0.05 : 0.001)
-        if linearOptimizer == "ftrl" {
-            var f = FTRLSettings()
-            f.alpha = alpha; f.beta = beta; f.l1 = l1; f.l2 = l2
-            o.linearFTRL = f
-        }
-        if o.kind == .adam { o.epsilon = 1e-8 }
-        // One pass over the training rows (its loss), and the current weights in file order.
-        let pass: () -> Double
-        let weights: () -> [Float]
-        let lossName: String
-        switch model {
-        case "fm":
-            var fm = FactorizationMachine<Float>(slots: fitted.slots, factors: factors, seed: seed)
-            var state = FMOptimizer<Float>(slots: fitted.slots, factors: factors, settings: o)
-            var g = FactorizationMachine<Float>.Gradient(slots: fitted.slots, factors: factors)
-            pass = { fm.epoch(table, optimizer: &state, batchSize: batchSize, gradient: &g) }
-            weights = { fm.w + [fm.bias] + fm.v }
-            file.factors = factors
-            file.optimizer = o
-            lossName = "mean training log loss"
-        case "deepfm", "dcnv2":
-            let a = DeepArchitecture(kind: DeepKind(rawValue: model)!, fields: fitted.fieldCount, dim: factors, hidden: hiddenWidths!, crossLayers: crossLayers, wide: wide)
-            let trainer = DeepTrainer(model: DeepModel<Float>(architecture: a, slots: fitted.slots, seed: seed), optimizer: o, batchSize: batchSize, threads: threads)
-            printError("matrix kernel: \(MatrixKernel.active.rawValue) (FUNNEL_SIMD=avx2 or FUNNEL_SIMD=baseline caps it)")
-            pass = { trainer.epoch(table) }
-            weights = { ModelFile.deepWeights(trainer.model) }
-            file.factors = factors
-            file.optimizer = o
-            file.architecture = a
-            lossName = "mean training log loss"
-        default:
-            var settings = FTRLSettings()
-            settings.alpha = alpha; settings.beta = beta; settings.l1 = l1; settings.l2 = l2; settings.epochs = epochs
-            var trainer = FTRLTrainer(slots: fitted.slots, settings: settings)
-            file.ftrl = settings
-            pass = { trainer.pass(table) }
-            weights = { trainer.weights() }
-            lossName = "progressive log loss"
-        }
+        var job = TrainJob(data: data)
+        job.valid = valid
+        job.dataFormat = dataFormat
+        job.configPath = config
+        job.positionFeature = positionFeature == .position
+        job.label = label
+        job.categorical = splitList(categorical)
+        job.numeric = splitList(numeric)
+        job.numericTransform = numericTransform
+        job.hashBits = hashBits
+        job.vocabularyMinCount = vocabularyMinCount
+        job.model = model
+        job.factors = factors
+        job.optimizer = optimizer
+        job.learningRate = learningRate
+        job.linearFTRL = linearOptimizer == .ftrl
+        job.wide = wide
+        job.batchSize = batchSize
+        job.hidden = hiddenWidths ?? []
+        job.crossLayers = crossLayers
+        job.threads = threads
+        job.patience = patience
+        job.epochs = epochs
+        job.alpha = alpha
+        job.beta = beta
+        job.l1 = l1
+        job.l2 = l2
+        job.negativeRate = negativeRate
+        job.calibrate = calibrate
+        job.seed = seed
+        let result = try job.run(note: printError)
         if let initialOut {
-            var start = file
-            start.weights = weights()
-            try start.write(to: initialOut)
+            do throws(ModelError) { try result.initial.write(to: initialOut) } catch { throw CLIError(error.description) }
             printError("wrote the initial weights to \(initialOut)")
         }
-        // Epochs, with early stopping on the validation log loss.
-        var best: (loss: Double, weights: [Float], epoch: Int)? = nil
-        let clock = ContinuousClock.now
-        for e in 1...epochs {
-            let loss = pass()
-            file.weights = weights()
-            var line = "epoch \(e): \(lossName) \(String(format: "%.6f", loss)) over \(table.rows) rows"
-            if let v = validTable, epochs > 1 {
-                let ll = ClickMetrics.evaluate(labels: v.labels, predictions: file.predict(v, threads: threads)).logloss
-                line += ", validation log loss \(String(format: "%.6f", ll))"
-                if best == nil || ll < best!.loss { best = (ll, file.weights, e) }
-                printError(line)
-                if e - best!.epoch >= patience {
-                    printError("early stop: no better validation log loss for \(patience) epochs; keeping epoch \(best!.epoch)")
-                    break
-                }
-                continue
-            }
-            printError(line)
-        }
-        if let best { file.weights = best.weights }
-        printError("trained in \(String(format: "%.2f", seconds(since: clock))) s")
-        if let v = validTable {
-            let raw = file.predict(v)
-            switch calibrate {
-            case "platt": file.calibration = Calibration.fitPlatt(predictions: raw, labels: v.labels)
-            case "isotonic": file.calibration = Calibration.fitIsotonic(predictions: raw, labels: v.labels)
-            default: break
-            }
-            let e = ClickMetrics.evaluate(labels: v.labels, predictions: file.predict(v))
+        if let e = result.validation {
             func f(_ x: Double?) -> String { x.map { String(format: "%.5f", $0) } ?? "—" }
-            print("validation (\(calibrate == "none" ? "uncalibrated" : calibrate + "-calibrated on it")): rows \(e.rows), auc \(f(e.auc)), logloss \(f(e.logloss)), calibration ratio \(f(e.calibrationRatio))")
+            print("validation (\(calibrate == .none ? "uncalibrated" : calibrate.rawValue + "-calibrated on it")): rows \(e.rows), auc \(f(e.auc)), logloss \(f(e.logloss)), calibration ratio \(f(e.calibrationRatio))")
         }
-        try file.write(to: out)
+        do throws(ModelError) { try result.model.write(to: out) } catch { throw CLIError(error.description) }
         printError("wrote \(out)")
     }
-}
-
-/// A model's table (in `format`, else the model's), with the position column fixed to `position`
-/// when given and the model has one.
-func modelTable(_ file: ModelFile, data: String, format: String?, config: String?, group: String?, position: Int?) throws -> Table {
-    let overrides = position.map { p in file.spec.categorical.contains("position") ? ["position": String(p)] : [:] } ?? [:]
-    return try readModelTable(path: data, format: format ?? file.dataFormat, spec: file.spec, config: config, fit: false, group: group,
-                              overrides: overrides) { _ in file.spec }.0
 }
 
 struct Evaluate: ParsableCommand {
@@ -358,7 +232,7 @@ struct Evaluate: ParsableCommand {
     var group: String?
 
     @Option(help: "Data format (csv, criteo or funnel); default: the model's.")
-    var dataFormat: String?
+    var dataFormat: TableFormat?
 
     @Option(help: "funnel data: funnel.yaml with the counting rules.")
     var config: String?
@@ -367,30 +241,18 @@ struct Evaluate: ParsableCommand {
     var position: Int?
 
     @Option(help: "Output format: text or json.")
-    var format: String = "text"
-
-    func validate() throws {
-        if format != "text" && format != "json" { throw ValidationError("--format must be text or json") }
-    }
+    var format: OutputFormat = .text
 
     func run() throws {
         let file: ModelFile
         do throws(ModelError) { file = try ModelFile.read(path: model) } catch { throw CLIError(error.description) }
-        let table = try modelTable(file, data: data, format: dataFormat, config: config, group: group ?? (file.dataFormat == "funnel" && (dataFormat ?? "funnel") == "funnel" ? "user_id" : nil), position: position)
+        let funnelData = file.dataFormat == TableFormat.funnel.rawValue && (dataFormat ?? .funnel) == .funnel
+        let table = try modelTable(file, data: data, format: dataFormat, configPath: config, group: group ?? (funnelData ? "user_id" : nil),
+                                   position: position, note: printError)
         let p = file.predict(table)
         let e = ClickMetrics.evaluate(labels: table.labels, predictions: p, groups: table.groups)
-        var warnings: [String] = []
-        if let r = e.calibrationRatio, r < 0.8 || r > 1.2 {
-            warnings.append("calibration ratio \(String(format: "%.3f", r)) is outside 0.8–1.2: predictions are \(r > 1 ? "too high" : "too low") on average")
-        }
-        let doc: JSONValue = .object([
-            ("rows", .int(e.rows)), ("auc", .number(e.auc)), ("gauc", .number(e.gauc)), ("gauc_groups", .int(e.gaucGroupsUsed)),
-            ("logloss", .number(e.logloss)), ("normalized_entropy", .number(e.normalizedEntropy)), ("ece", .number(e.ece)),
-            ("calibration_ratio", .number(e.calibrationRatio)),
-            ("reliability", .array(e.reliability.map { .array([.double($0.prediction), .double($0.actual), .int($0.rows)]) })),
-            ("warnings", .array(warnings.map(JSONValue.string))),
-        ])
-        if format == "json" { print(doc.serialized(pretty: true)); return }
+        let (doc, warnings) = evaluationDocument(e)
+        if format == .json { print(doc.serialized(pretty: true)); return }
         func f(_ v: Double?) -> String { v.map { String(format: "%.5f", $0) } ?? "—" }
         print("rows \(e.rows)  auc \(f(e.auc))  gauc \(f(e.gauc))  logloss \(f(e.logloss))  NE \(f(e.normalizedEntropy))  ECE \(f(e.ece))  calibration ratio \(f(e.calibrationRatio))")
         for w in warnings { print("warning: \(w)") }
@@ -410,7 +272,7 @@ struct Predict: ParsableCommand {
     var out: String
 
     @Option(help: "Data format (csv, criteo or funnel); default: the model's.")
-    var dataFormat: String?
+    var dataFormat: TableFormat?
 
     @Option(help: "funnel data: funnel.yaml with the counting rules.")
     var config: String?
@@ -423,7 +285,7 @@ struct Predict: ParsableCommand {
         let loading = ContinuousClock.now
         do throws(ModelError) { file = try ModelFile.read(path: model) } catch { throw CLIError(error.description) }
         printError("loaded the model in \(String(format: "%.4f", seconds(since: loading))) s")
-        let table = try modelTable(file, data: data, format: dataFormat, config: config, group: nil, position: position)
+        let table = try modelTable(file, data: data, format: dataFormat, configPath: config, group: nil, position: position, note: printError)
         let clock = ContinuousClock.now
         let p = file.predict(table)
         printError("predicted \(table.rows) rows in \(String(format: "%.4f", seconds(since: clock))) s")

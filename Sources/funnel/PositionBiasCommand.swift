@@ -1,12 +1,10 @@
 import ArgumentParser
 import Foundation
 import FunnelBase
-import FunnelAttribution
-import FunnelConfig
-import FunnelEvents
-import FunnelPipeline
 import FunnelOPE
-import FunnelReport
+import FunnelPipeline
+
+extension PositionBias.Method: ExpressibleByArgument {}
 
 struct PositionBiasCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -19,7 +17,7 @@ struct PositionBiasCommand: ParsableCommand {
     var config: String?
 
     @Option(help: "randomized (shuffled traffic), em (regression-EM under the position-based model) or harvesting (one item at several positions by several rankers).")
-    var method: String = "em"
+    var method: PositionBias.Method = .em
 
     @Option(help: "Which impressions were shown in shuffled order: key=value of the impression's context (overrides position_bias.randomized_context).")
     var randomized: String?
@@ -49,11 +47,9 @@ struct PositionBiasCommand: ParsableCommand {
     var itemsOut: String?
 
     @Option(help: "Output format: text or json.")
-    var format: String = "text"
+    var format: OutputFormat = .text
 
     func validate() throws {
-        if PositionBias.Method(rawValue: method) == nil { throw ValidationError("--method must be randomized, em or harvesting (got '\(method)')") }
-        if format != "text" && format != "json" { throw ValidationError("--format must be text or json") }
         if let floor, !(floor > 0 && floor <= 1) { throw ValidationError("--floor must be in (0, 1]") }
         if let randomized, randomized.split(separator: "=", omittingEmptySubsequences: false).count != 2 {
             throw ValidationError("--randomized must be key=value (a context key and the value that marks shuffled traffic)")
@@ -64,44 +60,21 @@ struct PositionBiasCommand: ParsableCommand {
     }
 
     func run() throws {
-        var cfg = try loadConfig(config)
-        if let randomized { cfg.randomizedContext = randomized }
-        if let rankerContext { cfg.rankerContext = rankerContext }
-        if let floor { cfg.positionBiasFloor = floor }
-        let log = try readEvents(input)
-        warnQuarantined(log, input.events.joined(separator: ", "))
-        let (records, rounds, rankers) = PositionBiasReport.records(log, config: cfg)
-        let estimate: PositionBias.Estimate
-        do {
-            estimate = try PositionBias.estimate(records, method: PositionBias.Method(rawValue: method)!, maxPosition: maxPosition,
-                                                 bootstrap: bootstrap, alpha: alpha, seed: seed)
-        } catch {
-            throw CLIError("\(input.events.joined(separator: ", ")): \(error.description)")
-        }
-        // Rounds are grouped as the report analyses them (rule 7: assigned, not leaked, from the
-        // first exposure on, no variant mismatch); the rest form one more group. Without an
-        // experiment to analyse, every round is in one group.
-        var groups: [String]
-        let groupOf: (Round) -> Int?
-        var notes: [String] = []
-        if let attribution = try? Attributor.run(log, config: cfg) {
-            let analysed = PositionBiasReport.RoundGroups(attribution, log: log)
-            groups = analysed.names + ["(not analysed)"]
-            let rest = analysed.names.count
-            groupOf = { analysed.group($0, log: log) ?? rest }
-        } else {
-            groups = ["(all)"]
-            groupOf = { _ in 0 }
-            notes.append("no single experiment to analyse (set ab_testing.experiment in funnel.yaml to choose one): every round is in one group")
-        }
-        let floorValue = cfg.positionBiasFloor
-        let perGroup = PositionBiasReport.debiased(rounds, propensities: estimate.propensities, floor: floorValue,
-                                                   groups: groups.count, group: groupOf)
-        let items = PositionBiasReport.items(rounds, log: log, propensities: estimate.propensities, floor: floorValue,
-                                             groups: groups, limit: topItems, group: groupOf)
-        if let itemsOut {
-            let all = PositionBiasReport.items(rounds, log: log, propensities: estimate.propensities, floor: floorValue,
-                                               groups: groups, limit: Int.max, group: groupOf)
+        var job = PositionBiasJob(source: input.source)
+        job.configPath = config
+        job.method = method
+        job.randomized = randomized
+        job.rankerContext = rankerContext
+        job.floor = floor
+        job.maxPosition = maxPosition
+        job.bootstrap = bootstrap
+        job.seed = seed
+        job.alpha = alpha
+        job.topItems = topItems
+        job.allItems = itemsOut != nil
+        let result = try job.run()
+        if let note = quarantineNote(result.quarantined, input.events.joined(separator: ", ")) { printError(note) }
+        if let itemsOut, let all = result.itemRows {
             var csv = "variant,item_id,impressions,clicks,ctr,ips_ctr\n"
             for row in all {
                 let cells = ["variant", "item_id", "impressions", "clicks", "ctr", "ips_ctr"].map { key -> String in
@@ -117,32 +90,13 @@ struct PositionBiasCommand: ParsableCommand {
                 throw CLIError("--items-out \(itemsOut): cannot write the file")
             }
         }
-        let variants: [(String, JSONValue)] = groups.indices.compactMap { g in
-            let d = perGroup[g]
-            guard d.impressions > 0 else { return nil }
-            return (groups[g], .object([("impressions", .int(d.impressions)), ("clicks", .int(d.clicks)),
-                                         ("ctr", .number(d.naive)), ("ips_ctr", .number(d.ips))]))
-        }
-        let doc: JSONValue = .object([
-            ("method", .string(method)),
-            ("positions", PositionBiasReport.positionsJSON(estimate)),
-            ("impressions_used", .int(estimate.recordsUsed)),
-        ] + PositionBiasReport.roundsJSON(rounds) + [
-            ("rankers", .array(rankers.map(JSONValue.string))),
-            ("floor", .double(floorValue)),
-            ("variants", .object(variants)),
-            ("items", .array(items)),
-            ("warnings", .array((estimate.warnings + notes).map(JSONValue.string))),
-            ("settings", .object([("bootstrap", .int(bootstrap)), ("seed", .int(Int(seed))), ("alpha", .double(alpha)),
-                                  ("randomized_context", .string(cfg.randomizedContext)), ("ranker_context", .string(cfg.rankerContext))])),
-        ])
-        if format == "json" {
-            print(doc.serialized(pretty: true))
+        if format == .json {
+            print(result.document.serialized(pretty: true))
             return
         }
+        let estimate = result.estimate
         let level = "\(Int(((1 - alpha) * 100).rounded())) %"
-        let collapsed = rounds.filter(\.collapsed).count
-        print("position bias by \(method): \(estimate.recordsUsed) of \(rounds.count) rounds used (served impressions after duplicates, bots and viewability; \(collapsed) of them re-show an item the report counts once); rankers: \(rankers.joined(separator: ", "))\n")
+        print("position bias by \(method.rawValue): \(estimate.recordsUsed) of \(result.rounds) rounds used (served impressions after duplicates, bots and viewability; \(result.collapsed) of them re-show an item the report counts once); rankers: \(result.rankers.joined(separator: ", "))\n")
         var rows: [[String]] = [["position", "propensity", "\(level) interval", "naive ctr ratio", "impressions", "clicks"]]
         for k in estimate.propensities.indices {
             let ci = estimate.intervals[k].map { String(format: "[%.4f, %.4f]", $0.0, $0.1) } ?? "—"
@@ -150,13 +104,12 @@ struct PositionBiasCommand: ParsableCommand {
                          String(estimate.impressions[k]), String(estimate.clicks[k])])
         }
         print(TextReportTable.render(rows))
-        print("\ndebiased click-through (clicks weighted by 1/max(propensity, \(floorValue))):\n")
+        print("\ndebiased click-through (clicks weighted by 1/max(propensity, \(result.floor))):\n")
         var vrows: [[String]] = [["variant", "impressions", "clicks", "ctr", "ips ctr"]]
-        for g in groups.indices where perGroup[g].impressions > 0 {
-            let d = perGroup[g]
-            vrows.append([groups[g], String(d.impressions), String(d.clicks), String(format: "%.5f", d.naive), String(format: "%.5f", d.ips)])
+        for (name, d) in result.groups {
+            vrows.append([name, String(d.impressions), String(d.clicks), String(format: "%.5f", d.naive), String(format: "%.5f", d.ips)])
         }
         print(TextReportTable.render(vrows))
-        for w in estimate.warnings + notes { print("warning: \(w)") }
+        for w in result.warnings { print("warning: \(w)") }
     }
 }

@@ -9,6 +9,9 @@ import FunnelReport
 
 enum ReportFormat: String, ExpressibleByArgument, CaseIterable { case text, json, html }
 
+/// Output of the commands that print a document or tables.
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable { case text, json }
+
 /// Shared input options.
 struct InputOptions: ParsableArguments {
     @Option(name: .long, help: "Event file (JSON Lines or CSV, optionally gzip), a directory of them, or - for standard input. Repeatable.")

@@ -1,0 +1,275 @@
+import Foundation
+import FunnelBase
+import FunnelAttribution
+import FunnelConfig
+import FunnelEvents
+import FunnelModels
+
+/// The layouts a click-model table can have.
+public enum TableFormat: String, CaseIterable, Sendable {
+    /// CSV with a header (--label, --categorical, --numeric).
+    case csv
+    /// Criteo's tab-separated layout: label, 13 integer and 26 categorical columns.
+    case criteo
+    /// A Funnel event log, turned into the training table (one row per round) in memory.
+    case funnel
+}
+
+/// The feature spec of the Funnel training table (`funnel export-training`): item, position,
+/// surface and context columns as categories, the user's history counts as numbers.
+public func funnelSpec(contextKeys: [String], position: Bool, hashBits: Int, transform: NumericTransform) -> FeatureSpec {
+    FeatureSpec(label: "click", categorical: ["item_id"] + (position ? ["position"] : []) + ["surface"] + contextKeys.map(TrainingExport.contextColumn),
+                numeric: TrainingExport.numericColumns, hashBits: hashBits, numericTransform: transform)
+}
+
+/// The training table of an event log as CSV text (header first), with the context keys it has
+/// columns for, its row count and the log's quarantined lines by reason.
+public func trainingCSV(events: String, configPath: String?, contextKeys: [String]?) throws(PipelineError)
+    -> (text: String, contextKeys: [String], rows: Int, quarantined: [(reason: String, count: Int)]) {
+    let cfg = try loadConfig(configPath)
+    let log = try readEvents(EventSource(paths: [events]))
+    let (header, keys, rows) = TrainingExport.rows(log, config: cfg, contextKeys: contextKeys)
+    guard !rows.isEmpty else {
+        throw PipelineError("\(events): no rounds (viewable impressions of non-bot users), so there is nothing to train on; check the events (funnel validate) and the counting rules")
+    }
+    var text = header.joined(separator: ",") + "\n"
+    text.reserveCapacity(rows.count * 48)
+    for r in rows { text += r; text += "\n" }
+    return (text, keys, rows.count, quarantineCounts(log))
+}
+
+/// Reads a click-model table in `format`. For Funnel event logs the training table is built in
+/// memory; `spec == nil` then builds the spec from the log's context keys with `makeSpec`.
+/// `note` receives what a user should see (quarantined lines of an event log).
+public func readModelTable(path: String, format: TableFormat, spec: FeatureSpec?, configPath: String?, fit: Bool, group: String?,
+                           overrides: [String: String] = [:], makeSpec: ([String]) -> FeatureSpec,
+                           note: (String) -> Void = { _ in }) throws(PipelineError) -> (Table, FeatureSpec) {
+    guard format == .funnel else {
+        guard let spec else { throw PipelineError("\(path): a \(format.rawValue) table needs its feature columns") }
+        do throws(ModelError) {
+            return try TableReader.read(path: path, format: format.rawValue, spec: spec, group: group, fit: fit, overrides: overrides)
+        } catch {
+            throw PipelineError(error.description)
+        }
+    }
+    let wanted = spec.map { $0.categorical.compactMap(TrainingExport.contextKey(ofColumn:)) }
+    let (text, keys, _, quarantined) = try trainingCSV(events: path, configPath: configPath, contextKeys: wanted)
+    if let n = quarantineNote(quarantined, path) { note(n) }
+    do throws(ModelError) {
+        return try TableReader.readCSV(bytes: Array(text.utf8), name: "\(path) (training table)", spec: spec ?? makeSpec(keys),
+                                       group: group, fit: fit, overrides: overrides)
+    } catch {
+        throw PipelineError(error.description)
+    }
+}
+
+/// The warning a user sees when an input's lines were quarantined, or nil when none were.
+public func quarantineNote(_ quarantined: [(reason: String, count: Int)], _ path: String) -> String? {
+    let total = quarantined.reduce(0) { $0 + $1.count }
+    guard total > 0 else { return nil }
+    let reasons = quarantined.sorted { $0.reason < $1.reason }.map { "\($0.reason) \($0.count)" }.joined(separator: ", ")
+    return "warning: \(path): \(total) lines were quarantined (\(reasons)) and are not counted; `funnel validate --events \(path)` shows them"
+}
+
+/// The click models `funnel train` fits.
+public enum ModelKind: String, CaseIterable, Sendable {
+    case lr, fm, deepfm, dcnv2
+}
+
+/// Calibration fitted on the validation set and stored in the model.
+public enum CalibrationKind: String, CaseIterable, Sendable {
+    case none, platt, isotonic
+}
+
+/// Training a click model: the data, the model's settings, early stopping and calibration.
+public struct TrainJob: Sendable {
+    public var data: String
+    public var valid: String?
+    public var dataFormat: TableFormat = .csv
+    public var configPath: String?
+    /// Funnel data: position as a categorical feature.
+    public var positionFeature = true
+    public var label = "click"
+    public var categorical: [String] = []
+    public var numeric: [String] = []
+    public var numericTransform: NumericTransform = .log
+    public var hashBits = 20
+    public var vocabularyMinCount = 0
+    public var model: ModelKind = .lr
+    public var factors = 8
+    /// The optimizer of fm, deepfm and dcnv2 (default: adagrad for fm, adam for the networks).
+    public var optimizer: OptimizerSettings.Kind?
+    public var learningRate: Double?
+    /// Train the linear weights with FTRL-Proximal (--alpha, --beta, --l1, --l2).
+    public var linearFTRL = false
+    public var wide = false
+    public var batchSize = 256
+    public var hidden = [256, 128]
+    public var crossLayers = 2
+    public var threads = 2
+    public var patience = 2
+    public var epochs = 1
+    public var alpha = 0.05
+    public var beta = 1.0
+    public var l1 = 1.0
+    public var l2 = 1.0
+    public var negativeRate = 1.0
+    public var calibrate: CalibrationKind = .none
+    public var seed: UInt64 = 1
+
+    public init(data: String) { self.data = data }
+
+    /// The --optimizer, or its default: adagrad for fm, adam for the networks.
+    public var mainOptimizer: OptimizerSettings.Kind { optimizer ?? (model == .fm ? .adagrad : .adam) }
+
+    /// The trained model, the model as initialised (before its first step), and the validation
+    /// metrics (with the calibration applied) when there is a validation set.
+    public struct Result: Sendable {
+        public var model: ModelFile
+        public var initial: ModelFile
+        public var validation: ClickEvaluation?
+    }
+
+    func read(_ path: String, spec: FeatureSpec?, fit: Bool, note: (String) -> Void) throws(PipelineError) -> (Table, FeatureSpec) {
+        let clock = ContinuousClock.now
+        let (table, fitted) = try readModelTable(path: path, format: dataFormat, spec: spec, configPath: configPath, fit: fit, group: nil,
+                                                 makeSpec: { keys in
+            var s = funnelSpec(contextKeys: keys, position: positionFeature, hashBits: hashBits, transform: numericTransform)
+            s.vocabularyMinCount = vocabularyMinCount
+            return s
+        }, note: note)
+        note("read \(table.rows) rows of \(table.fields) fields from \(path) in \(String(format: "%.2f", seconds(since: clock))) s")
+        return (table, fitted)
+    }
+
+    /// Trains; `note` receives the progress lines (epochs, losses, timings).
+    public func run(note: (String) -> Void = { _ in }) throws(PipelineError) -> Result {
+        var spec = dataFormat == .criteo
+            ? TableReader.criteoSpec(hashBits: hashBits, numericTransform: numericTransform)
+            : FeatureSpec(label: label, categorical: categorical, numeric: numeric, hashBits: hashBits, numericTransform: numericTransform)
+        spec.vocabularyMinCount = vocabularyMinCount
+        let (full, fitted) = try read(data, spec: dataFormat == .funnel ? nil : spec, fit: true, note: note)
+        let table = full.downsampled(rate: negativeRate, seed: seed)
+        if negativeRate < 1 { note("negative downsampling at \(negativeRate): \(table.rows) of \(full.rows) training rows kept") }
+        var file = ModelFile(model: model.rawValue, dataFormat: dataFormat.rawValue, spec: fitted, ftrl: nil, weights: [], trainingRows: table.rows)
+        file.negativeRate = negativeRate
+        let validTable: Table?
+        if let valid { validTable = try read(valid, spec: fitted, fit: false, note: note).0 } else { validTable = nil }
+        var o = OptimizerSettings()
+        o.kind = mainOptimizer
+        o.learningRate = learningRate ?? (model == .fm ? 0.05 : 0.001)
+        if linearFTRL {
+            var f = FTRLSettings()
+            f.alpha = alpha; f.beta = beta; f.l1 = l1; f.l2 = l2
+            o.linearFTRL = f
+        }
+        if o.kind == .adam { o.epsilon = 1e-8 }
+        // One pass over the training rows (its loss), and the current weights in file order.
+        let pass: () -> Double
+        let weights: () -> [Float]
+        let lossName: String
+        switch model {
+        case .fm:
+            var fm = FactorizationMachine<Float>(slots: fitted.slots, factors: factors, seed: seed)
+            var state = FMOptimizer<Float>(slots: fitted.slots, factors: factors, settings: o)
+            var g = FactorizationMachine<Float>.Gradient(slots: fitted.slots, factors: factors)
+            let batchSize = self.batchSize
+            pass = { fm.epoch(table, optimizer: &state, batchSize: batchSize, gradient: &g) }
+            weights = { fm.w + [fm.bias] + fm.v }
+            file.factors = factors
+            file.optimizer = o
+            lossName = "mean training log loss"
+        case .deepfm, .dcnv2:
+            let a = DeepArchitecture(kind: model == .deepfm ? .deepfm : .dcnv2, fields: fitted.fieldCount, dim: factors, hidden: hidden,
+                                     crossLayers: crossLayers, wide: wide)
+            let trainer = DeepTrainer(model: DeepModel<Float>(architecture: a, slots: fitted.slots, seed: seed), optimizer: o, batchSize: batchSize, threads: threads)
+            note("matrix kernel: \(MatrixKernel.active.rawValue) (FUNNEL_SIMD=avx2 or FUNNEL_SIMD=baseline caps it)")
+            pass = { trainer.epoch(table) }
+            weights = { ModelFile.deepWeights(trainer.model) }
+            file.factors = factors
+            file.optimizer = o
+            file.architecture = a
+            lossName = "mean training log loss"
+        case .lr:
+            var settings = FTRLSettings()
+            settings.alpha = alpha; settings.beta = beta; settings.l1 = l1; settings.l2 = l2; settings.epochs = epochs
+            var trainer = FTRLTrainer(slots: fitted.slots, settings: settings)
+            file.ftrl = settings
+            pass = { trainer.pass(table) }
+            weights = { trainer.weights() }
+            lossName = "progressive log loss"
+        }
+        var initial = file
+        initial.weights = weights()
+        // Epochs, with early stopping on the validation log loss.
+        var best: (loss: Double, weights: [Float], epoch: Int)? = nil
+        let clock = ContinuousClock.now
+        for e in 1...epochs {
+            let loss = pass()
+            file.weights = weights()
+            var line = "epoch \(e): \(lossName) \(String(format: "%.6f", loss)) over \(table.rows) rows"
+            if let v = validTable, epochs > 1 {
+                let ll = ClickMetrics.evaluate(labels: v.labels, predictions: file.predict(v, threads: threads)).logloss
+                line += ", validation log loss \(String(format: "%.6f", ll))"
+                if best.map({ ll < $0.loss }) ?? true { best = (ll, file.weights, e) }
+                note(line)
+                if let b = best, e - b.epoch >= patience {
+                    note("early stop: no better validation log loss for \(patience) epochs; keeping epoch \(b.epoch)")
+                    break
+                }
+                continue
+            }
+            note(line)
+        }
+        if let best { file.weights = best.weights }
+        note("trained in \(String(format: "%.2f", seconds(since: clock))) s")
+        var validation: ClickEvaluation? = nil
+        if let v = validTable {
+            let raw = file.predict(v)
+            switch calibrate {
+            case .platt: file.calibration = Calibration.fitPlatt(predictions: raw, labels: v.labels)
+            case .isotonic: file.calibration = Calibration.fitIsotonic(predictions: raw, labels: v.labels)
+            case .none: break
+            }
+            validation = ClickMetrics.evaluate(labels: v.labels, predictions: file.predict(v))
+        }
+        return Result(model: file, initial: initial, validation: validation)
+    }
+}
+
+/// A model's table (in `format`, else the model's), with the position column fixed to `position`
+/// when given and the model has one.
+public func modelTable(_ file: ModelFile, data: String, format: TableFormat?, configPath: String?, group: String?, position: Int?,
+                       note: (String) -> Void = { _ in }) throws(PipelineError) -> Table {
+    let overrides = position.map { p in file.spec.categorical.contains("position") ? ["position": String(p)] : [:] } ?? [:]
+    guard let chosen = format ?? TableFormat(rawValue: file.dataFormat) else {
+        throw PipelineError("the model's data format '\(file.dataFormat)' is unknown; pass --data-format")
+    }
+    let clock = ContinuousClock.now
+    let table = try readModelTable(path: data, format: chosen, spec: file.spec, configPath: configPath, fit: false, group: group,
+                                   overrides: overrides, makeSpec: { _ in file.spec }, note: note).0
+    note("read \(table.rows) rows of \(table.fields) fields from \(data) in \(String(format: "%.2f", seconds(since: clock))) s")
+    return table
+}
+
+/// A model's metrics on a table, as the JSON document of `funnel evaluate`, with its warnings.
+public func evaluationDocument(_ e: ClickEvaluation) -> (document: JSONValue, warnings: [String]) {
+    var warnings: [String] = []
+    if let r = e.calibrationRatio, r < 0.8 || r > 1.2 {
+        warnings.append("calibration ratio \(String(format: "%.3f", r)) is outside 0.8–1.2: predictions are \(r > 1 ? "too high" : "too low") on average")
+    }
+    let doc: JSONValue = .object([
+        ("rows", .int(e.rows)), ("auc", .number(e.auc)), ("gauc", .number(e.gauc)), ("gauc_groups", .int(e.gaucGroupsUsed)),
+        ("logloss", .number(e.logloss)), ("normalized_entropy", .number(e.normalizedEntropy)), ("ece", .number(e.ece)),
+        ("calibration_ratio", .number(e.calibrationRatio)),
+        ("reliability", .array(e.reliability.map { .array([.double($0.prediction), .double($0.actual), .int($0.rows)]) })),
+        ("warnings", .array(warnings.map(JSONValue.string))),
+    ])
+    return (doc, warnings)
+}
+
+/// Seconds elapsed since `start`.
+public func seconds(since start: ContinuousClock.Instant) -> Double {
+    let d = ContinuousClock.now - start
+    return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+}
