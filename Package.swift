@@ -45,12 +45,16 @@ let package = Package(
         // Statistics over per-user sufficient statistics.
         .target(name: "FunnelStats"),
         // The report (JSON, text) built from attribution and statistics.
-        .target(name: "FunnelReport", dependencies: ["FunnelBase", "FunnelAttribution", "FunnelStats", "FunnelConfig"]),
+        // The analysis of an experiment: per-variant estimates, comparisons with corrections, SRM,
+        // CUPED, the verdict and the diagnosis, from the attribution's per-user statistics.
+        .target(name: "FunnelAnalysis", dependencies: ["FunnelBase", "FunnelAttribution", "FunnelStats", "FunnelConfig", "FunnelEvents"]),
+        // The report document (DESIGN.md §5) and its renderings: JSON, text and HTML.
+        .target(name: "FunnelReport", dependencies: ["FunnelBase", "FunnelAnalysis", "FunnelAttribution", "FunnelStats", "FunnelConfig", "FunnelEvents"]),
         // The library under the command line and the server: each job (report, position bias,
         // off-policy evaluation, training, calibration) as one call from inputs to a result.
         .target(name: "FunnelPipeline", dependencies: [
-            "FunnelBase", "FunnelEvents", "FunnelConfig", "FunnelAttribution", "FunnelStats", "FunnelReport", "FunnelOPE",
-            "FunnelSimulator", "FunnelModels",
+            "FunnelBase", "FunnelEvents", "FunnelConfig", "FunnelAttribution", "FunnelStats", "FunnelAnalysis", "FunnelReport",
+            "FunnelOPE", "FunnelSimulator", "FunnelModels",
         ]),
         // Off-policy evaluation of ranking policies from logged propensities,
         // and position-bias propensities with debiased click-through.
@@ -73,7 +77,7 @@ let package = Package(
         .executableTarget(
             name: "funnel",
             dependencies: [
-                "FunnelBase", "FunnelEvents", "FunnelConfig", "FunnelAttribution", "FunnelReport", "FunnelSimulator", "FunnelOPE", "FunnelModels", "FunnelPipeline",
+                "FunnelBase", "FunnelEvents", "FunnelConfig", "FunnelAttribution", "FunnelAnalysis", "FunnelReport", "FunnelSimulator", "FunnelOPE", "FunnelModels", "FunnelPipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -83,16 +87,16 @@ let package = Package(
         .testTarget(name: "FunnelCLITests", dependencies: ["funnel", "FunnelTestSupport"]),
         .testTarget(name: "FunnelBaseTests", dependencies: ["FunnelBase"], resources: [.copy("Fixtures")]),
         .testTarget(name: "FunnelEventsTests", dependencies: ["FunnelEvents", "FunnelBase", "FunnelTestSupport"]),
-        .testTarget(name: "FunnelAttributionTests", dependencies: ["FunnelAttribution", "FunnelReport", "FunnelConfig", "FunnelEvents", "FunnelBase", "FunnelTestSupport"]),
+        .testTarget(name: "FunnelAttributionTests", dependencies: ["FunnelAttribution", "FunnelAnalysis", "FunnelReport", "FunnelConfig", "FunnelEvents", "FunnelBase", "FunnelTestSupport"]),
         .testTarget(name: "FunnelPipelineTests", dependencies: [
-            "FunnelPipeline", "FunnelAttribution", "FunnelReport", "FunnelConfig", "FunnelEvents", "FunnelOPE", "FunnelBase", "FunnelTestSupport",
+            "FunnelPipeline", "FunnelAttribution", "FunnelAnalysis", "FunnelReport", "FunnelConfig", "FunnelEvents", "FunnelOPE", "FunnelBase", "FunnelTestSupport",
         ]),
         .testTarget(name: "FunnelStatsTests", dependencies: ["FunnelStats"], exclude: ["Fixtures"]),
         .testTarget(name: "FunnelOPETests", dependencies: ["FunnelOPE", "FunnelBase", "FunnelTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "FunnelModelsTests", dependencies: ["FunnelModels", "FunnelBase", "FunnelKernelsAVX2"], exclude: ["Fixtures"]),
         .testTarget(
             name: "FunnelSimulatorTests",
-            dependencies: ["FunnelSimulator", "FunnelAttribution", "FunnelReport", "FunnelConfig", "FunnelEvents", "FunnelBase", "FunnelTestSupport"]
+            dependencies: ["FunnelSimulator", "FunnelAttribution", "FunnelAnalysis", "FunnelReport", "FunnelConfig", "FunnelEvents", "FunnelBase", "FunnelTestSupport"]
         ),
     ]
 )

@@ -1,5 +1,6 @@
 import Foundation
 import FunnelBase
+import FunnelAnalysis
 import FunnelAttribution
 import FunnelConfig
 import FunnelEvents

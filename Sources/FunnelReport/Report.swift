@@ -1,32 +1,9 @@
 import FunnelBase
+import FunnelAnalysis
 import FunnelAttribution
 import FunnelConfig
 import FunnelEvents
 import FunnelStats
-
-/// Per-variant metric estimates from per-user sufficient statistics (DESIGN.md §4).
-public enum Metrics {
-    /// The estimate of one metric for one group of users.
-    public static func estimate(_ metric: MetricName, _ users: [UserStats], alpha: Double) -> Estimate {
-        let d = { (f: (UserStats) -> Double) in users.map(f) }
-        switch metric {
-        case .ctr: return Estimators.ratio(x: d { Double($0.clicks) }, y: d { Double($0.impressions) }, alpha: alpha)
-        case .cartRate: return Estimators.ratio(x: d { Double($0.carts) }, y: d { Double($0.clicks) }, alpha: alpha)
-        case .postClickCVR: return Estimators.ratio(x: d { Double($0.purchases) }, y: d { Double($0.clicks) }, alpha: alpha)
-        case .ctcvr: return Estimators.ratio(x: d { Double($0.purchases) }, y: d { Double($0.impressions) }, alpha: alpha)
-        case .revenuePerImpression: return Estimators.ratio(x: d { $0.revenue }, y: d { Double($0.impressions) }, alpha: alpha)
-        case .userConversionRate: return Estimators.proportion(successes: users.filter(\.converting).count, trials: users.count, alpha: alpha)
-        case .purchasesPerUser: return Estimators.mean(d { Double($0.orders) }, alpha: alpha)
-        case .revenuePerUser: return Estimators.mean(d { $0.orderRevenue }, alpha: alpha)
-        case .aov: return Estimators.ratio(x: d { $0.orderRevenue }, y: d { Double($0.orders) }, alpha: alpha)
-        }
-    }
-
-    /// Estimates of every metric for one group of users.
-    public static func estimates(_ users: [UserStats], alpha: Double) -> [(MetricName, Estimate)] {
-        MetricName.allCases.map { ($0, estimate($0, users, alpha: alpha)) }
-    }
-}
 
 /// Builds the report document (DESIGN.md §5) from the analysis and the diagnosis.
 public struct ReportBuilder {
@@ -118,7 +95,7 @@ public struct ReportBuilder {
         }
 
         let diagnosis: JSONValue = .object([
-            ("verdict", .string(analysis.verdict)),
+            ("verdict", .string(analysis.verdict.rawValue)),
             ("verdict_reasons", .array(analysis.verdictReasons.map(JSONValue.string))),
             ("verdict_rule", .string("inconclusive when SRM is flagged or leaked users exceed 5 % of exposed users; else do_not_ship when the primary metric or a guardrail is significantly worse in any treatment; else ship when the primary metric is significantly better; else inconclusive")),
             ("primary_metric", .string(config.primaryMetric.rawValue)),

@@ -1,4 +1,5 @@
 import Foundation
+import FunnelAnalysis
 import FunnelBase
 
 /// Renders the report document as text for a terminal (fits 100 columns for two or three
@@ -15,7 +16,12 @@ public enum TextReport {
 
         if let diagnosis = doc["diagnosis"] {
             let verdict = string(diagnosis["verdict"]) ?? "?"
-            let code = verdict == "ship" ? "32;1" : (verdict == "do_not_ship" ? "31;1" : "33;1")
+            let code: String
+            switch Verdict(rawValue: verdict) {
+            case .ship?: code = "32;1"
+            case .doNotShip?: code = "31;1"
+            case .inconclusive?, nil: code = "33;1"
+            }
             out += "Verdict: " + style(verdict.uppercased().replacingOccurrences(of: "_", with: " "), code) + "\n"
             if case .array(let reasons)? = diagnosis["verdict_reasons"] {
                 for r in reasons { out += wrap("  • " + (string(r) ?? ""), indent: 4) }

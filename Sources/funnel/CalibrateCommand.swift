@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import FunnelBase
+import FunnelAnalysis
 import FunnelAttribution
 import FunnelConfig
 import FunnelEvents

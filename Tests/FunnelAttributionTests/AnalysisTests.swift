@@ -1,3 +1,5 @@
+import Foundation
+import FunnelAnalysis
 import FunnelAttribution
 import FunnelConfig
 import FunnelEvents
@@ -16,10 +18,12 @@ struct AnalysisTests {
         for k in 0..<300 { b.exposure("c\(k)", 0, variant: "control") }
         for k in 0..<200 { b.exposure("t\(k)", 0, variant: "treatment") }
         let a = try analysis(b)
-        // scipy.stats.chisquare([300, 200]).pvalue = 7.744216320638e-06 < 0.001
-        #expect(abs(a.srm.p! - 7.744216320638e-06) < 1e-12)
+        // χ² = 2 · 50² / 250 = 20 on one degree of freedom: p = P(χ²₁ > 20) = erfc(√10)
+        // (scipy.stats.chisquare([300, 200]).pvalue = 7.744216431044074e-06), below 0.001.
+        let p = try #require(a.srm.p)
+        #expect(abs(p / erfc(10.0.squareRoot()) - 1) < 1e-12)
         #expect(a.srm.flag)
-        #expect(a.verdict == "inconclusive")
+        #expect(a.verdict == .inconclusive)
         var split = FunnelConfig()
         split.expectedSplit = ["control": 3, "treatment": 2]
         let b2 = try analysis(b, split)
@@ -32,7 +36,7 @@ struct AnalysisTests {
         for k in 0..<11 { b.exposure("l\(k)", 0, variant: "control"); b.exposure("l\(k)", 1, variant: "treatment") }
         let a = try analysis(b)
         #expect(a.attribution.dataQuality.leakedUsers == 11)
-        #expect(a.verdict == "inconclusive")
+        #expect(a.verdict == .inconclusive)
         #expect(a.verdictReasons.first?.contains("more than one variant") == true)
     }
 
@@ -49,7 +53,7 @@ struct AnalysisTests {
         let primary = try #require(a.comparisons.first { $0.metric == .purchasesPerUser && $0.segment == nil })
         #expect(abs(primary.difference.absoluteDiff! + 0.96) < 1e-12)
         #expect(primary.significant)
-        #expect(a.verdict == "do_not_ship")
+        #expect(a.verdict == .doNotShip)
         // Segment comparisons: one family per the contract; segment labels are "dimension=value".
         #expect(a.comparisons.contains { $0.segment == "device=mobile" })
     }

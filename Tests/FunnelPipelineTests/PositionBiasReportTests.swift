@@ -1,3 +1,4 @@
+import FunnelAnalysis
 import FunnelAttribution
 import FunnelConfig
 import FunnelEvents

@@ -1,4 +1,5 @@
 import Foundation
+import FunnelAnalysis
 import FunnelAttribution
 import FunnelConfig
 import FunnelEvents
@@ -112,7 +113,7 @@ struct SlowDiagnosisOnSimulationTests {
     /// The clickbait treatment: the post-click stage is named, the cohort shift dominates, do_not_ship.
     @Test func clickbaitIsExplained() throws {
         let (a, findings) = try report(.clickbait, users: 8000, seed: 21)
-        #expect(a.verdict == "do_not_ship")
+        #expect(a.verdict == .doNotShip)
         let stage = try #require(findings.first { $0.kind == "stage_decomposition" })
         #expect(stage.numbers.first { $0.0 == "stage" }?.1 == .string("post_click"))
         let mix = try #require(findings.first { $0.kind == "mix_vs_rate" })
@@ -127,7 +128,7 @@ struct SlowDiagnosisOnSimulationTests {
     /// A/A: no significant overall comparison and an inconclusive verdict (fixed seed).
     @Test func aaIsInconclusive() throws {
         let (a, findings) = try report(.aa, users: 8000, seed: 22)
-        #expect(a.verdict == "inconclusive")
+        #expect(a.verdict == .inconclusive)
         #expect(!findings.contains { $0.severity == .critical && $0.kind == "stage_decomposition" })
         #expect(a.comparisons.filter { $0.segment == nil && $0.significant }.count <= 1)
     }

@@ -18,6 +18,13 @@ public struct MetricComparison: Sendable {
 /// Users of one group split by variant index.
 public typealias VariantGroups = [[UserStats]]
 
+/// What the analysis recommends (DESIGN.md §7, "Verdict").
+public enum Verdict: String, Sendable, CaseIterable {
+    case ship
+    case doNotShip = "do_not_ship"
+    case inconclusive
+}
+
 /// The statistics of an experiment: per-variant estimates, comparisons with corrections, SRM and the verdict.
 public struct Analysis: Sendable {
     public let attribution: Attribution
@@ -30,7 +37,7 @@ public struct Analysis: Sendable {
     public private(set) var comparisons: [MetricComparison] = []
     public let srm: (p: Double?, flag: Bool)
     public let segmentSRM: [(dimension: String, value: String, p: Double?, flag: Bool)]
-    public private(set) var verdict = "inconclusive"
+    public private(set) var verdict: Verdict = .inconclusive
     public private(set) var verdictReasons: [String] = []
     /// CUPED per metric and treatment (empty unless `ab_testing.cuped` is on).
     public private(set) var cuped: [CupedResult] = []
@@ -87,17 +94,7 @@ public struct Analysis: Sendable {
 
     /// The comparison of one metric between two groups of users.
     public static func difference(_ metric: MetricName, control c: [UserStats], treatment t: [UserStats], alpha: Double) -> Difference {
-        switch metric {
-        case .userConversionRate:
-            return Compare.proportions(kc: c.filter(\.converting).count, nc: c.count, kt: t.filter(\.converting).count, nt: t.count, alpha: alpha)
-        case .purchasesPerUser:
-            return Compare.means(control: c.map { Double($0.orders) }, treatment: t.map { Double($0.orders) }, alpha: alpha)
-        case .revenuePerUser:
-            return Compare.means(control: c.map(\.orderRevenue), treatment: t.map(\.orderRevenue), alpha: alpha)
-        default:
-            let ec = Metrics.estimate(metric, c, alpha: alpha), et = Metrics.estimate(metric, t, alpha: alpha)
-            return Compare.ratios(control: ec, treatment: et, alpha: alpha)
-        }
+        Metrics.difference(metric, control: c, treatment: t, alpha: alpha)
     }
 
     mutating func compareAll() -> [MetricComparison] {
@@ -152,12 +149,12 @@ public struct Analysis: Sendable {
         let dq = attribution.dataQuality
         let leakShare = dq.exposedUsers > 0 ? Double(dq.leakedUsers) / Double(dq.exposedUsers) : 0
         if srm.flag {
-            verdict = "inconclusive"
+            verdict = .inconclusive
             verdictReasons = ["sample-ratio mismatch (p = \(fmt(srm.p)) < \(config.srmPThreshold)): the split is broken, so no comparison can be trusted"]
             return
         }
         if leakShare > 0.05 {
-            verdict = "inconclusive"
+            verdict = .inconclusive
             verdictReasons = ["\(percent(leakShare)) of exposed users saw more than one variant (over 5 %)"]
             return
         }
@@ -165,7 +162,7 @@ public struct Analysis: Sendable {
         let watched = [config.primaryMetric] + config.guardrailMetrics
         let worse = overall.filter { watched.contains($0.metric) && $0.significant && ($0.difference.absoluteDiff ?? 0) < 0 }
         if !worse.isEmpty {
-            verdict = "do_not_ship"
+            verdict = .doNotShip
             verdictReasons = worse.map { c in
                 let role = c.metric == config.primaryMetric ? "primary metric" : "guardrail"
                 return "\(role) \(c.metric.rawValue) is significantly worse in \(c.variant) (\(signedPercent(c.difference.relativeLift)), adjusted p = \(fmt(c.adjustedP)))"
@@ -174,11 +171,11 @@ public struct Analysis: Sendable {
         }
         let better = overall.filter { $0.metric == config.primaryMetric && $0.significant && ($0.difference.absoluteDiff ?? 0) > 0 }
         if !better.isEmpty {
-            verdict = "ship"
+            verdict = .ship
             verdictReasons = better.map { "primary metric \($0.metric.rawValue) is significantly better in \($0.variant) (\(signedPercent($0.difference.relativeLift)), adjusted p = \(fmt($0.adjustedP)))" }
             return
         }
-        verdict = "inconclusive"
+        verdict = .inconclusive
         verdictReasons = ["no significant change in the primary metric \(config.primaryMetric.rawValue) and no guardrail significantly worse"]
     }
 }

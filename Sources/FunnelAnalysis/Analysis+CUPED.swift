@@ -15,19 +15,7 @@ extension Analysis {
     }
 
     /// Per-user (outcome, denominator) of a metric; denominator 1 for per-user metrics.
-    static func parts(_ metric: MetricName, _ s: UserStats) -> (Double, Double) {
-        switch metric {
-        case .ctr: return (Double(s.clicks), Double(s.impressions))
-        case .cartRate: return (Double(s.carts), Double(s.clicks))
-        case .postClickCVR: return (Double(s.purchases), Double(s.clicks))
-        case .ctcvr: return (Double(s.purchases), Double(s.impressions))
-        case .revenuePerImpression: return (s.revenue, Double(s.impressions))
-        case .userConversionRate: return (s.converting ? 1 : 0, 1)
-        case .purchasesPerUser: return (Double(s.orders), 1)
-        case .revenuePerUser: return (s.orderRevenue, 1)
-        case .aov: return (s.orderRevenue, Double(s.orders))
-        }
-    }
+    static func parts(_ metric: MetricName, _ s: UserStats) -> (Double, Double) { metric.parts(s) }
 
     /// The CUPED comparison of one metric between control and treatment users (stats, pre-period stats).
     static func cupedDifference(_ metric: MetricName, control c: [(UserStats, UserStats)], treatment t: [(UserStats, UserStats)],
