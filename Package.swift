@@ -25,6 +25,7 @@ let package = Package(
         .library(name: "FunnelEvents", targets: ["FunnelEvents"]),
         .library(name: "FunnelAttribution", targets: ["FunnelAttribution"]),
         .library(name: "FunnelReport", targets: ["FunnelReport"]),
+        .library(name: "FunnelPipeline", targets: ["FunnelPipeline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -41,7 +42,7 @@ let package = Package(
         // funnel.yaml: every key of the counting rules and A/B settings.
         .target(name: "FunnelConfig", dependencies: [.product(name: "Yams", package: "Yams")]),
         // The counting rules (DESIGN.md §3, §7): events + config -> per-user sufficient statistics.
-        .target(name: "FunnelAttribution", dependencies: ["FunnelEvents", "FunnelConfig"]),
+        .target(name: "FunnelAttribution", dependencies: ["FunnelBase", "FunnelEvents", "FunnelConfig"]),
         // Statistics over per-user sufficient statistics.
         .target(name: "FunnelStats"),
         // The report (JSON, text) built from attribution and statistics.
@@ -77,7 +78,7 @@ let package = Package(
         .executableTarget(
             name: "funnel",
             dependencies: [
-                "FunnelBase", "FunnelEvents", "FunnelConfig", "FunnelAttribution", "FunnelAnalysis", "FunnelReport", "FunnelSimulator", "FunnelOPE", "FunnelModels", "FunnelPipeline",
+                "FunnelBase", "FunnelEvents", "FunnelReport", "FunnelSimulator", "FunnelOPE", "FunnelModels", "FunnelPipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

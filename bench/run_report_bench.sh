@@ -3,7 +3,10 @@
 #   bash bench/run_report_bench.sh [N_EVENTS_MILLIONS]   (default 10, 0.1 for a smoke run;
 #   data in ${FUNNEL_BENCH_DATA:-bench/data/report}, relative to the repository root; bench/data/ is gitignored)
 # Builds funnel in release, simulates ~N million events, runs each tool 3 times (alternating) under
-# /usr/bin/time -v and prints a markdown table for BENCHMARKS.md.
+# /usr/bin/time -v and prints a markdown table for BENCHMARKS.md. The two tools' answers are then
+# compared (DuckDB's counts against funnel's report and the simulator's truth): if they differ, or
+# cannot be compared, the differences are printed and the script exits 1 (a benchmark whose answers
+# differ measures nothing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-10}"
@@ -35,7 +38,8 @@ done
 echo
 echo "## funnel report vs DuckDB, $LINES events ($(date -u +%Y-%m-%d))"
 echo
-bench/.venv/bin/python - "$DATA" "$RUNS" <<'EOF'
+counts_status=0
+bench/.venv/bin/python - "$DATA" "$RUNS" <<'EOF' || counts_status=$?
 import json, pathlib, statistics, sys
 data, runs = pathlib.Path(sys.argv[1]), int(sys.argv[2])
 
@@ -58,7 +62,8 @@ for tool in ("funnel", "duckdb"):
 print(f"\nratio funnel/duckdb (median wall): **{med['funnel'] / med['duckdb']:.2f}**\n")
 
 # Cross-check the counting: DuckDB's per-variant counts and data_quality counters against funnel's
-# report and against the simulator's ground truth (truth.json, when present); differences are printed.
+# report and against the simulator's ground truth (truth.json); differences are printed, and any
+# difference, or a file missing for the comparison, makes this step exit 1.
 dv = {r["variant"]: r for r in map(json.loads, (data / "duckdb_out/variants.json").read_text().splitlines())}
 dq = json.loads((data / "duckdb_out/data_quality.json").read_text())
 
@@ -75,14 +80,18 @@ def diffs(name, ref):
     return out
 
 refs = [("funnel", data / "funnel.json"), ("truth", data / "truth.json")]
+same = True
 for name, path in refs:
     if not path.exists():
-        print(f"same counts as {name}: not checked ({path} missing)")
+        print(f"same counts as {name}: NOT CHECKED ({path} missing)")
+        same = False
         continue
     d = diffs(name, json.loads(path.read_text()))
     print(f"same counts as {name}: " + ("yes (variants and data_quality counters)" if not d else "NO"))
     for line in d:
         print("  - " + line)
+    same = same and not d
+sys.exit(0 if same else 1)
 EOF
 cat <<EOF
 
@@ -96,3 +105,7 @@ Machine: \`$(uname -a)\`; nproc $(nproc); $(grep -m1 'model name' /proc/cpuinfo 
 $(free -g | awk '/Mem:/ {print $2 " GiB RAM"}'); duckdb $(bench/.venv/bin/python -c 'import duckdb; print(duckdb.__version__)');
 $(swift --version 2>&1 | head -1); funnel commit $(git rev-parse --short HEAD 2>/dev/null || echo none).
 EOF
+if [ "$counts_status" -ne 0 ]; then
+  echo "run_report_bench: the counts differ or could not be compared (see \"same counts as\" above): the timings compare different answers" >&2
+  exit 1
+fi

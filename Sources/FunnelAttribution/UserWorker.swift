@@ -205,14 +205,7 @@ struct UserWorker {
             let e = ev[Int(kept[k].event)]
             if e.ts < first.ts {
                 // Pre-exposure window: the covariate for CUPED.
-                if e.ts >= preStart {
-                    let kp = kept[k]
-                    pre.impressions += 1
-                    pre.clicks += Int(kp.clicks)
-                    pre.carts += kp.carted ? 1 : 0
-                    pre.purchases += kp.purchased ? 1 : 0
-                    pre.revenue += kp.revenue
-                }
+                if e.ts >= preStart { pre.count(kept[k]) }
                 continue
             }
             if e.variant >= 0 && e.variant != variant && (e.experiment < 0 || e.experiment == experimentLabel) {
@@ -220,11 +213,7 @@ struct UserWorker {
                 continue
             }
             let kp = kept[k]
-            stats.impressions += 1
-            stats.clicks += Int(kp.clicks)
-            stats.carts += kp.carted ? 1 : 0
-            stats.purchases += kp.purchased ? 1 : 0
-            stats.revenue += kp.revenue
+            stats.count(kp)
             let key = PartOutput.PositionKey(variant: variant, position: e.position)
             output.positions[key, default: PositionCounts()].impressions += 1
             output.positions[key, default: PositionCounts()].clicks += Int(kp.clicks)
@@ -298,5 +287,17 @@ struct UserWorker {
             if vt == nil || (imp.ts, kp.event) > (vt!.ts, vt!.event) { vt = (imp.ts, kp.event, k) }
         }
         return vt?.kept
+    }
+}
+
+extension UserStats {
+    /// Adds a counted impression: its counted clicks, whether it led to a cart and a purchase,
+    /// and the revenue attributed to it.
+    mutating func count(_ kp: UserWorker.Kept) {
+        impressions += 1
+        clicks += Int(kp.clicks)
+        carts += kp.carted ? 1 : 0
+        purchases += kp.purchased ? 1 : 0
+        revenue += kp.revenue
     }
 }

@@ -234,25 +234,26 @@ public struct JSONScanner {
                 skipWhitespace()
                 try expect(0x3A)
                 _ = try scanValue(depth: depth)
-                skipWhitespace()
-                guard let c = peek() else { throw .unexpectedEnd }
-                index += 1
-                if c == 0x2C { continue }
-                if c == 0x7D { return }
-                throw .unexpectedByte(offset: index - 1)
+                if try !nextElement(closing: 0x7D) { return }
             }
         } else {
             if peek() == 0x5D { index += 1; return }
             while true {
                 _ = try scanValue(depth: depth)
-                skipWhitespace()
-                guard let c = peek() else { throw .unexpectedEnd }
-                index += 1
-                if c == 0x2C { continue }
-                if c == 0x5D { return }
-                throw .unexpectedByte(offset: index - 1)
+                if try !nextElement(closing: 0x5D) { return }
             }
         }
+    }
+
+    /// After a container's element: true at a comma (another element follows), false at the
+    /// container's closing bracket; anything else is an error.
+    mutating func nextElement(closing: UInt8) throws(JSONSyntaxError) -> Bool {
+        skipWhitespace()
+        guard let c = peek() else { throw .unexpectedEnd }
+        index += 1
+        if c == 0x2C { return true }
+        if c == closing { return false }
+        throw .unexpectedByte(offset: index - 1)
     }
 
     /// Calls `body(keyStart, keyEnd, keyEscaped, value)` for each member of the object at `index`.

@@ -111,25 +111,9 @@ public struct OPECalibration: Sendable {
     }
 
     public func run() throws(PipelineError) -> Result {
-        let box = ResultSlots<Swift.Result<Outcome, PipelineError>>(count: simulations)
         let users = self.users, seed = self.seed, bootstrap = self.bootstrap, scenario = self.scenario
-        DispatchQueue.concurrentPerform(iterations: simulations) { k in
-            do throws(PipelineError) {
-                box.set(k, .success(try OPECalibration.simulateOnce(scenario: scenario, users: users, seed: seed + UInt64(k) * 7919, bootstrap: bootstrap)))
-            } catch {
-                box.set(k, .failure(error))
-            }
-        }
-        var outcomes: [Outcome] = []
-        var failures: [PipelineError] = []
-        for r in box.values() {
-            switch r {
-            case .success(let o): outcomes.append(o)
-            case .failure(let e): failures.append(e)
-            }
-        }
-        if let first = failures.first {
-            throw PipelineError("\(failures.count) of \(simulations) simulations failed, so no result is reported; the first: \(first.description)")
+        let outcomes = try runSimulations(simulations) { (k) throws(PipelineError) in
+            try OPECalibration.simulateOnce(scenario: scenario, users: users, seed: seed + UInt64(k) * 7919, bootstrap: bootstrap)
         }
         let n = Double(outcomes.count)
         // The intervals resample users, so they estimate the policy's value over the population of

@@ -125,16 +125,9 @@ public struct StatisticsCalibration: Sendable {
     }
 
     func runMany(_ scenario: Scenario, truth: [String: Double]) throws(PipelineError) -> [Outcome] {
-        let box = ResultSlots<Swift.Result<Outcome, PipelineError>>(count: simulations)
         let users = self.users, seed = self.seed
-        DispatchQueue.concurrentPerform(iterations: simulations) { k in
-            let a: Analysis
-            do throws(PipelineError) {
-                a = try StatisticsCalibration.analyse(scenario, users: users, seed: seed + UInt64(k) * 7919, cuped: true).0
-            } catch {
-                box.set(k, .failure(error))
-                return
-            }
+        return try runSimulations(simulations) { (k) throws(PipelineError) -> Outcome in
+            let a = try StatisticsCalibration.analyse(scenario, users: users, seed: seed + UInt64(k) * 7919, cuped: true).0
             var o = Outcome()
             var plainConfig = a.config
             plainConfig.cuped = false
@@ -162,19 +155,7 @@ public struct StatisticsCalibration: Sendable {
                     o.cover["naive_ctcvr"] = ci.0 <= tr && tr <= ci.1
                 }
             }
-            box.set(k, .success(o))
+            return o
         }
-        var outcomes: [Outcome] = []
-        var failures: [PipelineError] = []
-        for r in box.values() {
-            switch r {
-            case .success(let o): outcomes.append(o)
-            case .failure(let e): failures.append(e)
-            }
-        }
-        if let first = failures.first {
-            throw PipelineError("\(failures.count) of \(simulations) simulations failed, so no result is reported; the first: \(first.description)")
-        }
-        return outcomes
     }
 }

@@ -1,14 +1,7 @@
 import ArgumentParser
 import Foundation
 import FunnelBase
-import FunnelAnalysis
-import FunnelAttribution
-import FunnelConfig
-import FunnelEvents
 import FunnelPipeline
-import FunnelReport
-import FunnelSimulator
-import FunnelStats
 
 /// Checks the statistics by simulation: false-positive rate on A/A data and interval coverage of
 /// known lifts, beside intervals that wrongly treat impressions as independent.
@@ -25,7 +18,7 @@ struct Calibrate: ParsableCommand {
     @Option(help: "Users in the large run that fixes the true lifts.")
     var truthUsers: Int = 200_000
 
-    @Option(help: "First seed; simulation k uses seed + k.")
+    @Option(help: "First seed; simulation k uses seed + 7919·k.")
     var seed: UInt64 = 1000
 
     @Option(help: "Write the results as JSON to this file.")

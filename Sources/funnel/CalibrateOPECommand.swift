@@ -1,12 +1,7 @@
 import ArgumentParser
 import Foundation
 import FunnelBase
-import FunnelAttribution
-import FunnelConfig
-import FunnelEvents
 import FunnelPipeline
-import FunnelOPE
-import FunnelReport
 import FunnelSimulator
 
 /// Checks off-policy evaluation and position-bias estimation by simulation: the position-bias

@@ -1,8 +1,6 @@
 import ArgumentParser
 import Foundation
 import FunnelBase
-import FunnelAttribution
-import FunnelConfig
 import FunnelEvents
 import FunnelPipeline
 import FunnelReport

@@ -1,8 +1,6 @@
 import ArgumentParser
 import Foundation
 import FunnelBase
-import FunnelConfig
-import FunnelEvents
 import FunnelPipeline
 import FunnelReport
 import FunnelSimulator
