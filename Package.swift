@@ -92,9 +92,16 @@ let package = Package(
         .testTarget(name: "FunnelPipelineTests", dependencies: [
             "FunnelPipeline", "FunnelAttribution", "FunnelAnalysis", "FunnelReport", "FunnelConfig", "FunnelEvents", "FunnelOPE", "FunnelBase", "FunnelTestSupport",
         ]),
-        .testTarget(name: "FunnelStatsTests", dependencies: ["FunnelStats"], exclude: ["Fixtures"]),
+        .testTarget(name: "FunnelConfigTests", dependencies: ["FunnelConfig"]),
+        .testTarget(name: "FunnelAnalysisTests", dependencies: [
+            "FunnelAnalysis", "FunnelAttribution", "FunnelConfig", "FunnelEvents", "FunnelTestSupport",
+        ]),
+        .testTarget(name: "FunnelReportTests", dependencies: [
+            "FunnelReport", "FunnelAnalysis", "FunnelAttribution", "FunnelBase", "FunnelConfig", "FunnelEvents", "FunnelTestSupport",
+        ]),
+        .testTarget(name: "FunnelStatsTests", dependencies: ["FunnelStats", "FunnelTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "FunnelOPETests", dependencies: ["FunnelOPE", "FunnelBase", "FunnelTestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "FunnelModelsTests", dependencies: ["FunnelModels", "FunnelBase", "FunnelKernelsAVX2"], exclude: ["Fixtures"]),
+        .testTarget(name: "FunnelModelsTests", dependencies: ["FunnelModels", "FunnelBase", "FunnelKernelsAVX2", "FunnelTestSupport"], exclude: ["Fixtures"]),
         .testTarget(
             name: "FunnelSimulatorTests",
             dependencies: ["FunnelSimulator", "FunnelAttribution", "FunnelAnalysis", "FunnelReport", "FunnelConfig", "FunnelEvents", "FunnelBase", "FunnelTestSupport"]

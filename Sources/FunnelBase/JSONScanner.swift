@@ -400,3 +400,57 @@ public func isValidUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
     }
     return true
 }
+
+extension JSONScanner {
+    /// Moves past the value at `index` without validating it and returns where it ends, or nil
+    /// when the text ends first: strings are spanned with `memchr` (a quote after an odd run of
+    /// backslashes is escaped) and containers by counting brackets outside strings. For outlines of
+    /// large documents whose parts a stricter decoder reads afterwards (the model file's megabytes
+    /// of base64).
+    public mutating func spanValue() -> Int? {
+        guard index < bytes.count else { return nil }
+        switch bytes[index] {
+        case 0x22:
+            guard let e = stringEnd(from: index) else { return nil }
+            index = e + 1
+        case 0x7B, 0x5B:
+            var depth = 0, j = index
+            while true {
+                guard j < bytes.count else { return nil }
+                switch bytes[j] {
+                case 0x22:
+                    guard let e = stringEnd(from: j) else { return nil }
+                    j = e
+                case 0x7B, 0x5B: depth += 1
+                case 0x7D, 0x5D: depth -= 1
+                default: break
+                }
+                j += 1
+                if depth == 0 { break }
+            }
+            index = j
+        default:
+            while index < bytes.count {
+                let c = bytes[index]
+                if c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 || c == 0x2C || c == 0x7D || c == 0x5D { break }
+                index += 1
+            }
+        }
+        return index
+    }
+
+    /// The index of the quote that closes the string opened at `start`, or nil.
+    func stringEnd(from start: Int) -> Int? {
+        guard let base = bytes.baseAddress else { return nil }
+        var j = start + 1
+        while j < bytes.count {
+            guard let hit = memchr(base + j, 0x22, bytes.count - j) else { return nil }
+            let q = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+            var k = q - 1, run = 0
+            while k > start, bytes[k] == 0x5C { run += 1; k -= 1 }
+            if run % 2 == 0 { return q }
+            j = q + 1
+        }
+        return nil
+    }
+}

@@ -41,8 +41,8 @@ public func adaptiveSteps(adam: Bool, _ p: UnsafeMutablePointer<Float>, _ g: Uns
 /// Adam's first moments smaller in magnitude than this are set to zero, by `adaptiveSteps` and by
 /// the scalar loop in FunnelModels (which also uses it for `Double`). A weight whose gradient stays zero (a ReLU unit
 /// that no longer fires) has its moment shrink by β₁ every step, into the subnormal floats, whose
-/// arithmetic this processor does in slow microcode: before this floor, the dense step of a
-/// DCN-v2 spent three to four times as long on the MLP's half of the weights as on the other
+/// arithmetic this processor does in slow microcode: without this floor, the dense step of a
+/// DCN-v2 spends three to four times as long on the MLP's half of the weights as on the other
 /// half. The floor is the smallest normal Float over `step` (the bias-corrected learning rate), so
 /// `step·m` is never subnormal either. The update such a moment would have made is below
 /// `step·floor/ε` = FLT_MIN/ε ≈ 1e-30, far under a rounding unit of any weight not itself within

@@ -1,4 +1,5 @@
 import Foundation
+import FunnelBase
 
 /// A trained click model on disk: a versioned, self-describing JSON document (model kind, feature
 /// spec with hash bits and numeric transform, training settings, calibration) whose weights are
@@ -272,51 +273,6 @@ enum ModelFileMembers {
         return s.baseAddress!.distance(to: UnsafePointer(p.assumingMemoryBound(to: UInt8.self)))
     }
 
-    private static func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 }
-
-    /// The index of the quote that closes the string opened at `start` (memchr finds the quotes; one
-    /// preceded by an odd run of backslashes is escaped), or nil when the text ends first.
-    private static func stringEnd(_ b: UnsafeBufferPointer<UInt8>, from start: Int) -> Int? {
-        var j = start + 1
-        while j < b.count {
-            let q = find(quote, in: b, from: j)
-            guard q < b.count else { return nil }
-            var k = q - 1, run = 0
-            while k > start, b[k] == backslash { run += 1; k -= 1 }
-            if run % 2 == 0 { return q }
-            j = q + 1
-        }
-        return nil
-    }
-
-    /// The index just past the JSON value that starts at `i`, or nil when it is unterminated.
-    private static func valueEnd(_ b: UnsafeBufferPointer<UInt8>, from i: Int) -> Int? {
-        switch b[i] {
-        case quote:
-            return stringEnd(b, from: i).map { $0 + 1 }
-        case UInt8(ascii: "{"), UInt8(ascii: "["):
-            var depth = 0, j = i
-            while j < b.count {
-                switch b[j] {
-                case quote:
-                    guard let e = stringEnd(b, from: j) else { return nil }
-                    j = e
-                case UInt8(ascii: "{"), UInt8(ascii: "["): depth += 1
-                case UInt8(ascii: "}"), UInt8(ascii: "]"):
-                    depth -= 1
-                    if depth == 0 { return j + 1 }
-                default: break
-                }
-                j += 1
-            }
-            return nil
-        default:
-            var j = i
-            while j < b.count, !isSpace(b[j]), b[j] != UInt8(ascii: ","), b[j] != UInt8(ascii: "}"), b[j] != UInt8(ascii: "]") { j += 1 }
-            return j
-        }
-    }
-
     /// Whether the escapes in a string's contents are all `\/`.
     private static func onlySlashEscapes(_ s: UnsafeBufferPointer<UInt8>) -> Bool {
         var j = find(backslash, in: s, from: 0)
@@ -330,34 +286,30 @@ enum ModelFileMembers {
     /// The named string members' contents, in text order; nil when the text is not an object of
     /// members.
     private static func scan(_ b: UnsafeBufferPointer<UInt8>, names: Set<String>) -> [(name: String, range: Range<Int>)]? {
-        let n = b.count
-        var i = 0
-        func skipSpace() { while i < n, isSpace(b[i]) { i += 1 } }
-        skipSpace()
-        guard i < n, b[i] == UInt8(ascii: "{") else { return nil }
-        i += 1
+        var s = JSONScanner(b)
+        s.skipWhitespace()
+        guard (try? s.expect(UInt8(ascii: "{"))) != nil else { return nil }
         var found: [(name: String, range: Range<Int>)] = []
         while true {
-            skipSpace()
-            guard i < n else { return nil }
-            if b[i] == UInt8(ascii: "}") { return found }
-            guard b[i] == quote, let keyEnd = stringEnd(b, from: i) else { return nil }
-            let key = String(decoding: UnsafeBufferPointer(rebasing: b[(i + 1)..<keyEnd]), as: UTF8.self)
-            i = keyEnd + 1
-            skipSpace()
-            guard i < n, b[i] == UInt8(ascii: ":") else { return nil }
-            i += 1
-            skipSpace()
-            guard i < n, let end = valueEnd(b, from: i) else { return nil }
-            if b[i] == quote, names.contains(key), end - i > 2 {
-                let contents = (i + 1)..<(end - 1)
+            s.skipWhitespace()
+            guard let c = s.peek() else { return nil }
+            if c == UInt8(ascii: "}") { return found }
+            guard c == quote, let (keyStart, keyEnd, _) = try? s.scanString() else { return nil }
+            let key = String(decoding: UnsafeBufferPointer(rebasing: b[keyStart..<keyEnd]), as: UTF8.self)
+            s.skipWhitespace()
+            guard (try? s.expect(UInt8(ascii: ":"))) != nil else { return nil }
+            s.skipWhitespace()
+            let start = s.index
+            guard let end = s.spanValue() else { return nil }
+            if b[start] == quote, names.contains(key), end - start > 2 {
+                let contents = (start + 1)..<(end - 1)
                 if onlySlashEscapes(UnsafeBufferPointer(rebasing: b[contents])) { found.append((key, contents)) }
             }
-            i = end
-            skipSpace()
-            guard i < n else { return nil }
-            if b[i] == UInt8(ascii: ",") { i += 1; continue }
-            return b[i] == UInt8(ascii: "}") ? found : nil
+            s.skipWhitespace()
+            guard let next = s.peek() else { return nil }
+            s.index += 1
+            if next == UInt8(ascii: ",") { continue }
+            return next == UInt8(ascii: "}") ? found : nil
         }
     }
 }

@@ -176,8 +176,9 @@ public enum TableReader {
 
     /// Reads a comma-separated table with a header row (or `separator`-separated rows named by
     /// `header`, a layout without a header line that errors call `layoutName`; gzip allowed).
-    /// Quoted cells may hold separators; a value cannot span lines. The rows are parsed on both
-    /// cores (two halves split at a line end) and joined in order.
+    /// Records follow RFC 4180 (`CSVTokenizer`): quoted cells may hold separators, doubled quotes
+    /// and line breaks. The rows are parsed on both cores (two halves split at a record end) and
+    /// joined in order.
     public static func readCSV(path: String, spec: FeatureSpec, group: String? = nil, fit: Bool = false,
                                separator: UInt8 = 0x2C, header fixedHeader: [String]? = nil, layoutName: String? = nil,
                                overrides: [String: String] = [:]) throws(ModelError) -> (Table, FeatureSpec) {

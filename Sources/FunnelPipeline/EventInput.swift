@@ -1,13 +1,40 @@
 import Foundation
 import FunnelBase
+import FunnelAttribution
 import FunnelConfig
 import FunnelEvents
+import FunnelModels
+import FunnelOPE
 
-/// A failure of a pipeline step, as a sentence naming the input and what to do. Commands print it
-/// as it is.
-public struct PipelineError: Error, CustomStringConvertible, Sendable {
-    public var description: String
-    public init(_ description: String) { self.description = description }
+/// A failure of a pipeline step. The typed errors of the layers below are carried as they are (a
+/// configuration error keeps its file, line and key; an input error its path), and every case reads
+/// as one sentence naming the input and what to do, which the commands print unchanged.
+public enum PipelineError: Error, CustomStringConvertible, Sendable {
+    /// A file that cannot be read, or an event file whose layout is wrong.
+    case input(InputError)
+    /// funnel.yaml: a key with a wrong value, with its file and line.
+    case configuration(ConfigError)
+    /// The counting rules cannot run (no single experiment to analyse, for instance).
+    case attribution(AttributionError)
+    /// A click-model table or model file.
+    case model(ModelError)
+    /// Logged bandit feedback, a policy file or a position-bias estimate.
+    case offPolicy(OPEError)
+    /// Anything else, as a sentence.
+    case message(String)
+
+    public init(_ message: String) { self = .message(message) }
+
+    public var description: String {
+        switch self {
+        case .input(let e): return e.description
+        case .configuration(let e): return "configuration error: \(e.description)"
+        case .attribution(let e): return e.description
+        case .model(let e): return e.description
+        case .offPolicy(let e): return e.description
+        case .message(let m): return m
+        }
+    }
 }
 
 /// Where events come from and where rejected lines go.
@@ -39,7 +66,7 @@ public func readEvents(_ source: EventSource, onProgress: (@Sendable (Int) -> Vo
         log.dropIDStrings()
         return log
     } catch {
-        throw PipelineError(error.description)
+        throw .input(error)
     }
 }
 
@@ -68,5 +95,5 @@ final class QuarantineFile: @unchecked Sendable {
 /// The counting rules and A/B settings: funnel.yaml at `path`, or the defaults of DESIGN.md §3.
 public func loadConfig(_ path: String?) throws(PipelineError) -> FunnelConfig {
     guard let path else { return FunnelConfig() }
-    do { return try FunnelConfig.load(path: path) } catch { throw PipelineError("configuration error: \(error.description)") }
+    do { return try FunnelConfig.load(path: path) } catch { throw .configuration(error) }
 }

@@ -86,12 +86,12 @@ public struct OffPolicyJob: Sendable {
             (data, clusters, collapsed, quarantined) = try OffPolicyJob.readFunnelLogs(logs, config: try loadConfig(configPath))
         case .obd:
             let needsModel = estimators.contains(where: \.needsModel)
-            do { data = try LoggedBandit.readOBD(path: logs, reward: reward, withFeatures: needsModel) } catch { throw PipelineError(error.description) }
+            do { data = try LoggedBandit.readOBD(path: logs, reward: reward, withFeatures: needsModel) } catch { throw .offPolicy(error) }
         }
         do {
             evaluation = policy == "uniform" ? .uniform(for: data) : try EvaluationPolicy.read(path: policy, for: data)
         } catch {
-            throw PipelineError(error.description)
+            throw .offPolicy(error)
         }
         var inputs = OffPolicy.Inputs(weights: OffPolicy.weights(data, evaluation), rewards: data.rewards, qLogged: nil, qExpected: nil)
         // A user's impressions are correlated: the bootstrap resamples users (Funnel logs).

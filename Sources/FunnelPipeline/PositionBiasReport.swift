@@ -132,7 +132,7 @@ public enum PositionBiasReport {
     /// exposure on (`RoundGroups`). A round's `ctr` here can differ from the report's `ctr`, which
     /// counts a re-shown item once (rule 4).
     public static func section(log: EventLog, attribution: Attribution, config: FunnelConfig,
-                               bootstrap: Int = 100, seed: UInt64 = 1) throws -> JSONValue? {
+                               bootstrap: Int = 100, seed: UInt64 = 1) throws(PipelineError) -> JSONValue? {
         let method = config.positionBiasMethod
         guard method != "none" || config.positionBiasPropensities != nil else { return nil }
         let (records, rounds, _) = records(log, config: config)
@@ -143,8 +143,13 @@ public enum PositionBiasReport {
             propensities = fixed(fixedList).propensities
             positions = .object(propensities.indices.map { (String($0 + 1), .object([("propensity", .double(propensities[$0])), ("ci", .null)])) })
         } else {
-            let m = PositionBias.Method(rawValue: method)!
-            let e = try PositionBias.estimate(records, method: m, bootstrap: bootstrap, alpha: config.significanceLevel, seed: seed)
+            guard let m = PositionBias.Method(rawValue: method) else {
+                throw PipelineError("position_bias.method '\(method)' is not randomized, em, harvesting or none")
+            }
+            let e: PositionBias.Estimate
+            do { e = try PositionBias.estimate(records, method: m, bootstrap: bootstrap, alpha: config.significanceLevel, seed: seed) } catch {
+                throw .offPolicy(error)
+            }
             propensities = e.propensities
             positions = positionsJSON(e)
             warnings = e.warnings

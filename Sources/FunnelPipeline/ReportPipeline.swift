@@ -63,25 +63,22 @@ public func loadCohorts(path: String, log: EventLog) throws(PipelineError) -> It
 /// Runs the counting rules, the statistics and the diagnosis on a log: the report document
 /// (DESIGN.md §5), with the position-bias section when the log has randomized rounds.
 public func buildReport(log: EventLog, config: FunnelConfig, cohorts: ItemCohorts? = nil) throws(PipelineError) -> JSONValue {
-    do {
-        let attribution = try Attributor.run(log, config: config)
-        let rerun: @Sendable (Double) -> Analysis? = { hours in
-            var c = config
-            c.conversionWindowHours = hours
-            guard let a = try? Attributor.run(log, config: c) else { return nil }
-            return Analysis(attribution: a, config: c, labels: log.labels)
-        }
-        let inputs = DiagnosisInputs(cohorts: cohorts?.cohorts, catalogSize: cohorts?.catalogSize ?? log.items.count, rerun: rerun)
-        var doc = ReportBuilder(attribution: attribution, config: config, labels: log.labels, diagnosis: inputs).json()
-        if let section = try PositionBiasReport.section(log: log, attribution: attribution, config: config),
-           case .object(var members) = doc {
-            members.append(("position_bias", section))
-            doc = .object(members)
-        }
-        return doc
-    } catch {
-        throw PipelineError("\(error)")
+    let attribution: Attribution
+    do { attribution = try Attributor.run(log, config: config) } catch { throw .attribution(error) }
+    let rerun: @Sendable (Double) -> Analysis? = { hours in
+        var c = config
+        c.conversionWindowHours = hours
+        guard let a = try? Attributor.run(log, config: c) else { return nil }
+        return Analysis(attribution: a, config: c, labels: log.labels)
     }
+    let inputs = DiagnosisInputs(cohorts: cohorts?.cohorts, catalogSize: cohorts?.catalogSize ?? log.items.count, rerun: rerun)
+    var doc = ReportBuilder(attribution: attribution, config: config, labels: log.labels, diagnosis: inputs).json()
+    if let section = try PositionBiasReport.section(log: log, attribution: attribution, config: config),
+       case .object(var members) = doc {
+        members.append(("position_bias", section))
+        doc = .object(members)
+    }
+    return doc
 }
 
 /// The whole report job: read the events and the configuration, count, analyse.

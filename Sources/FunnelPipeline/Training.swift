@@ -49,7 +49,7 @@ public func readModelTable(path: String, format: TableFormat, spec: FeatureSpec?
         do throws(ModelError) {
             return try TableReader.read(path: path, format: format.rawValue, spec: spec, group: group, fit: fit, overrides: overrides)
         } catch {
-            throw PipelineError(error.description)
+            throw .model(error)
         }
     }
     let wanted = spec.map { $0.categorical.compactMap(TrainingExport.contextKey(ofColumn:)) }
@@ -59,7 +59,7 @@ public func readModelTable(path: String, format: TableFormat, spec: FeatureSpec?
         return try TableReader.readCSV(bytes: Array(text.utf8), name: "\(path) (training table)", spec: spec ?? makeSpec(keys),
                                        group: group, fit: fit, overrides: overrides)
     } catch {
-        throw PipelineError(error.description)
+        throw .model(error)
     }
 }
 

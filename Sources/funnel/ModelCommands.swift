@@ -206,14 +206,14 @@ struct Train: ParsableCommand {
         job.seed = seed
         let result = try job.run(note: printError)
         if let initialOut {
-            do throws(ModelError) { try result.initial.write(to: initialOut) } catch { throw CLIError(error.description) }
+            try result.initial.write(to: initialOut)
             printError("wrote the initial weights to \(initialOut)")
         }
         if let e = result.validation {
             func f(_ x: Double?) -> String { x.map { String(format: "%.5f", $0) } ?? "—" }
             print("validation (\(calibrate == .none ? "uncalibrated" : calibrate.rawValue + "-calibrated on it")): rows \(e.rows), auc \(f(e.auc)), logloss \(f(e.logloss)), calibration ratio \(f(e.calibrationRatio))")
         }
-        do throws(ModelError) { try result.model.write(to: out) } catch { throw CLIError(error.description) }
+        try result.model.write(to: out)
         printError("wrote \(out)")
     }
 }
@@ -245,7 +245,7 @@ struct Evaluate: ParsableCommand {
 
     func run() throws {
         let file: ModelFile
-        do throws(ModelError) { file = try ModelFile.read(path: model) } catch { throw CLIError(error.description) }
+        file = try ModelFile.read(path: model)
         let funnelData = file.dataFormat == TableFormat.funnel.rawValue && (dataFormat ?? .funnel) == .funnel
         let table = try modelTable(file, data: data, format: dataFormat, configPath: config, group: group ?? (funnelData ? "user_id" : nil),
                                    position: position, note: printError)
@@ -283,7 +283,7 @@ struct Predict: ParsableCommand {
     func run() throws {
         let file: ModelFile
         let loading = ContinuousClock.now
-        do throws(ModelError) { file = try ModelFile.read(path: model) } catch { throw CLIError(error.description) }
+        file = try ModelFile.read(path: model)
         printError("loaded the model in \(String(format: "%.4f", seconds(since: loading))) s")
         let table = try modelTable(file, data: data, format: dataFormat, configPath: config, group: nil, position: position, note: printError)
         let clock = ContinuousClock.now

@@ -6,6 +6,8 @@ import Testing
 
 /// The commands in-process: options parsed and validated by the argument parser, the job run, the
 /// output written.
+/// Threads, processes or long loops: a hang fails the test instead of stalling the run.
+@Suite(.timeLimit(.minutes(5)))
 struct CommandTests {
     @Test("options with a fixed set of values are checked and listed by the parser")
     func enumeratedOptions() {

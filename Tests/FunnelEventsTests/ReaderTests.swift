@@ -1,13 +1,10 @@
 import Foundation
 import FunnelBase
 import FunnelEvents
+import FunnelTestSupport
 import Testing
 
-func tempDir() -> String {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("funnel-test-\(UUID().uuidString)").path
-    try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    return dir
-}
+func tempDir() throws -> String { try TemporaryFolder("funnel-test").path }
 
 let sampleJSONL = """
 {"type":"exposure","event_id":"x1","ts":"2026-03-01T12:00:00Z","user_id":"u1","experiment":"e","variant":"control","context":{"device":"mobile"}}
@@ -31,6 +28,8 @@ impression,i2,1772366401000,u1,,,,a,two,,,,,,
 click,c1,2026-03-01T12:00:05Z,u1,,,,,,,,i1,,,
 """
 
+/// Threads, processes or long loops: a hang fails the test instead of stalling the run.
+@Suite(.timeLimit(.minutes(5)))
 struct ReaderTests {
     func summary(_ log: EventLog) -> [Int] {
         [log.counters.eventsRead, log.events.count, log.counters.duplicateEvents, log.counters.quarantinedTotal,
@@ -55,7 +54,7 @@ struct ReaderTests {
     }
 
     @Test func byteOrderMarksAreSkippedInFiles() throws {
-        let dir = tempDir()
+        let dir = try tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let bom: [UInt8] = [0xEF, 0xBB, 0xBF]
         #expect(FileManager.default.createFile(atPath: dir + "/a.csv", contents: Data(bom + Array(sampleCSV.utf8))))
@@ -81,7 +80,7 @@ struct ReaderTests {
     }
 
     @Test func filesDirectoriesAndGzip() throws {
-        let dir = tempDir()
+        let dir = try tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try sampleJSONL.write(toFile: dir + "/a.jsonl", atomically: true, encoding: .utf8)
         try sampleCSV.replacingOccurrences(of: "x1", with: "x9").write(toFile: dir + "/b.csv", atomically: true, encoding: .utf8)
@@ -107,7 +106,7 @@ struct ReaderTests {
 
     @Test func quarantineRowIsJSON() throws {
         let row = QuarantineRow(file: "f.jsonl", line: 3, rejection: Rejection(.invalidJSON, field: nil, "bad"), raw: [0x7B, 0xFF])
-        let object = try JSONSerialization.jsonObject(with: Data(row.jsonLine().utf8)) as! [String: Any]
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(row.jsonLine().utf8)) as? [String: Any])
         #expect(object["line"] as? Int == 3)
         #expect(object["reason"] as? String == "invalid_json")
         #expect(object["raw_base64"] as? String == "e/8=")

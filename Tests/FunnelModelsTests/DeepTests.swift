@@ -2,11 +2,14 @@ import Foundation
 @testable import FunnelModels
 import FunnelKernelsAVX2
 import FunnelBase
+import FunnelTestSupport
 import Testing
 
 /// DeepFM and DCN-v2: every gradient against finite differences, one and two optimiser steps
 /// against PyTorch in double precision (`tools/fixtures/make_deep_fixtures.py`), and training that
 /// depends only on the seed and the thread count.
+/// Threads, processes or long loops: a hang fails the test instead of stalling the run.
+@Suite(.timeLimit(.minutes(5)))
 struct DeepTests {
     static func meanLoss(_ m: DeepModel<Double>, _ t: Table) -> Double {
         zip(m.logits(t), t.labels).reduce(0.0) { acc, e in acc + max(e.0, 0) - e.0 * Double(e.1) + log1p(exp(-abs(e.0))) } / Double(t.rows)
@@ -53,54 +56,54 @@ struct DeepTests {
 
     @Test func stepsMatchPyTorch() throws {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/deep_fixtures.json")
-        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
-        let cases = json["cases"] as! [[String: Any]]
+        let cases = try JSONFixture.load(url).objects("cases")
         #expect(cases.count == 6)
         #expect(cases.contains { $0["linear_ftrl"] != nil }, "a case trains the linear weights by FTRL")
         #expect(cases.contains { $0["wide"] as? Bool == true }, "a case has DCN-v2's wide part")
-        func doubles(_ key: String, _ c: [String: Any]) -> [Double] { (c[key] as! [NSNumber]).map(\.doubleValue) }
+        func doubles(_ key: String, _ c: JSONFixture) throws -> [Double] { try c.doubles(key) }
         for c in cases {
-            let name = c["name"] as! String
-            let kind = DeepKind(rawValue: c["model"] as! String)!
-            let indices = c["indices"] as! [[NSNumber]], values = c["values"] as! [[NSNumber]]
+            let name = (try c.string("name"))
+            let kind = try #require(DeepKind(rawValue: (try c.string("model"))))
+            let indices = (try c.rows("indices")), values = (try c.rows("values"))
             var t = Table()
             t.rows = indices.count; t.fields = indices[0].count
             for (r, row) in indices.enumerated() {
-                for (q, i) in row.enumerated() { t.indices.append(UInt32(truncating: i)); t.values.append(Float(truncating: values[r][q])) }
+                for (q, i) in row.enumerated() { t.indices.append(UInt32(i)); t.values.append(Float(values[r][q])) }
             }
-            t.labels = doubles("labels", c).map { Float($0) }
-            let a = DeepArchitecture(kind: kind, fields: t.fields, dim: (c["K"] as! NSNumber).intValue,
-                                     hidden: (c["hidden"] as! [NSNumber]).map(\.intValue), crossLayers: (c["cross_layers"] as! NSNumber).intValue, wide: c["wide"] as? Bool ?? false)
-            var m = DeepModel<Double>(architecture: a, slots: (c["S"] as! NSNumber).intValue, bias: (c["bias"] as! NSNumber).doubleValue,
-                                      w: doubles("w", c), v: doubles("V", c), dense: doubles("dense", c))
+            t.labels = (try doubles("labels", c)).map { Float($0) }
+            let a = DeepArchitecture(kind: kind, fields: t.fields, dim: (try c.int("K")),
+                                     hidden: (try c.ints("hidden")), crossLayers: (try c.int("cross_layers")), wide: c["wide"] as? Bool ?? false)
+            var m = DeepModel<Double>(architecture: a, slots: (try c.int("S")), bias: (try c.double("bias")),
+                                      w: (try doubles("w", c)), v: (try doubles("V", c)), dense: (try doubles("dense", c)))
             #expect(m.dense.count == a.denseCount, "\(name): dense size")
             func same(_ got: [Double], _ want: [Double], _ what: String, _ tol: Double) {
                 #expect(got.count == want.count, "\(name) \(what): count")
                 for (j, (x, y)) in zip(got, want).enumerated() { #expect(abs(x - y) <= tol * max(1, abs(y)), "\(name) \(what)[\(j)]: \(x) vs \(y)") }
             }
-            same(m.logits(t), doubles("logits_before", c), "logits before", 1e-12)
+            same(m.logits(t), (try doubles("logits_before", c)), "logits before", 1e-12)
             let g = m.gradient(t, rows: 0..<t.rows)
-            #expect(abs(g.loss - (c["loss_before"] as! NSNumber).doubleValue) < 1e-12)
-            same((0..<a.denseCount).map { g.denseValue($0) }, doubles("grad_dense", c), "dense gradient", 1e-12)
-            same((0..<m.v.count).map { g.vValue($0) }, doubles("grad_V", c), "V gradient", 1e-12)
-            same((0..<m.w.count).map { g.wValue($0) }, doubles("grad_w", c), "w gradient", 1e-12)
+            #expect(abs(g.loss - (try c.double("loss_before"))) < 1e-12)
+            same((0..<a.denseCount).map { g.denseValue($0) }, (try doubles("grad_dense", c)), "dense gradient", 1e-12)
+            same((0..<m.v.count).map { g.vValue($0) }, (try doubles("grad_V", c)), "V gradient", 1e-12)
+            same((0..<m.w.count).map { g.wValue($0) }, (try doubles("grad_w", c)), "w gradient", 1e-12)
             var o = OptimizerSettings()
-            o.kind = OptimizerSettings.Kind(rawValue: c["optimizer"] as! String)!
-            o.learningRate = (c["lr"] as! NSNumber).doubleValue
-            o.epsilon = (c["eps"] as! NSNumber).doubleValue
+            o.kind = try #require(OptimizerSettings.Kind(rawValue: (try c.string("optimizer"))))
+            o.learningRate = (try c.double("lr"))
+            o.epsilon = (try c.double("eps"))
             if let betas = c["betas"] as? [NSNumber] { o.beta1 = betas[0].doubleValue; o.beta2 = betas[1].doubleValue }
             if let f = c["linear_ftrl"] as? [String: NSNumber] {
                 var ftrl = FTRLSettings()
-                ftrl.alpha = f["alpha"]!.doubleValue; ftrl.beta = f["beta"]!.doubleValue; ftrl.l1 = f["l1"]!.doubleValue; ftrl.l2 = f["l2"]!.doubleValue
+                ftrl.alpha = try #require(f["alpha"]).doubleValue; ftrl.beta = try #require(f["beta"]).doubleValue
+                ftrl.l1 = try #require(f["l1"]).doubleValue; ftrl.l2 = try #require(f["l2"]).doubleValue
                 o.linearFTRL = ftrl
             }
             var optimizer = DeepOptimizer(m, settings: o)
-            for _ in 0..<(c["steps"] as! NSNumber).intValue { optimizer.step(&m, m.gradient(t, rows: 0..<t.rows), rows: t.rows) }
-            same(m.logits(t), doubles("logits_after", c), "logits after", 1e-10)
-            same(m.dense, doubles("dense_after", c), "dense after", 1e-10)
-            same(m.v, doubles("V_after", c), "V after", 1e-10)
-            same(m.w, doubles("w_after", c), "w after", 1e-10)
-            if a.hasLinear { #expect(abs(m.bias - (c["bias_after"] as! NSNumber).doubleValue) < 1e-10, "\(name) bias after") }
+            for _ in 0..<(try c.int("steps")) { optimizer.step(&m, m.gradient(t, rows: 0..<t.rows), rows: t.rows) }
+            same(m.logits(t), (try doubles("logits_after", c)), "logits after", 1e-10)
+            same(m.dense, (try doubles("dense_after", c)), "dense after", 1e-10)
+            same(m.v, (try doubles("V_after", c)), "V after", 1e-10)
+            same(m.w, (try doubles("w_after", c)), "w after", 1e-10)
+            if a.hasLinear { #expect(abs(m.bias - (try c.double("bias_after"))) < 1e-10, "\(name) bias after") }
         }
     }
 
@@ -277,10 +280,10 @@ struct DeepTests {
         let first = train(threads: 2), second = train(threads: 2), single = train(threads: 1)
         #expect(first.dense == second.dense && first.v == second.v && first.w == second.w && first.bias == second.bias)
         let z2 = first.logits(t, threads: 2), z1 = single.logits(t, threads: 1)
-        #expect(zip(z1, z2).map { abs($0 - $1) }.max()! < 1e-3)
+        #expect(zip(z1, z2).map { abs($0 - $1) }.max() ?? .infinity < 1e-3)
         #expect(first.logits(t, threads: 1) == z2)
         let z9x8 = train(threads: 8, batchSize: 9).logits(t), z9x1 = train(threads: 1, batchSize: 9).logits(t)
-        #expect(zip(z9x8, z9x1).map { abs($0 - $1) }.max()! < 1e-3)
+        #expect(zip(z9x8, z9x1).map { abs($0 - $1) }.max() ?? .infinity < 1e-3)
     }
 }
 
@@ -542,11 +545,11 @@ struct FusedGemmTests {
     /// gives the logits of the pass that packs each weight where it multiplies by it, to the bit;
     /// and `logits` over several blocks equals the blocks' own forward passes.
     @Test(.enabled(if: MatrixKernel.active.fused, "needs AVX2 and FMA"), arguments: [DeepKind.dcnv2, .deepfm])
-    func packedWeightsChangeNoBit(kind: DeepKind) {
+    func packedWeightsChangeNoBit(kind: DeepKind) throws {
         let t = FMTests.table(rows: 600, fields: 6, slots: 64, seed: 5)
         let arch = DeepArchitecture(kind: kind, fields: 6, dim: 4, hidden: [20, 9], crossLayers: 2)
         let m = DeepModel<Float>(architecture: arch, slots: 64, seed: 2)
-        let packed = PackedWeights(arch, kernel: MatrixKernel.active)!
+        let packed = try #require(PackedWeights(arch, kernel: MatrixKernel.active))
         m.dense.withUnsafeBufferPointer { packed.pack($0.baseAddress!) }
         func pass(_ packed: PackedWeights?) -> [Float] {
             let ws = DeepWorkspace<Float>(arch, rows: t.rows)
@@ -567,6 +570,6 @@ struct FusedGemmTests {
         let d = DeepModel<Double>(architecture: arch, slots: 64, seed: 9)
         let f = DeepModel<Float>(architecture: arch, slots: 64, bias: Float(d.bias), w: d.w.map(Float.init), v: d.v.map(Float.init), dense: d.dense.map(Float.init))
         let zd = d.logits(t), zf = f.logits(t, threads: 1)
-        #expect(zip(zd, zf).map { abs($0 - Double($1)) }.max()! < 1e-5)
+        #expect(zip(zd, zf).map { abs($0 - Double($1)) }.max() ?? .infinity < 1e-5)
     }
 }

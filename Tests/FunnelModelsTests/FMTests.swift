@@ -1,9 +1,12 @@
 import Foundation
 @testable import FunnelModels
+import FunnelTestSupport
 import Testing
 
 /// The factorization machine's gradients against finite differences, and one optimiser step
 /// against PyTorch in double precision (`tools/fixtures/make_fm_fixtures.py`).
+/// Threads, processes or long loops: a hang fails the test instead of stalling the run.
+@Suite(.timeLimit(.minutes(5)))
 struct FMTests {
     static func table(rows: Int, fields: Int, slots: Int, seed: UInt64) -> Table {
         var t = Table()
@@ -53,36 +56,35 @@ struct FMTests {
 
     @Test func oneStepMatchesPyTorch() throws {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/fm_fixtures.json")
-        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
-        let cases = json["cases"] as! [[String: Any]]
+        let cases = try JSONFixture.load(url).objects("cases")
         #expect(cases.count >= 2)
         for c in cases {
             let name = c["name"] as? String ?? "?"
-            let slots = (c["S"] as! NSNumber).intValue, k = (c["K"] as! NSNumber).intValue
-            let indices = c["indices"] as! [[NSNumber]], values = c["values"] as! [[NSNumber]]
+            let slots = (try c.int("S")), k = (try c.int("K"))
+            let indices = (try c.rows("indices")), values = (try c.rows("values"))
             var t = Table()
             t.rows = indices.count; t.fields = indices[0].count
             for (r, row) in indices.enumerated() {
-                for (q, i) in row.enumerated() { t.indices.append(UInt32(truncating: i)); t.values.append(Float(truncating: values[r][q])) }
+                for (q, i) in row.enumerated() { t.indices.append(UInt32(i)); t.values.append(Float(values[r][q])) }
             }
-            t.labels = (c["labels"] as! [NSNumber]).map { Float(truncating: $0) }
+            t.labels = (try c.floats("labels"))
             // Values ≠ 1 are chosen exactly representable in Float (the table stores Float).
-            let v = (c["V"] as! [[NSNumber]]).flatMap { $0.map(\.doubleValue) }
-            var m = FactorizationMachine<Double>(slots: slots, factors: k, bias: (c["bias"] as! NSNumber).doubleValue,
-                                                 w: (c["w"] as! [NSNumber]).map(\.doubleValue), v: v)
-            let before = m.logits(t), expectedBefore = (c["logits_before"] as! [NSNumber]).map(\.doubleValue)
+            let v = (try c.rows("V")).flatMap { $0 }
+            var m = FactorizationMachine<Double>(slots: slots, factors: k, bias: (try c.double("bias")),
+                                                 w: (try c.doubles("w")), v: v)
+            let before = m.logits(t), expectedBefore = (try c.doubles("logits_before"))
             for (a, b) in zip(before, expectedBefore) { #expect(abs(a - b) < 1e-12, "\(name) logits before: \(a) vs \(b)") }
             var o = OptimizerSettings()
-            o.kind = OptimizerSettings.Kind(rawValue: c["optimizer"] as! String)!
-            o.learningRate = (c["lr"] as! NSNumber).doubleValue
-            o.epsilon = (c["eps"] as! NSNumber).doubleValue
+            o.kind = try #require(OptimizerSettings.Kind(rawValue: (try c.string("optimizer"))))
+            o.learningRate = (try c.double("lr"))
+            o.epsilon = (try c.double("eps"))
             if let betas = c["betas"] as? [NSNumber] { o.beta1 = betas[0].doubleValue; o.beta2 = betas[1].doubleValue }
             var optimizer = FMOptimizer<Double>(slots: slots, factors: k, settings: o)
             let steps = (c["steps"] as? NSNumber)?.intValue ?? 1
             for _ in 0..<steps { optimizer.step(&m, m.gradient(t, rows: 0..<t.rows), rows: t.rows) }
-            let after = m.logits(t), expectedAfter = (c["logits_after"] as! [NSNumber]).map(\.doubleValue)
+            let after = m.logits(t), expectedAfter = (try c.doubles("logits_after"))
             for (a, b) in zip(after, expectedAfter) { #expect(abs(a - b) < 1e-10, "\(name) logits after: \(a) vs \(b)") }
-            let vAfter = (c["V_after"] as! [[NSNumber]]).flatMap { $0.map(\.doubleValue) }
+            let vAfter = (try c.rows("V_after")).flatMap { $0 }
             for (a, b) in zip(m.v, vAfter) { #expect(abs(a - b) < 1e-10, "\(name) V after") }
         }
     }

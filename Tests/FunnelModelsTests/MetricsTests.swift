@@ -1,14 +1,14 @@
 import Foundation
 @testable import FunnelModels
+import FunnelTestSupport
 import Testing
 
 /// Evaluation metrics against scikit-learn and numpy (`tools/fixtures/make_model_fixtures.py` →
 /// `Fixtures/metric_fixtures.json`), and hand-worked cases.
 struct MetricsTests {
-    static func fixtures() -> [[String: Any]] {
+    static func fixtures() throws -> [JSONFixture] {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/metric_fixtures.json")
-        let json = try! JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
-        return json["cases"] as! [[String: Any]]
+        return try JSONFixture.load(url).objects("cases")
     }
 
     func close(_ a: Double?, _ b: Double, _ what: String) {
@@ -17,28 +17,28 @@ struct MetricsTests {
     }
 
     @Test func agreesWithScikitLearn() throws {
-        let fixtures = Self.fixtures()
+        let fixtures = try Self.fixtures()
         #expect(fixtures.count >= 6)
         for (k, c) in fixtures.enumerated() {
-            let labels = (c["labels"] as! [NSNumber]).map { Float(truncating: $0) }
-            let predictions = (c["predictions"] as! [NSNumber]).map(\.doubleValue)
+            let labels = (try c.floats("labels"))
+            let predictions = (try c.doubles("predictions"))
             let groups = (c["groups"] as? [NSNumber])?.map { Int32(truncating: $0) }
             let e = ClickMetrics.evaluate(labels: labels, predictions: predictions, groups: groups)
             if let auc = c["auc"] as? NSNumber { close(e.auc, auc.doubleValue, "case \(k) auc") }
-            close(e.logloss, (c["logloss"] as! NSNumber).doubleValue, "case \(k) logloss")
+            close(e.logloss, (try c.double("logloss")), "case \(k) logloss")
             if let ne = c["normalized_entropy"] as? NSNumber { close(e.normalizedEntropy, ne.doubleValue, "case \(k) NE") }
-            close(e.ece, (c["ece"] as! NSNumber).doubleValue, "case \(k) ece")
+            close(e.ece, (try c.double("ece")), "case \(k) ece")
             if let r = c["calibration_ratio"] as? NSNumber { close(e.calibrationRatio, r.doubleValue, "case \(k) calibration ratio") }
-            let reliability = c["reliability"] as! [[NSNumber]]
+            let reliability = (try c.rows("reliability"))
             #expect(reliability.count == e.reliability.count, "case \(k) bins")
             for (b, row) in zip(e.reliability, reliability) {
-                close(b.prediction, row[0].doubleValue, "case \(k) bin prediction")
-                close(b.actual, row[1].doubleValue, "case \(k) bin actual")
-                #expect(b.rows == row[2].intValue)
+                close(b.prediction, row[0], "case \(k) bin prediction")
+                close(b.actual, row[1], "case \(k) bin actual")
+                #expect(b.rows == Int(row[2]))
             }
             if let g = c["gauc"] as? NSNumber {
                 close(e.gauc, g.doubleValue, "case \(k) gauc")
-                #expect(e.gaucGroupsUsed == (c["gauc_groups_used"] as! NSNumber).intValue)
+                #expect(e.gaucGroupsUsed == (try c.int("gauc_groups_used")))
             }
         }
     }
@@ -226,19 +226,18 @@ final class TableTests {
 struct CalibrationTests {
     @Test func agreesWithScikitLearn() throws {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/calibration_fixtures.json")
-        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
-        let cases = json["cases"] as! [[String: Any]]
+        let cases = try JSONFixture.load(url).objects("cases")
         #expect(cases.count == 3)
         for c in cases {
-            let name = c["name"] as! String
-            let p = (c["predictions"] as! [NSNumber]).map(\.doubleValue)
-            let y = (c["labels"] as! [NSNumber]).map { Float(truncating: $0) }
+            let name = (try c.string("name"))
+            let p = (try c.doubles("predictions"))
+            let y = (try c.floats("labels"))
             guard case .platt(let a, let b) = Calibration.fitPlatt(predictions: p, labels: y) else { Issue.record("no Platt fit"); continue }
-            let ea = (c["platt_a"] as! NSNumber).doubleValue, eb = (c["platt_b"] as! NSNumber).doubleValue
+            let ea = (try c.double("platt_a")), eb = (try c.double("platt_b"))
             #expect(abs(a - ea) <= 1e-6 * abs(ea) && abs(b - eb) <= 1e-6 * max(abs(eb), 1e-3), "\(name): Platt (\(a), \(b)) vs (\(ea), \(eb))")
             let iso = Calibration.fitIsotonic(predictions: p, labels: y)
-            let query = (c["query"] as! [NSNumber]).map(\.doubleValue)
-            let expected = (c["isotonic"] as! [NSNumber]).map(\.doubleValue)
+            let query = (try c.doubles("query"))
+            let expected = (try c.doubles("isotonic"))
             for (q, e) in zip(query, expected) {
                 #expect(abs(iso.apply(q) - e) <= 1e-12, "\(name): isotonic at \(q): \(iso.apply(q)) vs \(e)")
             }

@@ -6,6 +6,8 @@ import Testing
 /// Prediction-time scoring of LR and FM models (`Scoring`, through `ModelFile.predict`) against
 /// the models' definitions evaluated naively in Double: for the FM the pairwise sum
 /// Σ_{f<g} ⟨V_f, V_g⟩·x_f·x_g, not the ½[(Σ e)² − Σ e²] identity the scorer uses.
+/// Threads, processes or long loops: a hang fails the test instead of stalling the run.
+@Suite(.timeLimit(.minutes(5)))
 struct ScoringTests {
     static func table(rows: Int, fields: Int, slots: Int, seed: UInt64) -> Table {
         var rng = SplitMix64(seed: seed)

@@ -6,6 +6,8 @@ import Testing
 /// The training threads' team: every member runs every section exactly once, member 0 on the
 /// caller, the members at the same time, after idle spells long enough to park the workers, and
 /// a released team's workers exit.
+/// Threads, processes or long loops: a hang fails the test instead of stalling the run.
+@Suite(.timeLimit(.minutes(5)))
 struct WorkerTeamTests {
     /// Counts per member, written by the members themselves (each its own slot).
     final class Counts: @unchecked Sendable {

@@ -1,5 +1,6 @@
 import Foundation
 import FunnelOPE
+import FunnelTestSupport
 import Testing
 
 /// IPW and SNIPW on the Open Bandit Dataset sample agree with the reference pipeline (`obp` 0.5.7)
@@ -20,16 +21,23 @@ struct OBDFixtureTests {
         var description: String { "\(campaign): \(evaluation) from \(logging) logs" }
     }
 
-    static let cases: [Case] = {
-        let url = here.appendingPathComponent("Fixtures/obd_fixtures.json")
-        let json = try! JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
-        return (json["cases"] as! [[String: Any]]).map { c in
-            Case(campaign: c["campaign"] as! String, logging: c["logging_policy"] as! String, evaluation: c["evaluation_policy"] as! String,
-                 logFile: c["log_file"] as! String, policyFile: c["evaluation_policy"] as! String == "bts" ? (c["action_dist_file"] as? String) : nil,
-                 ipw: (c["ipw"] as! NSNumber).doubleValue, snipw: (c["snipw"] as! NSNumber).doubleValue, ess: (c["ess"] as! NSNumber).doubleValue,
-                 maxWeight: (c["max_weight"] as! NSNumber).doubleValue, meanWeight: (c["mean_weight"] as! NSNumber).doubleValue)
+    static func load() throws -> [Case] {
+        let fixture = try JSONFixture.load(here.appendingPathComponent("Fixtures/obd_fixtures.json"))
+        return try fixture.objects("cases").map { c in
+            let evaluation = try c.string("evaluation_policy")
+            return Case(campaign: try c.string("campaign"), logging: try c.string("logging_policy"), evaluation: evaluation,
+                        logFile: try c.string("log_file"), policyFile: evaluation == "bts" ? c["action_dist_file"] as? String : nil,
+                        ipw: try c.double("ipw"), snipw: try c.double("snipw"), ess: try c.double("ess"),
+                        maxWeight: try c.double("max_weight"), meanWeight: try c.double("mean_weight"))
         }
-    }()
+    }
+
+    /// The cases, for the parameterised test (an unreadable fixture fails `fixtureReads`).
+    static let cases: [Case] = (try? load()) ?? []
+
+    @Test func fixtureReads() throws {
+        #expect(try Self.load().count >= 4)
+    }
 
     func close(_ a: Double?, _ b: Double, _ what: String) {
         guard let a else { Issue.record("\(what) is undefined"); return }

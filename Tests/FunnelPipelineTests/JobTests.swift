@@ -3,11 +3,13 @@ import FunnelBase
 import FunnelConfig
 import FunnelEvents
 import FunnelOPE
-import FunnelPipeline
+@testable import FunnelPipeline
 import FunnelTestSupport
 import Testing
 
 /// The pipeline's jobs from files, as the command line and a server call them, on hand-worked logs.
+/// Threads, processes or long loops: a hang fails the test instead of stalling the run.
+@Suite(.timeLimit(.minutes(5)))
 struct JobTests {
     /// A log with one analysed user, a leaked user, a round before the exposure, an impression naming
     /// the other variant, and four unassigned users in shuffled traffic.
@@ -126,5 +128,25 @@ struct JobTests {
         } catch {
             #expect(error.description.contains("\(events): no rounds"))
         }
+    }
+}
+
+/// A calibration is reported over every simulation it asked for, or not at all.
+struct SimulationRunnerTests {
+    @Test func oneFailedSimulationFailsTheRun() {
+        do {
+            _ = try runSimulations(10) { (k) throws(PipelineError) -> Int in
+                if k == 3 || k == 7 { throw PipelineError("seed \(k) gave no round") }
+                return k
+            }
+            Issue.record("a run with failed simulations was reported")
+        } catch {
+            #expect(error.description == "2 of 10 simulations failed, so no result is reported; the first: seed 3 gave no round")
+        }
+    }
+
+    @Test func everyOutcomeInOrder() throws {
+        let outcomes = try runSimulations(25) { (k) throws(PipelineError) -> Int in k * k }
+        #expect(outcomes == (0..<25).map { $0 * $0 })
     }
 }

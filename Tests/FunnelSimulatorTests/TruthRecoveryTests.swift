@@ -18,7 +18,7 @@ func simulateToText(_ scenario: Scenario, users: Int, seed: UInt64) -> (String, 
 /// a plain `swift test` skips them to stay fast.
 let slowPlan = ProcessInfo.processInfo.environment["FUNNEL_SLOW_TESTS"] == "1"
 
-@Suite(.enabled(if: slowPlan, "slow plan: set FUNNEL_SLOW_TESTS=1 (scripts/test does)"))
+@Suite(.enabled(if: slowPlan, "slow plan: set FUNNEL_SLOW_TESTS=1 (scripts/test does)"), .timeLimit(.minutes(10)))
 struct SlowTruthRecoveryTests {
     /// Every trap count and every variant count of the truth file is recovered exactly.
     @Test("the report recovers the simulator's truth exactly", arguments: [
@@ -100,7 +100,7 @@ struct SlowTruthRecoveryTests {
     }
 }
 
-@Suite(.enabled(if: slowPlan, "slow plan: set FUNNEL_SLOW_TESTS=1 (scripts/test does)"))
+@Suite(.enabled(if: slowPlan, "slow plan: set FUNNEL_SLOW_TESTS=1 (scripts/test does)"), .timeLimit(.minutes(10)))
 struct SlowDiagnosisOnSimulationTests {
     func report(_ scenario: Scenario, users: Int, seed: UInt64) throws -> (Analysis, [Finding]) {
         let (text, _) = simulateToText(scenario, users: users, seed: seed)

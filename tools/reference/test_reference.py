@@ -676,7 +676,8 @@ class CsvInput(unittest.TestCase):
         self.assertEqual(dq["quarantined"]["invalid_json"], 4)
         self.assertEqual(dq["quarantined"]["wrong_type"], 2)
         self.assertEqual(rep["variants"]["control"]["users"], 2)  # u1 and u4
-        self.assertEqual(rep["variants"]["control"]["revenue"], 2.0)  # p2's multi-line items
+        self.assertEqual(rep["variants"]["control"]["order_revenue"], 2.0)  # p2, items over 3 lines
+        self.assertEqual(rep["variants"]["control"]["orders"], 1)
 
     def test_json_nesting_limit(self):
         # 128 containers with the event's object are accepted; 129 are invalid_json.
