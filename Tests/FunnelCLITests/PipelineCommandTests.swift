@@ -1,0 +1,70 @@
+import ArgumentParser
+import Foundation
+import FunnelTestSupport
+import Testing
+@testable import funnel
+
+/// Every other command in-process, on a simulated log whose truth is known: simulate writes the
+/// log and its truth, report recovers the truth's counts, validate exits 1 on the traps, and the
+/// position-bias, off-policy, training-table, train, evaluate and predict commands run on it.
+@Suite(.timeLimit(.minutes(5)))
+struct PipelineCommandTests {
+    static func json(_ path: String) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+    }
+
+    @Test func simulateThenReportRecoversTheTruth() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let events = folder.path + "/events.jsonl", truth = folder.path + "/truth.json", report = folder.path + "/report.json"
+        try Simulate.parse(["--scenario", "clickbait", "--users", "300", "--seed", "5", "--out", events, "--truth", truth]).run()
+        try Report.parse(["--events", events, "--format", "json", "--output", report]).run()
+        let t = try Self.json(truth), r = try Self.json(report)
+        let truthVariants = try #require(t["variants"] as? [String: [String: Any]])
+        let reportVariants = try #require(r["variants"] as? [String: [String: Any]])
+        for (name, counts) in truthVariants {
+            for key in ["users", "impressions", "clicks", "purchases", "orders"] {
+                #expect(reportVariants[name]?[key] as? Int == counts[key] as? Int, "\(name) \(key)")
+            }
+        }
+        // The simulator writes traps: validate reports them and exits 1.
+        #expect(throws: ExitCode.self) { try Validate.parse(["--events", events, "--examples", "1"]).run() }
+    }
+
+    @Test func positionBiasOffPolicyAndModelsFromEvents() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let events = folder.path + "/events.jsonl", policies = folder.path + "/policies"
+        try Simulate.parse(["--scenario", "position-bias", "--users", "400", "--seed", "9", "--out", events, "--policies", policies]).run()
+        try PositionBiasCommand.parse(["--events", events, "--method", "randomized", "--bootstrap", "0",
+                                       "--items-out", folder.path + "/items.csv"]).run()
+        let items = try String(contentsOfFile: folder.path + "/items.csv", encoding: .utf8)
+        #expect(items.hasPrefix("variant,item_id,impressions,clicks,ctr,ips_ctr\n"))
+        // The logging policy evaluated on its own logs: every weight is 1.
+        try OPE.parse(["--logs", events, "--policy", policies + "/logging_policy.csv", "--estimators", "ipw,snipw",
+                       "--bootstrap", "0"]).run()
+        let table = folder.path + "/training.csv"
+        try ExportTraining.parse(["--events", events, "--out", table]).run()
+        let header = try #require(try String(contentsOfFile: table, encoding: .utf8).split(separator: "\n").first)
+        #expect(header.hasPrefix("click,"))
+        let model = folder.path + "/model.json"
+        try Train.parse(["--data", events, "--data-format", "funnel", "--model", "lr", "--out", model]).run()
+        try Evaluate.parse(["--model", model, "--data", events, "--format", "json"]).run()
+        let predictions = folder.path + "/p.csv"
+        try Predict.parse(["--model", model, "--data", events, "--out", predictions]).run()
+        let lines = try String(contentsOfFile: predictions, encoding: .utf8).split(separator: "\n")
+        let rows = try String(contentsOfFile: table, encoding: .utf8).split(separator: "\n").count - 1
+        #expect(lines.first == "probability" && lines.count - 1 == rows)
+        #expect(lines.dropFirst().allSatisfy { Double($0).map { $0 > 0 && $0 < 1 } ?? false })
+    }
+
+    @Test func calibrateOPEReportsTheSimulationsItRan() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let out = folder.path + "/ope.json"
+        try CalibrateOPE.parse(["--simulations", "10", "--users", "150", "--bootstrap", "50", "--output", out]).run()
+        let doc = try Self.json(out)
+        #expect(doc["simulations"] as? Int == 10)
+        #expect(doc["rounds_match_truth"] as? Bool == true)
+    }
+}
