@@ -1,3 +1,4 @@
+import Foundation
 import FunnelBase
 import FunnelConfig
 import FunnelEvents
@@ -78,17 +79,18 @@ public enum TrainingExport {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// The bytes a cell of the training table writes as `%XX` (uppercase hex): the escape itself,
+    /// the separator, the quote and line breaks, so that no cell needs CSV quoting.
+    static let escapedBytes: Set<UInt8> = [0x25, 0x2C, 0x22, 0x0A, 0x0D]
+
     static func escape(_ s: String) -> String {
-        guard s.utf8.contains(where: { $0 == 0x25 || $0 == 0x2C || $0 == 0x22 || $0 == 0x0A || $0 == 0x0D }) else { return s }
+        guard s.utf8.contains(where: escapedBytes.contains) else { return s }
         var out = ""
         for ch in s.unicodeScalars {
-            switch ch {
-            case "%": out += "%25"
-            case ",": out += "%2C"
-            case "\"": out += "%22"
-            case "\n": out += "%0A"
-            case "\r": out += "%0D"
-            default: out.unicodeScalars.append(ch)
+            if ch.isASCII, escapedBytes.contains(UInt8(ch.value)) {
+                out += String(format: "%%%02X", ch.value)
+            } else {
+                out.unicodeScalars.append(ch)
             }
         }
         return out

@@ -120,10 +120,11 @@ private func strips(_ a: UnsafePointer<Float>, rowStride: Int, innerStride: Int,
                 switch stride {
                 case 32: fusedTile32(a, rowStep: rowStep, innerStep: innerStep, b, c, inner: inner, columns: columns, valid: valid, width: width,
                                      accumulate: accumulate, bias: bias)
-                case 16: tile16(a, rowStep: rowStep, innerStep: innerStep, b, c, inner: inner, columns: columns, valid: valid, width: width,
-                                accumulate: accumulate, bias: bias)
-                default: tile8(a, rowStep: rowStep, innerStep: innerStep, b, c, inner: inner, columns: columns, valid: valid, width: width,
-                               accumulate: accumulate, bias: bias)
+                // `fusedTile` in 256-bit registers, and in 128-bit ones for the strip of the last few columns.
+                case 16: fusedTile(SIMD8<Float>.self, a, rowStep: rowStep, innerStep: innerStep, b, c, inner: inner, columns: columns,
+                                   valid: valid, width: width, accumulate: accumulate, bias: bias)
+                default: fusedTile(SIMD4<Float>.self, a, rowStep: rowStep, innerStep: innerStep, b, c, inner: inner, columns: columns,
+                                   valid: valid, width: width, accumulate: accumulate, bias: bias)
                 }
             }
             for blk in 0..<full { tile(a + 6 * blk * rowStride, rowStep: rowStride, innerStep: innerStride, c + blk * 6 * columns + j, valid: 6) }
@@ -182,26 +183,6 @@ private func transposeBlock8(_ source: UnsafePointer<Float>, sourceStride: Int, 
     let d = destinationStride
     store(v0, destination); store(v1, destination + d); store(v2, destination + 2 * d); store(v3, destination + 3 * d)
     store(v4, destination + 4 * d); store(v5, destination + 5 * d); store(v6, destination + 6 * d); store(v7, destination + 7 * d)
-}
-
-/// C(valid × width, row stride `columns`) += A(6 × inner) · panel(inner × 16)'s first `width`
-/// columns, with A(r, q) at a[r·rowStep + q·innerStep]: `fusedTile` in 256-bit registers.
-@inline(__always)
-private func tile16(_ a: UnsafePointer<Float>, rowStep: Int, innerStep: Int, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
-                    inner: Int, columns: Int, valid: Int, width: Int, accumulate: Bool,
-                    bias: UnsafePointer<Float>?) {
-    fusedTile(SIMD8<Float>.self, a, rowStep: rowStep, innerStep: innerStep, b, c, inner: inner, columns: columns, valid: valid, width: width,
-              accumulate: accumulate, bias: bias)
-}
-
-/// C(valid × width, row stride `columns`) += A(6 × inner) · panel(inner × 8)'s first `width`
-/// columns, A as in `tile16`: `fusedTile` in 128-bit registers (the strip of the last few columns).
-@inline(__always)
-private func tile8(_ a: UnsafePointer<Float>, rowStep: Int, innerStep: Int, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
-                   inner: Int, columns: Int, valid: Int, width: Int, accumulate: Bool,
-                    bias: UnsafePointer<Float>?) {
-    fusedTile(SIMD4<Float>.self, a, rowStep: rowStep, innerStep: innerStep, b, c, inner: inner, columns: columns, valid: valid, width: width,
-              accumulate: accumulate, bias: bias)
 }
 
 /// Eight floats from or to memory, unaligned (this module's loops).
