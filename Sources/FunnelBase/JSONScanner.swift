@@ -271,12 +271,7 @@ public struct JSONScanner {
             try expect(0x3A)
             let value = try scanValue(depth: 1)
             try body(ks, ke, kesc, value)
-            skipWhitespace()
-            guard let c = peek() else { throw .unexpectedEnd }
-            index += 1
-            if c == 0x2C { continue }
-            if c == 0x7D { return }
-            throw .unexpectedByte(offset: index - 1)
+            if try !nextElement(closing: 0x7D) { return }
         }
     }
 
@@ -289,12 +284,7 @@ public struct JSONScanner {
         while true {
             let value = try scanValue(depth: 1)
             try body(value)
-            skipWhitespace()
-            guard let c = peek() else { throw .unexpectedEnd }
-            index += 1
-            if c == 0x2C { continue }
-            if c == 0x5D { return }
-            throw .unexpectedByte(offset: index - 1)
+            if try !nextElement(closing: 0x5D) { return }
         }
     }
 }
