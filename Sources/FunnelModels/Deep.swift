@@ -121,6 +121,15 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
         }
     }
 
+    /// Sets the output's bias to `logit`: the bias of a model with one, else the last MLP layer's.
+    public mutating func startOutput(at logit: Scalar) {
+        if architecture.hasLinear {
+            bias = logit
+        } else if let last = architecture.mlpOffsets.last {
+            dense[last.bias] = logit
+        }
+    }
+
     public init(architecture: DeepArchitecture, slots: Int, bias: Scalar, w: [Scalar], v: [Scalar], dense: [Scalar]) {
         self.architecture = architecture
         self.slots = slots
@@ -163,7 +172,10 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
 
     /// Forward pass over `rows`, keeping what the backward pass needs in `ws`; the weights' panels
     /// from `packed` when given (a `Float` model on the fused kernel, scoring many blocks).
-    func forward(_ t: Table, rows: Range<Int>, _ ws: DeepWorkspace<Scalar>, packed: PackedWeights? = nil) {
+    /// With `dropout` (training), each hidden unit's output is kept with probability 1 − rate and
+    /// then divided by 1 − rate; which units are kept depends only on the dropout's key, the row's
+    /// index in the table, the layer and the unit, so the thread count changes nothing.
+    func forward(_ t: Table, rows: Range<Int>, _ ws: DeepWorkspace<Scalar>, packed: PackedWeights? = nil, dropout: Dropout? = nil) {
         let a = architecture, f = t.fields, k = a.dim, width = a.width, n = rows.count
         let x0 = ws.x[0]
         v.withUnsafeBufferPointer { vp in
@@ -218,6 +230,7 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
                     } else {
                         for e in 0..<(n * layer.outputs) where out[e] < 0 { out[e] = 0 }
                     }
+                    if let dropout { dropout.apply(out, rows: rows, layer: m, width: layer.outputs) }
                 }
                 input = out
             }
@@ -242,12 +255,13 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
     /// The gradients of Σ_r (log loss of row r) / `divisor` over `rows`, using the forward pass in
     /// `ws`: written into `g`'s dense gradient (every element), added to its touched rows, bias
     /// and loss (which `clear()` resets).
-    func backward(_ t: Table, rows: Range<Int>, divisor: Int, _ ws: DeepWorkspace<Scalar>, into g: DeepGradient<Scalar>) {
-        dense.withUnsafeBufferPointer { d in backward(t, rows: rows, divisor: divisor, ws, weights: d.baseAddress!, into: g) }
+    /// `dropout`: the rate of the forward pass's dropout (whose dropped units are the zeros it left).
+    func backward(_ t: Table, rows: Range<Int>, divisor: Int, _ ws: DeepWorkspace<Scalar>, dropout: Scalar = 0, into g: DeepGradient<Scalar>) {
+        dense.withUnsafeBufferPointer { d in backward(t, rows: rows, divisor: divisor, ws, weights: d.baseAddress!, dropout: dropout, into: g) }
     }
 
     private func backward(_ t: Table, rows: Range<Int>, divisor: Int, _ ws: DeepWorkspace<Scalar>, weights: UnsafePointer<Scalar>,
-                          into g: DeepGradient<Scalar>) {
+                          dropout: Scalar, into g: DeepGradient<Scalar>) {
         let a = architecture, f = t.fields, k = a.dim, width = a.width, n = rows.count
         let scale = 1 / Scalar(divisor)
         // dL/dlogit per row.
@@ -271,6 +285,11 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
                     reluMaskAVX2(float(input), float(dIn), count: n * layer.inputs)
                 } else {
                     for e in 0..<(n * layer.inputs) where input[e] <= 0 { dIn[e] = 0 }
+                }
+                // A kept unit's output was divided by 1 − rate; a dropped one is 0, masked above.
+                if dropout > 0 {
+                    let keep = 1 / (1 - dropout)
+                    for e in 0..<(n * layer.inputs) { dIn[e] *= keep }
                 }
             }
             dOut = dIn
@@ -337,11 +356,11 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
     }
 
     /// Gradients of the mean log loss over `rows` (one thread), for tests and small batches.
-    public func gradient(_ t: Table, rows: Range<Int>) -> DeepGradient<Scalar> {
+    public func gradient(_ t: Table, rows: Range<Int>, dropout: Dropout? = nil) -> DeepGradient<Scalar> {
         let g = DeepGradient<Scalar>(architecture, slots: slots)
         let ws = DeepWorkspace<Scalar>(architecture, rows: rows.count)
-        forward(t, rows: rows, ws)
-        backward(t, rows: rows, divisor: rows.count, ws, into: g)
+        forward(t, rows: rows, ws, dropout: dropout)
+        backward(t, rows: rows, divisor: rows.count, ws, dropout: Scalar(dropout?.rate ?? 0), into: g)
         g.loss /= Double(rows.count)
         return g
     }
@@ -468,6 +487,34 @@ extension Table {
 }
 
 /// Activations of one block of rows (forward and backward buffers), allocated once.
+/// Inverted dropout on the MLP's hidden layers: unit `u` of hidden layer `layer` in table row `r`
+/// is dropped when a hash of (key, r, layer, u) falls below `rate`; kept units are divided by
+/// 1 − rate. A trainer gives each step its own key.
+public struct Dropout: Sendable {
+    public var rate: Double
+    public var key: UInt64
+    public init(rate: Double, key: UInt64) { self.rate = rate; self.key = key }
+
+    /// Whether unit `unit` of hidden layer `layer` in table row `row` is dropped.
+    @inline(__always)
+    public func drops(row: Int, layer: Int, unit: Int) -> Bool {
+        var z = key &+ UInt64(truncatingIfNeeded: row) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(truncatingIfNeeded: layer &* 65_536 &+ unit) &* 0xD1B5_4A32_D192_ED03
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        return Double(z >> 11) * 0x1p-53 < rate
+    }
+
+    /// Drops and rescales the `width` outputs of `layer` for each row of `rows` at `out` (row-major).
+    func apply<Scalar: BinaryFloatingPoint>(_ out: UnsafeMutablePointer<Scalar>, rows: Range<Int>, layer: Int, width: Int) {
+        let keep = 1 / (1 - Scalar(rate))
+        for (j, r) in rows.enumerated() {
+            let row = out + j * width
+            for u in 0..<width { row[u] = drops(row: r, layer: layer, unit: u) ? 0 : row[u] * keep }
+        }
+    }
+}
+
 final class DeepWorkspace<Scalar: BinaryFloatingPoint>: @unchecked Sendable {
     let capacity: Int
     var x: [UnsafeMutablePointer<Scalar>] = []   // X_0 … X_L (rows × width)
@@ -594,12 +641,15 @@ struct AdaptiveState<Scalar: BinaryFloatingPoint & Sendable> {
     let width: Int
     /// FTRL-Proximal in place of `settings.kind`: `first` holds z and `second` n.
     let ftrl: FTRLSettings?
+    /// L2 added to the gradient of every parameter updated (g + l2·p); not with FTRL, which has its own.
+    let l2: Scalar
     var first: [Scalar], second: [Scalar]
 
-    init(rows: Int, width: Int, settings: OptimizerSettings, ftrl: FTRLSettings? = nil) {
+    init(rows: Int, width: Int, settings: OptimizerSettings, ftrl: FTRLSettings? = nil, l2: Double = 0) {
         self.settings = settings
         self.width = width
         self.ftrl = ftrl
+        self.l2 = ftrl == nil ? Scalar(l2) : 0
         first = [Scalar](repeating: 0, count: settings.kind == .adam || ftrl != nil ? rows * width : 0)
         second = [Scalar](repeating: 0, count: rows * width)
     }
@@ -613,21 +663,29 @@ struct AdaptiveState<Scalar: BinaryFloatingPoint & Sendable> {
     /// Updates row `row`'s `width` parameters at `p` with gradients at `g`; `c` from `corrections`.
     @inline(__always)
     mutating func update(row: Int, _ p: UnsafeMutablePointer<Scalar>, _ g: UnsafePointer<Scalar>, _ c: (step: Scalar, root: Scalar, rows: Scalar)) {
-        let base = row * width, n = width, settings = settings, ftrl = ftrl
+        let base = row * width, n = width, settings = settings, ftrl = ftrl, l2 = l2
         second.withUnsafeMutableBufferPointer { sq in
             first.withUnsafeMutableBufferPointer { fm in
-                Self.apply(settings, ftrl, p, g, first: fm.baseAddress.map { $0 + base }, second: sq.baseAddress! + base, count: n, c)
+                Self.apply(settings, ftrl, l2: l2, p, g, first: fm.baseAddress.map { $0 + base }, second: sq.baseAddress! + base, count: n, c)
             }
         }
     }
 
     /// The update of `n` parameters at `p` with gradients at `g` and their state at `first` and
     /// `second` (already at the parameters' offset): FTRL-Proximal when `ftrl` is set (z in `first`,
-    /// n in `second`), else Adagrad or Adam, eight at a time for `Float`.
+    /// n in `second`), else Adagrad or Adam, eight at a time for `Float`, on g + l2·p when `l2` ≠ 0.
     @inline(__always)
-    static func apply(_ settings: OptimizerSettings, _ ftrl: FTRLSettings?, _ p: UnsafeMutablePointer<Scalar>, _ g: UnsafePointer<Scalar>,
+    static func apply(_ settings: OptimizerSettings, _ ftrl: FTRLSettings?, l2: Scalar, _ p: UnsafeMutablePointer<Scalar>, _ g: UnsafePointer<Scalar>,
                       first: UnsafeMutablePointer<Scalar>?, second s: UnsafeMutablePointer<Scalar>, count n: Int,
                       _ c: (step: Scalar, root: Scalar, rows: Scalar)) {
+        if l2 != 0 {
+            withUnsafeTemporaryAllocation(of: Scalar.self, capacity: n) { scratch in
+                let decayed = scratch.baseAddress!
+                for j in 0..<n { decayed[j] = g[j] + l2 * p[j] }
+                apply(settings, ftrl, l2: 0, p, UnsafePointer(decayed), first: first, second: s, count: n, c)
+            }
+            return
+        }
         if let ftrl, let z = first {
             for j in 0..<n {
                 ftrl.accumulate(z: &z[j], n: &s[j], gradient: g[j] * c.rows, weight: p[j])
@@ -694,7 +752,7 @@ struct AdaptiveState<Scalar: BinaryFloatingPoint & Sendable> {
     /// state's buffers are borrowed once for all rows.
     mutating func updateTouched(_ sources: [TouchedRows<Scalar>], _ p: UnsafeMutablePointer<Scalar>,
                                 _ c: (step: Scalar, root: Scalar, rows: Scalar), parts: Int = 1, team: WorkerTeam? = nil) {
-        let n = width, settings = settings, ftrl = ftrl
+        let n = width, settings = settings, ftrl = ftrl, l2 = l2
         let count = sources.reduce(0) { $0 + $1.count }
         let parts = count >= 2048 ? max(1, parts) : 1, ahead = 8
         second.withUnsafeMutableBufferPointer { sq in
@@ -728,7 +786,7 @@ struct AdaptiveState<Scalar: BinaryFloatingPoint & Sendable> {
                                     g = UnsafePointer(sum)
                                 }
                                 let base = slot * n
-                                Self.apply(settings, ftrl, p + base, g, first: m.map { $0 + base }, second: s + base, count: n, c)
+                                Self.apply(settings, ftrl, l2: l2, p + base, g, first: m.map { $0 + base }, second: s + base, count: n, c)
                             }
                         }
                     }
@@ -751,7 +809,7 @@ struct AdaptiveState<Scalar: BinaryFloatingPoint & Sendable> {
     /// every parameter's update is elementwise, so the result does not depend on `parts`.
     mutating func updateRowZero(_ p: UnsafeMutablePointer<Scalar>, sources: [UnsafeMutablePointer<Scalar>],
                                 _ c: (step: Scalar, root: Scalar, rows: Scalar), parts: Int, team: WorkerTeam? = nil) {
-        let n = width, settings = settings
+        let n = width, settings = settings, l2 = l2
         let parts = n >= 16_384 ? max(1, parts) : 1
         let chunk = (n + parts - 1) / parts, block = 1024
         second.withUnsafeMutableBufferPointer { sq in
@@ -775,7 +833,7 @@ struct AdaptiveState<Scalar: BinaryFloatingPoint & Sendable> {
                                 }
                                 g = UnsafePointer(sum)
                             }
-                            Self.apply(settings, nil, p + lo, g, first: m.map { $0 + lo }, second: s + lo, count: len, c)
+                            Self.apply(settings, nil, l2: l2, p + lo, g, first: m.map { $0 + lo }, second: s + lo, count: len, c)
                             lo += len
                         }
                     }
@@ -792,9 +850,9 @@ public struct DeepOptimizer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>
     var steps = 0
 
     public init(_ m: DeepModel<Scalar>, settings: OptimizerSettings) {
-        wState = AdaptiveState(rows: m.w.count, width: 1, settings: settings, ftrl: settings.linearFTRL)
-        vState = AdaptiveState(rows: m.slots, width: m.architecture.dim, settings: settings)
-        denseState = AdaptiveState(rows: 1, width: m.dense.count, settings: settings)
+        wState = AdaptiveState(rows: m.w.count, width: 1, settings: settings, ftrl: settings.linearFTRL, l2: settings.embeddingL2)
+        vState = AdaptiveState(rows: m.slots, width: m.architecture.dim, settings: settings, l2: settings.embeddingL2)
+        denseState = AdaptiveState(rows: 1, width: m.dense.count, settings: settings, l2: settings.denseL2)
         biasState = AdaptiveState(rows: 1, width: 1, settings: settings)
     }
 
@@ -835,10 +893,15 @@ public final class DeepTrainer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendab
     let gradients: [DeepGradient<Scalar>]
     let workspaces: [DeepWorkspace<Scalar>]
     let team: WorkerTeam
+    /// Dropout rate (settings.dropout) and the key of each step's mask, drawn from the seed.
+    let dropoutRate: Double
+    var dropoutKeys: SplitMix64
 
-    public init(model: DeepModel<Scalar>, optimizer settings: OptimizerSettings, batchSize: Int, threads: Int) {
+    public init(model: DeepModel<Scalar>, optimizer settings: OptimizerSettings, batchSize: Int, threads: Int, seed: UInt64 = 1) {
         self.model = model
         optimizer = DeepOptimizer(model, settings: settings)
+        dropoutRate = settings.dropout
+        dropoutKeys = SplitMix64(seed: seed ^ 0xD50F_0A7E_5EED_0001)
         self.batchSize = batchSize
         self.threads = max(1, threads)
         let share = (batchSize + self.threads - 1) / self.threads
@@ -866,13 +929,15 @@ public final class DeepTrainer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendab
         let parts = (rows.count + share - 1) / share
         let m = model
         let divisor = rows.count
+        let dropout = dropoutRate > 0 ? Dropout(rate: dropoutRate, key: dropoutKeys.next()) : nil
+        let rate = Scalar(dropoutRate)
         // One part runs on the calling thread (`perform` makes no section for it).
         WorkerTeam.perform(parts, on: team) { p in
             let lo = rows.lowerBound + p * share, hi = min(rows.upperBound, lo + share)
             let g = gradients[p]
             g.clear()
-            m.forward(t, rows: lo..<hi, workspaces[p])
-            m.backward(t, rows: lo..<hi, divisor: divisor, workspaces[p], into: g)
+            m.forward(t, rows: lo..<hi, workspaces[p], dropout: dropout)
+            m.backward(t, rows: lo..<hi, divisor: divisor, workspaces[p], dropout: rate, into: g)
         }
         return parts
     }

@@ -13,9 +13,18 @@ public struct OptimizerSettings: Codable, Sendable, Equatable {
     /// batch's summed gradient, as the wide part of Wide & Deep; factors, dense layers and the
     /// bias keep `kind`.
     public var linearFTRL: FTRLSettings? = nil
+    /// L2 on the embedding rows and linear weights a batch names: each such row's optimiser step
+    /// takes g + λ·p, g being the batch's mean-loss gradient, i.e. the batch's objective carries
+    /// (λ/2)·Σ‖p‖² over the distinct rows it names. Rows the batch does not name are left alone.
+    /// Linear weights trained by FTRL take FTRL's own L2 instead.
+    public var embeddingL2 = 0.0
+    /// L2 on every dense parameter (cross and MLP weights and biases), every step: g + λ·p.
+    public var denseL2 = 0.0
+    /// Inverted dropout on the outputs of the MLP's hidden layers, in training only.
+    public var dropout = 0.0
     public init() {}
 
-    enum CodingKeys: String, CodingKey { case kind, learningRate, epsilon, beta1, beta2, linearFTRL }
+    enum CodingKeys: String, CodingKey { case kind, learningRate, epsilon, beta1, beta2, linearFTRL, embeddingL2, denseL2, dropout }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -26,6 +35,10 @@ public struct OptimizerSettings: Codable, Sendable, Equatable {
         beta2 = try c.decode(Double.self, forKey: .beta2)
         // Model files written before FTRL for the linear weights existed have no such key.
         linearFTRL = try c.decodeIfPresent(FTRLSettings.self, forKey: .linearFTRL)
+        // Nor do those written before regularisation existed have these.
+        embeddingL2 = try c.decodeIfPresent(Double.self, forKey: .embeddingL2) ?? 0
+        denseL2 = try c.decodeIfPresent(Double.self, forKey: .denseL2) ?? 0
+        dropout = try c.decodeIfPresent(Double.self, forKey: .dropout) ?? 0
     }
 }
 
@@ -155,8 +168,8 @@ public struct FMOptimizer<Scalar: BinaryFloatingPoint & Sendable> {
     public init(slots: Int, factors: Int, settings: OptimizerSettings) {
         self.settings = settings
         self.factors = factors
-        wState = AdaptiveState(rows: slots, width: 1, settings: settings, ftrl: settings.linearFTRL)
-        vState = AdaptiveState(rows: slots, width: factors, settings: settings)
+        wState = AdaptiveState(rows: slots, width: 1, settings: settings, ftrl: settings.linearFTRL, l2: settings.embeddingL2)
+        vState = AdaptiveState(rows: slots, width: factors, settings: settings, l2: settings.embeddingL2)
         biasState = AdaptiveState(rows: 1, width: 1, settings: settings)
     }
 

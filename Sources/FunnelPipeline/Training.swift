@@ -81,6 +81,12 @@ public enum CalibrationKind: String, CaseIterable, Sendable {
     case none, platt, isotonic
 }
 
+/// How the output bias starts: at the logit of the training click-through rate (so the first
+/// steps learn features rather than the base rate), or at zero.
+public enum BiasInit: String, CaseIterable, Sendable {
+    case ctr, zero
+}
+
 /// Training a click model: the data, the model's settings, early stopping and calibration.
 public struct TrainJob: Sendable {
     public var data: String
@@ -94,7 +100,9 @@ public struct TrainJob: Sendable {
     public var numeric: [String] = []
     public var numericTransform: NumericTransform = .log
     public var hashBits = 20
-    public var vocabularyMinCount = 0
+    /// Categorical values seen fewer times in training share their column's "other" slot; 0 hashes
+    /// every value into 2^hashBits slots instead.
+    public var vocabularyMinCount = TrainJob.defaultVocabularyMinCount
     public var model: ModelKind = .lr
     public var factors = 8
     /// The optimizer of fm, deepfm and dcnv2 (default: adagrad for fm, adam for the networks).
@@ -103,12 +111,22 @@ public struct TrainJob: Sendable {
     /// Train the linear weights with FTRL-Proximal (--alpha, --beta, --l1, --l2).
     public var linearFTRL = false
     public var wide = false
-    public var batchSize = 256
+    /// Rows per mini-batch (default: 256 for fm, 4,096 for the networks).
+    public var batchSize: Int?
     public var hidden = [256, 128]
     public var crossLayers = 2
     public var threads = 2
     public var patience = 2
-    public var epochs = 1
+    /// Passes over the training data: with a validation set the most (early stopping), without one
+    /// exactly this many. Default: `defaultMaxEpochs` with a validation set, 1 without.
+    public var epochs: Int?
+    /// L2 on the embedding rows and linear weights a batch names (default per model, `defaultEmbeddingL2`).
+    public var embeddingL2: Double?
+    /// L2 on the dense layers, every step.
+    public var denseL2 = 0.0
+    /// Dropout on the MLP's hidden layers (deepfm, dcnv2).
+    public var dropout = 0.0
+    public var biasInit: BiasInit = .ctr
     public var alpha = 0.05
     public var beta = 1.0
     public var l1 = 1.0
@@ -117,17 +135,47 @@ public struct TrainJob: Sendable {
     public var calibrate: CalibrationKind = .none
     public var seed: UInt64 = 1
 
+    public static let defaultMaxEpochs = 20
+    public static let defaultVocabularyMinCount = 2
+
     public init(data: String) { self.data = data }
 
     /// The --optimizer, or its default: adagrad for fm, adam for the networks.
     public var mainOptimizer: OptimizerSettings.Kind { optimizer ?? (model == .fm ? .adagrad : .adam) }
+    /// The learning rate, or its default for the model and optimizer.
+    public var mainLearningRate: Double { learningRate ?? (mainOptimizer == .adagrad ? 0.05 : 0.001) }
+    /// The batch size, or its default for the model.
+    public var mainBatchSize: Int { batchSize ?? (model == .fm || model == .lr ? 256 : 4096) }
+    /// The embedding L2, or its default for the model.
+    public var mainEmbeddingL2: Double { embeddingL2 ?? TrainJob.defaultEmbeddingL2(model) }
+    /// The embedding L2 a model gets unless told otherwise.
+    public static func defaultEmbeddingL2(_ model: ModelKind) -> Double {
+        switch model {
+        case .lr: return 0
+        case .fm: return 1e-4
+        case .deepfm, .dcnv2: return 1e-4
+        }
+    }
 
     /// The trained model, the model as initialised (before its first step), and the validation
-    /// metrics (with the calibration applied) when there is a validation set.
+    /// metrics (with the calibration applied) when there is a validation set, with the epochs run
+    /// and the epoch kept.
     public struct Result: Sendable {
         public var model: ModelFile
         public var initial: ModelFile
         public var validation: ClickEvaluation?
+        public var epochsRun: Int
+        public var bestEpoch: Int
+        /// The validation log loss of the kept epoch, before calibration.
+        public var validationLogLoss: Double?
+    }
+
+    /// The tables a training reads: the (downsampled) training rows, the validation rows and the
+    /// fitted feature spec. Read once, they serve any number of trainings (`funnel tune`).
+    public struct Tables: Sendable {
+        public var training: Table
+        public var validation: Table?
+        public var spec: FeatureSpec
     }
 
     func read(_ path: String, spec: FeatureSpec?, fit: Bool, note: (String) -> Void) throws(PipelineError) -> (Table, FeatureSpec) {
@@ -142,38 +190,60 @@ public struct TrainJob: Sendable {
         return (table, fitted)
     }
 
-    /// Trains; `note` receives the progress lines (epochs, losses, timings).
-    public func run(note: (String) -> Void = { _ in }) throws(PipelineError) -> Result {
+    /// Reads the training and validation tables (the feature spec fitted on the training rows).
+    public func readTables(note: (String) -> Void = { _ in }) throws(PipelineError) -> Tables {
         var spec = dataFormat == .criteo
             ? TableReader.criteoSpec(hashBits: hashBits, numericTransform: numericTransform)
             : FeatureSpec(label: label, categorical: categorical, numeric: numeric, hashBits: hashBits, numericTransform: numericTransform)
         spec.vocabularyMinCount = vocabularyMinCount
         let (full, fitted) = try read(data, spec: dataFormat == .funnel ? nil : spec, fit: true, note: note)
+        if vocabularyMinCount > 0 {
+            note("vocabulary: \(fitted.vocabulary.count) values seen at least \(vocabularyMinCount) times; rarer values share one slot per column (--vocabulary-min-count 0 hashes instead)")
+        }
         let table = full.downsampled(rate: negativeRate, seed: seed)
         if negativeRate < 1 { note("negative downsampling at \(negativeRate): \(table.rows) of \(full.rows) training rows kept") }
-        var file = ModelFile(model: model.rawValue, dataFormat: dataFormat.rawValue, spec: fitted, ftrl: nil, weights: [], trainingRows: table.rows)
-        file.negativeRate = negativeRate
         let validTable: Table?
         if let valid { validTable = try read(valid, spec: fitted, fit: false, note: note).0 } else { validTable = nil }
+        return Tables(training: table, validation: validTable, spec: fitted)
+    }
+
+    /// Reads the tables and trains; `note` receives the progress lines (epochs, losses, timings).
+    public func run(note: (String) -> Void = { _ in }) throws(PipelineError) -> Result {
+        try train(readTables(note: note), note: note)
+    }
+
+    /// Trains on tables already read.
+    public func train(_ tables: Tables, note: (String) -> Void = { _ in }) throws(PipelineError) -> Result {
+        let table = tables.training, validTable = tables.validation, fitted = tables.spec
+        guard table.rows > 0 else { throw PipelineError("\(data): no training rows") }
+        var file = ModelFile(model: model.rawValue, dataFormat: dataFormat.rawValue, spec: fitted, ftrl: nil, weights: [], trainingRows: table.rows)
+        file.negativeRate = negativeRate
         var o = OptimizerSettings()
         o.kind = mainOptimizer
-        o.learningRate = learningRate ?? (model == .fm ? 0.05 : 0.001)
+        o.learningRate = mainLearningRate
+        o.embeddingL2 = mainEmbeddingL2
+        o.denseL2 = denseL2
+        o.dropout = model == .deepfm || model == .dcnv2 ? dropout : 0
         if linearFTRL {
             var f = FTRLSettings()
             f.alpha = alpha; f.beta = beta; f.l1 = l1; f.l2 = l2
             o.linearFTRL = f
         }
         if o.kind == .adam { o.epsilon = 1e-8 }
+        // The logit of the training click-through rate (clamped away from 0 and 1).
+        let rate = min(max(Double(table.labels.reduce(0, +)) / Double(table.rows), 1e-6), 1 - 1e-6)
+        let start = biasInit == .ctr ? Float(log(rate / (1 - rate))) : 0
         // One pass over the training rows (its loss), and the current weights in file order.
         let pass: () -> Double
         let weights: () -> [Float]
         let lossName: String
+        let batchSize = mainBatchSize
         switch model {
         case .fm:
             var fm = FactorizationMachine<Float>(slots: fitted.slots, factors: factors, seed: seed)
+            fm.bias = start
             var state = FMOptimizer<Float>(slots: fitted.slots, factors: factors, settings: o)
             var g = FactorizationMachine<Float>.Gradient(slots: fitted.slots, factors: factors)
-            let batchSize = self.batchSize
             pass = { fm.epoch(table, optimizer: &state, batchSize: batchSize, gradient: &g) }
             weights = { fm.w + [fm.bias] + fm.v }
             file.factors = factors
@@ -182,7 +252,9 @@ public struct TrainJob: Sendable {
         case .deepfm, .dcnv2:
             let a = DeepArchitecture(kind: model == .deepfm ? .deepfm : .dcnv2, fields: fitted.fieldCount, dim: factors, hidden: hidden,
                                      crossLayers: crossLayers, wide: wide)
-            let trainer = DeepTrainer(model: DeepModel<Float>(architecture: a, slots: fitted.slots, seed: seed), optimizer: o, batchSize: batchSize, threads: threads)
+            var m = DeepModel<Float>(architecture: a, slots: fitted.slots, seed: seed)
+            m.startOutput(at: start)
+            let trainer = DeepTrainer(model: m, optimizer: o, batchSize: batchSize, threads: threads, seed: seed)
             note("matrix kernel: \(MatrixKernel.active.rawValue) (FUNNEL_SIMD=avx2 or FUNNEL_SIMD=baseline caps it)")
             pass = { trainer.epoch(table) }
             weights = { ModelFile.deepWeights(trainer.model) }
@@ -192,7 +264,7 @@ public struct TrainJob: Sendable {
             lossName = "mean training log loss"
         case .lr:
             var settings = FTRLSettings()
-            settings.alpha = alpha; settings.beta = beta; settings.l1 = l1; settings.l2 = l2; settings.epochs = epochs
+            settings.alpha = alpha; settings.beta = beta; settings.l1 = l1; settings.l2 = l2
             var trainer = FTRLTrainer(slots: fitted.slots, settings: settings)
             file.ftrl = settings
             pass = { trainer.pass(table) }
@@ -202,13 +274,16 @@ public struct TrainJob: Sendable {
         var initial = file
         initial.weights = weights()
         // Epochs, with early stopping on the validation log loss.
+        let most = epochs ?? (validTable == nil ? 1 : TrainJob.defaultMaxEpochs)
         var best: (loss: Double, weights: [Float], epoch: Int)? = nil
+        var run = 0
         let clock = ContinuousClock.now
-        for e in 1...epochs {
+        for e in 1...max(most, 1) {
             let loss = pass()
+            run = e
             file.weights = weights()
             var line = "epoch \(e): \(lossName) \(String(format: "%.6f", loss)) over \(table.rows) rows"
-            if let v = validTable, epochs > 1 {
+            if let v = validTable {
                 let ll = ClickMetrics.evaluate(labels: v.labels, predictions: file.predict(v, threads: threads)).logloss
                 line += ", validation log loss \(String(format: "%.6f", ll))"
                 if best.map({ ll < $0.loss }) ?? true { best = (ll, file.weights, e) }
@@ -222,6 +297,9 @@ public struct TrainJob: Sendable {
             note(line)
         }
         if let best { file.weights = best.weights }
+        if let best, validTable != nil, best.epoch == run, run == most, most > 1 {
+            note("note: the validation log loss was still falling at the last epoch (\(run)); more epochs (--epochs) may help")
+        }
         note("trained in \(String(format: "%.2f", seconds(since: clock))) s")
         var validation: ClickEvaluation? = nil
         if let v = validTable {
@@ -233,7 +311,8 @@ public struct TrainJob: Sendable {
             }
             validation = ClickMetrics.evaluate(labels: v.labels, predictions: file.predict(v))
         }
-        return Result(model: file, initial: initial, validation: validation)
+        return Result(model: file, initial: initial, validation: validation, epochsRun: run, bestEpoch: best?.epoch ?? run,
+                      validationLogLoss: best?.loss)
     }
 }
 

@@ -7,6 +7,7 @@ import FunnelPipeline
 extension TableFormat: ExpressibleByArgument {}
 extension ModelKind: ExpressibleByArgument {}
 extension CalibrationKind: ExpressibleByArgument {}
+extension BiasInit: ExpressibleByArgument {}
 extension NumericTransform: ExpressibleByArgument {}
 extension OptimizerSettings.Kind: ExpressibleByArgument {}
 
@@ -42,10 +43,8 @@ func splitList(_ s: String?) -> [String] {
     (s ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
 }
 
-struct Train: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Train a click model (FTRL logistic regression, factorization machine, DeepFM or DCN-v2) on a CSV or Criteo-layout table.")
-
+/// The options of a training: the data, the model and its settings (`funnel train`, `funnel tune`).
+struct TrainingOptions: ParsableArguments {
     @Option(help: "Training table: CSV with a header (gzip allowed).")
     var data: String
 
@@ -76,8 +75,8 @@ struct Train: ParsableCommand {
     @Option(help: "Hash space: 2^bits slots.")
     var hashBits: Int = 20
 
-    @Option(help: "0: hash categorical values (--hash-bits). n ≥ 1: keep a vocabulary of the values seen at least n times in training (one slot each); rarer and unseen values share one slot per column.")
-    var vocabularyMinCount: Int = 0
+    @Option(help: "n ≥ 1: keep a vocabulary of the categorical values seen at least n times in training (one slot each); rarer and unseen values share one slot per column. 0: hash every value into 2^--hash-bits slots instead.")
+    var vocabularyMinCount: Int = TrainJob.defaultVocabularyMinCount
 
     @Option(help: "Model: lr (logistic regression, FTRL-Proximal), fm (factorization machine), deepfm or dcnv2 (mini-batches).")
     var model: ModelKind = .lr
@@ -88,7 +87,7 @@ struct Train: ParsableCommand {
     @Option(help: "fm, deepfm, dcnv2: optimizer, adagrad or adam (default: adagrad for fm, adam for deepfm and dcnv2).")
     var optimizer: OptimizerSettings.Kind?
 
-    @Option(help: "fm, deepfm, dcnv2: learning rate (default: 0.05 for fm, 0.001 for deepfm and dcnv2).")
+    @Option(help: "fm, deepfm, dcnv2: learning rate (default: 0.05 with adagrad, 0.001 with adam).")
     var learningRate: Double?
 
     @Option(help: "fm, deepfm, dcnv2 --wide: optimizer of the linear weights, ftrl (FTRL-Proximal with --alpha, --beta, --l1, --l2 on the batch's summed gradient, as Wide & Deep's wide part) or the --optimizer (default).")
@@ -97,8 +96,20 @@ struct Train: ParsableCommand {
     @Flag(help: "dcnv2: add a wide part, per-slot linear weights and a bias, to the logit (trained by --linear-optimizer).")
     var wide: Bool = false
 
-    @Option(help: "fm, deepfm, dcnv2: rows per mini-batch.")
-    var batchSize: Int = 256
+    @Option(help: "fm, deepfm, dcnv2: rows per mini-batch (default: 256 for fm, 4096 for deepfm and dcnv2).")
+    var batchSize: Int?
+
+    @Option(help: "fm, deepfm, dcnv2: L2 on the embedding rows and linear weights each batch names: their step takes g + λ·p (default: 1e-4; 0 turns it off).")
+    var embeddingL2: Double?
+
+    @Option(help: "deepfm, dcnv2: L2 on the dense layers' weights and biases, every step (g + λ·p).")
+    var denseL2: Double = 0
+
+    @Option(help: "deepfm, dcnv2: dropout rate on the MLP's hidden layers while training (0: none).")
+    var dropout: Double = 0
+
+    @Option(help: "Start of the output bias: ctr (the logit of the training click-through rate) or zero.")
+    var biasInit: BiasInit = .ctr
 
     @Option(help: "deepfm, dcnv2: comma-separated hidden layer widths of the MLP (ReLU).")
     var hidden: String = "256,128"
@@ -109,11 +120,12 @@ struct Train: ParsableCommand {
     @Option(help: "deepfm, dcnv2: threads per mini-batch (the model is reproducible for a fixed seed and thread count).")
     var threads: Int = 2
 
-    @Option(help: "With --valid and several epochs: stop after this many epochs without a better validation log loss, and keep the best epoch's model.")
+    @Option(help: "With --valid: stop after this many epochs without a better validation log loss, and keep the best epoch's model.")
     var patience: Int = 2
 
-    @Option(help: "Passes over the training data.")
-    var epochs: Int = 1
+    @Option(name: [.customLong("max-epochs"), .customLong("epochs")],
+            help: "Passes over the training data: with --valid the most (early stopping; default 20), without it exactly this many (default 1).")
+    var epochs: Int?
 
     @Option(help: "FTRL α (learning rate scale).")
     var alpha: Double = 0.05
@@ -121,10 +133,10 @@ struct Train: ParsableCommand {
     @Option(help: "FTRL β.")
     var beta: Double = 1
 
-    @Option(help: "L1 regularisation.")
+    @Option(help: "lr, --linear-optimizer ftrl: FTRL L1 regularisation.")
     var l1: Double = 1
 
-    @Option(help: "L2 regularisation.")
+    @Option(help: "lr, --linear-optimizer ftrl: FTRL L2 regularisation.")
     var l2: Double = 1
 
     @Option(help: "Keep each negative training row with this probability (1: all); predictions are corrected by p/(p + (1 − p)/r).")
@@ -136,14 +148,10 @@ struct Train: ParsableCommand {
     @Option(help: "Seed of the initial weights and of the negative downsampling.")
     var seed: UInt64 = 1
 
-    @Option(help: "Where to write the model file.")
-    var out: String
-
-    @Option(help: "Also write the model as initialised, before its first training step, to this path (same file format), so that another implementation can start from the same weights.")
-    var initialOut: String?
-
     func validate() throws {
-        if factors < 1 || batchSize < 1 || !((learningRate ?? 1) > 0) { throw ValidationError("--factors and --batch-size must be ≥ 1 and --learning-rate > 0") }
+        if factors < 1 || (batchSize ?? 1) < 1 || !((learningRate ?? 1) > 0) { throw ValidationError("--factors and --batch-size must be ≥ 1 and --learning-rate > 0") }
+        if !((embeddingL2 ?? 0) >= 0) || !(denseL2 >= 0) { throw ValidationError("--embedding-l2 and --dense-l2 must be ≥ 0") }
+        if !(dropout >= 0 && dropout < 1) { throw ValidationError("--dropout must be in [0, 1)") }
         let main = optimizer ?? (model == .fm ? .adagrad : .adam)
         if let linearOptimizer, linearOptimizer != .ftrl && linearOptimizer.rawValue != main.rawValue {
             throw ValidationError("--linear-optimizer must be ftrl or, as without it, the --optimizer (\(main.rawValue)); got '\(linearOptimizer.rawValue)'")
@@ -158,7 +166,7 @@ struct Train: ParsableCommand {
         if vocabularyMinCount < 0 { throw ValidationError("--vocabulary-min-count must be ≥ 0") }
         if patience < 1 { throw ValidationError("--patience must be ≥ 1") }
         if !(1...28).contains(hashBits) { throw ValidationError("--hash-bits must be 1…28") }
-        if epochs < 1 { throw ValidationError("--epochs must be ≥ 1") }
+        if (epochs ?? 1) < 1 { throw ValidationError("--max-epochs must be ≥ 1") }
         if !(negativeRate > 0 && negativeRate <= 1) { throw ValidationError("--negative-rate must be in (0, 1]") }
         if calibrate != .none && valid == nil { throw ValidationError("--calibrate \(calibrate.rawValue) is fitted on the validation set: pass --valid") }
         if dataFormat == .csv && splitList(categorical).isEmpty && splitList(numeric).isEmpty {
@@ -173,7 +181,8 @@ struct Train: ParsableCommand {
         return parts.map { $0! }
     }
 
-    func run() throws {
+    /// The training job these options describe.
+    var job: TrainJob {
         var job = TrainJob(data: data)
         job.valid = valid
         job.dataFormat = dataFormat
@@ -197,6 +206,10 @@ struct Train: ParsableCommand {
         job.threads = threads
         job.patience = patience
         job.epochs = epochs
+        job.embeddingL2 = embeddingL2
+        job.denseL2 = denseL2
+        job.dropout = dropout
+        job.biasInit = biasInit
         job.alpha = alpha
         job.beta = beta
         job.l1 = l1
@@ -204,6 +217,24 @@ struct Train: ParsableCommand {
         job.negativeRate = negativeRate
         job.calibrate = calibrate
         job.seed = seed
+        return job
+    }
+}
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a click model (FTRL logistic regression, factorization machine, DeepFM or DCN-v2) on a CSV or Criteo-layout table.")
+
+    @OptionGroup var options: TrainingOptions
+
+    @Option(help: "Where to write the model file.")
+    var out: String
+
+    @Option(help: "Also write the model as initialised, before its first training step, to this path (same file format), so that another implementation can start from the same weights.")
+    var initialOut: String?
+
+    func run() throws {
+        let job = options.job
         let result = try job.run(note: printError)
         if let initialOut {
             try result.initial.write(to: initialOut)
@@ -211,7 +242,7 @@ struct Train: ParsableCommand {
         }
         if let e = result.validation {
             func f(_ x: Double?) -> String { x.map { String(format: "%.5f", $0) } ?? "—" }
-            print("validation (\(calibrate == .none ? "uncalibrated" : calibrate.rawValue + "-calibrated on it")): rows \(e.rows), auc \(f(e.auc)), logloss \(f(e.logloss)), calibration ratio \(f(e.calibrationRatio))")
+            print("validation (\(options.calibrate == .none ? "uncalibrated" : options.calibrate.rawValue + "-calibrated on it")): rows \(e.rows), auc \(f(e.auc)), logloss \(f(e.logloss)), calibration ratio \(f(e.calibrationRatio))")
         }
         try result.model.write(to: out)
         printError("wrote \(out)")
@@ -292,5 +323,78 @@ struct Predict: ParsableCommand {
         var text = "probability\n"
         for v in p { text += String(format: "%.9g\n", v) }
         guard FileManager.default.createFile(atPath: out, contents: Data(text.utf8)) else { throw CLIError("--out \(out): cannot write the file") }
+    }
+}
+
+struct Tune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Search a click model's learning rate × L2 (× factors) on the validation set, print what was tried, and write the best model.",
+        discussion: """
+        Each trial trains with early stopping on --valid (up to --max-epochs, default 20) and is
+        scored by its validation log loss. Default grid: learning rates 3e-4, 1e-3, 3e-3 (adam),
+        0.01, 0.03, 0.1 (adagrad) or FTRL α 0.02, 0.05, 0.1, 0.2 (lr); L2 0, 3e-5, 1e-4, 3e-4 on the
+        embeddings (FTRL L2 0.1, 1, 10 for lr). A grid larger than --budget is sampled by --tune-seed.
+        """)
+
+    @OptionGroup var options: TrainingOptions
+
+    @Option(help: "Comma-separated learning rates to try (FTRL α for lr); default: see above.")
+    var learningRates: String?
+
+    @Option(help: "Comma-separated L2 strengths to try (--embedding-l2; FTRL --l2 for lr); default: see above.")
+    var l2s: String?
+
+    @Option(name: .customLong("factors-list"), help: "Comma-separated factor counts to try (fm, deepfm, dcnv2); default: --factors only.")
+    var factorsList: String?
+
+    @Option(help: "The most trainings; a larger grid is sampled.")
+    var budget: Int = 12
+
+    @Option(help: "Seed of the grid's sample when it is larger than --budget.")
+    var tuneSeed: UInt64 = 1
+
+    @Option(help: "Where to write the best model file.")
+    var out: String
+
+    func numbers(_ s: String?, _ name: String) throws -> [Double] {
+        try splitList(s).map { item in
+            guard let x = Double(item), x >= 0, x.isFinite else { throw ValidationError("--\(name): '\(item)' is not a number ≥ 0") }
+            return x
+        }
+    }
+
+    func validate() throws {
+        if options.valid == nil { throw ValidationError("tuning compares settings on a validation set: pass --valid") }
+        if budget < 1 { throw ValidationError("--budget must be ≥ 1") }
+        if try numbers(learningRates, "learning-rates").contains(0) { throw ValidationError("--learning-rates must be > 0") }
+        _ = try numbers(l2s, "l2s")
+        if try numbers(factorsList, "factors-list").contains(where: { $0 < 1 || $0 != $0.rounded() }) {
+            throw ValidationError("--factors-list must be whole numbers ≥ 1")
+        }
+    }
+
+    func run() throws {
+        var job = TuneJob(base: options.job)
+        job.learningRates = try numbers(learningRates, "learning-rates")
+        job.l2s = try numbers(l2s, "l2s")
+        job.factors = try numbers(factorsList, "factors-list").map { Int($0) }
+        job.budget = budget
+        job.seed = tuneSeed
+        let trials = job.trials()
+        printError("tuning \(options.model.rawValue): \(trials.count) trainings")
+        let l2Name = options.model == .lr ? "ftrl_l2" : "embedding_l2"
+        let rateName = options.model == .lr ? "alpha" : "learning_rate"
+        print(["trial", rateName, l2Name, "factors", "epochs", "best_epoch", "valid_logloss", "valid_auc", "seconds"].joined(separator: "\t"))
+        var n = 0
+        let result = try job.run(note: printError) { o in
+            n += 1
+            print([String(n), String(o.trial.learningRate), String(o.trial.l2), String(o.trial.factors), String(o.epochsRun), String(o.bestEpoch),
+                   String(format: "%.6f", o.validationLogLoss), o.validationAUC.map { String(format: "%.5f", $0) } ?? "—",
+                   String(format: "%.1f", o.seconds)].joined(separator: "\t"))
+        }
+        let b = result.outcomes[result.best]
+        print("best: trial \(result.best + 1) (\(rateName) \(b.trial.learningRate), \(l2Name) \(b.trial.l2), factors \(b.trial.factors)), validation log loss \(String(format: "%.6f", b.validationLogLoss)) at epoch \(b.bestEpoch)")
+        try result.model.model.write(to: out)
+        printError("wrote \(out)")
     }
 }

@@ -58,6 +58,7 @@ struct FMTests {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/fm_fixtures.json")
         let cases = try JSONFixture.load(url).objects("cases")
         #expect(cases.count >= 2)
+        #expect(cases.contains { $0["embedding_l2"] != nil && $0["batches"] != nil }, "a case has L2 over differing batches")
         for c in cases {
             let name = c["name"] as? String ?? "?"
             let slots = (try c.int("S")), k = (try c.int("K"))
@@ -79,13 +80,28 @@ struct FMTests {
             o.learningRate = (try c.double("lr"))
             o.epsilon = (try c.double("eps"))
             if let betas = c["betas"] as? [NSNumber] { o.beta1 = betas[0].doubleValue; o.beta2 = betas[1].doubleValue }
+            o.embeddingL2 = (c["embedding_l2"] as? NSNumber)?.doubleValue ?? 0
             var optimizer = FMOptimizer<Double>(slots: slots, factors: k, settings: o)
+            // A case with "batches" steps on each listed batch in turn (its own mean loss, L2 on the
+            // slots it names, lazy updates elsewhere); otherwise every step takes all rows.
             let steps = (c["steps"] as? NSNumber)?.intValue ?? 1
-            for _ in 0..<steps { optimizer.step(&m, m.gradient(t, rows: 0..<t.rows), rows: t.rows) }
+            let batches = (c["batches"] as? [[NSNumber]])?.map { $0.map(\.intValue) } ?? Array(repeating: Array(0..<t.rows), count: steps)
+            let batchLosses = c["batch_losses"] as? [NSNumber]
+            for (s, rows) in batches.enumerated() {
+                let sub = t.subset(rows)
+                let g = m.gradient(sub, rows: 0..<sub.rows)
+                if let batchLosses { #expect(abs(g.loss - batchLosses[s].doubleValue) < 1e-12, "\(name) batch \(s) loss") }
+                optimizer.step(&m, g, rows: sub.rows)
+            }
             let after = m.logits(t), expectedAfter = (try c.doubles("logits_after"))
             for (a, b) in zip(after, expectedAfter) { #expect(abs(a - b) < 1e-10, "\(name) logits after: \(a) vs \(b)") }
             let vAfter = (try c.rows("V_after")).flatMap { $0 }
+            #expect(vAfter.count == m.v.count)
             for (a, b) in zip(m.v, vAfter) { #expect(abs(a - b) < 1e-10, "\(name) V after") }
+            if c["batches"] != nil {
+                for (a, b) in zip(m.w, try c.doubles("w_after")) { #expect(abs(a - b) < 1e-10, "\(name) w after") }
+                #expect(abs(m.bias - (try c.double("bias_after"))) < 1e-10, "\(name) bias after")
+            }
         }
     }
 

@@ -22,12 +22,22 @@ e_f = V[i_f]·x_f; x0 = the concatenation of the 39 embeddings, width D = 39·K)
 - `dcnv2`:  x_{l+1} = x0 ⊙ (x_l·C_l + d_l) + x_l for l < --cross-layers (full D × D matrices C_l),
             logit = MLP(x_L); no separate bias and no linear weights.
 
-MLP(h): h = relu(h·W + c) for each width of --hidden, then a linear layer to one output.
-Initialisation as in Funnel: V ~ N(0, 0.01²); b and w start at 0; every dense layer's weight and
-bias (MLP and cross layers) ~ U(−1/√inputs, 1/√inputs).
+MLP(h): h = relu(h·W + c) for each width of --hidden, then a linear layer to one output; with
+`--dropout p` (deepfm, dcnv2; default 0) each hidden ReLU's output is passed through inverted
+dropout (torch.nn.functional.dropout in training mode: each unit zeroed with probability p, the rest
+scaled by 1/(1 − p)); not the MLP's output, not the cross layers or the embeddings, and never when
+predicting the validation or test split.
+Initialisation as in Funnel: V ~ N(0, 0.01²); w starts at 0; every dense layer's weight and bias
+(MLP and cross layers) ~ U(−1/√inputs, 1/√inputs), drawn in that order from --seed. The bias
+(`--bias-init`, default `ctr`): b of lr, fm, deepfm and dcnv2 --wide, or, in dcnv2 without --wide,
+the last MLP layer's bias, starts at log(c/(1 − c)) with c the mean label of the training split
+(clamped to [1e-6, 1 − 1e-6]); `--bias-init zero` puts that same bias at 0 (so dcnv2's last MLP
+bias is 0, not its uniform draw), as `funnel train --bias-init` does. The random draws are the
+same either way. With --init-from the file's weights win.
 
-Training: mean log loss (binary cross-entropy on logits) per mini-batch of --batch-size rows, in
-file order without shuffling, for --epochs passes. Optimiser: Adagrad (lr 0.05, ε 1e-10) for lr and
+Training: mean log loss (binary cross-entropy on logits) per mini-batch of --batch-size rows
+(default 256), in file order without shuffling, for --epochs passes (default 2), or with early
+stopping (below). Optimiser: Adagrad (lr 0.05, ε 1e-10) for lr and
 fm, Adam (lr 0.001, ε 1e-8, β 0.9/0.999) for deepfm and dcnv2, as `funnel train` defaults them.
 By default all parameters are plain dense tensors, so torch.optim.Adam sees dense gradients: it
 decays the moments of embedding rows a batch did not touch and keeps moving them by their
@@ -43,6 +53,31 @@ its gradient of the batch's summed loss (the mean-loss gradient times the batch'
 σ = (√(n + g²) − √n)/α, z += g − σ·w, n += g², then w = 0 if |z| ≤ λ1, else
 −(z − sign(z)·λ1)/((β + √n)/α + λ2) (FTRL-Proximal; --alpha, --beta, --l1, --l2). The bias and V
 keep the --optimizer.
+
+Regularisation (both default 0, i.e. off):
+- `--embedding-l2 λe`: at every step, each embedding row V[i] and linear weight w[i] that at least
+  one row of the batch names (whatever its value x; a name is an index, so a value of 0 still
+  names it) receives g_i + λe·p_i in place of g_i, g_i being the gradient of the batch's mean log
+  loss. The batch's objective is mean_r logloss_r + (λe/2)·Σ_{distinct i named by the batch}
+  (‖V_i‖² + w_i²), built as that loss term over torch.unique of the batch's indices, so with
+  --sparse the gradient is sparse on exactly the named rows and the rows the batch does not name
+  get no update (SparseAdam, sparse Adagrad); without --sparse they get zero L2 gradient (dense
+  Adam still moves them by their momentum, as above). w gets no λe when --linear-ftrl trains it
+  (FTRL has its own --l2); the bias b never gets it. lr's w, trained here by Adagrad or Adam, takes
+  λe like the other models' linear weights (Funnel's lr is FTRL, where --l2 is the counterpart).
+- `--dense-l2 λd` (deepfm, dcnv2): every dense parameter -- the cross layers' C_l and d_l, every
+  MLP weight and bias, the last one included -- receives g + λd·p at every step: the dense
+  parameter group's weight_decay in torch.optim.Adam / Adagrad (w, V and b are in groups without
+  it).
+
+Validation and early stopping: `--valid-file PATH` names a validation split in the training
+layout; after every epoch its log loss and AUC are computed (no dropout). `--max-epochs N`
+(excludes --epochs) trains up to N epochs and stops when `--patience P` (default 2) epochs in a
+row bring no strictly lower validation log loss than the best so far (stop after epoch e when
+e − best ≥ P, as `funnel train --valid --patience` does), then restores the best epoch's weights
+(all parameters) before the test evaluation. With --max-epochs, --valid-file defaults to
+DATA/valid.txt (CSV mode DATA/valid.csv) when it exists, and one is required. --valid-file with
+--epochs only reports the per-epoch validation metrics; the last epoch's weights are tested.
 
 Self-check: after training, the logits of the first test rows are recomputed in float64 NumPy by a
 direct transcription of the formulas above (explicit pairwise sum over fields for the FM term, one
@@ -66,9 +101,22 @@ population deviation, as Funnel's `standardize` does. `--init-from` is Criteo-la
 
 Output: one JSON line with test AUC and log loss, training and prediction speed (rows/s; the
 prediction speed is a no-grad forward over the whole test split in batches of 4096 after a
-warm-up, data already in memory) and the process's peak resident memory.
+warm-up, data already in memory) and the process's peak resident memory. With a validation split
+also: "epochs_run" (epochs trained), "best_epoch" (the epoch with the lowest validation log loss,
+the first of equals), "valid_logloss" and "valid_auc" (of the tested weights: the best epoch's
+with --max-epochs, else the last epoch's), "train_logloss" (the same epoch's mean batch log loss,
+without the L2 term), "train_logloss_per_epoch", "valid_logloss_per_epoch" and
+"valid_auc_per_epoch"; "train_s" counts training passes only, "valid_s" the validation passes.
+
+In-process use (bench/criteo/torch_tune.py): `args = parse_args(argv)`, `data = load_data(args)`
+(the vocabulary and encoded splits, reusable by every run with the same --data, --valid-file,
+--min-count and CSV options), `result = train_and_evaluate(args, data)` (the JSON line's dict);
+`model, record = fit(args, data)` trains (and early-stops) without touching the test split, and
+`evaluate(args, data, model, record)` then scores it (train_and_evaluate is the two).
 
     .venv-torch/bin/python bench/criteo/torch_models.py --data bench/data/criteo --model deepfm --factors 8 --hidden 256,128 --epochs 1
+    .venv-torch/bin/python bench/criteo/torch_models.py --data bench/data/criteo --model deepfm --factors 8 --sparse \\
+        --embedding-l2 1e-5 --dense-l2 1e-6 --dropout 0.1 --max-epochs 20 --patience 2 --batch-size 4096
 """
 import argparse
 import base64
@@ -351,10 +399,11 @@ def uniform_layer(inputs, outputs):
 
 
 class Peer(nn.Module):
-    def __init__(self, kind, features, factors, hidden, cross_layers, sparse=False, wide=False):
+    def __init__(self, kind, features, factors, hidden, cross_layers, sparse=False, wide=False, dropout=0.0):
         super().__init__()
         self.kind = kind
         self.sparse = sparse
+        self.dropout = dropout
         self.has_linear = kind in ("lr", "fm", "deepfm") or (kind == "dcnv2" and wide)
         self.has_fm = kind in ("fm", "deepfm")
         self.has_mlp = kind in ("deepfm", "dcnv2")
@@ -395,8 +444,31 @@ class Peer(nn.Module):
                 h = layer(h)
                 if m + 1 < len(self.mlp):
                     h = torch.relu(h)
+                    if self.dropout > 0:                                 # inverted dropout, training only
+                        h = F.dropout(h, self.dropout, training=self.training)
             z = z + h.squeeze(1)
         return z
+
+    @torch.no_grad()
+    def init_bias(self, logit):
+        """Puts the model's output bias at `logit` (--bias-init): b where the model has one, else
+        (dcnv2 without --wide) the last MLP layer's bias."""
+        if self.has_linear:
+            self.b.fill_(logit)
+        elif self.has_mlp:
+            self.mlp[-1].bias.fill_(logit)
+
+    def embedding_penalty(self, indices, linear=True):
+        """½ Σ over the distinct feature indices named in `indices` of ‖V_i‖² (+ w_i² when `linear`
+        and the model has linear weights): its gradient is p_i on exactly those rows of V and w,
+        sparse when the model's embeddings are, and nothing on the other rows or on b."""
+        named = torch.unique(indices)
+        total = torch.zeros(())
+        if self.kind != "lr":
+            total = total + F.embedding(named, self.V, sparse=self.sparse).pow(2).sum()
+        if linear and self.has_linear:
+            total = total + F.embedding(named, self.w, sparse=self.sparse).pow(2).sum()
+        return 0.5 * total
 
     def reference_logits(self, i, x):
         """The model's formulas transcribed row by row in float64 NumPy (for the self-check)."""
@@ -455,7 +527,7 @@ class LinearFTRL:
         self.w.data[touched] = torch.where(z.abs() <= self.l1, torch.zeros_like(w), w)
 
 
-def main():
+def build_parser():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default="bench/data/criteo", help="directory with train.txt and test.txt (CSV mode: train.csv and test.csv)")
     ap.add_argument("--model", choices=["lr", "fm", "deepfm", "dcnv2"], default="fm")
@@ -463,10 +535,23 @@ def main():
     ap.add_argument("--hidden", default="256,128", help="deepfm, dcnv2: comma-separated MLP hidden widths")
     ap.add_argument("--cross-layers", type=int, default=2, help="dcnv2: cross layers")
     ap.add_argument("--min-count", type=int, default=1, help="categorical values seen fewer times in training share the column's 'other' feature")
-    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--epochs", type=int, help="fixed count of passes over the training split when --max-epochs is not given (default 2)")
+    ap.add_argument("--max-epochs", type=int,
+                    help="early stopping: at most this many epochs, stopping after --patience epochs without a lower validation log loss; "
+                         "the best epoch's weights are restored before the test evaluation")
+    ap.add_argument("--patience", type=int, default=2, help="--max-epochs: epochs without a strictly lower validation log loss before stopping")
+    ap.add_argument("--valid-file", help="validation split, evaluated after every epoch (default with --max-epochs: DATA/valid.txt, "
+                                         "CSV mode DATA/valid.csv, when it exists)")
     ap.add_argument("--optimizer", choices=["adam", "adagrad"], help="default: adagrad for lr and fm, adam for deepfm and dcnv2")
     ap.add_argument("--lr", type=float, help="learning rate (default: 0.05 for lr and fm, 0.001 for deepfm and dcnv2)")
     ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--embedding-l2", type=float, default=0.0,
+                    help="λe: L2 on the embedding rows (and linear weights, unless --linear-ftrl) each batch names, as (λe/2)·Σ‖p‖² added to the batch's mean log loss")
+    ap.add_argument("--dense-l2", type=float, default=0.0,
+                    help="λd: L2 on the cross and MLP layers' weights and biases (the optimiser's weight_decay), every step")
+    ap.add_argument("--dropout", type=float, default=0.0, help="deepfm, dcnv2: inverted dropout rate after each hidden ReLU of the MLP, in training only")
+    ap.add_argument("--bias-init", choices=["zero", "ctr"], default="ctr",
+                    help="ctr: the bias (dcnv2 without --wide: the last MLP layer's bias) starts at the log-odds of the training click rate")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--wide", action="store_true", help="dcnv2: add per-slot linear weights w and a bias b to the logit (Funnel's --wide)")
@@ -486,113 +571,263 @@ def main():
     ap.add_argument("--csv-categorical", default="", help="CSV mode: comma-separated categorical columns (as funnel train --categorical)")
     ap.add_argument("--numeric-transform", choices=["log", "standardize"], default="log",
                     help="numeric values: sign(x)·log(1 + |x|), or (x − training mean)/training deviation (funnel train --numeric-transform)")
-    args = ap.parse_args()
+    return ap
+
+
+def parse_args(argv=None):
+    """The command line `argv` (default sys.argv[1:]) parsed and checked, with the derived settings
+    added (split, valid_file, hidden_widths, optimizer, lr, epochs); sets the module's layout
+    (Criteo or CSV columns) as a side effect. A bad combination exits through argparse."""
     global CSV, NUMERIC, CATEGORICAL, FIELDS, TRANSFORM
+    ap = build_parser()
+    args = ap.parse_args(argv)
     TRANSFORM = args.numeric_transform
-    split = "train.txt", "test.txt"
+    split = "train.txt", "valid.txt", "test.txt"
+    CSV, NUMERIC, CATEGORICAL = None, 13, 26
     if args.csv_numeric or args.csv_categorical:
         numeric = [c for c in args.csv_numeric.split(",") if c]
         categorical = [c for c in args.csv_categorical.split(",") if c]
         CSV = (args.csv_label, numeric, categorical)
         NUMERIC, CATEGORICAL = len(numeric), len(categorical)
-        FIELDS = NUMERIC + CATEGORICAL
-        split = "train.csv", "test.csv"
+        split = "train.csv", "valid.csv", "test.csv"
         if args.init_from:
             ap.error("--init-from reads the Criteo layout's keys; CSV mode does not support it")
+    FIELDS = NUMERIC + CATEGORICAL
+    args.split = split
     deep = args.model in ("deepfm", "dcnv2")
     hidden = [int(h) for h in args.hidden.split(",") if h.strip()] if deep else []
     if deep and (not hidden or min(hidden) < 1):
         ap.error("--hidden must be comma-separated positive widths")
+    args.hidden_widths = hidden
+    if args.epochs is not None and args.max_epochs is not None:
+        ap.error("--epochs (a fixed count) and --max-epochs (early stopping) exclude each other")
+    if args.epochs is None:
+        args.epochs = 2
     if args.min_count < 1 or args.factors < 1 or args.batch_size < 1 or args.epochs < 1 or args.cross_layers < 0:
         ap.error("--min-count, --factors, --batch-size and --epochs must be >= 1 and --cross-layers >= 0")
+    if (args.max_epochs is not None and args.max_epochs < 1) or args.patience < 1:
+        ap.error("--max-epochs and --patience must be >= 1")
+    if args.valid_file is None and args.max_epochs is not None and os.path.exists(f"{args.data}/{split[1]}"):
+        args.valid_file = f"{args.data}/{split[1]}"
+    if args.max_epochs is not None and args.valid_file is None:
+        ap.error(f"--max-epochs stops on the validation log loss: pass --valid-file (no {args.data}/{split[1]})")
+    if not (args.embedding_l2 >= 0 and args.dense_l2 >= 0):
+        ap.error("--embedding-l2 and --dense-l2 must be >= 0")
+    if not 0 <= args.dropout < 1:
+        ap.error("--dropout must be in [0, 1)")
+    if args.dropout > 0 and not deep:
+        ap.error("--dropout applies to the MLP of deepfm and dcnv2")
+    if args.dense_l2 > 0 and not deep:
+        ap.error("--dense-l2 applies to the dense layers of deepfm and dcnv2")
     if args.wide and args.model != "dcnv2":
         ap.error("--wide applies to dcnv2")
     if args.init_from and args.model == "lr":
         ap.error("--init-from applies to fm, deepfm and dcnv2 (lr starts at zero on both sides)")
     if args.linear_ftrl and not (args.model in ("fm", "deepfm") or args.wide):
         ap.error("--linear-ftrl applies to fm, deepfm and dcnv2 --wide")
-    optimizer = args.optimizer or ("adam" if deep else "adagrad")
-    lr = args.lr if args.lr is not None else (0.001 if deep else 0.05)
-    torch.set_num_threads(args.threads)
+    args.optimizer = args.optimizer or ("adam" if deep else "adagrad")
+    args.lr = args.lr if args.lr is not None else (0.001 if deep else 0.05)
     if args.flush_denormal and not torch.set_flush_denormal(True):
         ap.error("--flush-denormal: this processor does not support flushing subnormal floats")
-    torch.manual_seed(args.seed)
+    return args
 
+
+def load_data(args):
+    """The vocabulary and the encoded splits of `args` (as parse_args returned it): a dict with
+    vocab, train, valid (None without a validation file), test (each (labels, indices, values))
+    and load_s. Depends only on --data, --valid-file, --min-count and the CSV options, so one load
+    serves every training that shares them."""
     t0 = time.perf_counter()
-    vocab = Vocabulary(f"{args.data}/{split[0]}", args.min_count)
-    y, ix, vx = vocab.encode(f"{args.data}/{split[0]}")
-    ty, tix, tvx = vocab.encode(f"{args.data}/{split[1]}")
-    load_s = time.perf_counter() - t0
+    vocab = Vocabulary(f"{args.data}/{args.split[0]}", args.min_count)
+    data = {"vocab": vocab, "train": vocab.encode(f"{args.data}/{args.split[0]}"),
+            "valid": vocab.encode(args.valid_file) if args.valid_file else None,
+            "test": vocab.encode(f"{args.data}/{args.split[2]}")}
+    data["load_s"] = time.perf_counter() - t0
+    return data
 
-    model = Peer(args.model, vocab.size, args.factors, hidden, args.cross_layers, sparse=args.sparse, wide=args.wide)
-    if args.init_from:
-        load_funnel_initial(args.init_from, model, vocab, args, hidden)
-    own = ("w",) if args.linear_ftrl else ()              # parameters not left to the torch optimisers
-    params = [(n, p) for n, p in model.named_parameters() if n not in own]
-    if args.sparse and optimizer == "adam":
+
+class Optimisers:
+    """The torch optimisers (and the FTRL of w) of one model, stepped together. Parameter groups:
+    the tables w and V and the bias b never get weight decay; the dense layers (cross layers' C and
+    d, MLP weights and biases) get weight_decay = --dense-l2, i.e. g + λd·p, every step."""
+
+    def __init__(self, model, args):
+        own = ("w",) if args.linear_ftrl else ()              # parameters not left to the torch optimisers
+        params = [(n, p) for n, p in model.named_parameters() if n not in own]
         tables = [p for n, p in params if n in ("w", "V")]
-        rest = [p for n, p in params if n not in ("w", "V")]
-        opts = [torch.optim.SparseAdam(tables, lr=lr, betas=(0.9, 0.999), eps=1e-8)]
-        if rest:
-            opts.append(torch.optim.Adam(rest, lr=lr, betas=(0.9, 0.999), eps=1e-8))
-    elif optimizer == "adam":
-        opts = [torch.optim.Adam([p for _, p in params], lr=lr, betas=(0.9, 0.999), eps=1e-8)]
-    else:
-        opts = [torch.optim.Adagrad([p for _, p in params], lr=lr, eps=1e-10)]
-    if args.linear_ftrl:
-        opts.append(LinearFTRL(model.w, args.alpha, args.beta, args.l1, args.l2))
+        bias = [p for n, p in params if n == "b"]
+        dense = [p for n, p in params if n not in ("w", "V", "b")]
 
-    class Both:
-        def zero_grad(self):
-            for o in opts:
-                o.zero_grad()
+        def groups(*pairs):
+            return [{"params": ps, "weight_decay": wd} for ps, wd in pairs if ps]
+        lr = args.lr
+        if args.sparse and args.optimizer == "adam":
+            self.opts = [torch.optim.SparseAdam(tables, lr=lr, betas=(0.9, 0.999), eps=1e-8)] if tables else []
+            if bias or dense:
+                self.opts.append(torch.optim.Adam(groups((bias, 0.0), (dense, args.dense_l2)), lr=lr, betas=(0.9, 0.999), eps=1e-8))
+        elif args.optimizer == "adam":
+            self.opts = [torch.optim.Adam(groups((tables + bias, 0.0), (dense, args.dense_l2)), lr=lr, betas=(0.9, 0.999), eps=1e-8)]
+        else:
+            self.opts = [torch.optim.Adagrad(groups((tables + bias, 0.0), (dense, args.dense_l2)), lr=lr, eps=1e-10)]
+        if args.linear_ftrl:
+            self.opts.append(LinearFTRL(model.w, args.alpha, args.beta, args.l1, args.l2))
 
-        def step(self, batch_indices, rows):
-            for o in opts:
-                if isinstance(o, LinearFTRL):
-                    o.step(batch_indices, rows)
-                else:
-                    o.step()
-    opt = Both()
+    def zero_grad(self):
+        for o in self.opts:
+            o.zero_grad()
 
-    t1 = time.perf_counter()
-    train_loss = 0.0
-    for _ in range(args.epochs):
-        train_loss = 0.0
-        for s in range(0, len(y), args.batch_size):
-            e = s + args.batch_size
-            opt.zero_grad()
-            loss = F.binary_cross_entropy_with_logits(model(ix[s:e], vx[s:e]), y[s:e])
-            loss.backward()
-            opt.step(ix[s:e], min(e, len(y)) - s)
-            train_loss += loss.item() * (min(e, len(y)) - s)
-    train_s = time.perf_counter() - t1
+    def step(self, batch_indices, rows):
+        for o in self.opts:
+            if isinstance(o, LinearFTRL):
+                o.step(batch_indices, rows)
+            else:
+                o.step()
 
-    block = 4096
-    with torch.no_grad():
-        model(tix[:block], tvx[:block])                                  # warm-up
-        t2 = time.perf_counter()
-        z = torch.cat([model(tix[s:s + block], tvx[s:s + block]) for s in range(0, len(ty), block)])
-        predict_s = time.perf_counter() - t2
+
+def batch_objective(model, i, x, y, embedding_l2=0.0, linear_l2=True):
+    """(the batch's mean log loss, the objective to differentiate): the loss plus
+    (λe/2)·Σ ‖V_i‖² (+ w_i² when `linear_l2`) over the distinct indices the batch names."""
+    loss = F.binary_cross_entropy_with_logits(model(i, x), y)
+    if embedding_l2 > 0:
+        return loss, loss + embedding_l2 * model.embedding_penalty(i, linear=linear_l2)
+    return loss, loss
+
+
+def train_epoch(model, opt, train, args):
+    """One pass over `train` in file order; returns the mean (data) log loss of its batches."""
+    y, ix, vx = train
+    model.train()
+    total = 0.0
+    for s in range(0, len(y), args.batch_size):
+        e = min(s + args.batch_size, len(y))
+        opt.zero_grad()
+        loss, objective = batch_objective(model, ix[s:e], vx[s:e], y[s:e], args.embedding_l2, not args.linear_ftrl)
+        objective.backward()
+        opt.step(ix[s:e], e - s)
+        total += loss.item() * (e - s)
+    return total / len(y)
+
+
+@torch.no_grad()
+def predict_logits(model, i, x, block=4096):
+    """The model's logits (evaluation mode: no dropout) over (i, x), in batches of `block` rows."""
+    model.eval()
+    return torch.cat([model(i[s:s + block], x[s:s + block]) for s in range(0, len(i), block)])
+
+
+def metrics(y, z):
+    """(probabilities, log loss, AUC) of logits z against labels y."""
     p = torch.sigmoid(z.double()).numpy()
-    if args.predictions_out:
-        np.savetxt(args.predictions_out, p, fmt="%.9g", header="probability", comments="")
-    yt = ty.double().numpy()
+    yt = y.double().numpy()
     pc = np.clip(p, 1e-15, 1 - 1e-15)
     ll = float(-np.mean(yt * np.log(pc) + (1 - yt) * np.log(1 - pc)))
+    return p, ll, float(auc(yt, p))
+
+
+def fit(args, data):
+    """Builds the model `args` describes and trains it on `data` (load_data's), validating after
+    each epoch when there is a validation split and, with --max-epochs, stopping early and
+    restoring the best epoch's weights. Returns (model, the training record for the JSON line)."""
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    vocab = data["vocab"]
+    y = data["train"][0]
+    valid = data["valid"]
+    hidden = args.hidden_widths
+    if args.max_epochs is not None and valid is None:
+        raise SystemExit("--max-epochs: the data were loaded without a validation split")
+
+    model = Peer(args.model, vocab.size, args.factors, hidden, args.cross_layers, sparse=args.sparse, wide=args.wide, dropout=args.dropout)
+    click_rate = float(y.double().mean())
+    if args.init_from:
+        load_funnel_initial(args.init_from, model, vocab, args, hidden)
+    else:
+        c = min(max(click_rate, 1e-6), 1 - 1e-6)
+        model.init_bias(math.log(c / (1 - c)) if args.bias_init == "ctr" else 0.0)
+    opt = Optimisers(model, args)
+
+    early = args.max_epochs is not None
+    epochs = args.max_epochs if early else args.epochs
+    train_losses, valid_losses, valid_aucs = [], [], []
+    best_epoch, best_state = None, None
+    train_s = valid_s = 0.0
+    for epoch in range(1, epochs + 1):
+        t1 = time.perf_counter()
+        train_losses.append(train_epoch(model, opt, data["train"], args))
+        train_s += time.perf_counter() - t1
+        if valid is None:
+            continue
+        t1 = time.perf_counter()
+        _, vll, vauc = metrics(valid[0], predict_logits(model, valid[1], valid[2]))
+        valid_s += time.perf_counter() - t1
+        valid_losses.append(vll)
+        valid_aucs.append(vauc)
+        if best_epoch is None or vll < valid_losses[best_epoch - 1]:   # strictly lower
+            best_epoch = epoch
+            if early:
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if early and epoch - best_epoch >= args.patience:
+            break
+    epochs_run = len(train_losses)
+    kept = best_epoch if early else epochs_run             # the epoch whose weights are tested
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return model, {
+        "epochs": epochs, "max_epochs": args.max_epochs, "patience": args.patience if early else None,
+        "epochs_run": epochs_run, "best_epoch": best_epoch,
+        "bias_init": "file" if args.init_from else args.bias_init, "train_click_rate": click_rate,
+        "valid_file": args.valid_file, "valid_rows": len(valid[0]) if valid is not None else 0,
+        "train_logloss": train_losses[kept - 1],
+        "valid_logloss": valid_losses[kept - 1] if valid is not None else None,
+        "valid_auc": valid_aucs[kept - 1] if valid is not None else None,
+        "train_logloss_per_epoch": train_losses, "valid_logloss_per_epoch": valid_losses, "valid_auc_per_epoch": valid_aucs,
+        "train_s": train_s, "train_rows_per_s": len(y) * epochs_run / train_s, "valid_s": valid_s}
+
+
+def train_and_evaluate(args, data):
+    """Trains the model `args` describes on `data` (load_data's, see fit) and evaluates it on the
+    test split: the result dict that main prints as one JSON line."""
+    return evaluate(args, data, *fit(args, data))
+
+
+def evaluate(args, data, model, record):
+    """The test evaluation and self-check of `model` (as fit trained it, with its `record`): the
+    result dict that main prints as one JSON line."""
+    vocab = data["vocab"]
+    y = data["train"][0]
+    ty, tix, tvx = data["test"]
+    hidden = args.hidden_widths
+    block = 4096
+    with torch.no_grad():
+        model.eval()
+        model(tix[:block], tvx[:block])                                  # warm-up
+        t2 = time.perf_counter()
+        z = predict_logits(model, tix, tvx, block)
+        predict_s = time.perf_counter() - t2
+    p, ll, test_auc = metrics(ty, z)
+    if args.predictions_out:
+        np.savetxt(args.predictions_out, p, fmt="%.9g", header="probability", comments="")
 
     rows = min(8, len(ty))
     check = float(np.max(np.abs(model.reference_logits(tix[:rows], tvx[:rows]) - z[:rows].double().numpy())))
-    print(json.dumps({
+    return {
         "model": args.model, "factors": args.factors if args.model != "lr" else 0, "hidden": hidden,
         "cross_layers": args.cross_layers if args.model == "dcnv2" else 0, "min_count": args.min_count,
-        "epochs": args.epochs, "seed": args.seed, "optimizer": optimizer, "lr": lr, "batch_size": args.batch_size,
+        "seed": args.seed, "optimizer": args.optimizer, "lr": args.lr, "batch_size": args.batch_size,
+        "embedding_l2": args.embedding_l2, "dense_l2": args.dense_l2, "dropout": args.dropout,
         "features": vocab.size, "rare_values": vocab.rare, "train_rows": len(y), "test_rows": len(ty),
-        "train_logloss": train_loss / len(y), "test_auc": float(auc(yt, p)), "test_logloss": ll,
-        "load_s": load_s, "train_s": train_s, "train_rows_per_s": len(y) * args.epochs / train_s,
+        **record, "test_auc": test_auc, "test_logloss": ll, "load_s": data["load_s"],
         "predict_s": predict_s, "predict_rows_per_s": len(ty) / predict_s,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "threads": torch.get_num_threads(), "sparse": args.sparse, "wide": args.wide, "linear_ftrl": args.linear_ftrl, "init_from": args.init_from, "self_check_max_abs_diff": check, "torch": torch.__version__}))
+        "threads": torch.get_num_threads(), "sparse": args.sparse, "wide": args.wide, "linear_ftrl": args.linear_ftrl,
+        "init_from": args.init_from, "self_check_max_abs_diff": check, "torch": torch.__version__}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    result = train_and_evaluate(args, load_data(args))
+    print(json.dumps(result))
+    check = result["self_check_max_abs_diff"]
     if not check <= 1e-4:
         print(f"self-check failed: batched logits differ from the reference formulas by {check:g}", file=sys.stderr)
         sys.exit(1)
