@@ -36,6 +36,7 @@ public struct TuneJob: Sendable {
         public var learningRate: Double
         public var l2: Double
         public var factors: Int
+        public init(learningRate: Double, l2: Double, factors: Int) { self.learningRate = learningRate; self.l2 = l2; self.factors = factors }
     }
 
     /// One trial's outcome.

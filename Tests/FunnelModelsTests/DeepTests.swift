@@ -54,6 +54,47 @@ struct DeepTests {
         }
     }
 
+    /// The mean loss with the MLP's hidden units dropped as `dropout` drops them.
+    static func meanLoss(_ m: DeepModel<Double>, _ t: Table, dropout: Dropout) -> Double {
+        let ws = DeepWorkspace<Double>(m.architecture, rows: t.rows)
+        m.forward(t, rows: 0..<t.rows, ws, dropout: dropout)
+        return (0..<t.rows).reduce(0.0) { acc, j in
+            let z = ws.logit[j]
+            return acc + max(z, 0) - z * Double(t.labels[j]) + log1p(exp(-abs(z)))
+        } / Double(t.rows)
+    }
+
+    /// Dropout: the gradient of the loss with a fixed mask matches finite differences of that
+    /// loss (the mask depends only on the key, row, layer and unit), and about `rate` of the units
+    /// are dropped.
+    @Test(arguments: [DeepKind.deepfm, .dcnv2])
+    func dropoutGradientsMatchFiniteDifferences(kind: DeepKind) {
+        let t = FMTests.table(rows: 12, fields: 4, slots: 10, seed: 7)
+        let m = Self.model(kind, seed: 3)
+        let dropout = Dropout(rate: 0.3, key: 42)
+        let g = m.gradient(t, rows: 0..<t.rows, dropout: dropout)
+        #expect(abs(g.loss - Self.meanLoss(m, t, dropout: dropout)) < 1e-12)
+        #expect(abs(g.loss - Self.meanLoss(m, t)) > 1e-6, "the mask changes the loss")
+        let h = 1e-6
+        func numeric(_ change: (inout DeepModel<Double>, Double) -> Void) -> Double {
+            var up = m, down = m
+            change(&up, h); change(&down, -h)
+            return (Self.meanLoss(up, t, dropout: dropout) - Self.meanLoss(down, t, dropout: dropout)) / (2 * h)
+        }
+        for j in 0..<m.dense.count {
+            let n = numeric { $0.dense[j] += $1 }
+            #expect(abs(g.denseValue(j) - n) < 1e-8, "dense[\(j)]: \(g.denseValue(j)) vs \(n)")
+        }
+        for j in 0..<m.v.count {
+            let n = numeric { $0.v[j] += $1 }
+            #expect(abs(g.vValue(j) - n) < 1e-8, "v[\(j)]: \(g.vValue(j)) vs \(n)")
+        }
+        // 200,000 draws at rate 0.3: the share dropped within 5 standard deviations (0.005).
+        var dropped = 0
+        for r in 0..<1000 { for u in 0..<200 where dropout.drops(row: r, layer: u % 2, unit: u) { dropped += 1 } }
+        #expect(abs(Double(dropped) / 200_000 - 0.3) < 0.005)
+    }
+
     @Test func stepsMatchPyTorch() throws {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/deep_fixtures.json")
         let cases = try JSONFixture.load(url).objects("cases")
