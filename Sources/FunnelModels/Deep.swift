@@ -848,8 +848,36 @@ struct AdaptiveState<Scalar: BinaryFloatingPoint & Sendable> {
 public struct DeepOptimizer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable> {
     var wState: AdaptiveState<Scalar>, vState: AdaptiveState<Scalar>, denseState: AdaptiveState<Scalar>, biasState: AdaptiveState<Scalar>
     var steps = 0
+    var decay: RowDecay
+
+    /// Brings the rows that `rows` of `t` name up to date with the decay of the steps they skipped
+    /// (before their gradient is taken).
+    public mutating func catchUp(_ m: inout DeepModel<Scalar>, _ t: Table, rows: Range<Int>) {
+        guard decay.enabled else { return }
+        let k = m.architecture.dim, steps = steps, linear = m.architecture.hasLinear
+        m.w.withUnsafeMutableBufferPointer { w in
+            m.v.withUnsafeMutableBufferPointer { v in
+                for e in (rows.lowerBound * t.fields)..<(rows.upperBound * t.fields) {
+                    let i = Int(t.indices[e])
+                    decay.bringUp(i, to: steps, row: v.baseAddress! + i * k, width: k, linear: linear ? w.baseAddress! + i : nil)
+                }
+            }
+        }
+    }
+
+    /// Brings every row up to date with the decay (the model is then exact).
+    public mutating func settle(_ m: inout DeepModel<Scalar>) {
+        guard decay.enabled else { return }
+        let k = m.architecture.dim, steps = steps, linear = m.architecture.hasLinear, slots = m.slots
+        m.w.withUnsafeMutableBufferPointer { w in
+            m.v.withUnsafeMutableBufferPointer { v in
+                for i in 0..<slots { decay.bringUp(i, to: steps, row: v.baseAddress! + i * k, width: k, linear: linear ? w.baseAddress! + i : nil) }
+            }
+        }
+    }
 
     public init(_ m: DeepModel<Scalar>, settings: OptimizerSettings) {
+        decay = RowDecay(slots: m.slots, settings: settings)
         wState = AdaptiveState(rows: m.w.count, width: 1, settings: settings, ftrl: settings.linearFTRL, l2: settings.embeddingL2)
         vState = AdaptiveState(rows: m.slots, width: m.architecture.dim, settings: settings, l2: settings.embeddingL2)
         denseState = AdaptiveState(rows: 1, width: m.dense.count, settings: settings, l2: settings.denseL2)
@@ -876,6 +904,20 @@ public struct DeepOptimizer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>
         }
         let sources = parts.map { $0.touchedRows(linear: false) }
         m.v.withUnsafeMutableBufferPointer { v in vState.updateTouched(sources, v.baseAddress!, c, parts: threads, team: team) }
+        if decay.enabled {
+            // This step's decay of the rows just updated (a row in several parts is brought up once).
+            let k = m.architecture.dim, steps = steps, linear = m.architecture.hasLinear
+            m.w.withUnsafeMutableBufferPointer { w in
+                m.v.withUnsafeMutableBufferPointer { v in
+                    for source in sources {
+                        for r in 0..<source.count {
+                            let i = source.slots[r]
+                            decay.bringUp(i, to: steps, row: v.baseAddress! + i * k, width: k, linear: linear ? w.baseAddress! + i : nil)
+                        }
+                    }
+                }
+            }
+        }
         if !m.dense.isEmpty {
             m.dense.withUnsafeMutableBufferPointer { d in denseState.updateRowZero(d.baseAddress!, sources: parts.map(\.dense), c, parts: threads, team: team) }
         }
@@ -914,6 +956,7 @@ public final class DeepTrainer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendab
     @discardableResult
     @_specialize(exported: true, where Scalar == Float)
     public func step(_ t: Table, rows: Range<Int>) -> Double {
+        optimizer.catchUp(&model, t, rows: rows)
         let parts = computeGradient(t, rows: rows)
         // No other reference to the model's arrays is alive here, so the update is in place.
         optimizer.step(&model, Array(gradients[..<parts]), rows: rows.count, threads: threads, team: team)
@@ -952,6 +995,7 @@ public final class DeepTrainer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendab
             loss += step(t, rows: start..<end)
             start = end
         }
+        optimizer.settle(&model)
         return loss / Double(max(t.rows, 1))
     }
 }

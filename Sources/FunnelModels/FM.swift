@@ -22,9 +22,13 @@ public struct OptimizerSettings: Codable, Sendable, Equatable {
     public var denseL2 = 0.0
     /// Inverted dropout on the outputs of the MLP's hidden layers, in training only.
     public var dropout = 0.0
+    /// Decoupled decay δ of the tables: after every step every embedding row and linear weight
+    /// (not FTRL's), named by the batch or not, is multiplied by 1 − learningRate·δ. Applied lazily:
+    /// a row skipped for k steps is multiplied by (1 − learningRate·δ)^k before its next use.
+    public var embeddingDecay = 0.0
     public init() {}
 
-    enum CodingKeys: String, CodingKey { case kind, learningRate, epsilon, beta1, beta2, linearFTRL, embeddingL2, denseL2, dropout }
+    enum CodingKeys: String, CodingKey { case kind, learningRate, epsilon, beta1, beta2, linearFTRL, embeddingL2, denseL2, dropout, embeddingDecay }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -39,6 +43,7 @@ public struct OptimizerSettings: Codable, Sendable, Equatable {
         embeddingL2 = try c.decodeIfPresent(Double.self, forKey: .embeddingL2) ?? 0
         denseL2 = try c.decodeIfPresent(Double.self, forKey: .denseL2) ?? 0
         dropout = try c.decodeIfPresent(Double.self, forKey: .dropout) ?? 0
+        embeddingDecay = try c.decodeIfPresent(Double.self, forKey: .embeddingDecay) ?? 0
     }
 }
 
@@ -164,13 +169,41 @@ public struct FMOptimizer<Scalar: BinaryFloatingPoint & Sendable> {
     var wState: AdaptiveState<Scalar>, vState: AdaptiveState<Scalar>, biasState: AdaptiveState<Scalar>
     let factors: Int
     var steps = 0
+    var decay: RowDecay
 
     public init(slots: Int, factors: Int, settings: OptimizerSettings) {
         self.settings = settings
         self.factors = factors
+        decay = RowDecay(slots: slots, settings: settings)
         wState = AdaptiveState(rows: slots, width: 1, settings: settings, ftrl: settings.linearFTRL, l2: settings.embeddingL2)
         vState = AdaptiveState(rows: slots, width: factors, settings: settings, l2: settings.embeddingL2)
         biasState = AdaptiveState(rows: 1, width: 1, settings: settings)
+    }
+
+    /// Brings the rows that `rows` of `t` name up to date with the decay of the steps they skipped
+    /// (before their gradient is taken).
+    public mutating func catchUp(_ m: inout FactorizationMachine<Scalar>, _ t: Table, rows: Range<Int>) {
+        guard decay.enabled else { return }
+        let k = factors, steps = steps
+        m.w.withUnsafeMutableBufferPointer { w in
+            m.v.withUnsafeMutableBufferPointer { v in
+                for e in (rows.lowerBound * t.fields)..<(rows.upperBound * t.fields) {
+                    let i = Int(t.indices[e])
+                    decay.bringUp(i, to: steps, row: v.baseAddress! + i * k, width: k, linear: w.baseAddress! + i)
+                }
+            }
+        }
+    }
+
+    /// Brings every row up to date with the decay (the model is then exact; after training).
+    public mutating func settle(_ m: inout FactorizationMachine<Scalar>) {
+        guard decay.enabled else { return }
+        let k = factors, steps = steps
+        m.w.withUnsafeMutableBufferPointer { w in
+            m.v.withUnsafeMutableBufferPointer { v in
+                for i in 0..<w.count { decay.bringUp(i, to: steps, row: v.baseAddress! + i * k, width: k, linear: w.baseAddress! + i) }
+            }
+        }
     }
 
     public mutating func step(_ m: inout FactorizationMachine<Scalar>, _ g: FactorizationMachine<Scalar>.Gradient, rows: Int) {
@@ -186,6 +219,7 @@ public struct FMOptimizer<Scalar: BinaryFloatingPoint & Sendable> {
                         for i in g.touched {
                             wState.update(row: i, w.baseAddress! + i, gw.baseAddress! + i, c)
                             vState.update(row: i, v.baseAddress! + i * k, gv.baseAddress! + i * k, c)
+                            if decay.enabled { decay.bringUp(i, to: steps, row: v.baseAddress! + i * k, width: k, linear: w.baseAddress! + i) }
                         }
                     }
                 }
@@ -211,11 +245,43 @@ extension FactorizationMachine where Scalar == Float {
         var start = 0
         while start < table.rows {
             let end = min(start + batchSize, table.rows)
+            optimizer.catchUp(&self, table, rows: start..<end)
             gradient(table, rows: start..<end, into: &g)
             loss += g.loss * Double(end - start)
             optimizer.step(&self, g, rows: end - start)
             start = end
         }
+        optimizer.settle(&self)
         return loss / Double(max(table.rows, 1))
+    }
+}
+
+/// The tables' decoupled decay (`OptimizerSettings.embeddingDecay`), applied lazily: `applied[i]`
+/// counts the steps whose decay slot i has taken, and a slot is brought up to the optimiser's step
+/// count by one multiplication by (1 − lr·δ)^k before it is read or after it is updated. Linear
+/// weights trained by FTRL are not decayed (FTRL's weights follow from its own state).
+struct RowDecay: Sendable {
+    let factor: Double
+    let decaysLinear: Bool
+    var applied: [Int32]
+    var enabled: Bool { factor != 1 }
+
+    init(slots: Int, settings: OptimizerSettings) {
+        factor = 1 - settings.learningRate * settings.embeddingDecay
+        decaysLinear = settings.linearFTRL == nil
+        applied = factor != 1 ? [Int32](repeating: 0, count: slots) : []
+    }
+
+    /// Multiplies slot `i`'s embedding row (and linear weight, when given and decayed) by the decay
+    /// of the steps up to `steps` it has not yet taken.
+    @inline(__always)
+    mutating func bringUp<Scalar: BinaryFloatingPoint>(_ i: Int, to steps: Int, row: UnsafeMutablePointer<Scalar>, width: Int,
+                                                       linear: UnsafeMutablePointer<Scalar>?) {
+        let k = steps - Int(applied[i])
+        guard k > 0 else { return }
+        applied[i] = Int32(truncatingIfNeeded: steps)
+        let f = Scalar(k == 1 ? factor : pow(factor, Double(k)))
+        for j in 0..<width { row[j] *= f }
+        if decaysLinear, let linear { linear.pointee *= f }
     }
 }

@@ -122,6 +122,8 @@ public struct TrainJob: Sendable {
     public var epochs: Int?
     /// L2 on the embedding rows and linear weights a batch names (default per model, `defaultEmbeddingL2`).
     public var embeddingL2: Double?
+    /// Decoupled decay of the tables, every row every step (lazily); see `OptimizerSettings.embeddingDecay`.
+    public var embeddingDecay = 0.0
     /// L2 on the dense layers, every step.
     public var denseL2 = 0.0
     /// Dropout on the MLP's hidden layers (deepfm, dcnv2).
@@ -223,6 +225,7 @@ public struct TrainJob: Sendable {
         o.learningRate = mainLearningRate
         o.embeddingL2 = mainEmbeddingL2
         o.denseL2 = denseL2
+        o.embeddingDecay = embeddingDecay
         o.dropout = model == .deepfm || model == .dcnv2 ? dropout : 0
         if linearFTRL {
             var f = FTRLSettings()

@@ -102,6 +102,9 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "fm, deepfm, dcnv2: L2 on the embedding rows and linear weights each batch names: their step takes g + λ·p (default: 1e-4; 0 turns it off).")
     var embeddingL2: Double?
 
+    @Option(help: "fm, deepfm, dcnv2: decoupled decay δ of the embedding rows and linear weights: after every step every row, named or not, is multiplied by 1 − learning rate·δ (applied lazily, exactly).")
+    var embeddingDecay: Double = 0
+
     @Option(help: "deepfm, dcnv2: L2 on the dense layers' weights and biases, every step (g + λ·p).")
     var denseL2: Double = 0
 
@@ -150,7 +153,10 @@ struct TrainingOptions: ParsableArguments {
 
     func validate() throws {
         if factors < 1 || (batchSize ?? 1) < 1 || !((learningRate ?? 1) > 0) { throw ValidationError("--factors and --batch-size must be ≥ 1 and --learning-rate > 0") }
-        if !((embeddingL2 ?? 0) >= 0) || !(denseL2 >= 0) { throw ValidationError("--embedding-l2 and --dense-l2 must be ≥ 0") }
+        if !((embeddingL2 ?? 0) >= 0) || !(denseL2 >= 0) || !(embeddingDecay >= 0) {
+            throw ValidationError("--embedding-l2, --embedding-decay and --dense-l2 must be ≥ 0")
+        }
+        if !((learningRate ?? 0.001) * embeddingDecay < 1) { throw ValidationError("--learning-rate × --embedding-decay must be < 1 (it is the share a row loses per step)") }
         if !(dropout >= 0 && dropout < 1) { throw ValidationError("--dropout must be in [0, 1)") }
         let main = optimizer ?? (model == .fm ? .adagrad : .adam)
         if let linearOptimizer, linearOptimizer != .ftrl && linearOptimizer.rawValue != main.rawValue {
@@ -208,6 +214,7 @@ struct TrainingOptions: ParsableArguments {
         job.epochs = epochs
         job.embeddingL2 = embeddingL2
         job.denseL2 = denseL2
+        job.embeddingDecay = embeddingDecay
         job.dropout = dropout
         job.biasInit = biasInit
         job.alpha = alpha

@@ -98,8 +98,9 @@ struct DeepTests {
     @Test func stepsMatchPyTorch() throws {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/deep_fixtures.json")
         let cases = try JSONFixture.load(url).objects("cases")
-        #expect(cases.count == 10)
-        #expect(cases.filter { $0["embedding_l2"] != nil && $0["batches"] != nil }.count == 4, "cases with L2 over differing batches")
+        #expect(cases.count == 12)
+        #expect(cases.filter { $0["embedding_l2"] != nil && $0["batches"] != nil }.count == 6, "cases with L2 over differing batches")
+        #expect(cases.filter { ($0["embedding_decay"] as? NSNumber)?.doubleValue ?? 0 > 0 }.count == 2, "cases with the tables' decay")
         #expect(cases.contains { $0["linear_ftrl"] != nil }, "a case trains the linear weights by FTRL")
         #expect(cases.contains { $0["wide"] as? Bool == true }, "a case has DCN-v2's wide part")
         func doubles(_ key: String, _ c: JSONFixture) throws -> [Double] { try c.doubles(key) }
@@ -141,6 +142,7 @@ struct DeepTests {
             }
             o.embeddingL2 = (c["embedding_l2"] as? NSNumber)?.doubleValue ?? 0
             o.denseL2 = (c["dense_l2"] as? NSNumber)?.doubleValue ?? 0
+            o.embeddingDecay = (c["embedding_decay"] as? NSNumber)?.doubleValue ?? 0
             var optimizer = DeepOptimizer(m, settings: o)
             // A case with "batches" steps on each listed batch in turn (its own mean loss, L2 on the
             // slots it names, lazy updates elsewhere); otherwise every step takes all rows.
@@ -150,10 +152,12 @@ struct DeepTests {
             let batchLosses = c["batch_losses"] as? [NSNumber]
             for (s, rows) in batches.enumerated() {
                 let sub = t.subset(rows)
+                optimizer.catchUp(&m, sub, rows: 0..<sub.rows)
                 let g = m.gradient(sub, rows: 0..<sub.rows)
                 if let batchLosses { #expect(abs(g.loss - batchLosses[s].doubleValue) < 1e-12, "\(name) batch \(s) loss") }
                 optimizer.step(&m, g, rows: sub.rows)
             }
+            optimizer.settle(&m)
             same(m.logits(t), (try doubles("logits_after", c)), "logits after", 1e-10)
             same(m.dense, (try doubles("dense_after", c)), "dense after", 1e-10)
             same(m.v, (try doubles("V_after", c)), "V after", 1e-10)

@@ -59,6 +59,7 @@ struct FMTests {
         let cases = try JSONFixture.load(url).objects("cases")
         #expect(cases.count >= 2)
         #expect(cases.contains { $0["embedding_l2"] != nil && $0["batches"] != nil }, "a case has L2 over differing batches")
+        #expect(cases.filter { ($0["embedding_decay"] as? NSNumber)?.doubleValue ?? 0 > 0 }.count == 2, "cases with the tables' decay")
         for c in cases {
             let name = c["name"] as? String ?? "?"
             let slots = (try c.int("S")), k = (try c.int("K"))
@@ -81,6 +82,7 @@ struct FMTests {
             o.epsilon = (try c.double("eps"))
             if let betas = c["betas"] as? [NSNumber] { o.beta1 = betas[0].doubleValue; o.beta2 = betas[1].doubleValue }
             o.embeddingL2 = (c["embedding_l2"] as? NSNumber)?.doubleValue ?? 0
+            o.embeddingDecay = (c["embedding_decay"] as? NSNumber)?.doubleValue ?? 0
             var optimizer = FMOptimizer<Double>(slots: slots, factors: k, settings: o)
             // A case with "batches" steps on each listed batch in turn (its own mean loss, L2 on the
             // slots it names, lazy updates elsewhere); otherwise every step takes all rows.
@@ -89,10 +91,12 @@ struct FMTests {
             let batchLosses = c["batch_losses"] as? [NSNumber]
             for (s, rows) in batches.enumerated() {
                 let sub = t.subset(rows)
+                optimizer.catchUp(&m, sub, rows: 0..<sub.rows)
                 let g = m.gradient(sub, rows: 0..<sub.rows)
                 if let batchLosses { #expect(abs(g.loss - batchLosses[s].doubleValue) < 1e-12, "\(name) batch \(s) loss") }
                 optimizer.step(&m, g, rows: sub.rows)
             }
+            optimizer.settle(&m)
             let after = m.logits(t), expectedAfter = (try c.doubles("logits_after"))
             for (a, b) in zip(after, expectedAfter) { #expect(abs(a - b) < 1e-10, "\(name) logits after: \(a) vs \(b)") }
             let vAfter = (try c.rows("V_after")).flatMap { $0 }

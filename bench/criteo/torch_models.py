@@ -54,7 +54,7 @@ its gradient of the batch's summed loss (the mean-loss gradient times the batch'
 −(z − sign(z)·λ1)/((β + √n)/α + λ2) (FTRL-Proximal; --alpha, --beta, --l1, --l2). The bias and V
 keep the --optimizer.
 
-Regularisation (both default 0, i.e. off):
+Regularisation (all default 0, i.e. off):
 - `--embedding-l2 λe`: at every step, each embedding row V[i] and linear weight w[i] that at least
   one row of the batch names (whatever its value x; a name is an index, so a value of 0 still
   names it) receives g_i + λe·p_i in place of g_i, g_i being the gradient of the batch's mean log
@@ -69,6 +69,16 @@ Regularisation (both default 0, i.e. off):
   MLP weight and bias, the last one included -- receives g + λd·p at every step: the dense
   parameter group's weight_decay in torch.optim.Adam / Adagrad (w, V and b are in groups without
   it).
+- `--embedding-decay δ`: decoupled decay of the tables. After every optimiser step (the bias, the
+  dense layers and the rows the batch names have taken their update, with λe on the named rows,
+  and FTRL its step), every row of V and every linear weight w -- all of them, named by the batch
+  or not -- is multiplied by (1 − lr·δ), lr being --lr: `with torch.no_grad(): V.mul_(1 − lr·δ)`,
+  and w.mul_ likewise unless --linear-ftrl trains w (FTRL's weights follow from its own state).
+  The bias and the dense layers are never decayed by δ, and the optimisers' state (Adam moments,
+  Adagrad sums) is not touched. The same with --sparse and without (with --sparse the optimiser
+  stays lazy, only the decay reaches every row). Funnel applies it lazily -- a row skipped for k
+  steps is multiplied by (1 − lr·δ)^k before its next use -- which equals this up to rounding.
+  lr·δ must be below 1.
 
 Validation and early stopping: `--valid-file PATH` names a validation split in the training
 layout; after every epoch its log loss and AUC are computed (no dropout). `--max-epochs N`
@@ -549,6 +559,9 @@ def build_parser():
                     help="λe: L2 on the embedding rows (and linear weights, unless --linear-ftrl) each batch names, as (λe/2)·Σ‖p‖² added to the batch's mean log loss")
     ap.add_argument("--dense-l2", type=float, default=0.0,
                     help="λd: L2 on the cross and MLP layers' weights and biases (the optimiser's weight_decay), every step")
+    ap.add_argument("--embedding-decay", type=float, default=0.0,
+                    help="δ: after every step, every row of V and w (not w under --linear-ftrl), named by the batch or not, "
+                         "is multiplied by 1 − lr·δ; the bias and dense layers are not")
     ap.add_argument("--dropout", type=float, default=0.0, help="deepfm, dcnv2: inverted dropout rate after each hidden ReLU of the MLP, in training only")
     ap.add_argument("--bias-init", choices=["zero", "ctr"], default="ctr",
                     help="ctr: the bias (dcnv2 without --wide: the last MLP layer's bias) starts at the log-odds of the training click rate")
@@ -562,6 +575,9 @@ def build_parser():
     ap.add_argument("--l2", type=float, default=1.0, help="--linear-ftrl: FTRL λ2")
     ap.add_argument("--predictions-out", help="write the test split's probabilities here, one per line after a header line")
     ap.add_argument("--init-from", help="start from the weights of a Funnel model file written by funnel train --initial-out")
+    ap.add_argument("--table-weight-decay", type=float, default=0.0,
+                    help="dense Adam only: weight_decay on the whole tables w and V every step (every row, named or not: "
+                         "Adam(weight_decay=λ) as a PyTorch user writes it)")
     ap.add_argument("--sparse", action="store_true",
                     help="sparse embedding gradients: SparseAdam (or sparse Adagrad) for w and V, Adam for the dense layers")
     ap.add_argument("--flush-denormal", action="store_true",
@@ -627,6 +643,8 @@ def parse_args(argv=None):
         ap.error("--linear-ftrl applies to fm, deepfm and dcnv2 --wide")
     args.optimizer = args.optimizer or ("adam" if deep else "adagrad")
     args.lr = args.lr if args.lr is not None else (0.001 if deep else 0.05)
+    if not (args.embedding_decay >= 0 and args.lr * args.embedding_decay < 1):
+        ap.error("--embedding-decay must be >= 0 with --lr × --embedding-decay below 1")
     if args.flush_denormal and not torch.set_flush_denormal(True):
         ap.error("--flush-denormal: this processor does not support flushing subnormal floats")
     return args
@@ -649,7 +667,9 @@ def load_data(args):
 class Optimisers:
     """The torch optimisers (and the FTRL of w) of one model, stepped together. Parameter groups:
     the tables w and V and the bias b never get weight decay; the dense layers (cross layers' C and
-    d, MLP weights and biases) get weight_decay = --dense-l2, i.e. g + λd·p, every step."""
+    d, MLP weights and biases) get weight_decay = --dense-l2, i.e. g + λd·p, every step. With
+    --embedding-decay δ, after all of them have stepped, every row of V and w (w only when it is
+    not FTRL's) is multiplied by 1 − lr·δ."""
 
     def __init__(self, model, args):
         own = ("w",) if args.linear_ftrl else ()              # parameters not left to the torch optimisers
@@ -666,11 +686,15 @@ class Optimisers:
             if bias or dense:
                 self.opts.append(torch.optim.Adam(groups((bias, 0.0), (dense, args.dense_l2)), lr=lr, betas=(0.9, 0.999), eps=1e-8))
         elif args.optimizer == "adam":
-            self.opts = [torch.optim.Adam(groups((tables + bias, 0.0), (dense, args.dense_l2)), lr=lr, betas=(0.9, 0.999), eps=1e-8)]
+            self.opts = [torch.optim.Adam(groups((tables, args.table_weight_decay), (bias, 0.0), (dense, args.dense_l2)), lr=lr,
+                                          betas=(0.9, 0.999), eps=1e-8)]
         else:
             self.opts = [torch.optim.Adagrad(groups((tables + bias, 0.0), (dense, args.dense_l2)), lr=lr, eps=1e-10)]
         if args.linear_ftrl:
             self.opts.append(LinearFTRL(model.w, args.alpha, args.beta, args.l1, args.l2))
+        # --embedding-decay: the tables scaled after each step (every row; w only when not FTRL's).
+        self.keep = 1.0 - lr * args.embedding_decay
+        self.decayed = tables if args.embedding_decay > 0 else []
 
     def zero_grad(self):
         for o in self.opts:
@@ -682,6 +706,10 @@ class Optimisers:
                 o.step(batch_indices, rows)
             else:
                 o.step()
+        if self.decayed:
+            with torch.no_grad():
+                for p in self.decayed:
+                    p.mul_(self.keep)
 
 
 def batch_objective(model, i, x, y, embedding_l2=0.0, linear_l2=True):
@@ -814,7 +842,7 @@ def evaluate(args, data, model, record):
         "model": args.model, "factors": args.factors if args.model != "lr" else 0, "hidden": hidden,
         "cross_layers": args.cross_layers if args.model == "dcnv2" else 0, "min_count": args.min_count,
         "seed": args.seed, "optimizer": args.optimizer, "lr": args.lr, "batch_size": args.batch_size,
-        "embedding_l2": args.embedding_l2, "dense_l2": args.dense_l2, "dropout": args.dropout,
+        "embedding_l2": args.embedding_l2, "embedding_decay": args.embedding_decay, "dense_l2": args.dense_l2, "dropout": args.dropout,
         "features": vocab.size, "rare_values": vocab.rare, "train_rows": len(y), "test_rows": len(ty),
         **record, "test_auc": test_auc, "test_logloss": ll, "load_s": data["load_s"],
         "predict_s": predict_s, "predict_rows_per_s": len(ty) / predict_s,

@@ -2,13 +2,14 @@
 """Grid search over the PyTorch peers' training settings, chosen on the validation log loss.
 
 Every configuration of the grid -- learning rates (--lrs) × embedding L2 (--embedding-l2s) ×
-optionally embedding sizes (--factors-list), dense L2 (--dense-l2s) and dropout rates (--dropouts),
-all comma-separated -- is one training of torch_models.py's peer, run in this process: the
-vocabulary and the encoded train, validation and test splits are read once and shared by all
-trainings (torch_models.load_data), and each training (torch_models.fit) starts from --seed as a
-separate `torch_models.py` run with the same options would, with early stopping on the
-validation split (--max-epochs, --patience; the best epoch's weights are kept). The meaning of
-each setting is torch_models.py's (see its docstring: --embedding-l2, --dense-l2, --dropout).
+embedding decay (--embedding-decays, default 0 alone) × optionally embedding sizes
+(--factors-list), dense L2 (--dense-l2s) and dropout rates (--dropouts), all comma-separated -- is
+one training of torch_models.py's peer, run in this process: the vocabulary and the encoded train,
+validation and test splits are read once and shared by all trainings (torch_models.load_data), and
+each training (torch_models.fit) starts from --seed as a separate `torch_models.py` run with the
+same options would, with early stopping on the validation split (--max-epochs, --patience; the
+best epoch's weights are kept). The meaning of each setting is torch_models.py's (see its
+docstring: --embedding-l2, --embedding-decay, --dense-l2, --dropout).
 
 --budget N caps the number of trainings: when the grid has more than N configurations, a random
 subset of N of them (seeded by --grid-seed, kept in grid order) is trained. The configuration with
@@ -24,8 +25,8 @@ as JSON lines. Exit status 1 when the chosen model fails the peer's self-check.
 
 Options this script does not define are passed to every training unchanged (--hidden,
 --cross-layers, --sparse, --optimizer, --wide, --linear-ftrl, --bias-init, --valid-file,
---min-count, --seed, --csv-*, ...); the options the grid sets (--lr, --embedding-l2, and
---factors with --factors-list) may not be passed that way.
+--min-count, --seed, --csv-*, ...); the options the grid sets (--lr, --embedding-l2,
+--embedding-decay, and --factors with --factors-list) may not be passed that way.
 
     .venv-torch/bin/python bench/criteo/torch_tune.py --model deepfm --data bench/data/criteo --sparse \\
         --lrs 3e-4,1e-3,3e-3 --embedding-l2s 0,1e-6,1e-5,1e-4 --factors-list 8,16 --dense-l2s 0,1e-5 \\
@@ -45,10 +46,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch_models  # noqa: E402  (the peers, their options and training)
 
 # The grid's dimensions: (tuner option's destination, torch_models.py option, column title).
-DIMENSIONS = [("lrs", "--lr", "lr"), ("embedding_l2s", "--embedding-l2", "emb_l2"), ("factors_list", "--factors", "factors"),
+DIMENSIONS = [("lrs", "--lr", "lr"), ("embedding_l2s", "--embedding-l2", "emb_l2"),
+              ("embedding_decays", "--embedding-decay", "emb_decay"), ("factors_list", "--factors", "factors"),
               ("dense_l2s", "--dense-l2", "dense_l2"), ("dropouts", "--dropout", "dropout")]
 # torch_models.py options the tuner sets itself, so not accepted among the passed-through ones.
-OWN = {"--lr", "--embedding-l2", "--factors", "--dense-l2", "--dropout", "--model", "--data", "--epochs",
+OWN = {"--lr", "--embedding-l2", "--embedding-decay", "--factors", "--dense-l2", "--dropout", "--model", "--data", "--epochs",
        "--max-epochs", "--patience", "--batch-size", "--threads", "--predictions-out"}
 
 
@@ -69,6 +71,7 @@ def build_parser():
     ap.add_argument("--data", default="bench/data/criteo", help="directory with train.txt, valid.txt and test.txt")
     ap.add_argument("--lrs", default="3e-4,1e-3,3e-3", help="learning rates")
     ap.add_argument("--embedding-l2s", default="0,1e-6,1e-5,1e-4", help="embedding L2 values (torch_models.py --embedding-l2)")
+    ap.add_argument("--embedding-decays", default="0", help="embedding decay values δ (torch_models.py --embedding-decay)")
     ap.add_argument("--factors-list", help="embedding sizes (default: --factors, passed through, or torch_models.py's default)")
     ap.add_argument("--dense-l2s", "--dense-l2", dest="dense_l2s", help="dense L2 values, deepfm and dcnv2 (default: 0)")
     ap.add_argument("--dropouts", "--dropout", dest="dropouts", help="MLP dropout rates, deepfm and dcnv2 (default: 0)")
