@@ -82,7 +82,8 @@ public enum CalibrationKind: String, CaseIterable, Sendable {
 }
 
 /// How the output bias starts: at the logit of the training click-through rate (so the first
-/// steps learn features rather than the base rate), or at zero.
+/// steps learn features rather than the base rate), or as before that existed (`zero`: a model's
+/// bias at 0, DCN-v2's last layer bias at its uniform draw).
 public enum BiasInit: String, CaseIterable, Sendable {
     case ctr, zero
 }
@@ -111,8 +112,8 @@ public struct TrainJob: Sendable {
     /// Train the linear weights with FTRL-Proximal (--alpha, --beta, --l1, --l2).
     public var linearFTRL = false
     public var wide = false
-    /// Rows per mini-batch (default: 256 for fm, 4,096 for the networks).
-    public var batchSize: Int?
+    /// Rows per mini-batch.
+    public var batchSize = 256
     public var hidden = [256, 128]
     public var crossLayers = 2
     public var threads = 2
@@ -146,17 +147,11 @@ public struct TrainJob: Sendable {
     public var mainOptimizer: OptimizerSettings.Kind { optimizer ?? (model == .fm ? .adagrad : .adam) }
     /// The learning rate, or its default for the model and optimizer.
     public var mainLearningRate: Double { learningRate ?? (mainOptimizer == .adagrad ? 0.05 : 0.001) }
-    /// The batch size, or its default for the model.
-    public var mainBatchSize: Int { batchSize ?? (model == .fm || model == .lr ? 256 : 4096) }
     /// The embedding L2, or its default for the model.
     public var mainEmbeddingL2: Double { embeddingL2 ?? TrainJob.defaultEmbeddingL2(model) }
     /// The embedding L2 a model gets unless told otherwise.
     public static func defaultEmbeddingL2(_ model: ModelKind) -> Double {
-        switch model {
-        case .lr: return 0
-        case .fm: return 1e-4
-        case .deepfm, .dcnv2: return 1e-4
-        }
+        model == .lr ? 0 : 1e-4
     }
 
     /// The trained model, the model as initialised (before its first step), and the validation
@@ -235,16 +230,16 @@ public struct TrainJob: Sendable {
         if o.kind == .adam { o.epsilon = 1e-8 }
         // The logit of the training click-through rate (clamped away from 0 and 1).
         let rate = min(max(Double(table.labels.reduce(0, +)) / Double(table.rows), 1e-6), 1 - 1e-6)
-        let start = biasInit == .ctr ? Float(log(rate / (1 - rate))) : 0
+        let start = Float(log(rate / (1 - rate)))
         // One pass over the training rows (its loss), and the current weights in file order.
         let pass: () -> Double
         let weights: () -> [Float]
         let lossName: String
-        let batchSize = mainBatchSize
+        let batchSize = self.batchSize
         switch model {
         case .fm:
             var fm = FactorizationMachine<Float>(slots: fitted.slots, factors: factors, seed: seed)
-            fm.bias = start
+            if biasInit == .ctr { fm.bias = start }
             var state = FMOptimizer<Float>(slots: fitted.slots, factors: factors, settings: o)
             var g = FactorizationMachine<Float>.Gradient(slots: fitted.slots, factors: factors)
             pass = { fm.epoch(table, optimizer: &state, batchSize: batchSize, gradient: &g) }
@@ -256,7 +251,7 @@ public struct TrainJob: Sendable {
             let a = DeepArchitecture(kind: model == .deepfm ? .deepfm : .dcnv2, fields: fitted.fieldCount, dim: factors, hidden: hidden,
                                      crossLayers: crossLayers, wide: wide)
             var m = DeepModel<Float>(architecture: a, slots: fitted.slots, seed: seed)
-            m.startOutput(at: start)
+            if biasInit == .ctr { m.startOutput(at: start) }
             let trainer = DeepTrainer(model: m, optimizer: o, batchSize: batchSize, threads: threads, seed: seed)
             note("matrix kernel: \(MatrixKernel.active.rawValue) (FUNNEL_SIMD=avx2 or FUNNEL_SIMD=baseline caps it)")
             pass = { trainer.epoch(table) }

@@ -28,7 +28,7 @@ public struct TuneJob: Sendable {
 
     /// The documented default grid of L2 strengths.
     public static func defaultL2s(_ job: TrainJob) -> [Double] {
-        job.model == .lr ? [0.1, 1, 10] : [0, 3e-5, 1e-4, 3e-4]
+        job.model == .lr ? [0.1, 1, 10] : [0, 1e-4, 1e-3]
     }
 
     /// One setting of the grid.

@@ -96,8 +96,8 @@ struct TrainingOptions: ParsableArguments {
     @Flag(help: "dcnv2: add a wide part, per-slot linear weights and a bias, to the logit (trained by --linear-optimizer).")
     var wide: Bool = false
 
-    @Option(help: "fm, deepfm, dcnv2: rows per mini-batch (default: 256 for fm, 4096 for deepfm and dcnv2).")
-    var batchSize: Int?
+    @Option(help: "fm, deepfm, dcnv2: rows per mini-batch.")
+    var batchSize: Int = 256
 
     @Option(help: "fm, deepfm, dcnv2: L2 on the embedding rows and linear weights each batch names: their step takes g + λ·p (default: 1e-4; 0 turns it off).")
     var embeddingL2: Double?
@@ -111,7 +111,7 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "deepfm, dcnv2: dropout rate on the MLP's hidden layers while training (0: none).")
     var dropout: Double = 0
 
-    @Option(help: "Start of the output bias: ctr (the logit of the training click-through rate) or zero.")
+    @Option(help: "Start of the output bias: ctr (the logit of the training click-through rate) or zero (the bias at 0; DCN-v2's last layer bias at its random draw).")
     var biasInit: BiasInit = .ctr
 
     @Option(help: "deepfm, dcnv2: comma-separated hidden layer widths of the MLP (ReLU).")
@@ -152,7 +152,7 @@ struct TrainingOptions: ParsableArguments {
     var seed: UInt64 = 1
 
     func validate() throws {
-        if factors < 1 || (batchSize ?? 1) < 1 || !((learningRate ?? 1) > 0) { throw ValidationError("--factors and --batch-size must be ≥ 1 and --learning-rate > 0") }
+        if factors < 1 || batchSize < 1 || !((learningRate ?? 1) > 0) { throw ValidationError("--factors and --batch-size must be ≥ 1 and --learning-rate > 0") }
         if !((embeddingL2 ?? 0) >= 0) || !(denseL2 >= 0) || !(embeddingDecay >= 0) {
             throw ValidationError("--embedding-l2, --embedding-decay and --dense-l2 must be ≥ 0")
         }
@@ -339,7 +339,7 @@ struct Tune: ParsableCommand {
         discussion: """
         Each trial trains with early stopping on --valid (up to --max-epochs, default 20) and is
         scored by its validation log loss. Default grid: learning rates 3e-4, 1e-3, 3e-3 (adam),
-        0.01, 0.03, 0.1 (adagrad) or FTRL α 0.02, 0.05, 0.1, 0.2 (lr); L2 0, 3e-5, 1e-4, 3e-4 on the
+        0.01, 0.03, 0.1 (adagrad) or FTRL α 0.02, 0.05, 0.1, 0.2 (lr); L2 0, 1e-4, 1e-3 on the
         embeddings (FTRL L2 0.1, 1, 10 for lr). A grid larger than --budget is sampled by --tune-seed.
         """)
 

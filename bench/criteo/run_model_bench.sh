@@ -99,7 +99,7 @@ for m in $MODELS; do
   # funnel_train PREFIX MODEL_OUT: trains Funnel's model; sets train_s to its "trained in X s".
   funnel_train() {
     run "$1" "$FUNNEL" train --data "$DATA/train.txt" --data-format criteo "${funnel_args[@]}" \
-      --threads "$THREADS" --vocabulary-min-count 1 --out "$2"
+      --threads "$THREADS" --vocabulary-min-count 1 --embedding-l2 0 --bias-init zero --out "$2"
     train_s=$(sed -n 's/.*trained in \([0-9.]*\) s.*/\1/p' "$1.err" | tail -n 1)
     [ -n "$train_s" ] || die "no 'trained in X s' line in $1.err"
   }
@@ -127,14 +127,14 @@ for m in $MODELS; do
   fi
 
   echo "== $m: PyTorch peer" >&2
-  run "$W.torch" "$PYTHON" "$PEER" --data "$DATA" "${torch_args[@]}" --threads "$THREADS" --min-count 1 ${TORCH_EXTRA:-}
+  run "$W.torch" "$PYTHON" "$PEER" --data "$DATA" "${torch_args[@]}" --threads "$THREADS" --min-count 1 --bias-init zero ${TORCH_EXTRA:-}
   peer_outputs="$W.torch.out"
 
   for ((round = 2; round <= REPEAT; round++)); do
     echo "== $m: round $round of $REPEAT: funnel train, then the PyTorch peer" >&2
     funnel_train "$W.train.$round" "$W.model.$round.json"
     train_times="$train_times,$train_s"
-    run "$W.torch.$round" "$PYTHON" "$PEER" --data "$DATA" "${torch_args[@]}" --threads "$THREADS" --min-count 1 ${TORCH_EXTRA:-}
+    run "$W.torch.$round" "$PYTHON" "$PEER" --data "$DATA" "${torch_args[@]}" --threads "$THREADS" --min-count 1 --bias-init zero ${TORCH_EXTRA:-}
     peer_outputs="$peer_outputs,$W.torch.$round.out"
   done
 

@@ -67,9 +67,9 @@ for preset in "${PRESETS[@]}"; do
   fi
   for m in lr fm deepfm dcnv2; do
     case $m in
-      lr) extra=(--alpha 0.2) ;;
-      fm) extra=() ;;
-      *) extra=(--vocabulary-min-count 1) ;;
+      lr) extra=(--alpha 0.2 --vocabulary-min-count 0) ;;
+      fm) extra=(--vocabulary-min-count 0 --embedding-l2 0 --bias-init zero) ;;
+      *) extra=(--vocabulary-min-count 1 --embedding-l2 0 --bias-init zero) ;;
     esac
     step "$preset: funnel $m"
     "$FUNNEL" train --data "$dir/train.csv" --valid "$dir/valid.csv" --label click --numeric "$numeric" --categorical item \
@@ -85,7 +85,7 @@ PY
     peer=""
     if [ "${PEERS:-}" = torch ] && [ $m != lr ]; then
       step "$preset: PyTorch $m"
-      popt=(--min-count 1); [ $m = fm ] || popt+=(--sparse)
+      popt=(--min-count 1 --bias-init zero); [ $m = fm ] || popt+=(--sparse)
       "$ROOT/.venv-torch/bin/python" bench/criteo/torch_models.py --data "$dir" --model $m --factors 8 --epochs "${kept% *}" \
         --csv-numeric "$numeric" --csv-categorical item --numeric-transform standardize "${popt[@]}" > "$dir/$m.peer.json"
       peer="$dir/$m.peer.json"

@@ -45,18 +45,18 @@ echo "| seed | Funnel AUC / log loss | PyTorch, Funnel's start | PyTorch, own dr
 echo "|---|---|---|---|---|---|"
 for s in $SEEDS; do
   echo "run_shared_start: seed $s: funnel" >&2
-  "$FUNNEL" train --data-format criteo --data "$DATA/train.txt" --model "$MODEL" --factors 8 --vocabulary-min-count 1 \
+  "$FUNNEL" train --data-format criteo --data "$DATA/train.txt" --model "$MODEL" --factors 8 --vocabulary-min-count 1 --embedding-l2 0 --bias-init zero \
     --epochs 1 --seed "$s" --initial-out "$WORK/initial-$s.json" --out "$WORK/funnel-$s.json" "$@" 2> "$WORK/funnel-$s.err" > /dev/null \
     || { tail -n 20 "$WORK/funnel-$s.err" >&2; die "funnel train failed"; }
   "$FUNNEL" evaluate --model "$WORK/funnel-$s.json" --data "$DATA/test.txt" --format json > "$WORK/funnel-$s.eval"
   echo "run_shared_start: seed $s: peer from Funnel's start" >&2
   # shellcheck disable=SC2086
-  "$PYTHON" "$PEER" --data "$DATA" --model "$MODEL" --factors 8 --min-count 1 --epochs 1 --seed "$s" \
+  "$PYTHON" "$PEER" --data "$DATA" --model "$MODEL" --factors 8 --min-count 1 --bias-init zero --epochs 1 --seed "$s" \
     --init-from "$WORK/initial-$s.json" $PEER_OPTIONS > "$WORK/shared-$s.json" 2> "$WORK/shared-$s.err" \
     || { tail -n 20 "$WORK/shared-$s.err" >&2; die "peer failed"; }
   echo "run_shared_start: seed $s: peer from its own draw" >&2
   # shellcheck disable=SC2086
-  "$PYTHON" "$PEER" --data "$DATA" --model "$MODEL" --factors 8 --min-count 1 --epochs 1 --seed "$s" \
+  "$PYTHON" "$PEER" --data "$DATA" --model "$MODEL" --factors 8 --min-count 1 --bias-init zero --epochs 1 --seed "$s" \
     $PEER_OPTIONS > "$WORK/own-$s.json" 2> "$WORK/own-$s.err" \
     || { tail -n 20 "$WORK/own-$s.err" >&2; die "peer failed"; }
   python3 - "$s" "$(field "$WORK/funnel-$s.eval" auc)" "$(field "$WORK/funnel-$s.eval" logloss)" \

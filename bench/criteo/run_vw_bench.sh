@@ -124,7 +124,7 @@ echo "Criteo-layout data $DATA: $TRAIN_ROWS training rows, $TEST_ROWS test rows;
 
 echo "== funnel train" >&2
 run "$WORK/funnel.train" "$FUNNEL" train --data "$DATA/train.txt" --data-format criteo --model lr --epochs 1 \
-  --alpha 0.05 --beta 1 --l1 1 --l2 1 --hash-bits 20 --out "$WORK/funnel.model.json"
+  --alpha 0.05 --beta 1 --l1 1 --l2 1 --hash-bits 20 --vocabulary-min-count 0 --out "$WORK/funnel.model.json"
 echo "== funnel evaluate" >&2
 run "$WORK/funnel.evaluate" "$FUNNEL" evaluate --model "$WORK/funnel.model.json" --data "$DATA/test.txt" --format json
 echo "== funnel predict (for the same-metric-code check)" >&2

@@ -31,9 +31,10 @@ Initialisation as in Funnel: V ~ N(0, 0.01²); w starts at 0; every dense layer'
 (MLP and cross layers) ~ U(−1/√inputs, 1/√inputs), drawn in that order from --seed. The bias
 (`--bias-init`, default `ctr`): b of lr, fm, deepfm and dcnv2 --wide, or, in dcnv2 without --wide,
 the last MLP layer's bias, starts at log(c/(1 − c)) with c the mean label of the training split
-(clamped to [1e-6, 1 − 1e-6]); `--bias-init zero` puts that same bias at 0 (so dcnv2's last MLP
-bias is 0, not its uniform draw), as `funnel train --bias-init` does. The random draws are the
-same either way. With --init-from the file's weights win.
+(clamped to [1e-6, 1 − 1e-6]); `--bias-init zero` leaves the initialisation as it was before the
+click rate was used: b at 0, dcnv2's last MLP bias at its uniform draw, as `funnel train
+--bias-init zero` does. The random draws are the same either way. With --init-from the file's
+weights win.
 
 Training: mean log loss (binary cross-entropy on logits) per mini-batch of --batch-size rows
 (default 256), in file order without shuffling, for --epochs passes (default 2), or with early
@@ -771,7 +772,8 @@ def fit(args, data):
         load_funnel_initial(args.init_from, model, vocab, args, hidden)
     else:
         c = min(max(click_rate, 1e-6), 1 - 1e-6)
-        model.init_bias(math.log(c / (1 - c)) if args.bias_init == "ctr" else 0.0)
+        if args.bias_init == "ctr":
+            model.init_bias(math.log(c / (1 - c)))
     opt = Optimisers(model, args)
 
     early = args.max_epochs is not None
