@@ -853,27 +853,13 @@ public struct DeepOptimizer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>
     /// Brings the rows that `rows` of `t` name up to date with the decay of the steps they skipped
     /// (before their gradient is taken).
     public mutating func catchUp(_ m: inout DeepModel<Scalar>, _ t: Table, rows: Range<Int>) {
-        guard decay.enabled else { return }
-        let k = m.architecture.dim, steps = steps, linear = m.architecture.hasLinear
-        m.w.withUnsafeMutableBufferPointer { w in
-            m.v.withUnsafeMutableBufferPointer { v in
-                for e in (rows.lowerBound * t.fields)..<(rows.upperBound * t.fields) {
-                    let i = Int(t.indices[e])
-                    decay.bringUp(i, to: steps, row: v.baseAddress! + i * k, width: k, linear: linear ? w.baseAddress! + i : nil)
-                }
-            }
-        }
+        let cells = (rows.lowerBound * t.fields)..<(rows.upperBound * t.fields)
+        decay.bringUp(cells.lazy.map { Int(t.indices[$0]) }, to: steps, v: &m.v, w: &m.w, width: m.architecture.dim)
     }
 
     /// Brings every row up to date with the decay (the model is then exact).
     public mutating func settle(_ m: inout DeepModel<Scalar>) {
-        guard decay.enabled else { return }
-        let k = m.architecture.dim, steps = steps, linear = m.architecture.hasLinear, slots = m.slots
-        m.w.withUnsafeMutableBufferPointer { w in
-            m.v.withUnsafeMutableBufferPointer { v in
-                for i in 0..<slots { decay.bringUp(i, to: steps, row: v.baseAddress! + i * k, width: k, linear: linear ? w.baseAddress! + i : nil) }
-            }
-        }
+        decay.bringUp(0..<m.slots, to: steps, v: &m.v, w: &m.w, width: m.architecture.dim)
     }
 
     public init(_ m: DeepModel<Scalar>, settings: OptimizerSettings) {
@@ -904,19 +890,9 @@ public struct DeepOptimizer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>
         }
         let sources = parts.map { $0.touchedRows(linear: false) }
         m.v.withUnsafeMutableBufferPointer { v in vState.updateTouched(sources, v.baseAddress!, c, parts: threads, team: team) }
-        if decay.enabled {
-            // This step's decay of the rows just updated (a row in several parts is brought up once).
-            let k = m.architecture.dim, steps = steps, linear = m.architecture.hasLinear
-            m.w.withUnsafeMutableBufferPointer { w in
-                m.v.withUnsafeMutableBufferPointer { v in
-                    for source in sources {
-                        for r in 0..<source.count {
-                            let i = source.slots[r]
-                            decay.bringUp(i, to: steps, row: v.baseAddress! + i * k, width: k, linear: linear ? w.baseAddress! + i : nil)
-                        }
-                    }
-                }
-            }
+        // This step's decay of the rows just updated (a row in several parts is brought up once).
+        for source in sources {
+            decay.bringUp((0..<source.count).lazy.map { source.slots[$0] }, to: steps, v: &m.v, w: &m.w, width: m.architecture.dim)
         }
         if !m.dense.isEmpty {
             m.dense.withUnsafeMutableBufferPointer { d in denseState.updateRowZero(d.baseAddress!, sources: parts.map(\.dense), c, parts: threads, team: team) }

@@ -183,27 +183,13 @@ public struct FMOptimizer<Scalar: BinaryFloatingPoint & Sendable> {
     /// Brings the rows that `rows` of `t` name up to date with the decay of the steps they skipped
     /// (before their gradient is taken).
     public mutating func catchUp(_ m: inout FactorizationMachine<Scalar>, _ t: Table, rows: Range<Int>) {
-        guard decay.enabled else { return }
-        let k = factors, steps = steps
-        m.w.withUnsafeMutableBufferPointer { w in
-            m.v.withUnsafeMutableBufferPointer { v in
-                for e in (rows.lowerBound * t.fields)..<(rows.upperBound * t.fields) {
-                    let i = Int(t.indices[e])
-                    decay.bringUp(i, to: steps, row: v.baseAddress! + i * k, width: k, linear: w.baseAddress! + i)
-                }
-            }
-        }
+        let cells = (rows.lowerBound * t.fields)..<(rows.upperBound * t.fields)
+        decay.bringUp(cells.lazy.map { Int(t.indices[$0]) }, to: steps, v: &m.v, w: &m.w, width: factors)
     }
 
     /// Brings every row up to date with the decay (the model is then exact; after training).
     public mutating func settle(_ m: inout FactorizationMachine<Scalar>) {
-        guard decay.enabled else { return }
-        let k = factors, steps = steps
-        m.w.withUnsafeMutableBufferPointer { w in
-            m.v.withUnsafeMutableBufferPointer { v in
-                for i in 0..<w.count { decay.bringUp(i, to: steps, row: v.baseAddress! + i * k, width: k, linear: w.baseAddress! + i) }
-            }
-        }
+        decay.bringUp(0..<m.slots, to: steps, v: &m.v, w: &m.w, width: factors)
     }
 
     public mutating func step(_ m: inout FactorizationMachine<Scalar>, _ g: FactorizationMachine<Scalar>.Gradient, rows: Int) {
@@ -219,12 +205,13 @@ public struct FMOptimizer<Scalar: BinaryFloatingPoint & Sendable> {
                         for i in g.touched {
                             wState.update(row: i, w.baseAddress! + i, gw.baseAddress! + i, c)
                             vState.update(row: i, v.baseAddress! + i * k, gv.baseAddress! + i * k, c)
-                            if decay.enabled { decay.bringUp(i, to: steps, row: v.baseAddress! + i * k, width: k, linear: w.baseAddress! + i) }
                         }
                     }
                 }
             }
         }
+        // This step's decay of the rows just updated.
+        decay.bringUp(g.touched, to: steps, v: &m.v, w: &m.w, width: k)
     }
 }
 
@@ -270,6 +257,18 @@ struct RowDecay: Sendable {
         factor = 1 - settings.learningRate * settings.embeddingDecay
         decaysLinear = settings.linearFTRL == nil
         applied = factor != 1 ? [Int32](repeating: 0, count: slots) : []
+    }
+
+    /// `bringUp` for every slot of `slots`, on the embedding table `v` (rows of `width`) and the
+    /// linear weights `w` (empty when the model has none).
+    mutating func bringUp<Scalar: BinaryFloatingPoint, Slots: Sequence<Int>>(_ slots: Slots, to steps: Int, v: inout [Scalar], w: inout [Scalar],
+                                                                            width: Int) {
+        guard enabled else { return }
+        w.withUnsafeMutableBufferPointer { w in
+            v.withUnsafeMutableBufferPointer { v in
+                for i in slots { bringUp(i, to: steps, row: v.baseAddress! + i * width, width: width, linear: w.isEmpty ? nil : w.baseAddress! + i) }
+            }
+        }
     }
 
     /// Multiplies slot `i`'s embedding row (and linear weight, when given and decayed) by the decay
