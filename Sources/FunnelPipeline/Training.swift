@@ -121,8 +121,8 @@ public struct TrainJob: Sendable {
     /// Passes over the training data: with a validation set the most (early stopping), without one
     /// exactly this many. Default: `defaultMaxEpochs` with a validation set, 1 without.
     public var epochs: Int?
-    /// L2 on the embedding rows and linear weights a batch names (default per model, `defaultEmbeddingL2`).
-    public var embeddingL2: Double?
+    /// L2 on the embedding rows and linear weights a batch names (fm, deepfm, dcnv2).
+    public var embeddingL2 = 1e-4
     /// Decoupled decay of the tables, every row every step (lazily); see `OptimizerSettings.embeddingDecay`.
     public var embeddingDecay = 0.0
     /// L2 on the dense layers, every step.
@@ -147,12 +147,6 @@ public struct TrainJob: Sendable {
     public var mainOptimizer: OptimizerSettings.Kind { optimizer ?? (model == .fm ? .adagrad : .adam) }
     /// The learning rate, or its default for the model and optimizer.
     public var mainLearningRate: Double { learningRate ?? (mainOptimizer == .adagrad ? 0.05 : 0.001) }
-    /// The embedding L2, or its default for the model.
-    public var mainEmbeddingL2: Double { embeddingL2 ?? TrainJob.defaultEmbeddingL2(model) }
-    /// The embedding L2 a model gets unless told otherwise.
-    public static func defaultEmbeddingL2(_ model: ModelKind) -> Double {
-        model == .lr ? 0 : 1e-4
-    }
 
     /// The trained model, the model as initialised (before its first step), and the validation
     /// metrics (with the calibration applied) when there is a validation set, with the epochs run
@@ -218,7 +212,7 @@ public struct TrainJob: Sendable {
         var o = OptimizerSettings()
         o.kind = mainOptimizer
         o.learningRate = mainLearningRate
-        o.embeddingL2 = mainEmbeddingL2
+        o.embeddingL2 = embeddingL2
         o.denseL2 = denseL2
         o.embeddingDecay = embeddingDecay
         o.dropout = model == .deepfm || model == .dcnv2 ? dropout : 0

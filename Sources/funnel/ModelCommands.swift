@@ -100,7 +100,7 @@ struct TrainingOptions: ParsableArguments {
     var batchSize: Int = 256
 
     @Option(help: "fm, deepfm, dcnv2: L2 on the embedding rows and linear weights each batch names: their step takes g + λ·p (default: 1e-4; 0 turns it off).")
-    var embeddingL2: Double?
+    var embeddingL2: Double = 1e-4
 
     @Option(help: "fm, deepfm, dcnv2: decoupled decay δ of the embedding rows and linear weights: after every step every row, named or not, is multiplied by 1 − learning rate·δ (applied lazily, exactly).")
     var embeddingDecay: Double = 0
@@ -153,7 +153,7 @@ struct TrainingOptions: ParsableArguments {
 
     func validate() throws {
         if factors < 1 || batchSize < 1 || !((learningRate ?? 1) > 0) { throw ValidationError("--factors and --batch-size must be ≥ 1 and --learning-rate > 0") }
-        if !((embeddingL2 ?? 0) >= 0) || !(denseL2 >= 0) || !(embeddingDecay >= 0) {
+        if !(embeddingL2 >= 0) || !(denseL2 >= 0) || !(embeddingDecay >= 0) {
             throw ValidationError("--embedding-l2, --embedding-decay and --dense-l2 must be ≥ 0")
         }
         if !((learningRate ?? 0.001) * embeddingDecay < 1) { throw ValidationError("--learning-rate × --embedding-decay must be < 1 (it is the share a row loses per step)") }
