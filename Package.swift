@@ -42,7 +42,7 @@ let package = Package(
         // funnel.yaml: every key of the counting rules and A/B settings.
         .target(name: "FunnelConfig", dependencies: [.product(name: "Yams", package: "Yams")]),
         // The counting rules (DESIGN.md §3, §7): events + config -> per-user sufficient statistics.
-        .target(name: "FunnelAttribution", dependencies: ["FunnelBase", "FunnelEvents", "FunnelConfig"]),
+        .target(name: "FunnelAttribution", dependencies: ["FunnelBase", "FunnelEvents", "FunnelConfig", "FunnelStats"]),
         // Statistics over per-user sufficient statistics.
         .target(name: "FunnelStats"),
         // The report (JSON, text) built from attribution and statistics.
@@ -91,6 +91,7 @@ let package = Package(
         .testTarget(name: "FunnelAttributionTests", dependencies: ["FunnelAttribution", "FunnelAnalysis", "FunnelReport", "FunnelConfig", "FunnelEvents", "FunnelBase", "FunnelTestSupport"]),
         .testTarget(name: "FunnelPipelineTests", dependencies: [
             "FunnelPipeline", "FunnelAttribution", "FunnelAnalysis", "FunnelReport", "FunnelConfig", "FunnelEvents", "FunnelOPE", "FunnelBase", "FunnelTestSupport",
+            "FunnelSimulator", "FunnelStats",
         ]),
         .testTarget(name: "FunnelConfigTests", dependencies: ["FunnelConfig"]),
         .testTarget(name: "FunnelAnalysisTests", dependencies: [

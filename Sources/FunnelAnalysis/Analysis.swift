@@ -15,9 +15,6 @@ public struct MetricComparison: Sendable {
     public var significant: Bool
 }
 
-/// Users of one group split by variant index.
-public typealias VariantGroups = [[UserStats]]
-
 /// What the analysis recommends (DESIGN.md §7, "Verdict").
 public enum Verdict: String, Sendable, CaseIterable {
     case ship
@@ -25,15 +22,22 @@ public enum Verdict: String, Sendable, CaseIterable {
     case inconclusive
 }
 
-/// The statistics of an experiment: per-variant estimates, comparisons with corrections, SRM and the verdict.
+/// The statistics of an experiment, computed from its summary alone: per-variant estimates,
+/// comparisons with corrections, SRM and the verdict.
 public struct Analysis: Sendable {
-    public let attribution: Attribution
+    public let summary: ExperimentSummary
     public let config: FunnelConfig
-    public let labels: StringTable
-    public let perVariant: VariantGroups
+    /// Variant names in report order: the control first, then by name.
+    public let variants: [String]
+    /// Moments of each variant's users (experiment period, then pre-exposure window).
+    public let perVariant: [Moments]
+    /// Per variant, per position: counted impressions and clicks.
+    public let positions: [[Int32: PositionCounts]]
+    /// Per variant, per item id: counted impressions, clicks and purchases.
+    public let items: [[String: ItemCounts]]
     public let estimates: [[(MetricName, Estimate)]]
-    /// (dimension, value) → users split by variant.
-    public let segments: [(dimension: String, value: String, groups: VariantGroups)]
+    /// (dimension, value) → moments of its users per variant, sorted by dimension and value.
+    public let segments: [(dimension: String, value: String, groups: [Moments])]
     public private(set) var comparisons: [MetricComparison] = []
     public let srm: (p: Double?, flag: Bool)
     public let segmentSRM: [(dimension: String, value: String, p: Double?, flag: Bool)]
@@ -42,34 +46,27 @@ public struct Analysis: Sendable {
     /// CUPED per metric and treatment (empty unless `ab_testing.cuped` is on).
     public private(set) var cuped: [CupedResult] = []
 
-    public var controlIndex: Int? { attribution.variants.firstIndex(of: config.control) }
+    public var controlIndex: Int? { variants.firstIndex(of: config.control) }
     public var alpha: Double { config.significanceLevel }
+    public var dataQuality: DataQuality { summary.dataQuality }
 
-    public init(attribution: Attribution, config: FunnelConfig, labels: StringTable) {
-        self.attribution = attribution
+    public init(summary: ExperimentSummary, config: FunnelConfig) {
+        self.summary = summary
         self.config = config
-        self.labels = labels
-        var perVariant = VariantGroups(repeating: [], count: attribution.variants.count)
-        for u in attribution.users { perVariant[u.variant].append(u.stats) }
-        self.perVariant = perVariant
+        let variants = summary.orderedVariants(control: config.control)
+        self.variants = variants
+        let parts = variants.map { summary.variants[$0]! }
+        perVariant = parts.map(\.users)
+        positions = parts.map(\.positions)
+        items = parts.map(\.items)
         estimates = perVariant.map { Metrics.estimates($0, alpha: config.significanceLevel) }
-
-        var bySegment: [Int32: [Int32: VariantGroups]] = [:]
-        for u in attribution.users {
-            for pair in u.segments {
-                bySegment[pair.key, default: [:]][pair.value, default: VariantGroups(repeating: [], count: attribution.variants.count)][u.variant].append(u.stats)
-            }
+        segments = summary.segments.keys.sorted().map { key in
+            let groups = summary.segments[key]!
+            return (key.dimension, key.value, variants.map { groups[$0] ?? Moments(dimension: Quantity.count) })
         }
-        var segments: [(String, String, VariantGroups)] = []
-        for (k, values) in bySegment {
-            for (v, groups) in values { segments.append((labels[k], labels[v], groups)) }
-        }
-        segments.sort { ($0.0, $0.1) < ($1.0, $1.1) }
-        self.segments = segments.map { (dimension: $0.0, value: $0.1, groups: $0.2) }
-
-        srm = Analysis.srm(counts: perVariant.map { Double($0.count) }, variants: attribution.variants, config: config)
-        segmentSRM = self.segments.map { s in
-            let r = Analysis.srm(counts: s.groups.map { Double($0.count) }, variants: attribution.variants, config: config)
+        srm = Analysis.srm(counts: perVariant.map { Double($0.count) }, variants: variants, config: config)
+        segmentSRM = segments.map { s in
+            let r = Analysis.srm(counts: s.groups.map { Double($0.count) }, variants: variants, config: config)
             return (s.dimension, s.value, r.p, r.flag)
         }
         comparisons = compareAll()
@@ -93,35 +90,33 @@ public struct Analysis: Sendable {
     }
 
     /// The comparison of one metric between two groups of users.
-    public static func difference(_ metric: MetricName, control c: [UserStats], treatment t: [UserStats], alpha: Double) -> Difference {
+    public static func difference(_ metric: MetricName, control c: Moments, treatment t: Moments, alpha: Double) -> Difference {
         Metrics.difference(metric, control: c, treatment: t, alpha: alpha)
     }
 
     mutating func compareAll() -> [MetricComparison] {
         guard let control = controlIndex else { return [] }
-        let treatments = attribution.variants.indices.filter { $0 != control }
+        let treatments = variants.indices.filter { $0 != control }
         var overall: [MetricComparison] = []
-        var withPre = [[(UserStats, UserStats)]](repeating: [], count: attribution.variants.count)
-        if config.cuped { for u in attribution.users { withPre[u.variant].append((u.stats, u.pre)) } }
         for metric in MetricName.allCases {
             var family: [MetricComparison] = []
             for t in treatments {
                 var d = Analysis.difference(metric, control: perVariant[control], treatment: perVariant[t], alpha: alpha)
-                if config.cuped, let (adjusted, theta, reduction) = Analysis.cupedDifference(metric, control: withPre[control], treatment: withPre[t], alpha: alpha) {
+                if config.cuped, let (adjusted, theta, reduction) = Analysis.cupedDifference(metric, control: perVariant[control], treatment: perVariant[t], alpha: alpha) {
                     d = adjusted
-                    let users = withPre[control].filter { $0.1.impressions + $0.1.orders > 0 }.count + withPre[t].filter { $0.1.impressions + $0.1.orders > 0 }.count
-                    cuped.append(CupedResult(metric: metric, variant: attribution.variants[t], theta: theta, varianceReduction: reduction, usersWithPreData: users))
+                    let users = summary.variants[variants[control]]!.usersWithPreData + summary.variants[variants[t]]!.usersWithPreData
+                    cuped.append(CupedResult(metric: metric, variant: variants[t], theta: theta, varianceReduction: reduction, usersWithPreData: users))
                 }
-                family.append(MetricComparison(metric: metric, variant: attribution.variants[t], segment: nil, difference: d, adjustedP: nil, significant: false))
+                family.append(MetricComparison(metric: metric, variant: variants[t], segment: nil, difference: d, adjustedP: nil, significant: false))
             }
             overall += correct(family)
         }
         var bySegment: [MetricComparison] = []
         for s in segments {
             for metric in MetricName.allCases {
-                for t in treatments where !s.groups[control].isEmpty && !s.groups[t].isEmpty {
+                for t in treatments where s.groups[control].count > 0 && s.groups[t].count > 0 {
                     let d = Analysis.difference(metric, control: s.groups[control], treatment: s.groups[t], alpha: alpha)
-                    bySegment.append(MetricComparison(metric: metric, variant: attribution.variants[t], segment: "\(s.dimension)=\(s.value)",
+                    bySegment.append(MetricComparison(metric: metric, variant: variants[t], segment: "\(s.dimension)=\(s.value)",
                                                       difference: d, adjustedP: nil, significant: false))
                 }
             }
@@ -146,7 +141,7 @@ public struct Analysis: Sendable {
     /// else `do_not_ship` when the primary metric or a guardrail is significantly worse in any
     /// treatment; else `ship` when the primary is significantly better; else `inconclusive`.
     mutating func decide() {
-        let dq = attribution.dataQuality
+        let dq = summary.dataQuality
         let leakShare = dq.exposedUsers > 0 ? Double(dq.leakedUsers) / Double(dq.exposedUsers) : 0
         if srm.flag {
             verdict = .inconclusive

@@ -22,17 +22,14 @@ public struct Finding: Sendable {
 
 /// Everything the diagnosis needs beyond the analysis.
 public struct DiagnosisInputs: Sendable {
-    /// Item id (`EventLog.items`) → cohort name, from `--items`; nil: deciles of pooled post-click CVR.
-    public var cohorts: [Int32: String]?
-    /// Size of the catalog for coverage (items file, else distinct items in the log).
-    public var catalogSize: Int
-    /// Re-runs the counting rules with another conversion window (hours); nil when unavailable.
-    public var rerun: (@Sendable (Double) -> Analysis?)?
+    /// Item id → cohort name, from `--items`; nil: deciles of pooled post-click CVR.
+    public var cohorts: [String: String]?
+    /// Size of the catalog for coverage (the items file's); nil: the distinct items of the log.
+    public var catalogSize: Int?
 
-    public init(cohorts: [Int32: String]? = nil, catalogSize: Int, rerun: (@Sendable (Double) -> Analysis?)? = nil) {
+    public init(cohorts: [String: String]? = nil, catalogSize: Int? = nil) {
         self.cohorts = cohorts
         self.catalogSize = catalogSize
-        self.rerun = rerun
     }
 }
 
@@ -45,18 +42,18 @@ public enum Diagnosis {
         out += threats(a)
         guard let control = a.controlIndex else {
             out.append(Finding(kind: "no_control", severity: .critical,
-                               message: "control variant '\(a.config.control)' has no analysed users; set ab_testing.control to one of: \(a.attribution.variants.joined(separator: ", "))",
+                               message: "control variant '\(a.config.control)' has no analysed users; set ab_testing.control to one of: \(a.variants.joined(separator: ", "))",
                                numbers: []))
             return out
         }
-        for t in a.attribution.variants.indices where t != control {
+        for t in a.variants.indices where t != control {
             out += stageDecomposition(a, control: control, treatment: t)
             if let f = mixVersusRate(a, control: control, treatment: t, cohorts: inputs.cohorts) { out.append(f) }
             if let f = positionEffects(a, control: control, treatment: t) { out.append(f) }
         }
-        out.append(diversity(a, catalogSize: inputs.catalogSize))
+        out.append(diversity(a, catalogSize: inputs.catalogSize ?? a.summary.itemsSeen.count))
         out += simpsons(a)
-        if let rerun = inputs.rerun { out += windowSensitivity(a, rerun: rerun) }
+        out += windowSensitivity(a)
         out += rightCensoring(a, control: control)
         return out.enumerated().sorted { ($0.element.rank, $0.offset) < ($1.element.rank, $1.offset) }.map(\.element)
     }
@@ -91,7 +88,7 @@ public enum Diagnosis {
         } else {
             stage = "none"
         }
-        let name = a.attribution.variants[t]
+        let name = a.variants[t]
         func pct(_ d: Double) -> String { signedPercent(exp(d) - 1) }
         var message = "\(name): purchases per impression (ctcvr) \(pct(total.value)) = click-through \(pct(ctr.value)) × post-click conversion \(pct(cvr.value))"
         switch stage {
@@ -119,10 +116,10 @@ public enum Diagnosis {
 
     /// Cohort of each clicked item: the given mapping, else deciles (by pooled clicks) of items
     /// sorted by pooled post-click conversion rate.
-    static func cohortsOf(_ a: Analysis, given: [Int32: String]?) -> [Int32: String] {
+    static func cohortsOf(_ a: Analysis, given: [String: String]?) -> [String: String] {
         if let given { return given }
-        var pooled: [Int32: ItemCounts] = [:]
-        for v in a.attribution.items {
+        var pooled: [String: ItemCounts] = [:]
+        for v in a.items {
             for (item, c) in v {
                 pooled[item, default: ItemCounts()].clicks += c.clicks
                 pooled[item, default: ItemCounts()].purchases += c.purchases
@@ -133,7 +130,7 @@ public enum Diagnosis {
             return r0 != r1 ? r0 < r1 : $0.0 < $1.0
         }
         let totalClicks = clicked.reduce(0) { $0 + $1.1.clicks }
-        var out: [Int32: String] = [:]
+        var out: [String: String] = [:]
         var running = 0
         for (item, c) in clicked {
             let decile = min(9, running * 10 / max(totalClicks, 1))
@@ -146,11 +143,11 @@ public enum Diagnosis {
     /// Shapley split of the change in post-click conversion into a mix term
     /// Σ (s_t − s_c)(r_t + r_c)/2 and a rate term Σ (r_t − r_c)(s_t + s_c)/2 over cohorts, where s is a
     /// cohort's share of clicks and r its post-click conversion rate; the two add up to the change.
-    static func mixVersusRate(_ a: Analysis, control c: Int, treatment t: Int, cohorts given: [Int32: String]?) -> Finding? {
+    static func mixVersusRate(_ a: Analysis, control c: Int, treatment t: Int, cohorts given: [String: String]?) -> Finding? {
         let cohortOf = cohortsOf(a, given: given)
         var byCohort: [String: (ItemCounts, ItemCounts)] = [:]
         for (v, slot) in [(c, 0), (t, 1)] {
-            for (item, counts) in a.attribution.items[v] {
+            for (item, counts) in a.items[v] {
                 guard let cohort = cohortOf[item] ?? (given != nil ? "unlisted" : nil) else { continue }
                 var pair = byCohort[cohort] ?? (ItemCounts(), ItemCounts())
                 if slot == 0 { pair.0.clicks += counts.clicks; pair.0.purchases += counts.purchases }
@@ -175,7 +172,7 @@ public enum Diagnosis {
         }
         let total = mix + rate
         let mixShare = total != 0 ? mix / total : 0
-        let name = a.attribution.variants[t]
+        let name = a.variants[t]
         let source = given != nil ? "item cohorts from --items" : "deciles of pooled post-click conversion"
         let message: String
         if total == 0 {
@@ -201,12 +198,12 @@ public enum Diagnosis {
     // MARK: diversity and coverage
 
     static func diversity(_ a: Analysis, catalogSize: Int) -> Finding {
-        var union = Set<Int32>()
-        for v in a.attribution.items { for (item, c) in v where c.impressions > 0 { union.insert(item) } }
+        var union = Set<String>()
+        for v in a.items { for (item, c) in v where c.impressions > 0 { union.insert(item) } }
         var rows: [(String, JSONValue)] = []
         var parts: [String] = []
-        for (v, name) in a.attribution.variants.enumerated() {
-            let items = a.attribution.items[v]
+        for (v, name) in a.variants.enumerated() {
+            let items = a.items[v]
             let shown = items.values.filter { $0.impressions > 0 }.count
             let clicked = items.values.filter { $0.clicks > 0 }.count
             var counts = union.map { Double(items[$0]?.impressions ?? 0) }.sorted()
@@ -261,15 +258,15 @@ public enum Diagnosis {
     // MARK: positions
 
     static func positionEffects(_ a: Analysis, control c: Int, treatment t: Int) -> Finding? {
-        let positions = Set(a.attribution.positions[c].keys).union(a.attribution.positions[t].keys).sorted()
+        let positions = Set(a.positions[c].keys).union(a.positions[t].keys).sorted()
         guard positions.count >= 2 else { return nil }
-        let clicksC = positions.map { Double(a.attribution.positions[c][$0]?.clicks ?? 0) }
-        let clicksT = positions.map { Double(a.attribution.positions[t][$0]?.clicks ?? 0) }
+        let clicksC = positions.map { Double(a.positions[c][$0]?.clicks ?? 0) }
+        let clicksT = positions.map { Double(a.positions[t][$0]?.clicks ?? 0) }
         let totalC = clicksC.reduce(0, +), totalT = clicksT.reduce(0, +)
         guard totalC > 0, totalT > 0 else { return nil }
         let test = Estimators.chiSquareIndependence([clicksC, clicksT])
         let rows: [JSONValue] = positions.enumerated().map { k, p in
-            let ic = a.attribution.positions[c][p]?.impressions ?? 0, it = a.attribution.positions[t][p]?.impressions ?? 0
+            let ic = a.positions[c][p]?.impressions ?? 0, it = a.positions[t][p]?.impressions ?? 0
             return .object([("position", .int(Int(p))),
                             ("control_ctr", ic > 0 ? .double(clicksC[k] / Double(ic)) : .null),
                             ("treatment_ctr", it > 0 ? .double(clicksT[k] / Double(it)) : .null),
@@ -277,7 +274,7 @@ public enum Diagnosis {
         }
         let topC = clicksC[0] / totalC, topT = clicksT[0] / totalT
         let moved = (test?.p ?? 1) < a.alpha
-        let name = a.attribution.variants[t]
+        let name = a.variants[t]
         let message = "\(name): position \(positions[0]) takes \(percent(topT)) of clicks vs \(percent(topC)) in control; the click distribution over positions \(moved ? "changed" : "did not change significantly") (χ² p = \(fmt(test?.p)); clicks treated as independent, so read as descriptive)"
         return Finding(kind: "position_effects", severity: moved ? .warning : .info, message: message, numbers: [
             ("variant", .string(name)), ("chi_square", .number(test?.stat)), ("df", test.map { .int($0.df) } ?? .null),
@@ -287,9 +284,10 @@ public enum Diagnosis {
 
     // MARK: attribution window and censoring
 
-    static let windows: [Double] = [1, 24, 72, 168]
-
-    static func windowSensitivity(_ a: Analysis, rerun: (Double) -> Analysis?) -> [Finding] {
+    /// The conclusions under each of the summary's sensitivity windows (`ExperimentSummary.windowHours`),
+    /// from the users' moments under that window; nothing when the summary holds none.
+    static func windowSensitivity(_ a: Analysis) -> [Finding] {
+        guard !a.summary.windowHours.isEmpty else { return [] }
         let metrics: [MetricName] = [.ctcvr, .postClickCVR, a.config.primaryMetric]
         func conclusion(_ x: Analysis) -> [String: String] {
             var out: [String: String] = [:]
@@ -302,9 +300,13 @@ public enum Diagnosis {
         let base = conclusion(a)
         var rows: [JSONValue] = []
         var changed: [String] = []
-        for w in windows {
-            let x = w == a.config.conversionWindowHours ? a : rerun(w)
-            guard let x else { continue }
+        for (i, w) in a.summary.windowHours.enumerated() {
+            let x: Analysis
+            if w == a.config.conversionWindowHours { x = a } else {
+                var c = a.config
+                c.conversionWindowHours = w
+                x = Analysis(summary: a.summary.underWindow(i), config: c)
+            }
             let c = conclusion(x)
             var entries: [(String, JSONValue)] = [("conversion_window_hours", .double(w))]
             for comp in x.comparisons where comp.segment == nil && metrics.contains(comp.metric) {
@@ -326,39 +328,51 @@ public enum Diagnosis {
 
     /// Users exposed less than one conversion window before the end of the data have not had the
     /// full window to convert: their share, and the primary comparison without them.
+    ///
+    /// The summary keeps the users' moments per minute of first exposure near the end of the data, so
+    /// a user counts as censored when the minute of the first exposure is later than the minute of
+    /// the cutoff (end of data − window): to the minute, not the millisecond.
     static func rightCensoring(_ a: Analysis, control: Int) -> [Finding] {
+        guard a.summary.endOfData != Int64.min else { return [] }
         let window = FunnelConfig.millis(hours: a.config.conversionWindowHours)
-        let cutoff = a.attribution.endOfData - window
-        let censored = a.attribution.users.filter { $0.firstExposure > cutoff }
-        let share = a.attribution.users.isEmpty ? 0 : Double(censored.count) / Double(a.attribution.users.count)
-        var groups = VariantGroups(repeating: [], count: a.attribution.variants.count)
-        for u in a.attribution.users where u.firstExposure <= cutoff { groups[u.variant].append(u.stats) }
+        let cutoff = a.summary.endOfData - window
+        let cutoffMinute = cutoff >= 0 ? cutoff / 60_000 : -((-cutoff + 59_999) / 60_000)
+        var groups = a.perVariant.map { $0.prefix(Quantity.count) }
+        var censored = 0
+        for (v, name) in a.variants.enumerated() {
+            for (minute, m) in a.summary.variants[name]!.tail where minute > cutoffMinute {
+                groups[v].subtract(m)
+                censored += m.count
+            }
+        }
+        let users = a.perVariant.reduce(0) { $0 + $1.count }
+        let share = users == 0 ? 0 : Double(censored) / Double(users)
         var rows: [JSONValue] = []
         var parts: [String] = []
-        for t in a.attribution.variants.indices where t != control {
+        for t in a.variants.indices where t != control {
             let d = Analysis.difference(a.config.primaryMetric, control: groups[control], treatment: groups[t], alpha: a.alpha)
-            rows.append(.object([("variant", .string(a.attribution.variants[t])), ("relative_lift", .number(d.relativeLift)),
+            rows.append(.object([("variant", .string(a.variants[t])), ("relative_lift", .number(d.relativeLift)),
                                  ("ci", .interval(d.ci)), ("p_value", .number(d.pValue))]))
-            parts.append("\(a.attribution.variants[t]) \(signedPercent(d.relativeLift)) (p = \(fmt(d.pValue)))")
+            parts.append("\(a.variants[t]) \(signedPercent(d.relativeLift)) (p = \(fmt(d.pValue)))")
         }
         let message = "\(percent(share)) of users were exposed less than \(fmtHours(a.config.conversionWindowHours)) before the end of the data; without them, \(a.config.primaryMetric.rawValue): \(parts.joined(separator: ", "))"
         return [Finding(kind: "right_censoring", severity: share > 0.2 ? .warning : .info, message: message, numbers: [
-            ("censored_users", .int(censored.count)), ("censored_share", .double(share)),
-            ("end_of_data", .string(Timestamp.rfc3339(a.attribution.endOfData))), ("primary_without_censored", .array(rows)),
+            ("censored_users", .int(censored)), ("censored_share", .double(share)),
+            ("end_of_data", .string(Timestamp.rfc3339(a.summary.endOfData))), ("primary_without_censored", .array(rows)),
         ])]
     }
 
     // MARK: threats to validity
 
     static func threats(_ a: Analysis) -> [Finding] {
-        let dq = a.attribution.dataQuality
+        let dq = a.dataQuality
         var out: [Finding] = []
         out.append(Finding(kind: "srm", severity: a.srm.flag ? .critical : .info,
                            message: a.srm.flag
                                ? "sample-ratio mismatch: user counts \(a.perVariant.map { String($0.count) }.joined(separator: " / ")) are unlikely under the expected split (p = \(fmt(a.srm.p))); find the cause before reading any metric"
                                : "user counts \(a.perVariant.map { String($0.count) }.joined(separator: " / ")) match the expected split (SRM p = \(fmt(a.srm.p)))",
                            numbers: [("p_value", .number(a.srm.p)), ("flag", .bool(a.srm.flag)),
-                                     ("users", .object(a.attribution.variants.indices.map { (a.attribution.variants[$0], .int(a.perVariant[$0].count)) }))]))
+                                     ("users", .object(a.variants.indices.map { (a.variants[$0], .int(a.perVariant[$0].count)) }))]))
         let flaggedSegments = a.segmentSRM.filter(\.flag)
         if !flaggedSegments.isEmpty {
             out.append(Finding(kind: "segment_srm", severity: .warning,
@@ -366,8 +380,8 @@ public enum Diagnosis {
                                numbers: [("segments", .array(flaggedSegments.map { .object([("segment", .string("\($0.dimension)=\($0.value)")), ("p_value", .number($0.p))]) }))]))
         }
         func share(_ n: Int, _ d: Int) -> Double { d > 0 ? Double(n) / Double(d) : 0 }
-        let totalClicks = a.perVariant.reduce(0) { $0 + $1.reduce(0) { $0 + $1.clicks } }
-        let totalImpressions = a.perVariant.reduce(0) { $0 + $1.reduce(0) { $0 + $1.impressions } }
+        let totalClicks = a.perVariant.reduce(0) { $0 + Int($1.sum(Quantity.clicks.rawValue)) }
+        let totalImpressions = a.perVariant.reduce(0) { $0 + Int($1.sum(Quantity.impressions.rawValue)) }
         let checks: [(String, Int, Int, String, Double, Double)] = [
             ("leakage", dq.leakedUsers, dq.exposedUsers, "of exposed users saw more than one variant", 0.01, 0.05),
             ("variant_mismatch", dq.variantMismatches, totalImpressions + dq.variantMismatches, "of impressions after exposure carried another variant", 0.01, 0.05),

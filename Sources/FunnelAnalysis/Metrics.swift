@@ -39,33 +39,52 @@ extension MetricName {
     }
 }
 
-/// Per-variant metric estimates from per-user sufficient statistics (DESIGN.md §4).
+extension MetricName {
+    /// The coordinates (`Quantity`) of the metric's numerator and denominator; nil denominator:
+    /// a per-user metric (denominator 1).
+    public var coordinates: (numerator: Int, denominator: Int?) {
+        switch self {
+        case .ctr: return (Quantity.clicks.rawValue, Quantity.impressions.rawValue)
+        case .cartRate: return (Quantity.carts.rawValue, Quantity.clicks.rawValue)
+        case .postClickCVR: return (Quantity.purchases.rawValue, Quantity.clicks.rawValue)
+        case .ctcvr: return (Quantity.purchases.rawValue, Quantity.impressions.rawValue)
+        case .revenuePerImpression: return (Quantity.revenue.rawValue, Quantity.impressions.rawValue)
+        case .userConversionRate: return (Quantity.converting.rawValue, nil)
+        case .purchasesPerUser: return (Quantity.orders.rawValue, nil)
+        case .revenuePerUser: return (Quantity.orderRevenue.rawValue, nil)
+        case .aov: return (Quantity.orderRevenue.rawValue, Quantity.orders.rawValue)
+        }
+    }
+}
+
+/// Per-variant metric estimates from the moments of the per-user sufficient statistics (DESIGN.md §4).
 public enum Metrics {
     /// The estimate of one metric for one group of users.
-    public static func estimate(_ metric: MetricName, _ users: [UserStats], alpha: Double) -> Estimate {
+    public static func estimate(_ metric: MetricName, _ m: Moments, alpha: Double) -> Estimate {
+        let (num, den) = metric.coordinates
         switch metric.kind {
         case .ratio:
-            return Estimators.ratio(x: users.map { metric.parts($0).0 }, y: users.map { metric.parts($0).1 }, alpha: alpha)
+            return Estimators.ratio(m, numerator: num, denominator: den!, alpha: alpha)
         case .proportion:
-            return Estimators.proportion(successes: users.filter { metric.parts($0).0 == 1 }.count, trials: users.count, alpha: alpha)
+            return Estimators.proportion(successes: Int(m.sum(num)), trials: m.count, alpha: alpha)
         case .mean:
-            return Estimators.mean(users.map { metric.parts($0).0 }, alpha: alpha)
+            return Estimators.mean(m, num, alpha: alpha)
         }
     }
 
     /// Estimates of every metric for one group of users.
-    public static func estimates(_ users: [UserStats], alpha: Double) -> [(MetricName, Estimate)] {
-        MetricName.allCases.map { ($0, estimate($0, users, alpha: alpha)) }
+    public static func estimates(_ m: Moments, alpha: Double) -> [(MetricName, Estimate)] {
+        MetricName.allCases.map { ($0, estimate($0, m, alpha: alpha)) }
     }
 
     /// The comparison of one metric between two groups of users.
-    public static func difference(_ metric: MetricName, control c: [UserStats], treatment t: [UserStats], alpha: Double) -> Difference {
+    public static func difference(_ metric: MetricName, control c: Moments, treatment t: Moments, alpha: Double) -> Difference {
+        let num = metric.coordinates.numerator
         switch metric.kind {
         case .proportion:
-            let kc = c.filter { metric.parts($0).0 == 1 }.count, kt = t.filter { metric.parts($0).0 == 1 }.count
-            return Compare.proportions(kc: kc, nc: c.count, kt: kt, nt: t.count, alpha: alpha)
+            return Compare.proportions(kc: Int(c.sum(num)), nc: c.count, kt: Int(t.sum(num)), nt: t.count, alpha: alpha)
         case .mean:
-            return Compare.means(control: c.map { metric.parts($0).0 }, treatment: t.map { metric.parts($0).0 }, alpha: alpha)
+            return Compare.means(control: c, treatment: t, quantity: num, alpha: alpha)
         case .ratio:
             return Compare.ratios(control: estimate(metric, c, alpha: alpha), treatment: estimate(metric, t, alpha: alpha), alpha: alpha)
         }

@@ -123,7 +123,7 @@ struct UserWorker {
         var inWindow: [(ts: Int64, event: Int32, kept: Int32)] = []
         for i in mine where ev[Int(i)].type == .click {
             let c = ev[Int(i)]
-            let target = c.ref >= 0 ? log.eventIndexByID[Int(c.ref)] : -1
+            let target = log.eventIndex(id: c.ref, user: user)
             guard target >= 0, ev[Int(target)].type == .impression, ev[Int(target)].user == user else {
                 dq.orphanClicks += 1
                 continue

@@ -64,8 +64,12 @@ public struct EventLog: Sendable {
     public var counters = ReadCounters()
     /// Label id of the default surface, `"default"`.
     public let defaultSurface: Int32
-    /// Event index by event id (`ids`), -1 for ids that name no accepted event.
+    /// Event index by event id (`ids`), -1 for ids that name no accepted event: the first user's
+    /// event of that id.
     public var eventIndexByID: [Int32] = []
+    /// Events whose id an earlier event of another user already holds (ids are unique within a
+    /// user, DESIGN.md §7): (user << 32 | id) → event index. Empty on logs whose ids are unique.
+    public var sharedIDs: [UInt64: Int32] = [:]
 
     public init() {
         var labels = StringTable(capacity: 64)
@@ -106,19 +110,37 @@ public struct EventLog: Sendable {
         return lines[Int(e.extra)..<Int(e.extra + e.extraCount)]
     }
 
-    /// Adds one parsed event (strings in `arena`); returns false when its `event_id` was seen before
-    /// (the duplicate is counted and dropped, DESIGN.md §3 rule 1).
+    /// The event of `user` with id `id` (`ids`), or -1.
+    @inline(__always) public func eventIndex(id: Int32, user: Int32) -> Int32 {
+        guard id >= 0, Int(id) < eventIndexByID.count else { return -1 }
+        let first = eventIndexByID[Int(id)]
+        if first < 0 || events[Int(first)].user == user { return first }
+        return sharedIDs.isEmpty ? -1 : sharedIDs[UInt64(UInt32(bitPattern: user)) << 32 | UInt64(UInt32(bitPattern: id))] ?? -1
+    }
+
+    /// Adds one parsed event (strings in `arena`); returns false when its user already has an
+    /// event of its `event_id` (the duplicate is counted and dropped, DESIGN.md §3 rule 1 and §7:
+    /// duplicates are by `event_id` within a user).
     @discardableResult
     public mutating func append(_ p: ParsedEvent, arena: ParseArena) -> Bool {
         let eventID = Self.intern(&ids, p.eventID, arena)
+        let user = Self.intern(&users, p.user, arena)
         let index = Int(eventID)
         if index < eventIndexByID.count {
-            if eventIndexByID[index] >= 0 { counters.duplicateEvents += 1; return false }
+            let first = eventIndexByID[index]
+            if first >= 0 {
+                if events[Int(first)].user == user { counters.duplicateEvents += 1; return false }
+                let key = UInt64(UInt32(bitPattern: user)) << 32 | UInt64(UInt32(bitPattern: eventID))
+                if sharedIDs[key] != nil { counters.duplicateEvents += 1; return false }
+                sharedIDs[key] = Int32(events.count)
+            } else {
+                eventIndexByID[index] = Int32(events.count)
+            }
         } else {
             eventIndexByID.append(contentsOf: repeatElement(-1, count: index + 1 - eventIndexByID.count))
+            eventIndexByID[index] = Int32(events.count)
         }
-        eventIndexByID[index] = Int32(events.count)
-        var e = Event(ts: p.ts, user: Self.intern(&users, p.user, arena), item: -1, ref: -1,
+        var e = Event(ts: p.ts, user: user, item: -1, ref: -1,
                       experiment: -1, variant: -1, surface: -1, position: p.position, quantity: p.quantity,
                       order: -1, extra: -1, extraCount: 0, type: p.type, bot: p.bot)
         if !p.item.isNone { e.item = Self.intern(&items, p.item, arena) }

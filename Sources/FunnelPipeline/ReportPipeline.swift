@@ -6,16 +6,16 @@ import FunnelConfig
 import FunnelEvents
 import FunnelReport
 
-/// Item cohorts for the mix-versus-rate diagnosis: the cohort of each item of the log that the file
-/// names, and the catalog size (the file's items).
+/// Item cohorts for the mix-versus-rate diagnosis: the cohort of each item the file names, and the
+/// catalog size (the file's items).
 public struct ItemCohorts: Sendable {
-    public var cohorts: [Int32: String]
+    public var cohorts: [String: String]
     public var catalogSize: Int
 }
 
 /// Reads an item attribute file: a CSV header naming `item_id` and a cohort column (`cohort`, or
 /// else the other of the first two columns), then one item per record.
-public func loadCohorts(path: String, log: EventLog) throws(PipelineError) -> ItemCohorts {
+public func loadCohorts(path: String) throws(PipelineError) -> ItemCohorts {
     let bytes: [UInt8]
     do { bytes = try readFileBytes(path) } catch {
         throw PipelineError("--items \(path): cannot read the file (\(error.message)); pass a CSV with columns item_id,cohort")
@@ -28,7 +28,7 @@ public func loadCohorts(path: String, log: EventLog) throws(PipelineError) -> It
         var line = 1
         var header: [String]? = nil
         var itemColumn = 0, cohortColumn = 1
-        var cohorts: [Int32: String] = [:]
+        var cohorts: [String: String] = [:]
         var catalog = 0
         func text(_ cell: CSVCell) -> String { CSVTokenizer.string(buf, cell).trimmingCharacters(in: .whitespaces) }
         while let scan = tokenizer.scan(buf, from: start, limit: buf.count, final: true, into: &cells) {
@@ -53,26 +53,35 @@ public func loadCohorts(path: String, log: EventLog) throws(PipelineError) -> It
                 throw PipelineError("--items \(path): line \(recordLine): expected \(names.count) cells, found \(cells.count)")
             }
             catalog += 1
-            if let id = log.items.lookup(text(cells[itemColumn])) { cohorts[id] = text(cells[cohortColumn]) }
+            cohorts[text(cells[itemColumn])] = text(cells[cohortColumn])
         }
         guard header != nil else { throw PipelineError("--items \(path): the file is empty; expected a header item_id,cohort") }
         return ItemCohorts(cohorts: cohorts, catalogSize: catalog)
     }
 }
 
+/// The report document (DESIGN.md §5) of a summary: statistics and diagnosis.
+public func buildReport(summary: ExperimentSummary, config: FunnelConfig, cohorts: ItemCohorts? = nil) -> JSONValue {
+    let inputs = DiagnosisInputs(cohorts: cohorts?.cohorts, catalogSize: cohorts?.catalogSize)
+    return ReportBuilder(summary: summary, config: config, diagnosis: inputs).json()
+}
+
 /// Runs the counting rules, the statistics and the diagnosis on a log: the report document
 /// (DESIGN.md §5), with the position-bias section when the log has randomized rounds.
 public func buildReport(log: EventLog, config: FunnelConfig, cohorts: ItemCohorts? = nil) throws(PipelineError) -> JSONValue {
     let attribution: Attribution
-    do { attribution = try Attributor.run(log, config: config) } catch { throw .attribution(error) }
-    let rerun: @Sendable (Double) -> Analysis? = { hours in
-        var c = config
-        c.conversionWindowHours = hours
-        guard let a = try? Attributor.run(log, config: c) else { return nil }
-        return Analysis(attribution: a, config: c, labels: log.labels)
-    }
-    let inputs = DiagnosisInputs(cohorts: cohorts?.cohorts, catalogSize: cohorts?.catalogSize ?? log.items.count, rerun: rerun)
-    var doc = ReportBuilder(attribution: attribution, config: config, labels: log.labels, diagnosis: inputs).json()
+    var windows: [Attribution] = []
+    do {
+        attribution = try Attributor.run(log, config: config)
+        for w in ExperimentSummary.sensitivityWindows {
+            if w == config.conversionWindowHours { windows.append(attribution); continue }
+            var c = config
+            c.conversionWindowHours = w
+            windows.append(try Attributor.run(log, config: c))
+        }
+    } catch { throw .attribution(error) }
+    let summary = Attributor.summary(attribution, windows: windows, log: log, config: config)
+    var doc = buildReport(summary: summary, config: config, cohorts: cohorts)
     if let section = try PositionBiasReport.section(log: log, attribution: attribution, config: config),
        case .object(var members) = doc {
         members.append(("position_bias", section))
@@ -81,22 +90,99 @@ public func buildReport(log: EventLog, config: FunnelConfig, cohorts: ItemCohort
     return doc
 }
 
-/// The whole report job: read the events and the configuration, count, analyse.
+/// The whole report job: read the events (or merge summaries) and the configuration, count, analyse.
 public struct ReportJob: Sendable {
     public var source: EventSource
     public var configPath: String?
     public var itemsPath: String?
+    /// Summary files (`funnel summarize --out`) to merge instead of reading events.
+    public var summaryPaths: [String]
 
-    public init(source: EventSource, configPath: String? = nil, itemsPath: String? = nil) {
+    public init(source: EventSource, configPath: String? = nil, itemsPath: String? = nil, summaryPaths: [String] = []) {
         self.source = source
         self.configPath = configPath
         self.itemsPath = itemsPath
+        self.summaryPaths = summaryPaths
     }
 
     public func run(onProgress: (@Sendable (Int) -> Void)? = nil) throws(PipelineError) -> JSONValue {
         let config = try loadConfig(configPath)
+        let cohorts = try itemsPath.map { (p) throws(PipelineError) in try loadCohorts(path: p) }
+        if !summaryPaths.isEmpty {
+            return buildReport(summary: try mergeSummaries(summaryPaths, config: config), config: config, cohorts: cohorts)
+        }
         let log = try readEvents(source, onProgress: onProgress)
-        let cohorts = try itemsPath.map { (p) throws(PipelineError) in try loadCohorts(path: p, log: log) }
         return try buildReport(log: log, config: config, cohorts: cohorts)
+    }
+}
+
+/// Reads summary files and merges them; an error when they disagree with each other or with
+/// `config` (another experiment, other counting rules, another format version).
+public func mergeSummaries(_ paths: [String], config: FunnelConfig) throws(PipelineError) -> ExperimentSummary {
+    var merged: ExperimentSummary? = nil
+    for path in paths {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw PipelineError("--summaries \(path): cannot read the file; pass files written by funnel summarize --out")
+        }
+        let s = try SummaryFile.decode(data, path: path)
+        let rules = ExperimentSummary.rulesKey(config)
+        guard s.rules == rules else {
+            throw PipelineError("--summaries \(path): computed under other counting rules (\(s.rules)) than the configuration's (\(rules)); pass the --config the summaries were made with")
+        }
+        if let name = config.experiment, name != s.experiment {
+            throw PipelineError("--summaries \(path): a summary of experiment '\(s.experiment)', but ab_testing.experiment is '\(name)'")
+        }
+        if let m = merged {
+            do { merged = try m.merging(s) } catch { throw PipelineError("--summaries \(path): \(error.message)") }
+        } else {
+            merged = s
+        }
+    }
+    guard let merged else { throw PipelineError("--summaries: no files given") }
+    if config.positionBiasMethod != "none" || config.positionBiasPropensities != nil {
+        throw PipelineError("--summaries: position_bias in funnel.yaml needs the rounds themselves, which summaries do not hold; run funnel report --events for that section, or set position_bias.method: none")
+    }
+    return merged
+}
+
+/// `funnel summarize`: the summary of the users in the events, written to a file.
+public struct SummarizeJob: Sendable {
+    public var source: EventSource
+    public var configPath: String?
+    public var outPath: String
+
+    public init(source: EventSource, configPath: String? = nil, outPath: String) {
+        self.source = source
+        self.configPath = configPath
+        self.outPath = outPath
+    }
+
+    public func run(onProgress: (@Sendable (Int) -> Void)? = nil) throws(PipelineError) -> ExperimentSummary {
+        let config = try loadConfig(configPath)
+        let log = try readEvents(source, onProgress: onProgress)
+        let summary: ExperimentSummary
+        do { summary = try Attributor.summarize(log, config: config) } catch { throw .attribution(error) }
+        let data = try SummaryFile.encode(summary)
+        try writeAtomically(data, to: outPath, option: "--out")
+        return summary
+    }
+}
+
+/// Writes a file through a temporary sibling and a rename, so a failure leaves no partial output;
+/// `-` writes to standard output.
+public func writeAtomically(_ data: Data, to path: String, option: String) throws(PipelineError) {
+    if path == "-" {
+        FileHandle.standardOutput.write(data)
+        return
+    }
+    let url = URL(fileURLWithPath: path)
+    let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(getpid()).partial")
+    var reason: String? = nil
+    do { try data.write(to: temporary) } catch { reason = (error as NSError).localizedFailureReason ?? error.localizedDescription }
+    if reason == nil && rename(temporary.path, path) != 0 { reason = String(cString: strerror(errno)) }
+    if let reason {
+        try? FileManager.default.removeItem(at: temporary)
+        throw PipelineError("\(option) \(path): cannot write the file (\(reason)); check the directory exists, is writable and has space")
     }
 }

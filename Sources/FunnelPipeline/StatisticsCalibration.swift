@@ -50,8 +50,7 @@ public struct StatisticsCalibration: Sendable {
         config.cuped = cuped
         do {
             let log = try EventReader.read(bytes: bytes)
-            let a = try Attributor.run(log, config: config)
-            return (Analysis(attribution: a, config: config, labels: log.labels), truth)
+            return (Analysis(summary: try Attributor.summarize(log, config: config, sensitivity: false), config: config), truth)
         } catch {
             throw PipelineError("calibration: the simulation of the \(scenario.rawValue) scenario with seed \(seed) failed: \(error)")
         }
@@ -131,7 +130,7 @@ public struct StatisticsCalibration: Sendable {
             var o = Outcome()
             var plainConfig = a.config
             plainConfig.cuped = false
-            let plain = Analysis(attribution: a.attribution, config: plainConfig, labels: a.labels)
+            let plain = Analysis(summary: a.summary, config: plainConfig)
             for c in a.comparisons where c.segment == nil && c.variant == "treatment" {
                 if c.metric == .purchasesPerUser { o.cupedPrimarySignificant = c.significant }
                 for key in ["ctr", "ctcvr"] where c.metric.rawValue == key {
@@ -145,8 +144,8 @@ public struct StatisticsCalibration: Sendable {
                     if let ci = c.difference.relativeCI, let t = truth[key] { o.cover[key] = ci.0 <= t && t <= ci.1 }
                 }
             }
-            if let control = a.controlIndex, let treatment = a.attribution.variants.firstIndex(of: "treatment") {
-                let counts = a.attribution.counts()
+            if let control = a.controlIndex, let treatment = a.variants.firstIndex(of: "treatment") {
+                let counts = a.perVariant.map(GroupCounts.init)
                 let c = counts[control], t = counts[treatment]
                 if let ci = StatisticsCalibration.naiveRelativeCI(c.clicks, c.impressions, t.clicks, t.impressions), let tr = truth["ctr"] {
                     o.cover["naive_ctr"] = ci.0 <= tr && tr <= ci.1

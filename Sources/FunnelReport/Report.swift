@@ -16,17 +16,16 @@ public struct ReportBuilder {
     }
 
     /// Counting rules, statistics and (with `inputs`) the diagnosis, in one call.
-    public init(attribution: Attribution, config: FunnelConfig, labels: StringTable, diagnosis inputs: DiagnosisInputs? = nil) {
-        let analysis = Analysis(attribution: attribution, config: config, labels: labels)
+    public init(summary: ExperimentSummary, config: FunnelConfig, diagnosis inputs: DiagnosisInputs? = nil) {
+        let analysis = Analysis(summary: summary, config: config)
         self.analysis = analysis
         findings = inputs.map { Diagnosis.findings(analysis, $0) } ?? []
     }
 
     var config: FunnelConfig { analysis.config }
 
-    func countsJSON(_ users: [UserStats]) -> [(String, JSONValue)] {
-        var c = GroupCounts()
-        for s in users { c.add(s) }
+    func countsJSON(_ users: Moments) -> [(String, JSONValue)] {
+        let c = GroupCounts(users)
         let metrics = Metrics.estimates(users, alpha: config.significanceLevel).map { name, e in
             (name.rawValue, JSONValue.object([("value", .number(e.value)), ("ci", .interval(e.ci))]))
         }
@@ -40,7 +39,7 @@ public struct ReportBuilder {
 
     /// The report as a JSON document.
     public func json() -> JSONValue {
-        let a = analysis.attribution
+        let a = analysis
         let variants: [(String, JSONValue)] = a.variants.indices.map { v in (a.variants[v], .object(countsJSON(analysis.perVariant[v]))) }
 
         let comparisons: [JSONValue] = analysis.comparisons.map { c in
@@ -79,7 +78,7 @@ public struct ReportBuilder {
                 values = []
             }
             let byVariant: [(String, JSONValue)] = a.variants.indices.compactMap { v in
-                s.groups[v].isEmpty ? nil : (a.variants[v], .object(countsJSON(s.groups[v])))
+                s.groups[v].count == 0 ? nil : (a.variants[v], .object(countsJSON(s.groups[v])))
             }
             values.append((s.value, .object(byVariant)))
         }
@@ -104,7 +103,7 @@ public struct ReportBuilder {
         ])
 
         return .object([
-            ("experiment", .string(a.experiment)),
+            ("experiment", .string(a.summary.experiment)),
             ("control", .string(config.control)),
             ("significance_level", .double(config.significanceLevel)),
             ("correction", .string(config.correction.rawValue)),

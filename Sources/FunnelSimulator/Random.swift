@@ -28,6 +28,8 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
 /// Appends JSON Lines events as bytes (fast, no Foundation formatting per event).
 struct LineWriter {
     var bytes: [UInt8] = []
+    /// Write about half of the timestamps as epoch milliseconds.
+    var mixed = false
 
     mutating func raw(_ s: String) { bytes.append(contentsOf: s.utf8) }
 
@@ -51,8 +53,12 @@ struct LineWriter {
         digits(c % 100, 2)
     }
 
-    /// RFC 3339 UTC with milliseconds.
+    /// RFC 3339 UTC with milliseconds; with `mixed`, epoch milliseconds for about half of the times.
     mutating func timestamp(_ millis: Int64) {
+        if mixed {
+            var h = SplitMix64(seed: UInt64(bitPattern: millis))
+            if h.next() & 1 == 1 { int(Int(millis)); return }
+        }
         let days = Int(millis / 86_400_000)
         let rem = Int(millis % 86_400_000)
         let (y64, m64, d64) = Timestamp.civil(days: Int64(days))

@@ -108,7 +108,12 @@ public struct Simulator {
     /// surface where the top result is clicked about a quarter of the time).
     public static let exploration = 0.3
     static let relevanceScale = 3.0
-    let listLength = 8
+    /// Items per ranked list (1–8): fewer gives fewer events per user, the shape of a log with
+    /// many light users.
+    public var listLength = 8
+    /// Whether `ts` is written half of the time as epoch milliseconds (a JSON number) instead of
+    /// RFC 3339 (chosen by a hash of the time, so the random stream and the truth are unchanged).
+    public var mixedTimestamps = false
     let start: Int64 = 1_772_323_200_000  // 2026-03-01T00:00:00Z
 
     /// Whether users carry traps (duplicates, bots, late clicks, ...); calibration runs without them.
@@ -210,7 +215,7 @@ public struct Simulator {
     }
 
     mutating func exposure(user: String, ts: Int64, variant: String, device: String, userType: String) -> [UInt8] {
-        var w = LineWriter()
+        var w = LineWriter(mixed: mixedTimestamps)
         w.raw("{\"type\":\"exposure\",\"event_id\":\"\(eventID())\",\"ts\":"); w.timestamp(ts)
         w.raw(",\"user_id\":\"\(user)\",\"experiment\":\"recs-v2\",\"variant\":\"\(variant)\",\"context\":{\"device\":\"\(device)\",\"user_type\":\"\(userType)\"}}")
         emitLine(w.bytes)
@@ -221,7 +226,7 @@ public struct Simulator {
 
     mutating func impression(user: String, imp: Imp, view: Viewability, variant: String?, propensity: Double? = nil,
                              ranker: String? = nil, bot: Bool = false) -> [UInt8] {
-        var w = LineWriter()
+        var w = LineWriter(mixed: mixedTimestamps)
         w.raw("{\"type\":\"impression\",\"event_id\":\"\(imp.id)\",\"ts\":"); w.timestamp(imp.ts)
         w.raw(",\"user_id\":\"\(user)\",\"item_id\":\"i\(imp.item)\",\"position\":"); w.int(imp.position)
         w.raw(",\"surface\":\"\(imp.surface)\",\"request_id\":\"\(imp.request)\",\"price\":"); w.cents(priceCents[imp.item])
@@ -244,7 +249,7 @@ public struct Simulator {
     }
 
     mutating func click(user: String, impressionID: String, ts: Int64, bot: Bool = false) -> [UInt8] {
-        var w = LineWriter()
+        var w = LineWriter(mixed: mixedTimestamps)
         w.raw("{\"type\":\"click\",\"event_id\":\"\(eventID())\",\"ts\":"); w.timestamp(ts)
         w.raw(",\"user_id\":\"\(user)\",\"impression_id\":\"\(impressionID)\"")
         if bot { w.raw(",\"bot\":true") }
@@ -254,7 +259,7 @@ public struct Simulator {
     }
 
     mutating func cart(user: String, item: Int, ts: Int64, impressionID: String?) {
-        var w = LineWriter()
+        var w = LineWriter(mixed: mixedTimestamps)
         w.raw("{\"type\":\"add_to_cart\",\"event_id\":\"\(eventID())\",\"ts\":"); w.timestamp(ts)
         w.raw(",\"user_id\":\"\(user)\",\"item_id\":\"i\(item)\"")
         if let impressionID { w.raw(",\"impression_id\":\"\(impressionID)\"") }
@@ -266,7 +271,7 @@ public struct Simulator {
     mutating func purchase(user: String, ts: Int64, lines: [(item: Int, quantity: Int)]) -> Int {
         var total = 0
         let id = eventID()
-        var w = LineWriter()
+        var w = LineWriter(mixed: mixedTimestamps)
         w.raw("{\"type\":\"purchase\",\"event_id\":\"\(id)\",\"ts\":"); w.timestamp(ts)
         w.raw(",\"user_id\":\"\(user)\",\"order_id\":\"o\(id)\",\"items\":[")
         for (k, l) in lines.enumerated() {

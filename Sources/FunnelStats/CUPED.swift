@@ -10,6 +10,7 @@ public enum CUPED {
     public struct Adjusted: Sendable {
         public var value: Double
         public var variance: Double
+        public init(value: Double, variance: Double) { self.value = value; self.variance = variance }
     }
 
     /// θ pooled within groups: Σ_g Σ_i (x−x̄_g)(y−ȳ_g) / Σ_g Σ_i (x−x̄_g)²; nil when x has no variance.

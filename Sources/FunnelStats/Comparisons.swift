@@ -59,15 +59,19 @@ public enum Compare {
 
     /// Means: Welch's t-test (scipy `ttest_ind(equal_var=False)`) and the Welch–Satterthwaite interval.
     public static func means(control a: [Double], treatment b: [Double], alpha: Double) -> Difference {
-        let c = Estimators.mean(a, alpha: alpha), t = Estimators.mean(b, alpha: alpha)
+        means(control: Estimators.mean(a, alpha: alpha), count: a.count, treatment: Estimators.mean(b, alpha: alpha), count: b.count, alpha: alpha)
+    }
+
+    /// Welch's test from each group's mean estimate (variance s²/n) and its number of units.
+    public static func means(control c: Estimate, count na: Int, treatment t: Estimate, count nb: Int, alpha: Double) -> Difference {
         guard let mc = c.value, let mt = t.value else { return .undefined }
         let diff = mt - mc
         let (lift, rci) = relative(c, t, z: Distributions.normalQuantile(1 - alpha / 2))
-        guard let vc = c.variance, let vt = t.variance, a.count >= 2, b.count >= 2, vc + vt > 0 else {
+        guard let vc = c.variance, let vt = t.variance, na >= 2, nb >= 2, vc + vt > 0 else {
             return Difference(absoluteDiff: diff, relativeLift: lift, ci: nil, relativeCI: rci, pValue: nil)
         }
         let se = (vc + vt).squareRoot()
-        let df = (vc + vt) * (vc + vt) / (vc * vc / Double(a.count - 1) + vt * vt / Double(b.count - 1))
+        let df = (vc + vt) * (vc + vt) / (vc * vc / Double(na - 1) + vt * vt / Double(nb - 1))
         let tq = Distributions.studentTQuantile(1 - alpha / 2, df: df)
         return Difference(absoluteDiff: diff, relativeLift: lift, ci: (diff - tq * se, diff + tq * se), relativeCI: rci,
                           pValue: Distributions.studentTTwoSidedP(diff / se, df: df))

@@ -50,6 +50,7 @@ struct PositionBiasCommand: ParsableCommand {
     var format: OutputFormat = .text
 
     func validate() throws {
+        try input.requireEvents()
         if let floor, !(floor > 0 && floor <= 1) { throw ValidationError("--floor must be in (0, 1]") }
         if let randomized, randomized.split(separator: "=", omittingEmptySubsequences: false).count != 2 {
             throw ValidationError("--randomized must be key=value (a context key and the value that marks shuffled traffic)")

@@ -21,7 +21,8 @@ struct InputOptions: ParsableArguments {
     @Option(name: .long, help: "Write every rejected line here as JSON Lines (file, line, reason, field, message, raw).")
     var quarantine: String?
 
-    func validate() throws {
+    /// Commands that read events call this from their own `validate()`.
+    func requireEvents() throws {
         if events.isEmpty { throw ValidationError("--events is required: pass an event file, a directory, or - for standard input") }
     }
 
@@ -59,10 +60,19 @@ struct Report: ParsableCommand {
     @Option(name: .long, help: "Write the report to this file instead of standard output.")
     var output: String?
 
+    @Option(name: .long, parsing: .upToNextOption,
+            help: "Summary files written by funnel summarize, merged into one report instead of reading --events (their users must not overlap).")
+    var summaries: [String] = []
+
+    func validate() throws {
+        if summaries.isEmpty { try input.requireEvents() }
+        else if !input.events.isEmpty { throw ValidationError("pass either --events or --summaries, not both") }
+    }
+
     func run() throws {
         let progress = isatty(2) != 0 ? ProgressBar(paths: input.events) : nil
         defer { progress?.finish() }
-        let job = ReportJob(source: input.source, configPath: config, itemsPath: items)
+        let job = ReportJob(source: input.source, configPath: config, itemsPath: items, summaryPaths: summaries)
         var onProgress: (@Sendable (Int) -> Void)? = nil
         if let progress { onProgress = { bytes in progress.update(bytes) } }
         let doc = try job.run(onProgress: onProgress)
@@ -91,6 +101,8 @@ struct Validate: ParsableCommand {
     @Option(name: .long, help: "Examples to show per reason.")
     var examples: Int = 3
 
+    func validate() throws { try input.requireEvents() }
+
     func run() throws {
         let examples = ExampleCollector(limit: self.examples)
         let log = try readEvents(input) { examples.add($0) }
@@ -112,6 +124,34 @@ struct Validate: ParsableCommand {
             }
         }
         if c.quarantinedTotal > 0 { throw ExitCode(1) }
+    }
+}
+
+struct Summarize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Reduce the events to a summary file that funnel report --summaries merges with others.",
+        discussion: """
+            The summary holds everything the report's statistics and diagnosis need for the users in the \
+            events (counts, data quality, per-variant and per-segment moments of the per-user sums, \
+            per-position and per-item counts, the sensitivity windows, the end of the data); split a log by \
+            user, summarize each part anywhere, and merge: `funnel report --summaries a.summary b.summary`. \
+            The position-bias section is not summarized.
+            """)
+
+    @OptionGroup var input: InputOptions
+
+    @Option(name: .long, help: "funnel.yaml with counting rules and A/B settings (defaults: DESIGN.md §3); use the same for every part.")
+    var config: String?
+
+    @Option(name: .long, help: "Write the summary here (replaced atomically), or - for standard output.")
+    var out: String
+
+    func validate() throws { try input.requireEvents() }
+
+    func run() throws {
+        let s = try SummarizeJob(source: input.source, configPath: config, outPath: out).run()
+        let users = s.variants.values.reduce(0) { $0 + $1.users.count }
+        if out != "-" { printError("summarized \(s.dataQuality.eventsRead) events, \(users) analysed users of experiment '\(s.experiment)' into \(out)") }
     }
 }
 

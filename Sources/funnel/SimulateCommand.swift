@@ -9,13 +9,16 @@ extension Scenario: ExpressibleByArgument {}
 
 /// Simulates a log to a file; returns the truth. With `policies` (position-bias scenario), writes
 /// the logging and the evaluation policy there as per-request policy files.
-func simulate(scenario: Scenario, users: Int, seed: UInt64, out: String, policies: String? = nil) throws -> Truth {
+func simulate(scenario: Scenario, users: Int, seed: UInt64, out: String, policies: String? = nil,
+              listLength: Int = 8, mixedTimestamps: Bool = false) throws -> Truth {
     guard FileManager.default.createFile(atPath: out, contents: nil), let handle = FileHandle(forWritingAtPath: out) else {
         throw CLIError("--out \(out): cannot create the file; check the directory exists and is writable")
     }
     defer { try? handle.close() }
     var sim = Simulator(scenario: scenario, users: users, seed: seed)
     sim.keepPolicies = policies != nil
+    sim.listLength = listLength
+    sim.mixedTimestamps = mixedTimestamps
     let truth = try sim.run { bytes in try handle.write(contentsOf: bytes) }
     if let policies {
         try writePolicies(sim.policyRequests, to: policies)
@@ -79,15 +82,23 @@ struct Simulate: ParsableCommand {
     @Option(help: "position-bias scenarios: a directory for logging_policy.csv and evaluation_policy.csv (per-request policies for funnel ope); their true values are in the truth file.")
     var policies: String?
 
+    @Option(help: "Items per ranked list, 1 to 8: fewer makes fewer events per user (2 gives about 6, the shape of a log with many light users).")
+    var listLength: Int = 8
+
+    @Flag(help: "Write about half of the timestamps as epoch milliseconds (JSON numbers) instead of RFC 3339 strings.")
+    var mixedTimestamps = false
+
     func validate() throws {
         if users < 1 { throw ValidationError("--users must be at least 1") }
+        if !(1...8).contains(listLength) { throw ValidationError("--list-length must be 1 to 8 (the positions the simulator's examination model covers)") }
         if policies != nil && !scenario.logsPropensities {
             throw ValidationError("--policies needs --scenario position-bias or position-bias-recurring (the scenarios whose logs carry propensities)")
         }
     }
 
     func run() throws {
-        let t = try simulate(scenario: scenario, users: users, seed: seed, out: out, policies: policies)
+        let t = try simulate(scenario: scenario, users: users, seed: seed, out: out, policies: policies,
+                             listLength: listLength, mixedTimestamps: mixedTimestamps)
         if let truth {
             guard FileManager.default.createFile(atPath: truth, contents: Data(t.json().utf8)) else {
                 throw CLIError("--truth \(truth): cannot write the file")

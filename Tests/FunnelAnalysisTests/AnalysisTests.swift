@@ -10,7 +10,7 @@ import Testing
 struct AnalysisTests {
     func analysis(_ b: LogBuilder, _ config: FunnelConfig = FunnelConfig()) throws -> Analysis {
         let log = try EventReader.read(text: b.lines.joined(separator: "\n"))
-        return Analysis(attribution: try Attributor.run(log, config: config), config: config, labels: log.labels)
+        return Analysis(summary: try Attributor.summarize(log, config: config), config: config)
     }
 
     @Test func sampleRatioMismatchMakesTheVerdictInconclusive() throws {
@@ -35,7 +35,7 @@ struct AnalysisTests {
         for k in 0..<100 { b.exposure("c\(k)", 0, variant: "control"); b.exposure("t\(k)", 0, variant: "treatment") }
         for k in 0..<11 { b.exposure("l\(k)", 0, variant: "control"); b.exposure("l\(k)", 1, variant: "treatment") }
         let a = try analysis(b)
-        #expect(a.attribution.dataQuality.leakedUsers == 11)
+        #expect(a.dataQuality.leakedUsers == 11)
         #expect(a.verdict == .inconclusive)
         #expect(a.verdictReasons.first?.contains("more than one variant") == true)
     }

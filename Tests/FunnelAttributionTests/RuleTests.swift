@@ -248,6 +248,24 @@ struct AssignmentTests {
         #expect(a.dataQuality.duplicateEvents == 2)
         #expect(a.counts("control").impressions == 1)
     }
+
+    /// Duplicates are by event_id within a user (DESIGN.md §7): another user's event with the same
+    /// id is an event of its own, and a click finds the impression of its own user.
+    @Test func eventIDsAreUniqueWithinAUserOnly() throws {
+        var b = LogBuilder()
+        b.exposure("u", 0)
+        b.exposure("v", 0)
+        let imp = #"{"type":"impression","event_id":"same","ts":\#(b.base + 10_000),"user_id":"USER","item_id":"a","position":1}"#
+        b.lines.append(imp.replacingOccurrences(of: "USER", with: "u"))
+        b.lines.append(imp.replacingOccurrences(of: "USER", with: "v"))   // another user: kept
+        b.lines.append(imp.replacingOccurrences(of: "USER", with: "v"))   // v's own duplicate: dropped
+        b.lines.append(#"{"type":"click","event_id":"c","ts":\#(b.base + 12_000),"user_id":"v","impression_id":"same"}"#)
+        let a = try b.run()
+        #expect(a.dataQuality.duplicateEvents == 1)
+        #expect(a.dataQuality.orphanClicks == 0)
+        #expect(a.counts("control").impressions == 2)
+        #expect(a.counts("control").clicks == 1)
+    }
 }
 
 struct RoundTests {

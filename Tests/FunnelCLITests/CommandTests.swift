@@ -43,6 +43,38 @@ struct CommandTests {
         #expect(control["users"] as? Int == 1 && control["clicks"] as? Int == 1)
     }
 
+    @Test("funnel summarize on two parts of a log, merged by funnel report --summaries, gives the report of the whole")
+    func summarizeAndMerge() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        var a = LogBuilder(), b = LogBuilder()
+        for k in 0..<30 {
+            for (builder, user) in [(0, "a\(k)"), (1, "b\(k)")] {
+                var log = builder == 0 ? a : b
+                log.exposure(user, Double(k), variant: k % 2 == 0 ? "control" : "treatment")
+                let i = log.impression(user, Double(k) + 10, item: "item\(k % 4)")
+                if k % 3 == 0 { log.click(user, Double(k) + 12, on: i) }
+                if k % 5 == 0 { log.purchase(user, Double(k) + 100, items: [("item\(k % 4)", 1, 9.5)]) }
+                if builder == 0 { a = log } else { b = log }
+            }
+        }
+        // Distinct event ids across the parts (ids need only be unique within a user, but the
+        // whole file below should read the same either way).
+        let partA = try folder.write("a.jsonl", a.lines.joined(separator: "\n"))
+        let partB = try folder.write("b.jsonl", b.lines.joined(separator: "\n").replacingOccurrences(of: "\"event_id\":\"", with: "\"event_id\":\"b-").replacingOccurrences(of: "\"impression_id\":\"", with: "\"impression_id\":\"b-"))
+        let whole = try folder.write("whole.jsonl", try String(contentsOfFile: partA, encoding: .utf8) + "\n" + String(contentsOfFile: partB, encoding: .utf8))
+        try Summarize.parse(["--events", partA, "--out", folder.path + "/a.summary"]).run()
+        try Summarize.parse(["--events", partB, "--out", folder.path + "/b.summary"]).run()
+        try Report.parse(["--summaries", folder.path + "/a.summary", folder.path + "/b.summary", "--format", "json", "--output", folder.path + "/merged.json"]).run()
+        try Report.parse(["--events", whole, "--format", "json", "--output", folder.path + "/whole.json"]).run()
+        let merged = try String(contentsOfFile: folder.path + "/merged.json", encoding: .utf8)
+        let direct = try String(contentsOfFile: folder.path + "/whole.json", encoding: .utf8)
+        #expect(merged == direct)
+        #expect(merged.contains("\"users\" : 30") || merged.contains("\"users\": 30"))
+        #expect(throws: (any Error).self) { try Report.parse(["--summaries", "x.summary", "--events", whole]) }
+        #expect(throws: (any Error).self) { try Report.parse([]) }
+    }
+
     @Test("funnel calibrate reports the simulations it ran", .timeLimit(.minutes(2)))
     func calibrate() throws {
         let folder = try TemporaryFolder()

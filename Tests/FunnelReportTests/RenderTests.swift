@@ -18,8 +18,7 @@ struct RenderTests {
             if user == "c1" { b.click(user, 12, on: i) }
         }
         let log = try EventReader.read(text: b.lines.joined(separator: "\n"))
-        let attribution = try Attributor.run(log, config: FunnelConfig())
-        return ReportBuilder(attribution: attribution, config: FunnelConfig(), labels: log.labels).json()
+        return ReportBuilder(summary: try Attributor.summarize(log, config: FunnelConfig()), config: FunnelConfig()).json()
     }
 
     @Test func documentHoldsTheCountsAndTheVerdict() throws {

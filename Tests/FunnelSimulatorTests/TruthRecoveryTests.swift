@@ -27,8 +27,7 @@ struct SlowTruthRecoveryTests {
     func recoversTruth(_ scenario: Scenario, _ seed: UInt64) throws {
         let (text, truth) = simulateToText(scenario, users: 2500, seed: seed)
         let log = try EventReader.read(text: text)
-        let a = try Attributor.run(log, config: FunnelConfig())
-        let doc = ReportBuilder(attribution: a, config: FunnelConfig(), labels: log.labels).json()
+        let doc = ReportBuilder(summary: try Attributor.summarize(log, config: FunnelConfig()), config: FunnelConfig()).json()
         #expect(log.counters.eventsRead == truth.lines)
         for (name, c) in truth.variants {
             let v = try #require(doc["variants"]?[name])
@@ -59,8 +58,7 @@ struct SlowTruthRecoveryTests {
     @Test func recurringItemsCountOnceInTheReportAndEveryShowingIsARound() throws {
         let (text, truth) = simulateToText(.positionBiasRecurring, users: 1500, seed: 5)
         let log = try EventReader.read(text: text)
-        let a = try Attributor.run(log, config: FunnelConfig())
-        let doc = ReportBuilder(attribution: a, config: FunnelConfig(), labels: log.labels).json()
+        let doc = ReportBuilder(summary: try Attributor.summarize(log, config: FunnelConfig()), config: FunnelConfig()).json()
         #expect(log.counters.eventsRead == truth.lines)
         for (name, c) in truth.variants {
             let v = try #require(doc["variants"]?[name])
@@ -106,7 +104,7 @@ struct SlowDiagnosisOnSimulationTests {
         let (text, _) = simulateToText(scenario, users: users, seed: seed)
         let log = try EventReader.read(text: text)
         let config = FunnelConfig()
-        let analysis = Analysis(attribution: try Attributor.run(log, config: config), config: config, labels: log.labels)
+        let analysis = Analysis(summary: try Attributor.summarize(log, config: config), config: config)
         return (analysis, Diagnosis.findings(analysis, DiagnosisInputs(catalogSize: log.items.count)))
     }
 

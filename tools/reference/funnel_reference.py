@@ -582,12 +582,13 @@ def read_events(source, dq, note=_no_note):
             note(line=line_no, quarantined=q.reason, field=q.field)
             continue  # §7: a quarantined line registers no id
         ev["line"] = line_no
-        # §3.1 / §7: by event_id alone, across types, first valid line wins.
-        if ev["event_id"] in seen_ids:
+        # §3.1 / §7: by event_id within a user, across types, first valid line wins.
+        key = (ev["user_id"], ev["event_id"])
+        if key in seen_ids:
             dq["duplicate_events"] += 1
             note(ev, duplicate=True)
             continue
-        seen_ids.add(ev["event_id"])
+        seen_ids.add(key)
         ev["order"] = len(events)  # input order among surviving events
         events.append(ev)
     return events

@@ -1,0 +1,281 @@
+import FunnelBase
+import FunnelConfig
+import FunnelEvents
+import FunnelStats
+
+/// The per-user quantities behind every metric (DESIGN.md §4), in the order of the moments'
+/// coordinates; the pre-exposure window's (CUPED) follow at `count + i`.
+public enum Quantity: Int, CaseIterable, Sendable {
+    case impressions, clicks, carts, purchases, revenue, orders, converting, orderRevenue
+
+    /// Coordinates of the experiment-period quantities.
+    public static let count = 8
+}
+
+extension UserStats {
+    /// Writes the quantities (`Quantity` order) at `offset`.
+    @inline(__always) func write(into x: inout [Double], at offset: Int) {
+        x[offset] = Double(impressions); x[offset + 1] = Double(clicks); x[offset + 2] = Double(carts)
+        x[offset + 3] = Double(purchases); x[offset + 4] = revenue; x[offset + 5] = Double(orders)
+        x[offset + 6] = converting ? 1 : 0; x[offset + 7] = orderRevenue
+    }
+}
+
+extension GroupCounts {
+    /// The counts of a group from its moments.
+    public init(_ m: Moments) {
+        self.init()
+        users = m.count
+        impressions = Int(m.sum(Quantity.impressions.rawValue))
+        clicks = Int(m.sum(Quantity.clicks.rawValue))
+        carts = Int(m.sum(Quantity.carts.rawValue))
+        purchases = Int(m.sum(Quantity.purchases.rawValue))
+        revenue = m.sum(Quantity.revenue.rawValue)
+        orders = Int(m.sum(Quantity.orders.rawValue))
+        convertingUsers = Int(m.sum(Quantity.converting.rawValue))
+        orderRevenue = m.sum(Quantity.orderRevenue.rawValue)
+    }
+}
+
+/// One variant's part of a summary.
+public struct VariantSummary: Sendable, Equatable {
+    /// Moments of the analysed users' quantities: the experiment period's, then the pre-exposure
+    /// window's (2 × `Quantity.count` coordinates).
+    public var users = Moments(dimension: 2 * Quantity.count)
+    /// Users with an impression or an order in the pre-exposure window.
+    public var usersWithPreData = 0
+    /// Counted impressions and clicks per position.
+    public var positions: [Int32: PositionCounts] = [:]
+    /// Counted impressions, clicks and purchases per item id.
+    public var items: [String: ItemCounts] = [:]
+    /// The users' moments under each of `ExperimentSummary.windowHours`' conversion windows.
+    public var windows: [Moments] = []
+    /// Moments of the experiment-period quantities of the users first exposed in each minute
+    /// (epoch ms / 60,000) of the last conversion window before the end of the data: what the
+    /// right-censoring diagnosis removes.
+    public var tail: [Int64: Moments] = [:]
+
+    public init() {}
+
+    mutating func merge(_ o: VariantSummary) {
+        users.merge(o.users)
+        usersWithPreData += o.usersWithPreData
+        for (k, c) in o.positions {
+            positions[k, default: PositionCounts()].impressions += c.impressions
+            positions[k, default: PositionCounts()].clicks += c.clicks
+        }
+        for (k, c) in o.items {
+            items[k, default: ItemCounts()].impressions += c.impressions
+            items[k, default: ItemCounts()].clicks += c.clicks
+            items[k, default: ItemCounts()].purchases += c.purchases
+        }
+        if windows.isEmpty { windows = o.windows.map { Moments(dimension: $0.dimension) } }
+        for i in windows.indices where i < o.windows.count { windows[i].merge(o.windows[i]) }
+        for (m, x) in o.tail { tail[m, default: Moments(dimension: Quantity.count)].merge(x) }
+    }
+}
+
+/// A segment: a context key and value of the first exposure.
+public struct SegmentKey: Hashable, Sendable, Comparable {
+    public var dimension: String
+    public var value: String
+    public init(dimension: String, value: String) { self.dimension = dimension; self.value = value }
+    public static func < (a: SegmentKey, b: SegmentKey) -> Bool { (a.dimension, a.value) < (b.dimension, b.value) }
+}
+
+/// Why two summaries cannot be merged.
+public struct SummaryError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Everything the report's statistics and diagnosis need from a set of users, as one value with an
+/// associative, commutative merge (`merging`): counts and data-quality counters, per variant and
+/// per segment × variant the moments of the per-user sums, per-position and per-item counts, the
+/// same moments under the alternative conversion windows, the end of the data and the tail of
+/// first exposures the right-censoring diagnosis needs. Per-user values are folded into moments
+/// where they are computed and never kept.
+///
+/// Not in the summary: the position-bias section, whose propensities and bootstrap intervals need
+/// the rounds themselves (`funnel report --events` computes it).
+public struct ExperimentSummary: Sendable, Equatable {
+    /// The conversion windows of the attribution-window sensitivity diagnosis (hours).
+    public static let sensitivityWindows: [Double] = [1, 24, 72, 168]
+
+    public var experiment: String
+    /// The counting rules the summary was computed under (`ExperimentSummary.rulesKey`).
+    public var rules: String
+    public var dataQuality: DataQuality
+    public var variants: [String: VariantSummary]
+    /// Per segment, per variant: moments of the experiment-period quantities.
+    public var segments: [SegmentKey: [String: Moments]]
+    /// Conversion windows of `VariantSummary.windows` (hours).
+    public var windowHours: [Double]
+    /// Latest event time (epoch ms), `Int64.min` when no event was read.
+    public var endOfData: Int64
+    /// The conversion window the tail covers (ms).
+    public var tailWindow: Int64
+    /// Every item id the events name (the catalog's size for coverage when no items file is given).
+    public var itemsSeen: Set<String> = []
+
+    public init(experiment: String, rules: String, windowHours: [Double], tailWindow: Int64) {
+        self.experiment = experiment
+        self.rules = rules
+        dataQuality = DataQuality()
+        variants = [:]
+        segments = [:]
+        self.windowHours = windowHours
+        endOfData = Int64.min
+        self.tailWindow = tailWindow
+    }
+
+    /// The canonical description of the settings that decide a summary's numbers: two summaries
+    /// merge only when theirs are equal.
+    public static func rulesKey(_ c: FunnelConfig) -> String {
+        func n(_ x: Double) -> String { x == x.rounded() && abs(x) < 1e15 ? String(Int64(x)) : "\(x)" }
+        return [
+            "viewability_threshold=\(n(c.viewabilityThreshold))", "viewability_duration_ms=\(n(c.viewabilityDurationMs))",
+            "dedup_window_seconds=\(n(c.dedupWindowSeconds))", "bot_filter=\(c.botFilter)",
+            "bot_max_clicks_per_minute=\(c.botMaxClicksPerMinute)", "click_window_seconds=\(n(c.clickWindowSeconds))",
+            "clock_skew_seconds=\(n(c.clockSkewSeconds))", "dedup_clicks=\(c.dedupClicks)",
+            "conversion_window_hours=\(n(c.conversionWindowHours))", "view_through=\(c.viewThrough)",
+            "view_through_window_hours=\(n(c.viewThroughWindowHours))", "cuped_lookback_days=\(n(c.cupedLookbackDays))",
+        ].joined(separator: ";")
+    }
+
+    /// The first minute whose users the tail must keep for an end of data `end`.
+    static func tailStart(end: Int64, window: Int64) -> Int64 {
+        let cutoff = end - window
+        return cutoff >= 0 ? cutoff / 60_000 : -((-cutoff + 59_999) / 60_000)
+    }
+
+    /// Drops tail minutes no end of data at or after the current one can need.
+    mutating func pruneTail() {
+        guard endOfData != Int64.min else { return }
+        let start = ExperimentSummary.tailStart(end: endOfData, window: tailWindow)
+        for k in variants.keys { variants[k]!.tail = variants[k]!.tail.filter { $0.key >= start } }
+    }
+
+    /// The merge of two summaries of disjoint sets of users: associative and commutative.
+    public func merging(_ o: ExperimentSummary) throws(SummaryError) -> ExperimentSummary {
+        guard experiment == o.experiment else {
+            throw SummaryError("the summaries are of different experiments ('\(experiment)' and '\(o.experiment)'); summarize every part with the same ab_testing.experiment")
+        }
+        guard rules == o.rules else {
+            throw SummaryError("the summaries were computed under different counting rules (\(rules) against \(o.rules)); summarize every part with the same funnel.yaml")
+        }
+        guard windowHours == o.windowHours, tailWindow == o.tailWindow else {
+            throw SummaryError("the summaries hold different conversion windows; summarize every part with the same funnel version and funnel.yaml")
+        }
+        var out = self
+        out.dataQuality.merge(o.dataQuality)
+        for (name, v) in o.variants { out.variants[name, default: VariantSummary()].merge(v) }
+        for (key, groups) in o.segments {
+            for (name, m) in groups { out.segments[key, default: [:]][name, default: Moments(dimension: m.dimension)].merge(m) }
+        }
+        out.endOfData = max(endOfData, o.endOfData)
+        out.itemsSeen.formUnion(o.itemsSeen)
+        out.pruneTail()
+        return out
+    }
+
+    /// The summary as it would be under sensitivity window `i` (`windowHours[i]`): each variant's
+    /// users are that window's; no segments and no further windows.
+    public func underWindow(_ i: Int) -> ExperimentSummary {
+        var out = self
+        for k in out.variants.keys { out.variants[k]!.users = variants[k]!.windows[i] }
+        out.segments = [:]
+        out.windowHours = []
+        for k in out.variants.keys { out.variants[k]!.windows = [] }
+        return out
+    }
+
+    /// The variants in report order: the control first (when present), then by name.
+    public func orderedVariants(control: String) -> [String] {
+        variants.keys.sorted { a, b in
+            if (a == control) != (b == control) { return a == control }
+            return a < b
+        }
+    }
+}
+
+extension DataQuality {
+    /// Adds every counter of another part, the reading counters included.
+    public mutating func merge(_ o: DataQuality) {
+        add(o)
+        eventsRead += o.eventsRead
+        duplicateEvents += o.duplicateEvents
+        for (r, n) in o.quarantined { quarantined[r, default: 0] += n }
+    }
+}
+
+extension Attributor {
+    /// The summary of a log: the counting rules under the configured conversion window and (with
+    /// `sensitivity`) under each of the sensitivity windows, folded into moments.
+    public static func summarize(_ log: EventLog, config: FunnelConfig, sensitivity: Bool = true) throws(AttributionError) -> ExperimentSummary {
+        let base = try run(log, config: config)
+        var windows: [Attribution] = []
+        for w in sensitivity ? ExperimentSummary.sensitivityWindows : [] {
+            if w == config.conversionWindowHours { windows.append(base); continue }
+            var c = config
+            c.conversionWindowHours = w
+            windows.append(try run(log, config: c))
+        }
+        return summary(base, windows: windows, log: log, config: config)
+    }
+
+    /// Folds attributions (the configured window's and each sensitivity window's) into a summary.
+    public static func summary(_ a: Attribution, windows: [Attribution], log: EventLog, config: FunnelConfig) -> ExperimentSummary {
+        let tailWindow = FunnelConfig.millis(hours: config.conversionWindowHours)
+        var s = ExperimentSummary(experiment: a.experiment, rules: ExperimentSummary.rulesKey(config),
+                                  windowHours: windows.isEmpty ? [] : ExperimentSummary.sensitivityWindows, tailWindow: tailWindow)
+        s.dataQuality = a.dataQuality
+        s.endOfData = a.endOfData
+        s.itemsSeen = Set((0..<log.items.count).map { log.items[Int32($0)] })
+        let tailStart = a.endOfData == Int64.min ? Int64.max : ExperimentSummary.tailStart(end: a.endOfData, window: tailWindow)
+        var parts = a.variants.map { _ in VariantSummary() }
+        for v in parts.indices { parts[v].windows = windows.map { _ in Moments(dimension: 2 * Quantity.count) } }
+        var x = [Double](repeating: 0, count: 2 * Quantity.count)
+        var segmentParts: [SegmentKey: [Moments]] = [:]
+        var segmentKeys: [Int32: [Int32: SegmentKey]] = [:]
+        for u in a.users {
+            u.stats.write(into: &x, at: 0)
+            u.pre.write(into: &x, at: Quantity.count)
+            parts[u.variant].users.add(x)
+            if u.pre.impressions + u.pre.orders > 0 { parts[u.variant].usersWithPreData += 1 }
+            x.withUnsafeBufferPointer { b in
+                let current = UnsafeBufferPointer(rebasing: b[0..<Quantity.count])
+                for pair in u.segments {
+                    let key: SegmentKey
+                    if let k = segmentKeys[pair.key]?[pair.value] { key = k } else {
+                        key = SegmentKey(dimension: log.labels[pair.key], value: log.labels[pair.value])
+                        segmentKeys[pair.key, default: [:]][pair.value] = key
+                    }
+                    segmentParts[key, default: a.variants.map { _ in Moments(dimension: Quantity.count) }][u.variant].add(current)
+                }
+                let minute = u.firstExposure >= 0 ? u.firstExposure / 60_000 : -((-u.firstExposure + 59_999) / 60_000)
+                if minute >= tailStart { parts[u.variant].tail[minute, default: Moments(dimension: Quantity.count)].add(current) }
+            }
+        }
+        for (w, wa) in windows.enumerated() {
+            for u in wa.users {
+                u.stats.write(into: &x, at: 0)
+                u.pre.write(into: &x, at: Quantity.count)
+                guard let v = a.variants.firstIndex(of: wa.variants[u.variant]) else { continue }
+                parts[v].windows[w].add(x)
+            }
+        }
+        for v in parts.indices {
+            for (p, c) in a.positions[v] { parts[v].positions[p] = c }
+            for (item, c) in a.items[v] { parts[v].items[log.items[item]] = c }
+        }
+        for (v, name) in a.variants.enumerated() { s.variants[name] = parts[v] }
+        for (key, groups) in segmentParts {
+            var byName: [String: Moments] = [:]
+            for (v, m) in groups.enumerated() where m.count > 0 { byName[a.variants[v]] = m }
+            s.segments[key] = byName
+        }
+        return s
+    }
+}

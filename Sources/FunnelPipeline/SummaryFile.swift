@@ -1,0 +1,187 @@
+import Foundation
+import FunnelAttribution
+import FunnelEvents
+import FunnelStats
+
+/// The summary file (`funnel summarize --out`): one JSON document that names its format and
+/// version, the experiment, the counting rules it was computed under, and the summary's parts.
+/// Moments are written as their count and their double-double sums (hi, lo pairs), so a summary
+/// read back is the summary written, bit for bit.
+///
+/// Version 1 layout:
+/// ```
+/// {"format": "funnel-summary", "version": 1, "experiment": "…", "rules": "viewability_threshold=0.5;…",
+///  "window_hours": [1, 24, 72, 168], "tail_window_ms": 86400000, "end_of_data": 1700000000000,
+///  "data_quality": {"events_read": n, "duplicate_events": n, "quarantined.bad_json": n, …},
+///  "items_seen": ["item", …],
+///  "variants": [{"name": "control", "users": {"dimension": 16, "count": n, "sums": [hi, lo, …]},
+///                "users_with_pre_data": n, "positions": [[position, impressions, clicks], …],
+///                "items": [{"id": "…", "impressions": n, "clicks": n, "purchases": n}, …],
+///                "windows": [moments, …], "tail": [{"minute": m, "moments": moments}, …]}, …],
+///  "segments": [{"dimension": "…", "value": "…", "groups": [{"variant": "…", "moments": moments}, …]}, …]}
+/// ```
+public enum SummaryFile {
+    public static let format = "funnel-summary"
+    public static let version = 1
+
+    struct MomentsDTO: Codable {
+        var dimension: Int
+        var count: Int
+        var sums: [Double]
+    }
+    struct ItemDTO: Codable { var id: String; var impressions: Int; var clicks: Int; var purchases: Int }
+    struct TailDTO: Codable { var minute: Int64; var moments: MomentsDTO }
+    struct VariantDTO: Codable {
+        var name: String
+        var users: MomentsDTO
+        var usersWithPreData: Int
+        var positions: [[Int]]
+        var items: [ItemDTO]
+        var windows: [MomentsDTO]
+        var tail: [TailDTO]
+        enum CodingKeys: String, CodingKey {
+            case name, users, usersWithPreData = "users_with_pre_data", positions, items, windows, tail
+        }
+    }
+    struct GroupDTO: Codable { var variant: String; var moments: MomentsDTO }
+    struct SegmentDTO: Codable { var dimension: String; var value: String; var groups: [GroupDTO] }
+    struct Header: Codable { var format: String?; var version: Int? }
+    struct FileDTO: Codable {
+        var format: String
+        var version: Int
+        var experiment: String
+        var rules: String
+        var windowHours: [Double]
+        var tailWindowMs: Int64
+        var endOfData: Int64?
+        var dataQuality: [String: Int]
+        var itemsSeen: [String]
+        var variants: [VariantDTO]
+        var segments: [SegmentDTO]
+        enum CodingKeys: String, CodingKey {
+            case format, version, experiment, rules, windowHours = "window_hours", tailWindowMs = "tail_window_ms"
+            case endOfData = "end_of_data", dataQuality = "data_quality", itemsSeen = "items_seen", variants, segments
+        }
+    }
+
+    static func dto(_ m: Moments) -> MomentsDTO {
+        MomentsDTO(dimension: m.dimension, count: m.count, sums: m.sums.flatMap { [$0.hi, $0.lo] })
+    }
+
+    static func moments(_ d: MomentsDTO, _ path: String) throws(PipelineError) -> Moments {
+        var sums: [DoubleDouble] = []
+        var i = 0
+        while i + 1 < d.sums.count { var x = DoubleDouble(d.sums[i]); x.lo = d.sums[i + 1]; sums.append(x); i += 2 }
+        guard d.sums.count % 2 == 0, let m = Moments(dimension: d.dimension, count: d.count, sums: sums) else {
+            throw PipelineError("\(path): a moments entry has \(d.sums.count) numbers for dimension \(d.dimension); the file is damaged — run funnel summarize again")
+        }
+        return m
+    }
+
+    static func counters(_ dq: DataQuality) -> [String: Int] {
+        var out: [String: Int] = [
+            "events_read": dq.eventsRead, "duplicate_events": dq.duplicateEvents, "bot_users": dq.botUsers,
+            "non_viewable_impressions": dq.nonViewableImpressions, "collapsed_impressions": dq.collapsedImpressions,
+            "orphan_clicks": dq.orphanClicks, "late_clicks": dq.lateClicks, "unattributed_conversions": dq.unattributedConversions,
+            "leaked_users": dq.leakedUsers, "variant_mismatches": dq.variantMismatches, "non_viewable_clicks": dq.nonViewableClicks,
+            "duplicate_clicks": dq.duplicateClicks, "exposed_users": dq.exposedUsers,
+        ]
+        for r in QuarantineReason.allCases { out["quarantined.\(r.rawValue)"] = dq.quarantined[r] ?? 0 }
+        return out
+    }
+
+    static func dataQuality(_ c: [String: Int], _ path: String) throws(PipelineError) -> DataQuality {
+        var dq = DataQuality()
+        for (key, n) in c {
+            switch key {
+            case "events_read": dq.eventsRead = n
+            case "duplicate_events": dq.duplicateEvents = n
+            case "bot_users": dq.botUsers = n
+            case "non_viewable_impressions": dq.nonViewableImpressions = n
+            case "collapsed_impressions": dq.collapsedImpressions = n
+            case "orphan_clicks": dq.orphanClicks = n
+            case "late_clicks": dq.lateClicks = n
+            case "unattributed_conversions": dq.unattributedConversions = n
+            case "leaked_users": dq.leakedUsers = n
+            case "variant_mismatches": dq.variantMismatches = n
+            case "non_viewable_clicks": dq.nonViewableClicks = n
+            case "duplicate_clicks": dq.duplicateClicks = n
+            case "exposed_users": dq.exposedUsers = n
+            default:
+                guard key.hasPrefix("quarantined."), let r = QuarantineReason(rawValue: String(key.dropFirst("quarantined.".count))) else {
+                    throw PipelineError("\(path): data_quality has an unknown counter '\(key)'; the file was written by another Funnel version — run funnel summarize again with this one")
+                }
+                dq.quarantined[r] = n
+            }
+        }
+        return dq
+    }
+
+    /// The summary as the file's bytes (keys sorted, so equal summaries give equal files).
+    public static func encode(_ s: ExperimentSummary) throws(PipelineError) -> Data {
+        let variants = s.variants.keys.sorted().map { name -> VariantDTO in
+            let v = s.variants[name]!
+            return VariantDTO(
+                name: name, users: dto(v.users), usersWithPreData: v.usersWithPreData,
+                positions: v.positions.keys.sorted().map { [Int($0), v.positions[$0]!.impressions, v.positions[$0]!.clicks] },
+                items: v.items.keys.sorted().map { ItemDTO(id: $0, impressions: v.items[$0]!.impressions, clicks: v.items[$0]!.clicks, purchases: v.items[$0]!.purchases) },
+                windows: v.windows.map(dto), tail: v.tail.keys.sorted().map { TailDTO(minute: $0, moments: dto(v.tail[$0]!)) })
+        }
+        let segments = s.segments.keys.sorted().map { key in
+            SegmentDTO(dimension: key.dimension, value: key.value,
+                       groups: s.segments[key]!.keys.sorted().map { GroupDTO(variant: $0, moments: dto(s.segments[key]![$0]!)) })
+        }
+        let file = FileDTO(format: format, version: version, experiment: s.experiment, rules: s.rules, windowHours: s.windowHours,
+                           tailWindowMs: s.tailWindow, endOfData: s.endOfData == Int64.min ? nil : s.endOfData,
+                           dataQuality: counters(s.dataQuality), itemsSeen: s.itemsSeen.sorted(), variants: variants, segments: segments)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        do { return try encoder.encode(file) } catch {
+            throw PipelineError("cannot encode the summary: \(error)")
+        }
+    }
+
+    /// Reads a summary file; a clear error for another format, another version or damage.
+    public static func decode(_ data: Data, path: String) throws(PipelineError) -> ExperimentSummary {
+        let decoder = JSONDecoder()
+        guard let header = try? decoder.decode(Header.self, from: data), header.format == format else {
+            throw PipelineError("\(path): not a Funnel summary (no \"format\": \"\(format)\"); pass files written by funnel summarize --out")
+        }
+        guard header.version == version else {
+            throw PipelineError("\(path): summary format version \(header.version.map(String.init) ?? "?"), this Funnel reads version \(version); run funnel summarize again with this version")
+        }
+        let file: FileDTO
+        do { file = try decoder.decode(FileDTO.self, from: data) } catch {
+            throw PipelineError("\(path): the summary is damaged (\(error)); run funnel summarize again")
+        }
+        var s = ExperimentSummary(experiment: file.experiment, rules: file.rules, windowHours: file.windowHours, tailWindow: file.tailWindowMs)
+        s.endOfData = file.endOfData ?? Int64.min
+        s.dataQuality = try dataQuality(file.dataQuality, path)
+        s.itemsSeen = Set(file.itemsSeen)
+        for v in file.variants {
+            var part = VariantSummary()
+            part.users = try moments(v.users, path)
+            part.usersWithPreData = v.usersWithPreData
+            for p in v.positions {
+                guard p.count == 3 else { throw PipelineError("\(path): variant \(v.name): a position entry must be [position, impressions, clicks]") }
+                part.positions[Int32(p[0])] = { var c = PositionCounts(); c.impressions = p[1]; c.clicks = p[2]; return c }()
+            }
+            for i in v.items {
+                var c = ItemCounts(); c.impressions = i.impressions; c.clicks = i.clicks; c.purchases = i.purchases
+                part.items[i.id] = c
+            }
+            for w in v.windows { part.windows.append(try moments(w, path)) }
+            guard part.windows.count == file.windowHours.count else {
+                throw PipelineError("\(path): variant \(v.name) has \(part.windows.count) window moments for \(file.windowHours.count) windows; the file is damaged — run funnel summarize again")
+            }
+            for t in v.tail { part.tail[t.minute] = try moments(t.moments, path) }
+            s.variants[v.name] = part
+        }
+        for seg in file.segments {
+            var groups: [String: Moments] = [:]
+            for g in seg.groups { groups[g.variant] = try moments(g.moments, path) }
+            s.segments[SegmentKey(dimension: seg.dimension, value: seg.value)] = groups
+        }
+        return s
+    }
+}

@@ -1,0 +1,167 @@
+import Foundation
+import FunnelAttribution
+import FunnelBase
+import FunnelConfig
+import FunnelEvents
+import FunnelPipeline
+import FunnelSimulator
+import FunnelStats
+import FunnelTestSupport
+import Testing
+
+/// Summaries of parts of a log, merged, against the summary and the report of the whole log
+/// (DESIGN.md §7: every counting rule works per user, so a split by user changes no count).
+struct SummaryTests {
+    static func simulated(_ scenario: Scenario, users: Int, seed: UInt64) -> [String] {
+        var sim = Simulator(scenario: scenario, users: users, seed: seed)
+        var bytes: [UInt8] = []
+        _ = sim.run { bytes += $0 }
+        return String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+    }
+
+    /// The `user_id` of a line, found textually (lines that do not show one go to part 0).
+    static func userID(_ line: String) -> String? {
+        guard let r = line.range(of: #""user_id"\s*:\s*""#, options: .regularExpression) else { return nil }
+        let rest = line[r.upperBound...]
+        guard let end = rest.firstIndex(of: "\"") else { return nil }
+        return String(rest[..<end])
+    }
+
+    /// Splits lines into `parts` by a random assignment of users (seeded), keeping each user whole.
+    static func split(_ lines: [String], parts: Int, seed: UInt64) -> [[String]] {
+        var g = SplitMix64(seed: seed)
+        var partOf: [String: Int] = [:]
+        var out = [[String]](repeating: [], count: parts)
+        for line in lines where !line.isEmpty {
+            let p: Int
+            if let u = userID(line) {
+                if let known = partOf[u] { p = known } else { p = Int(g.next() % UInt64(parts)); partOf[u] = p }
+            } else {
+                p = 0
+            }
+            out[p].append(line)
+        }
+        return out
+    }
+
+    static func summary(_ lines: [String], _ config: FunnelConfig) throws -> ExperimentSummary {
+        try Attributor.summarize(EventReader.read(text: lines.joined(separator: "\n")), config: config)
+    }
+
+    /// Equal JSON documents, numbers to `tolerance` relative (counts exactly: integers are ints).
+    static func same(_ a: JSONValue, _ b: JSONValue, tolerance: Double = 1e-12, path: String = "$") -> String? {
+        switch (a, b) {
+        case (.double(let x), .double(let y)):
+            if x == y || (x.isNaN && y.isNaN) { return nil }
+            return abs(x - y) <= tolerance * max(abs(x), abs(y)) ? nil : "\(path): \(x) against \(y)"
+        case (.array(let x), .array(let y)):
+            guard x.count == y.count else { return "\(path): \(x.count) elements against \(y.count)" }
+            for i in x.indices { if let d = same(x[i], y[i], tolerance: tolerance, path: "\(path)[\(i)]") { return d } }
+            return nil
+        case (.object(let x), .object(let y)):
+            guard x.map(\.0) == y.map(\.0) else { return "\(path): keys \(x.map(\.0)) against \(y.map(\.0))" }
+            for i in x.indices { if let d = same(x[i].1, y[i].1, tolerance: tolerance, path: "\(path).\(x[i].0)") { return d } }
+            return nil
+        default:
+            return a.serialized() == b.serialized() ? nil : "\(path): \(a.serialized()) against \(b.serialized())"
+        }
+    }
+
+    /// Property: for random splits of the users into 2, 3, 7 and 16 parts, merged in a random order,
+    /// the counts equal the whole's exactly and every moment to 1e-12 relative; the report of the
+    /// merged summary equals the report of the whole, with CUPED on and off.
+    @Test(arguments: [(Scenario.clickbait, UInt64(3)), (.positionBias, 4)])
+    func mergedPartsEqualTheWhole(_ scenario: Scenario, _ seed: UInt64) throws {
+        let lines = Self.simulated(scenario, users: 1200, seed: seed)
+        let config = FunnelConfig()
+        let whole = try Self.summary(lines, config)
+        var cuped = config
+        cuped.cuped = true
+        for (k, parts) in [2, 3, 7, 16].enumerated() {
+            var g = SplitMix64(seed: seed * 100 + UInt64(k))
+            let pieces = try Self.split(lines, parts: parts, seed: seed * 1000 + UInt64(k)).map { try Self.summary($0, config) }
+                .map { ($0, g.next()) }.sorted { $0.1 < $1.1 }.map(\.0)
+            var merged = pieces[0]
+            for p in pieces.dropFirst() { merged = try merged.merging(p) }
+            #expect(merged.dataQuality == whole.dataQuality)
+            #expect(merged.endOfData == whole.endOfData && merged.itemsSeen == whole.itemsSeen)
+            #expect(Set(merged.variants.keys) == Set(whole.variants.keys))
+            for (name, v) in whole.variants {
+                let m = try #require(merged.variants[name])
+                #expect(m.users.count == v.users.count && m.usersWithPreData == v.usersWithPreData)
+                #expect(m.positions == v.positions && m.items == v.items)
+                for i in v.users.sums.indices {
+                    let a = m.users.sums[i].value, b = v.users.sums[i].value
+                    #expect(abs(a - b) <= 1e-12 * max(abs(b), 1e-300), "\(name) moment \(i): \(a) against \(b)")
+                }
+                #expect(m.windows.map(\.count) == v.windows.map(\.count))
+            }
+            #expect(Set(merged.segments.keys) == Set(whole.segments.keys))
+            for c in [config, cuped] {
+                let d = Self.same(buildReport(summary: merged, config: c), buildReport(summary: whole, config: c))
+                #expect(d == nil, "\(parts) parts, cuped \(c.cuped): \(d ?? "")")
+            }
+        }
+    }
+
+    /// The report of a log's summary is the report computed from its events (less the position-bias
+    /// section, which needs the rounds).
+    @Test func reportFromTheSummaryIsTheReportFromTheEvents() throws {
+        let lines = Self.simulated(.clickbait, users: 800, seed: 9)
+        let log = try EventReader.read(text: lines.joined(separator: "\n"))
+        let fromEvents = try buildReport(log: log, config: FunnelConfig())
+        let fromSummary = buildReport(summary: try Attributor.summarize(log, config: FunnelConfig()), config: FunnelConfig())
+        #expect(Self.same(fromEvents, fromSummary, tolerance: 0) == nil)
+    }
+
+    /// A summary file reads back as the summary written, bit for bit; another format version, other
+    /// counting rules or another experiment are refused with a sentence that says what to do.
+    @Test func fileRoundTripAndRefusals() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let lines = Self.simulated(.clickbait, users: 300, seed: 5)
+        let s = try Self.summary(lines, FunnelConfig())
+        let data = try SummaryFile.encode(s)
+        let back = try SummaryFile.decode(data, path: "a.summary")
+        #expect(back == s)
+        #expect(try SummaryFile.encode(back) == data)
+
+        let text = String(decoding: data, as: UTF8.self)
+        let v2 = try folder.write("v2.summary", text.replacingOccurrences(of: #""version":1"#, with: #""version":2"#))
+        #expect(throws: PipelineError.self) { try mergeSummaries([v2], config: FunnelConfig()) }
+        do { _ = try mergeSummaries([v2], config: FunnelConfig()) } catch {
+            #expect(error.description.contains("summary format version 2") && error.description.contains("funnel summarize again"))
+        }
+        let a = try folder.write("a.summary", text)
+        var other = FunnelConfig()
+        other.conversionWindowHours = 48
+        do { _ = try mergeSummaries([a], config: other); Issue.record("merged under other rules") } catch {
+            #expect(error.description.contains("other counting rules") && error.description.contains("--config"))
+        }
+        var named = FunnelConfig()
+        named.experiment = "another"
+        do { _ = try mergeSummaries([a], config: named); Issue.record("merged another experiment") } catch {
+            #expect(error.description.contains("'another'"))
+        }
+        let junk = try folder.write("junk.summary", "{\"format\": \"something\"}")
+        do { _ = try mergeSummaries([junk], config: FunnelConfig()); Issue.record("read junk") } catch {
+            #expect(error.description.contains("not a Funnel summary"))
+        }
+    }
+
+    /// Writing a summary where it cannot be written fails with the path named and leaves nothing behind.
+    @Test func unwritableOutputLeavesNoFile() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let events = try folder.write("e.jsonl", Self.simulated(.aa, users: 50, seed: 1).joined(separator: "\n"))
+        let target = folder.path + "/missing/dir/out.summary"
+        do {
+            _ = try SummarizeJob(source: EventSource(paths: [events]), outPath: target).run()
+            Issue.record("wrote into a missing folder")
+        } catch {
+            #expect(error.description.contains("--out \(target)"))
+        }
+        let left = try FileManager.default.contentsOfDirectory(atPath: folder.path)
+        #expect(left == ["e.jsonl"])
+    }
+}
