@@ -7,8 +7,10 @@ import FunnelReport
 import FunnelSimulator
 import Testing
 
-func simulateToText(_ scenario: Scenario, users: Int, seed: UInt64) -> (String, Truth) {
+func simulateToText(_ scenario: Scenario, users: Int, seed: UInt64, listLength: Int = 8, mixedTimestamps: Bool = false) -> (String, Truth) {
     var sim = Simulator(scenario: scenario, users: users, seed: seed)
+    sim.listLength = listLength
+    sim.mixedTimestamps = mixedTimestamps
     var bytes: [UInt8] = []
     let truth = sim.run { bytes += $0 }
     return (String(decoding: bytes, as: UTF8.self), truth)
@@ -25,7 +27,21 @@ struct SlowTruthRecoveryTests {
         (Scenario.clickbait, UInt64(1)), (.aa, 2), (.positionBias, 3), (.clickbait, 4),
     ])
     func recoversTruth(_ scenario: Scenario, _ seed: UInt64) throws {
-        let (text, truth) = simulateToText(scenario, users: 2500, seed: seed)
+        try recover(simulateToText(scenario, users: 2500, seed: seed))
+    }
+
+    /// The benchmark's shape: short lists (fewer events per user) and timestamps mixed between
+    /// RFC 3339 strings and epoch milliseconds.
+    @Test func recoversTruthWithShortListsAndMixedTimestamps() throws {
+        let (text, truth) = simulateToText(.clickbait, users: 2500, seed: 6, listLength: 2, mixedTimestamps: true)
+        let numeric = text.components(separatedBy: "\"ts\":1").count - 1, strings = text.components(separatedBy: "\"ts\":\"").count - 1
+        #expect(numeric > strings / 2 && strings > numeric / 2, "\(numeric) numeric, \(strings) string timestamps")
+        #expect(Double(truth.lines) / 2500 < 9)
+        try recover((text, truth))
+    }
+
+    func recover(_ simulated: (String, Truth)) throws {
+        let (text, truth) = simulated
         let log = try EventReader.read(text: text)
         let doc = ReportBuilder(summary: try Attributor.summarize(log, config: FunnelConfig()), config: FunnelConfig()).json()
         #expect(log.counters.eventsRead == truth.lines)
