@@ -157,9 +157,10 @@ public struct ExperimentSummary: Sendable, Equatable {
         for k in variants.keys { variants[k]!.tail = variants[k]!.tail.filter { $0.key >= start } }
     }
 
-    /// The merge of two summaries of disjoint sets of users: associative and commutative.
+    /// The merge of two summaries of disjoint sets of users: associative and commutative. A
+    /// summary of users none of whom was exposed (`experiment` empty) merges with any.
     public func merging(_ o: ExperimentSummary) throws(SummaryError) -> ExperimentSummary {
-        guard experiment == o.experiment else {
+        guard experiment == o.experiment || experiment.isEmpty || o.experiment.isEmpty else {
             throw SummaryError("the summaries are of different experiments ('\(experiment)' and '\(o.experiment)'); summarize every part with the same ab_testing.experiment")
         }
         guard rules == o.rules else {
@@ -169,6 +170,7 @@ public struct ExperimentSummary: Sendable, Equatable {
             throw SummaryError("the summaries hold different conversion windows; summarize every part with the same funnel version and funnel.yaml")
         }
         var out = self
+        if out.experiment.isEmpty { out.experiment = o.experiment }
         out.dataQuality.merge(o.dataQuality)
         for (name, v) in o.variants { out.variants[name, default: VariantSummary()].merge(v) }
         for (key, groups) in o.segments {
@@ -213,7 +215,15 @@ extension DataQuality {
 extension Attributor {
     /// The summary of a log: the counting rules under the configured conversion window and (with
     /// `sensitivity`) under each of the sensitivity windows, folded into moments.
-    public static func summarize(_ log: EventLog, config: FunnelConfig, sensitivity: Bool = true) throws(AttributionError) -> ExperimentSummary {
+    ///
+    /// With `partOfLarger` (one partition of a log split by user), a log without any exposure gives
+    /// a summary with an empty experiment (its counters only), which merges with the other parts'.
+    public static func summarize(_ log: EventLog, config: FunnelConfig, sensitivity: Bool = true,
+                                 partOfLarger: Bool = false) throws(AttributionError) -> ExperimentSummary {
+        var config = config
+        if partOfLarger && config.experiment == nil && !log.events.contains(where: { $0.type == .exposure }) {
+            config.experiment = ""
+        }
         let base = try run(log, config: config)
         var windows: [Attribution] = []
         for w in sensitivity ? ExperimentSummary.sensitivityWindows : [] {
@@ -222,11 +232,20 @@ extension Attributor {
             c.conversionWindowHours = w
             windows.append(try run(log, config: c))
         }
-        return summary(base, windows: windows, log: log, config: config)
+        return try summary(base, windows: windows, log: log, config: config)
     }
 
     /// Folds attributions (the configured window's and each sensitivity window's) into a summary.
-    public static func summary(_ a: Attribution, windows: [Attribution], log: EventLog, config: FunnelConfig) -> ExperimentSummary {
+    /// Throws when a user's sum is beyond what the moments hold exactly (2³¹).
+    public static func summary(_ a: Attribution, windows: [Attribution], log: EventLog, config: FunnelConfig) throws(AttributionError) -> ExperimentSummary {
+        do throws(MomentsRangeError) {
+            return try foldSummary(a, windows: windows, log: log, config: config)
+        } catch {
+            throw AttributionError(message: "a user's per-user sum is \(error.value), beyond the ±2³¹ the report's sums hold exactly; check the unit of prices and quantities (cents instead of currency units?)")
+        }
+    }
+
+    static func foldSummary(_ a: Attribution, windows: [Attribution], log: EventLog, config: FunnelConfig) throws(MomentsRangeError) -> ExperimentSummary {
         let tailWindow = FunnelConfig.millis(hours: config.conversionWindowHours)
         var s = ExperimentSummary(experiment: a.experiment, rules: ExperimentSummary.rulesKey(config),
                                   windowHours: windows.isEmpty ? [] : ExperimentSummary.sensitivityWindows, tailWindow: tailWindow)
@@ -242,9 +261,9 @@ extension Attributor {
         for u in a.users {
             u.stats.write(into: &x, at: 0)
             u.pre.write(into: &x, at: Quantity.count)
-            parts[u.variant].users.add(x)
+            try parts[u.variant].users.add(x)
             if u.pre.impressions + u.pre.orders > 0 { parts[u.variant].usersWithPreData += 1 }
-            x.withUnsafeBufferPointer { b in
+            try x.withUnsafeBufferPointer { (b) throws(MomentsRangeError) in
                 let current = UnsafeBufferPointer(rebasing: b[0..<Quantity.count])
                 for pair in u.segments {
                     let key: SegmentKey
@@ -252,10 +271,10 @@ extension Attributor {
                         key = SegmentKey(dimension: log.labels[pair.key], value: log.labels[pair.value])
                         segmentKeys[pair.key, default: [:]][pair.value] = key
                     }
-                    segmentParts[key, default: a.variants.map { _ in Moments(dimension: Quantity.count) }][u.variant].add(current)
+                    try segmentParts[key, default: a.variants.map { _ in Moments(dimension: Quantity.count) }][u.variant].add(current)
                 }
                 let minute = u.firstExposure >= 0 ? u.firstExposure / 60_000 : -((-u.firstExposure + 59_999) / 60_000)
-                if minute >= tailStart { parts[u.variant].tail[minute, default: Moments(dimension: Quantity.count)].add(current) }
+                if minute >= tailStart { try parts[u.variant].tail[minute, default: Moments(dimension: Quantity.count)].add(current) }
             }
         }
         for (w, wa) in windows.enumerated() {
@@ -263,7 +282,7 @@ extension Attributor {
                 u.stats.write(into: &x, at: 0)
                 u.pre.write(into: &x, at: Quantity.count)
                 guard let v = a.variants.firstIndex(of: wa.variants[u.variant]) else { continue }
-                parts[v].windows[w].add(x)
+                try parts[v].windows[w].add(x)
             }
         }
         for v in parts.indices {

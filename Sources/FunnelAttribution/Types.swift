@@ -106,6 +106,7 @@ public struct PositionCounts: Sendable, Equatable {
 /// Why the counting rules cannot run.
 public struct AttributionError: Error, CustomStringConvertible, Sendable {
     public var message: String
+    public init(message: String) { self.message = message }
     public var description: String { message }
 }
 

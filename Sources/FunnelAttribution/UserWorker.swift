@@ -25,6 +25,7 @@ struct UserWorker {
         var revenue = 0.0
     }
     var kept: [Kept] = []
+    var keptOrder: [Int] = []
     var viewable: [Int32] = []
     /// The viewable impressions in input order (ascending event index): the user's rounds.
     var served: [Int32] = []
@@ -201,7 +202,12 @@ struct UserWorker {
         var stats = UserStats()
         var pre = UserStats()
         let preStart = first.ts - rules.lookback
-        for k in kept.indices {
+        // In input order, so that a user's revenue is summed in an order that does not depend on
+        // how item ids were interned (the same in any split of the log).
+        keptOrder.removeAll(keepingCapacity: true)
+        keptOrder.append(contentsOf: kept.indices)
+        keptOrder.sort { kept[$0].event < kept[$1].event }
+        for k in keptOrder {
             let e = ev[Int(kept[k].event)]
             if e.ts < first.ts {
                 // Pre-exposure window: the covariate for CUPED.

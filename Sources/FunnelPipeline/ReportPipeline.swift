@@ -80,7 +80,8 @@ public func buildReport(log: EventLog, config: FunnelConfig, cohorts: ItemCohort
             windows.append(try Attributor.run(log, config: c))
         }
     } catch { throw .attribution(error) }
-    let summary = Attributor.summary(attribution, windows: windows, log: log, config: config)
+    let summary: ExperimentSummary
+    do { summary = try Attributor.summary(attribution, windows: windows, log: log, config: config) } catch { throw .attribution(error) }
     var doc = buildReport(summary: summary, config: config, cohorts: cohorts)
     if let section = try PositionBiasReport.section(log: log, attribution: attribution, config: config),
        case .object(var members) = doc {
@@ -97,12 +98,16 @@ public struct ReportJob: Sendable {
     public var itemsPath: String?
     /// Summary files (`funnel summarize --out`) to merge instead of reading events.
     public var summaryPaths: [String]
+    /// How the events are partitioned by user within the memory budget.
+    public var plan: PartitionPlan
 
-    public init(source: EventSource, configPath: String? = nil, itemsPath: String? = nil, summaryPaths: [String] = []) {
+    public init(source: EventSource, configPath: String? = nil, itemsPath: String? = nil, summaryPaths: [String] = [],
+                plan: PartitionPlan = PartitionPlan()) {
         self.source = source
         self.configPath = configPath
         self.itemsPath = itemsPath
         self.summaryPaths = summaryPaths
+        self.plan = plan
     }
 
     public func run(onProgress: (@Sendable (Int) -> Void)? = nil) throws(PipelineError) -> JSONValue {
@@ -111,8 +116,13 @@ public struct ReportJob: Sendable {
         if !summaryPaths.isEmpty {
             return buildReport(summary: try mergeSummaries(summaryPaths, config: config), config: config, cohorts: cohorts)
         }
-        let log = try readEvents(source, onProgress: onProgress)
-        return try buildReport(log: log, config: config, cohorts: cohorts)
+        if config.positionBiasMethod != "none" || config.positionBiasPropensities != nil {
+            // The position-bias section needs every round at once: the whole log in memory.
+            let log = try readEvents(source, onProgress: onProgress)
+            return try buildReport(log: log, config: config, cohorts: cohorts)
+        }
+        let run = try summarizePartitioned(source, config: config, plan: plan, onProgress: onProgress)
+        return buildReport(summary: run.summary, config: config, cohorts: cohorts)
     }
 }
 
@@ -151,18 +161,18 @@ public struct SummarizeJob: Sendable {
     public var source: EventSource
     public var configPath: String?
     public var outPath: String
+    public var plan: PartitionPlan
 
-    public init(source: EventSource, configPath: String? = nil, outPath: String) {
+    public init(source: EventSource, configPath: String? = nil, outPath: String, plan: PartitionPlan = PartitionPlan()) {
         self.source = source
         self.configPath = configPath
         self.outPath = outPath
+        self.plan = plan
     }
 
     public func run(onProgress: (@Sendable (Int) -> Void)? = nil) throws(PipelineError) -> ExperimentSummary {
         let config = try loadConfig(configPath)
-        let log = try readEvents(source, onProgress: onProgress)
-        let summary: ExperimentSummary
-        do { summary = try Attributor.summarize(log, config: config) } catch { throw .attribution(error) }
+        let summary = try summarizePartitioned(source, config: config, plan: plan, onProgress: onProgress).summary
         let data = try SummaryFile.encode(summary)
         try writeAtomically(data, to: outPath, option: "--out")
         return summary

@@ -5,7 +5,7 @@ import FunnelStats
 
 /// The summary file (`funnel summarize --out`): one JSON document that names its format and
 /// version, the experiment, the counting rules it was computed under, and the summary's parts.
-/// Moments are written as their count and their double-double sums (hi, lo pairs), so a summary
+/// Moments are written as their count and their exact fixed-point sums (hexadecimal), so a summary
 /// read back is the summary written, bit for bit.
 ///
 /// Version 1 layout:
@@ -14,7 +14,7 @@ import FunnelStats
 ///  "window_hours": [1, 24, 72, 168], "tail_window_ms": 86400000, "end_of_data": 1700000000000,
 ///  "data_quality": {"events_read": n, "duplicate_events": n, "quarantined.bad_json": n, …},
 ///  "items_seen": ["item", …],
-///  "variants": [{"name": "control", "users": {"dimension": 16, "count": n, "sums": [hi, lo, …]},
+///  "variants": [{"name": "control", "users": {"dimension": 16, "count": n, "sums": ["64 hex digits", …]},
 ///                "users_with_pre_data": n, "positions": [[position, impressions, clicks], …],
 ///                "items": [{"id": "…", "impressions": n, "clicks": n, "purchases": n}, …],
 ///                "windows": [moments, …], "tail": [{"minute": m, "moments": moments}, …]}, …],
@@ -24,10 +24,12 @@ public enum SummaryFile {
     public static let format = "funnel-summary"
     public static let version = 1
 
+    /// Sums as four 16-digit hexadecimal limbs, most significant first: the exact 256-bit
+    /// two's-complement sum in units of 2⁻¹²⁰.
     struct MomentsDTO: Codable {
         var dimension: Int
         var count: Int
-        var sums: [Double]
+        var sums: [String]
     }
     struct ItemDTO: Codable { var id: String; var impressions: Int; var clicks: Int; var purchases: Int }
     struct TailDTO: Codable { var minute: Int64; var moments: MomentsDTO }
@@ -65,17 +67,34 @@ public enum SummaryFile {
     }
 
     static func dto(_ m: Moments) -> MomentsDTO {
-        MomentsDTO(dimension: m.dimension, count: m.count, sums: m.sums.flatMap { [$0.hi, $0.lo] })
+        MomentsDTO(dimension: m.dimension, count: m.count, sums: m.sums.map { f in f.limbs.reversed().map { hex16($0) }.joined() })
     }
 
     static func moments(_ d: MomentsDTO, _ path: String) throws(PipelineError) -> Moments {
-        var sums: [DoubleDouble] = []
-        var i = 0
-        while i + 1 < d.sums.count { var x = DoubleDouble(d.sums[i]); x.lo = d.sums[i + 1]; sums.append(x); i += 2 }
-        guard d.sums.count % 2 == 0, let m = Moments(dimension: d.dimension, count: d.count, sums: sums) else {
-            throw PipelineError("\(path): a moments entry has \(d.sums.count) numbers for dimension \(d.dimension); the file is damaged — run funnel summarize again")
+        var sums: [FixedSum] = []
+        for text in d.sums {
+            let chars = Array(text.utf8)
+            var limbs: [UInt64] = []
+            if chars.count == 64 {
+                for k in stride(from: 48, through: 0, by: -16) {
+                    guard let v = UInt64(String(decoding: chars[k..<k + 16], as: UTF8.self), radix: 16) else { break }
+                    limbs.append(v)
+                }
+            }
+            guard limbs.count == 4 else {
+                throw PipelineError("\(path): a moments sum '\(text)' is not 64 hexadecimal digits; the file is damaged — run funnel summarize again")
+            }
+            sums.append(FixedSum(limbs: limbs))
+        }
+        guard let m = Moments(dimension: d.dimension, count: d.count, sums: sums) else {
+            throw PipelineError("\(path): a moments entry has \(d.sums.count) sums for dimension \(d.dimension); the file is damaged — run funnel summarize again")
         }
         return m
+    }
+
+    static func hex16(_ v: UInt64) -> String {
+        let h = String(v, radix: 16)
+        return String(repeating: "0", count: 16 - h.count) + h
     }
 
     static func counters(_ dq: DataQuality) -> [String: Int] {

@@ -31,6 +31,25 @@ struct InputOptions: ParsableArguments {
 
 extension InputFormat: ExpressibleByArgument {}
 
+/// How events are partitioned by user and held within a memory budget.
+struct ScaleOptions: ParsableArguments {
+    @Option(name: .long, help: "Memory budget (e.g. 1G, 512M): events past half of it are spilled to temporary files, and the log is split by user into partitions counted one or two at a time.")
+    var memory: String = "1G"
+
+    @Option(name: .long, help: "Partitions by user (default: from the input's size and --memory).")
+    var partitions: Int?
+
+    @Option(name: .long, help: "Folder for spilled partitions (default: TMPDIR, else /tmp).")
+    var tempDir: String?
+
+    func validate() throws {
+        guard PartitionPlan.parseSize(memory) != nil else { throw ValidationError("--memory must be a size such as 1G, 512M or a number of bytes; got '\(memory)'") }
+        if let partitions, !(1...4096).contains(partitions) { throw ValidationError("--partitions must be 1 to 4096") }
+    }
+
+    var plan: PartitionPlan { PartitionPlan(memory: PartitionPlan.parseSize(memory)!, partitions: partitions, temporaryFolder: tempDir) }
+}
+
 /// Reads the events of `--events`, with a progress bar on a terminal.
 func readEvents(_ input: InputOptions, onQuarantine: QuarantineHandler? = nil) throws -> EventLog {
     let progress = isatty(2) != 0 ? ProgressBar(paths: input.events) : nil
@@ -64,6 +83,8 @@ struct Report: ParsableCommand {
             help: "Summary files written by funnel summarize, merged into one report instead of reading --events (their users must not overlap).")
     var summaries: [String] = []
 
+    @OptionGroup var scale: ScaleOptions
+
     func validate() throws {
         if summaries.isEmpty { try input.requireEvents() }
         else if !input.events.isEmpty { throw ValidationError("pass either --events or --summaries, not both") }
@@ -72,7 +93,7 @@ struct Report: ParsableCommand {
     func run() throws {
         let progress = isatty(2) != 0 ? ProgressBar(paths: input.events) : nil
         defer { progress?.finish() }
-        let job = ReportJob(source: input.source, configPath: config, itemsPath: items, summaryPaths: summaries)
+        let job = ReportJob(source: input.source, configPath: config, itemsPath: items, summaryPaths: summaries, plan: scale.plan)
         var onProgress: (@Sendable (Int) -> Void)? = nil
         if let progress { onProgress = { bytes in progress.update(bytes) } }
         let doc = try job.run(onProgress: onProgress)
@@ -146,10 +167,12 @@ struct Summarize: ParsableCommand {
     @Option(name: .long, help: "Write the summary here (replaced atomically), or - for standard output.")
     var out: String
 
+    @OptionGroup var scale: ScaleOptions
+
     func validate() throws { try input.requireEvents() }
 
     func run() throws {
-        let s = try SummarizeJob(source: input.source, configPath: config, outPath: out).run()
+        let s = try SummarizeJob(source: input.source, configPath: config, outPath: out, plan: scale.plan).run()
         let users = s.variants.values.reduce(0) { $0 + $1.users.count }
         if out != "-" { printError("summarized \(s.dataQuality.eventsRead) events, \(users) analysed users of experiment '\(s.experiment)' into \(out)") }
     }

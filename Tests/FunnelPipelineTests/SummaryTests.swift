@@ -165,3 +165,82 @@ struct SummaryTests {
         #expect(left == ["e.jsonl"])
     }
 }
+
+/// The partitioned, bounded-memory run against the in-memory one.
+struct PartitionedRunTests {
+    /// Byte for byte the same report JSON with 1, 2, 7 and 64 partitions, held in memory or spilled
+    /// (a budget of 64 KiB forces every partition to a temporary file), and the same quarantine file.
+    @Test(arguments: [Scenario.clickbait, .positionBias])
+    func partitionedEqualsInMemory(_ scenario: Scenario) throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let lines = SummaryTests.simulated(scenario, users: 1500, seed: 17)
+        let events = try folder.write("events.jsonl", lines.joined(separator: "\n"))
+        let quarantineA = folder.path + "/qa.jsonl"
+        let log = try readEvents(EventSource(paths: [events], quarantinePath: quarantineA))
+        let expectedDoc = try buildReport(log: log, config: FunnelConfig())
+        let expected = expectedDoc.serialized(pretty: true)
+        for partitions in [1, 2, 7, 64] {
+            for memory in [64 << 10, 1 << 30] {
+                let quarantineB = folder.path + "/qb.jsonl"
+                let job = ReportJob(source: EventSource(paths: [events], quarantinePath: quarantineB),
+                                    plan: PartitionPlan(memory: memory, partitions: partitions, temporaryFolder: folder.path))
+                let gotDoc = try job.run()
+                let got = gotDoc.serialized(pretty: true)
+                #expect(got == expected, "\(partitions) partitions, memory \(memory): \(SummaryTests.same(gotDoc, expectedDoc, tolerance: 0) ?? "")")
+                #expect(try String(contentsOfFile: quarantineB, encoding: .utf8) == String(contentsOfFile: quarantineA, encoding: .utf8))
+                // The spilled partitions are removed.
+                let left = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasPrefix("funnel-partition") }
+                #expect(left.isEmpty)
+            }
+        }
+    }
+
+    @Test func spillingReportsWhatItDid() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let events = try folder.write("events.jsonl", SummaryTests.simulated(.aa, users: 400, seed: 2).joined(separator: "\n"))
+        let small = try summarizePartitioned(EventSource(paths: [events]), config: FunnelConfig(),
+                                             plan: PartitionPlan(memory: 32 << 10, partitions: 5, temporaryFolder: folder.path))
+        #expect(small.spilled && small.partitions == 5 && small.spilledBytes > 0)
+        let large = try summarizePartitioned(EventSource(paths: [events]), config: FunnelConfig(),
+                                             plan: PartitionPlan(memory: 1 << 30, partitions: 5, temporaryFolder: folder.path))
+        #expect(!large.spilled)
+        #expect(small.summary == large.summary)
+    }
+
+    /// A temporary folder that does not exist is named in the error, before anything is read.
+    @Test func missingTemporaryFolderIsAClearError() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let events = try folder.write("events.jsonl", SummaryTests.simulated(.aa, users: 50, seed: 2).joined(separator: "\n"))
+        do {
+            _ = try summarizePartitioned(EventSource(paths: [events]), config: FunnelConfig(),
+                                         plan: PartitionPlan(memory: 1 << 20, temporaryFolder: folder.path + "/nope"))
+            Issue.record("ran without its temporary folder")
+        } catch {
+            #expect(error.description.contains("--temp-dir \(folder.path)/nope"))
+        }
+    }
+
+    /// Several experiments, or none, are found across partitions as in one log.
+    @Test func experimentChoiceSpansPartitions() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        var b = LogBuilder()
+        for k in 0..<40 { b.exposure("u\(k)", 0, experiment: k < 20 ? "a" : "b") }
+        let two = try folder.write("two.jsonl", b.lines.joined(separator: "\n"))
+        var c = LogBuilder()
+        for k in 0..<40 { c.impression("u\(k)", 0) }
+        let none = try folder.write("none.jsonl", c.lines.joined(separator: "\n"))
+        for (path, message) in [(two, "several experiments"), (none, "no valid exposure")] {
+            do {
+                _ = try summarizePartitioned(EventSource(paths: [path]), config: FunnelConfig(),
+                                             plan: PartitionPlan(partitions: 7, temporaryFolder: folder.path))
+                Issue.record("\(path) analysed")
+            } catch {
+                #expect(error.description.contains(message), "\(error)")
+            }
+        }
+    }
+}
