@@ -289,15 +289,17 @@ public enum Diagnosis {
     static func windowSensitivity(_ a: Analysis) -> [Finding] {
         guard !a.summary.windowHours.isEmpty else { return [] }
         let metrics: [MetricName] = [.ctcvr, .postClickCVR, a.config.primaryMetric]
-        func conclusion(_ x: Analysis) -> [String: String] {
-            var out: [String: String] = [:]
+        /// (metric/variant, up|down|flat) in the order of the comparisons.
+        func conclusion(_ x: Analysis) -> [(String, String)] {
+            var out: [(String, String)] = []
             for c in x.comparisons where c.segment == nil && metrics.contains(c.metric) {
                 let sign = (c.difference.absoluteDiff ?? 0) > 0 ? "up" : "down"
-                out["\(c.metric.rawValue)/\(c.variant)"] = c.significant ? sign : "flat"
+                let key = "\(c.metric.rawValue)/\(c.variant)"
+                if !out.contains(where: { $0.0 == key }) { out.append((key, c.significant ? sign : "flat")) }
             }
             return out
         }
-        let base = conclusion(a)
+        let base = Dictionary(conclusion(a), uniquingKeysWith: { first, _ in first })
         var rows: [JSONValue] = []
         var changed: [String] = []
         for (i, w) in a.summary.windowHours.enumerated() {

@@ -11,23 +11,42 @@ import FunnelEvents
 public enum Attributor {
     /// Runs the rules.
     public static func run(_ log: EventLog, config: FunnelConfig) throws(AttributionError) -> Attribution {
+        try run(log, config: config, windows: []).base
+    }
+
+    /// Runs the rules under the configured conversion window and, in the same pass over each
+    /// user's events, under each of `windows` (hours): the per-user sums of each (the window runs
+    /// carry users only, no position or item counts).
+    public static func run(_ log: EventLog, config: FunnelConfig, windows: [Double]) throws(AttributionError) -> (base: Attribution, windows: [Attribution]) {
         let experiment = try chooseExperiment(log, config: config)
-        let results = runWorkers(log, Rules(config: config, experiment: experiment), collect: .none)
-        // Merge in user order; variants in order of first appearance, control first.
+        let windowRules = windows.map { w -> Rules in
+            var c = config
+            c.conversionWindowHours = w
+            return Rules(config: c, experiment: experiment)
+        }
+        let (results, windowResults) = runWorkers(log, Rules(config: config, experiment: experiment), collect: .none, windows: windowRules)
+        let base = assemble(results.values(), log: log, config: config, experiment: experiment, order: nil)
+        let others = windowResults.map { assemble($0.values(), log: log, config: config, experiment: experiment, order: base.variantLabels) }
+        return (base, others)
+    }
+
+    /// An attribution from the workers' outputs in user order. Variants in order of first
+    /// appearance, control first (or in `order`, the base run's, for a window run).
+    static func assemble(_ parts: [PartOutput], log: EventLog, config: FunnelConfig, experiment: String, order: [Int32]?) -> Attribution {
         var dq = DataQuality()
         dq.eventsRead = log.counters.eventsRead
         dq.quarantined = log.counters.quarantined
         dq.duplicateEvents = log.counters.duplicateEvents
         var variantOfLabel: [Int32: Int] = [:]
-        var labels: [Int32] = []
-        if let c = log.labels.lookup(config.control) {
-            for part in results.values() where part.users.contains(where: { $0.variantLabel == c }) {
+        var labels: [Int32] = order ?? []
+        for (v, l) in labels.enumerated() { variantOfLabel[l] = v }
+        if order == nil, let c = log.labels.lookup(config.control) {
+            for part in parts where part.users.contains(where: { $0.variantLabel == c }) {
                 variantOfLabel[c] = 0; labels.append(c); break
             }
         }
         var users: [AnalysedUser] = []
-        var positions: [[Int32: PositionCounts]] = []
-        for part in results.values() {
+        for part in parts {
             dq.add(part.dataQuality)
             for u in part.users {
                 let v: Int
@@ -37,21 +56,21 @@ public enum Attributor {
                 users.append(AnalysedUser(user: u.user, variant: v, firstExposure: u.firstExposure, segments: u.segments, stats: u.stats, pre: u.pre))
             }
         }
-        positions = [[Int32: PositionCounts]](repeating: [:], count: labels.count)
+        var positions = [[Int32: PositionCounts]](repeating: [:], count: labels.count)
         var items = [[Int32: ItemCounts]](repeating: [:], count: labels.count)
         var endOfData = Int64.min
-        for part in results.values() {
+        for part in parts {
             endOfData = max(endOfData, part.endOfData)
-            for (key, counts) in part.items {
-                let v = variantOfLabel[key.variant]!
-                items[v][key.position, default: ItemCounts()].impressions += counts.impressions
-                items[v][key.position, default: ItemCounts()].clicks += counts.clicks
-                items[v][key.position, default: ItemCounts()].purchases += counts.purchases
+            part.items.forEach { key, counts in
+                let v = variantOfLabel[Int32(truncatingIfNeeded: key >> 32)]!, item = Int32(truncatingIfNeeded: key)
+                items[v][item, default: ItemCounts()].impressions += Int(counts.0)
+                items[v][item, default: ItemCounts()].clicks += Int(counts.1)
+                items[v][item, default: ItemCounts()].purchases += Int(counts.2)
             }
-            for (key, counts) in part.positions {
-                let v = variantOfLabel[key.variant]!
-                positions[v][key.position, default: PositionCounts()].impressions += counts.impressions
-                positions[v][key.position, default: PositionCounts()].clicks += counts.clicks
+            part.positions.forEach { key, counts in
+                let v = variantOfLabel[Int32(truncatingIfNeeded: key >> 32)]!, position = Int32(truncatingIfNeeded: key)
+                positions[v][position, default: PositionCounts()].impressions += Int(counts.0)
+                positions[v][position, default: PositionCounts()].clicks += Int(counts.1)
             }
         }
         return Attribution(experiment: experiment, variants: labels.map { log.labels[$0] }, variantLabels: labels,
@@ -63,7 +82,7 @@ public enum Attributor {
     /// its own click as reward; only those that carry a `propensity` when `onlyLogged`. No experiment
     /// is needed. In user order and, per user, in (ts, input order).
     public static func rounds(_ log: EventLog, config: FunnelConfig, onlyLogged: Bool = false) -> [Round] {
-        runWorkers(log, Rules(config: config, experiment: ""), collect: onlyLogged ? .logged : .all).values().flatMap(\.rounds)
+        runWorkers(log, Rules(config: config, experiment: ""), collect: onlyLogged ? .logged : .all).base.values().flatMap(\.rounds)
     }
 
     /// `experiment: null` needs exactly one experiment among valid exposures (DESIGN.md §7).
@@ -82,21 +101,34 @@ public enum Attributor {
         throw AttributionError(message: "the events hold several experiments (\(names)); choose one with ab_testing.experiment in funnel.yaml")
     }
 
-    /// Applies the rules to contiguous ranges of users on all cores; one output per range, in user order.
-    static func runWorkers(_ log: EventLog, _ rules: Rules, collect: RoundCollection) -> ResultSlots<PartOutput> {
+    /// Applies the rules to contiguous ranges of users on all cores; one output per range, in user
+    /// order. Each user's events are then run again under each of `windows` (users only), while
+    /// they are in cache.
+    static func runWorkers(_ log: EventLog, _ rules: Rules, collect: RoundCollection,
+                           windows: [Rules] = []) -> (base: ResultSlots<PartOutput>, windows: [ResultSlots<PartOutput>]) {
         let byUser = groupByUser(log)
         let userCount = log.users.count
         let parts = max(1, min(64, userCount / 2048 + 1))
         let results = ResultSlots<PartOutput>(count: parts)
+        let windowResults = windows.map { _ in ResultSlots<PartOutput>(count: parts) }
         let impSlot = SlotArray(count: log.events.count)
         DispatchQueue.concurrentPerform(iterations: parts) { part in
             let lo = userCount * part / parts, hi = userCount * (part + 1) / parts
             var worker = UserWorker(log: log, rules: rules, byUser: byUser, impSlot: impSlot)
             worker.collect = collect
-            for u in lo..<hi { worker.process(user: Int32(u)) }
+            var others = windows.map { r -> UserWorker in
+                var w = UserWorker(log: log, rules: r, byUser: byUser, impSlot: impSlot)
+                w.usersOnly = true
+                return w
+            }
+            for u in lo..<hi {
+                worker.process(user: Int32(u))
+                for k in others.indices { others[k].process(user: Int32(u)) }
+            }
             results.set(part, worker.output)
+            for (k, w) in others.enumerated() { windowResults[k].set(part, w.output) }
         }
-        return results
+        return (results, windowResults)
     }
 
     /// Event indices grouped by user, each group in input order (a counting sort).
@@ -157,13 +189,13 @@ struct PartOutput: Sendable {
         var stats: UserStats
         var pre: UserStats
     }
-    struct PositionKey: Hashable, Sendable { var variant: Int32; var position: Int32 }
     var users: [User] = []
     var dataQuality = DataQuality()
-    var positions: [PositionKey: PositionCounts] = [:]
+    /// Keyed by variant label << 32 | position: (impressions, clicks, unused).
+    var positions = CountMap()
     var rounds: [Round] = []
-    /// Keyed by (variant label, item id) — `position` holds the item.
-    var items: [PositionKey: ItemCounts] = [:]
+    /// Keyed by variant label << 32 | item id: (impressions, clicks, purchases).
+    var items = CountMap()
     var endOfData = Int64.min
 }
 
@@ -177,4 +209,60 @@ final class SlotArray: @unchecked Sendable {
         pointer.initialize(repeating: -1, count: max(count, 1))
     }
     deinit { pointer.deallocate() }
+}
+
+/// Three counts per 64-bit key in an open-addressing table with a multiplicative hash: the
+/// per-position and per-item counts of a worker, updated for every counted impression (a
+/// `Dictionary` hashes with SipHash, several times slower here).
+struct CountMap: Sendable {
+    var keys: [UInt64]      // key + 1; 0 marks an empty slot
+    var counts: [(Int32, Int32, Int32)]
+    var used = 0
+    var shift: UInt64
+
+    init() {
+        keys = [UInt64](repeating: 0, count: 16)
+        counts = [(Int32, Int32, Int32)](repeating: (0, 0, 0), count: 16)
+        shift = 64 - 4
+    }
+
+    @inline(__always) static func key(_ high: Int32, _ low: Int32) -> UInt64 {
+        UInt64(UInt32(bitPattern: high)) << 32 | UInt64(UInt32(bitPattern: low))
+    }
+
+    /// Adds (a, b, c) to the counts of `key`.
+    @inline(__always) mutating func add(_ key: UInt64, _ a: Int32, _ b: Int32, _ c: Int32) {
+        let stored = key &+ 1
+        var i = Int((stored &* 0x9E37_79B9_7F4A_7C15) >> shift)
+        let mask = keys.count - 1
+        while true {
+            let k = keys[i]
+            if k == stored {
+                counts[i].0 &+= a; counts[i].1 &+= b; counts[i].2 &+= c
+                return
+            }
+            if k == 0 {
+                keys[i] = stored
+                counts[i] = (a, b, c)
+                used += 1
+                if used * 2 > keys.count { grow() }
+                return
+            }
+            i = (i + 1) & mask
+        }
+    }
+
+    mutating func grow() {
+        let oldKeys = keys, oldCounts = counts
+        keys = [UInt64](repeating: 0, count: oldKeys.count * 2)
+        counts = [(Int32, Int32, Int32)](repeating: (0, 0, 0), count: oldKeys.count * 2)
+        shift -= 1
+        used = 0
+        for (i, k) in oldKeys.enumerated() where k != 0 { add(k &- 1, oldCounts[i].0, oldCounts[i].1, oldCounts[i].2) }
+    }
+
+    /// Every (key, counts).
+    func forEach(_ body: (UInt64, (Int32, Int32, Int32)) -> Void) {
+        for (i, k) in keys.enumerated() where k != 0 { body(k &- 1, counts[i]) }
+    }
 }

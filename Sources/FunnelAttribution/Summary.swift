@@ -224,13 +224,13 @@ extension Attributor {
         if partOfLarger && config.experiment == nil && !log.events.contains(where: { $0.type == .exposure }) {
             config.experiment = ""
         }
-        let base = try run(log, config: config)
+        let hours = sensitivity ? ExperimentSummary.sensitivityWindows : []
+        let others = hours.filter { $0 != config.conversionWindowHours }
+        let (base, runs) = try run(log, config: config, windows: others)
         var windows: [Attribution] = []
-        for w in sensitivity ? ExperimentSummary.sensitivityWindows : [] {
-            if w == config.conversionWindowHours { windows.append(base); continue }
-            var c = config
-            c.conversionWindowHours = w
-            windows.append(try run(log, config: c))
+        var next = 0
+        for w in hours {
+            if w == config.conversionWindowHours { windows.append(base) } else { windows.append(runs[next]); next += 1 }
         }
         return try summary(base, windows: windows, log: log, config: config)
     }

@@ -11,6 +11,8 @@ struct UserWorker {
     let byUser: (offsets: [Int32], indices: [Int32])
     let impSlot: SlotArray
     var collect = RoundCollection.none
+    /// Only the analysed users' sums (a sensitivity window's run): no position or item counts.
+    var usersOnly = false
     let experimentLabel: Int32?
     var output = PartOutput()
 
@@ -220,13 +222,9 @@ struct UserWorker {
             }
             let kp = kept[k]
             stats.count(kp)
-            let key = PartOutput.PositionKey(variant: variant, position: e.position)
-            output.positions[key, default: PositionCounts()].impressions += 1
-            output.positions[key, default: PositionCounts()].clicks += Int(kp.clicks)
-            let itemKey = PartOutput.PositionKey(variant: variant, position: e.item)
-            output.items[itemKey, default: ItemCounts()].impressions += 1
-            output.items[itemKey, default: ItemCounts()].clicks += Int(kp.clicks)
-            output.items[itemKey, default: ItemCounts()].purchases += kp.purchased ? 1 : 0
+            if usersOnly { continue }
+            output.positions.add(CountMap.key(variant, e.position), 1, kp.clicks, 0)
+            output.items.add(CountMap.key(variant, e.item), 1, kp.clicks, kp.purchased ? 1 : 0)
         }
         var orders: [Int32] = []
         var preOrders: [Int32] = []

@@ -92,8 +92,13 @@ final class LineChunker {
     }
 
     func take(_ count: Int) -> Chunk {
-        let bytes = Array(buffer[0..<count])
-        buffer.removeFirst(count)
+        // The chunk takes the buffer itself; only the tail after the cut is copied to a new one.
+        var bytes = buffer
+        var rest: [UInt8] = []
+        rest.reserveCapacity(target + (1 << 20))
+        rest.append(contentsOf: buffer[count...])
+        buffer = rest
+        bytes.removeLast(bytes.count - count)
         let chunk = Chunk(file: file, firstLine: nextLine, bytes: bytes)
         nextLine += countNewlines(bytes)
         if bytes.last != 0x0A { nextLine += 1 }

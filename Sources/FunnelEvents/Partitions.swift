@@ -270,42 +270,65 @@ extension EventReader {
 
     /// Like `pump`: chunks parsed and encoded per partition two at a time per core, while the
     /// previous batch is handed to the store in input order.
-    static func pumpRouted(_ next: () throws(InputError) -> Chunk?, files: [String], state: RouteState,
+    static func pumpRouted(_ next: @escaping () throws(InputError) -> Chunk?, files: [String], state: RouteState,
                            onProgress: (@Sendable (Int) -> Void)?, onQuarantine: QuarantineHandler?) throws(InputError) {
         let workers = max(ProcessInfo.processInfo.activeProcessorCount, 1)
         var pending: [RoutedChunk] = []
         let parts = state.store.count
+        // Each step parses one batch, hands the previous one to the store and reads the next one,
+        // all at once.
+        var batch: [Chunk] = []
+        while batch.count < workers * 2, let c = try next() { batch.append(c) }
         while true {
-            var batch: [Chunk] = []
-            while batch.count < workers * 2, let c = try next() { batch.append(c) }
             state.bytesRead += batch.reduce(0) { $0 + $1.bytes.count }
             onProgress?(state.bytesRead)
             if batch.isEmpty && pending.isEmpty { break }
             let results = ResultSlots<RoutedChunk>(count: batch.count)
             let toAdd = pending
-            let tasks = batch.count + (toAdd.isEmpty ? 0 : 1)
             let batchRef = batch
             let store = state.store
-            DispatchQueue.concurrentPerform(iterations: tasks) { i in
-                if i < batchRef.count {
-                    let parsed = parseChunk(batchRef[i])
-                    var routed = RoutedChunk(file: parsed.file, rejects: parsed.rejects, nonBlankLines: parsed.nonBlankLines,
-                                             encoded: [[UInt8]](repeating: [], count: parts), events: [Int](repeating: 0, count: parts))
-                    parsed.arena.bytes.withUnsafeBufferPointer { bytes in
-                        for e in parsed.events {
-                            let p = store.partition(ofUserHash: e.user.hash)
-                            EventRecord.encode(e, arena: parsed.arena, bytes, to: &routed.encoded[p])
-                            routed.events[p] += 1
+            let reader = NextBatch(next: next, size: workers * 2)
+            let tasks = batch.count + 2
+            do {
+                DispatchQueue.concurrentPerform(iterations: tasks) { i in
+                    if i < batchRef.count {
+                        let parsed = parseChunk(batchRef[i])
+                        var routed = RoutedChunk(file: parsed.file, rejects: parsed.rejects, nonBlankLines: parsed.nonBlankLines,
+                                                 encoded: [[UInt8]](repeating: [], count: parts), events: [Int](repeating: 0, count: parts))
+                        parsed.arena.bytes.withUnsafeBufferPointer { bytes in
+                            for e in parsed.events {
+                                let p = store.partition(ofUserHash: e.user.hash)
+                                EventRecord.encode(e, arena: parsed.arena, bytes, to: &routed.encoded[p])
+                                routed.events[p] += 1
+                            }
                         }
+                        results.set(i, routed)
+                    } else if i == batchRef.count {
+                        state.add(toAdd, files: files, onQuarantine: onQuarantine)
+                    } else {
+                        reader.read()
                     }
-                    results.set(i, routed)
-                } else {
-                    state.add(toAdd, files: files, onQuarantine: onQuarantine)
                 }
             }
             if state.error != nil { return }
+            if let e = reader.error { throw e }
             pending = results.values()
+            batch = reader.chunks
         }
+    }
+}
+
+/// Reads the next batch of chunks (on a worker, beside the parsing of the current batch).
+final class NextBatch: @unchecked Sendable {
+    let next: () throws(InputError) -> Chunk?
+    let size: Int
+    var chunks: [Chunk] = []
+    var error: InputError? = nil
+    init(next: @escaping () throws(InputError) -> Chunk?, size: Int) { self.next = next; self.size = size }
+    func read() {
+        do throws(InputError) {
+            while chunks.count < size, let c = try next() { chunks.append(c) }
+        } catch { self.error = error }
     }
 }
 

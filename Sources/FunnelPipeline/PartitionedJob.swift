@@ -6,8 +6,9 @@ import FunnelEvents
 
 /// How the events are split for counting: into partitions by user, held within a memory budget.
 public struct PartitionPlan: Sendable {
-    /// The memory budget in bytes (`--memory`): encoded events beyond half of it are spilled to
-    /// temporary files, and partitions are sized so that one being counted fits in a quarter.
+    /// The memory budget in bytes (`--memory`): encoded events beyond a quarter of it are spilled
+    /// to temporary files, and partitions are sized so that one being counted fits in an eighth
+    /// (two are counted at a time).
     public var memory: Int
     /// Partitions; nil: from the input's size and the budget.
     public var partitions: Int?
@@ -34,12 +35,13 @@ public struct PartitionPlan: Sendable {
         return v
     }
 
-    /// Partitions for an input of about `bytes` bytes of JSON: a counted partition (its log, about
-    /// 250 bytes an event of about 200 bytes of JSON) in a quarter of the budget.
+    /// Partitions for an input of about `bytes` bytes of JSON: a counted partition (its log and
+    /// the counting's working set, about 400 bytes an event of about 200 bytes of JSON) in an
+    /// eighth of the budget.
     func partitionCount(inputBytes bytes: Int) -> Int {
         if let partitions { return max(1, partitions) }
-        let logBytes = Double(bytes) / 200 * 250
-        let needed = Int((logBytes / (Double(memory) / 4)).rounded(.up))
+        let logBytes = Double(bytes) / 200 * 400
+        let needed = Int((logBytes / (Double(memory) / 8)).rounded(.up))
         // Past 64 MiB, at least one partition per core, so that counting runs on all of them.
         let cores = bytes > 1 << 26 ? ProcessInfo.processInfo.activeProcessorCount : 1
         return max(1, min(4096, max(needed, cores)))
@@ -75,7 +77,7 @@ public func summarizePartitioned(_ source: EventSource, config: FunnelConfig, pl
         throw PipelineError("--temp-dir \(plan.temporaryFolder): not a writable folder; events past the memory budget are spilled there, so pass a writable folder with free space")
     }
     let t0 = Date()
-    let store = PartitionStore(count: count, memoryBudget: plan.memory / 2, folder: plan.temporaryFolder)
+    let store = PartitionStore(count: count, memoryBudget: plan.memory / 4, folder: plan.temporaryFolder)
     defer { store.removeFiles() }
     let quarantine = try QuarantineFile(path: source.quarantinePath)
     let counters: ReadCounters

@@ -72,12 +72,12 @@ public func buildReport(log: EventLog, config: FunnelConfig, cohorts: ItemCohort
     let attribution: Attribution
     var windows: [Attribution] = []
     do {
-        attribution = try Attributor.run(log, config: config)
-        for w in ExperimentSummary.sensitivityWindows {
-            if w == config.conversionWindowHours { windows.append(attribution); continue }
-            var c = config
-            c.conversionWindowHours = w
-            windows.append(try Attributor.run(log, config: c))
+        let hours = ExperimentSummary.sensitivityWindows
+        let (base, runs) = try Attributor.run(log, config: config, windows: hours.filter { $0 != config.conversionWindowHours })
+        attribution = base
+        var next = 0
+        for w in hours {
+            if w == config.conversionWindowHours { windows.append(base) } else { windows.append(runs[next]); next += 1 }
         }
     } catch { throw .attribution(error) }
     let summary: ExperimentSummary

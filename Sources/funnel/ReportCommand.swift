@@ -33,7 +33,7 @@ extension InputFormat: ExpressibleByArgument {}
 
 /// How events are partitioned by user and held within a memory budget.
 struct ScaleOptions: ParsableArguments {
-    @Option(name: .long, help: "Memory budget (e.g. 1G, 512M): events past half of it are spilled to temporary files, and the log is split by user into partitions counted one or two at a time.")
+    @Option(name: .long, help: "Memory budget (e.g. 1G, 512M): events past a quarter of it are spilled to temporary files, and the log is split by user into partitions counted two at a time.")
     var memory: String = "1G"
 
     @Option(name: .long, help: "Partitions by user (default: from the input's size and --memory).")

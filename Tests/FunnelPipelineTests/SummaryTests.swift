@@ -174,7 +174,7 @@ struct PartitionedRunTests {
     func partitionedEqualsInMemory(_ scenario: Scenario) throws {
         let folder = try TemporaryFolder()
         defer { folder.remove() }
-        let lines = SummaryTests.simulated(scenario, users: 1500, seed: 17)
+        let lines = SummaryTests.simulated(scenario, users: 900, seed: 17)
         let events = try folder.write("events.jsonl", lines.joined(separator: "\n"))
         let quarantineA = folder.path + "/qa.jsonl"
         let log = try readEvents(EventSource(paths: [events], quarantinePath: quarantineA))
