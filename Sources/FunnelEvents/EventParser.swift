@@ -1,3 +1,4 @@
+import Foundation
 import FunnelBase
 /// The five event types of the contract (DESIGN.md §2).
 public enum EventType: UInt8, Sendable, CaseIterable {
@@ -181,33 +182,50 @@ public enum Field: Int, CaseIterable, Sendable {
         }
     }
 
-    static let keyBytes: [[UInt8]] = Field.allCases.map { Array($0.key.utf8) }
-
-    /// Fields grouped by key length, for matching a key without building a string.
-    static let byLength: [[Field]] = {
-        var table = [[Field]](repeating: [], count: 18)
-        for f in Field.allCases { table[f.key.utf8.count].append(f) }
-        return table
-    }()
-
-    /// The field whose key is `bytes`, if any.
+    /// The field whose key is `bytes`, if any: by length and first byte, then one comparison
+    /// (no table lookups, no allocation: it runs for every key of every line).
     @inline(__always)
-    static func match(_ bytes: UnsafeBufferPointer<UInt8>) -> Field? {
-        let n = bytes.count
-        guard n < byLength.count else { return nil }
-        for f in byLength[n] {
-            let k = keyBytes[f.rawValue]
-            var same = true
-            for j in 0..<n where k[j] != bytes[j] { same = false; break }
-            if same { return f }
+    static func match(_ b: UnsafeBufferPointer<UInt8>) -> Field? {
+        @inline(__always) func eq(_ s: StaticString) -> Bool {
+            s.utf8CodeUnitCount == b.count && memcmp(b.baseAddress!, s.utf8Start, b.count) == 0
         }
-        return nil
+        guard let first = b.first else { return nil }
+        switch (b.count, first) {
+        case (2, UInt8(ascii: "t")): return eq("ts") ? .ts : nil
+        case (3, UInt8(ascii: "b")): return eq("bot") ? .bot : nil
+        case (4, UInt8(ascii: "t")): return eq("type") ? .type : nil
+        case (5, UInt8(ascii: "p")): return eq("price") ? .price : nil
+        case (5, UInt8(ascii: "i")): return eq("items") ? .items : nil
+        case (7, UInt8(ascii: "u")): return eq("user_id") ? .userID : nil
+        case (7, UInt8(ascii: "i")): return eq("item_id") ? .itemID : nil
+        case (7, UInt8(ascii: "v")): return eq("variant") ? .variant : nil
+        case (7, UInt8(ascii: "s")): return eq("surface") ? .surface : nil
+        case (7, UInt8(ascii: "c")): return eq("context") ? .context : nil
+        case (8, UInt8(ascii: "e")): return eq("event_id") ? .eventID : nil
+        case (8, UInt8(ascii: "p")): return eq("position") ? .position : nil
+        case (8, UInt8(ascii: "q")): return eq("quantity") ? .quantity : nil
+        case (8, UInt8(ascii: "o")): return eq("order_id") ? .orderID : nil
+        case (10, UInt8(ascii: "e")): return eq("experiment") ? .experiment : nil
+        case (10, UInt8(ascii: "r")): return eq("request_id") ? .requestID : nil
+        case (10, UInt8(ascii: "p")): return eq("propensity") ? .propensity : nil
+        case (11, UInt8(ascii: "v")): return eq("viewable_ms") ? .viewableMs : nil
+        case (13, UInt8(ascii: "i")): return eq("impression_id") ? .impressionID : nil
+        case (17, UInt8(ascii: "v")): return eq("viewable_fraction") ? .viewableFraction : nil
+        default: return nil
+        }
     }
 }
 
 /// Which fields each event type validates, and which it requires.
 enum Schema {
-    static func validated(_ t: EventType) -> [Field] {
+    /// `validated` and `required` of each type, computed once.
+    static let validatedByType: [[Field]] = EventType.allCases.map(validatedFields)
+    static let requiredByType: [[Field]] = EventType.allCases.map(requiredFields)
+
+    @inline(__always) static func validated(_ t: EventType) -> [Field] { validatedByType[Int(t.rawValue)] }
+    @inline(__always) static func required(_ t: EventType) -> [Field] { requiredByType[Int(t.rawValue)] }
+
+    static func validatedFields(_ t: EventType) -> [Field] {
         switch t {
         case .exposure: return [.eventID, .ts, .userID, .experiment, .variant, .context, .bot]
         case .impression:
@@ -219,7 +237,7 @@ enum Schema {
         }
     }
 
-    static func required(_ t: EventType) -> [Field] {
+    static func requiredFields(_ t: EventType) -> [Field] {
         switch t {
         case .exposure: return [.eventID, .ts, .userID, .experiment, .variant]
         case .impression: return [.eventID, .ts, .userID, .itemID, .position]

@@ -177,12 +177,25 @@ public enum EventReader {
     static func parseChunk(_ chunk: Chunk) -> ParsedChunk {
         var out = ParsedChunk(file: chunk.file)
         var parser = EventLineParser()
+        var events: [ParsedEvent] = []
+        (out.rejects, out.nonBlankLines) = parseLines(chunk, &parser) { e, _ in events.append(e) }
+        out.events = events
+        out.arena = parser.arena
+        return out
+    }
+
+    /// Parses and validates every line of a chunk, in order: each accepted event goes to `onEvent`
+    /// with the parser (whose arena holds its strings); returns the rejected lines and the count
+    /// of non-blank lines.
+    static func parseLines(_ chunk: Chunk, _ parser: inout EventLineParser,
+                           onEvent: (ParsedEvent, inout EventLineParser) -> Void) -> (rejects: [QuarantineRow], nonBlank: Int) {
+        var rejects: [QuarantineRow] = []
+        var nonBlank = 0
         if let length = chunk.oversizedLength {
-            out.nonBlankLines = 1
-            out.rejects.append(QuarantineRow(file: "", line: chunk.firstLine, rejection: Rejection(.invalidJSON, field: nil,
+            rejects.append(QuarantineRow(file: "", line: chunk.firstLine, rejection: Rejection(.invalidJSON, field: nil,
                 "line is \(length) bytes, over the \(maxLineBytes)-byte limit for one event; split or drop it"),
                 raw: Array(chunk.bytes.prefix(maxLineBytes)), originalLength: length))
-            return out
+            return (rejects, 1)
         }
         chunk.bytes.withUnsafeBufferPointer { all in
             var start = 0
@@ -195,20 +208,18 @@ public enum EventReader {
                 var blank = true
                 for c in line where c != 0x20 && c != 0x09 && c != 0x0D { blank = false; break }
                 if !blank {
-                    out.nonBlankLines += 1
+                    nonBlank += 1
                     let number = chunk.csvLines?[recordIndex] ?? lineNumber
-                    let result: Result<ParsedEvent, Rejection>
                     if chunk.csvLines != nil && line.first == 0x01 {
-                        result = .failure(Rejection(.invalidJSON, field: nil,
-                            "malformed CSV row: " + String(decoding: line.dropFirst(), as: UTF8.self) + "; fix the quoting or the number of cells"))
+                        rejects.append(QuarantineRow(file: "", line: number, rejection: Rejection(.invalidJSON, field: nil,
+                            "malformed CSV row: " + String(decoding: line.dropFirst(), as: UTF8.self) + "; fix the quoting or the number of cells"),
+                            raw: chunk.csvRaw?[recordIndex] ?? Array(line)))
                     } else {
-                        result = parser.parse(line)
-                    }
-                    switch result {
-                    case .success(let e): out.events.append(e)
-                    case .failure(let r):
-                        let raw = chunk.csvRaw?[recordIndex] ?? Array(line)
-                        out.rejects.append(QuarantineRow(file: "", line: number, rejection: r, raw: raw))
+                        switch parser.parse(line) {
+                        case .success(let e): onEvent(e, &parser)
+                        case .failure(let r):
+                            rejects.append(QuarantineRow(file: "", line: number, rejection: r, raw: chunk.csvRaw?[recordIndex] ?? Array(line)))
+                        }
                     }
                     recordIndex += 1
                 } else if chunk.csvLines != nil {
@@ -218,8 +229,7 @@ public enum EventReader {
                 start = end + 1
             }
         }
-        out.arena = parser.arena
-        return out
+        return (rejects, nonBlank)
     }
 }
 

@@ -292,17 +292,21 @@ extension EventReader {
             do {
                 DispatchQueue.concurrentPerform(iterations: tasks) { i in
                     if i < batchRef.count {
-                        let parsed = parseChunk(batchRef[i])
-                        var routed = RoutedChunk(file: parsed.file, rejects: parsed.rejects, nonBlankLines: parsed.nonBlankLines,
-                                                 encoded: [[UInt8]](repeating: [], count: parts), events: [Int](repeating: 0, count: parts))
-                        parsed.arena.bytes.withUnsafeBufferPointer { bytes in
-                            for e in parsed.events {
-                                let p = store.partition(ofUserHash: e.user.hash)
-                                EventRecord.encode(e, arena: parsed.arena, bytes, to: &routed.encoded[p])
-                                routed.events[p] += 1
+                        // Each accepted event is encoded into its partition's block at once, and
+                        // the arena emptied: no array of parsed events, a small, hot arena.
+                        let chunk = batchRef[i]
+                        var parser = EventLineParser()
+                        var encoded = [[UInt8]](repeating: [], count: parts)
+                        var counts = [Int](repeating: 0, count: parts)
+                        let (rejects, nonBlank) = parseLines(chunk, &parser) { e, parser in
+                            let p = store.partition(ofUserHash: e.user.hash)
+                            parser.arena.bytes.withUnsafeBufferPointer { bytes in
+                                EventRecord.encode(e, arena: parser.arena, bytes, to: &encoded[p])
                             }
+                            counts[p] += 1
+                            parser.arena.removeAll()
                         }
-                        results.set(i, routed)
+                        results.set(i, RoutedChunk(file: chunk.file, rejects: rejects, nonBlankLines: nonBlank, encoded: encoded, events: counts))
                     } else if i == batchRef.count {
                         state.add(toAdd, files: files, onQuarantine: onQuarantine)
                     } else {

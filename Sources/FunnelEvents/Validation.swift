@@ -80,11 +80,14 @@ public struct EventLineParser: Sendable {
     }
 
     static func eventType(_ b: UnsafeBufferPointer<UInt8>) -> EventType? {
+        @inline(__always) func eq(_ s: StaticString) -> Bool {
+            s.utf8CodeUnitCount == b.count && memcmp(b.baseAddress!, s.utf8Start, b.count) == 0
+        }
         switch b.count {
-        case 5: return b.elementsEqual("click".utf8) ? .click : nil
-        case 8: return b.elementsEqual("exposure".utf8) ? .exposure : (b.elementsEqual("purchase".utf8) ? .purchase : nil)
-        case 10: return b.elementsEqual("impression".utf8) ? .impression : nil
-        case 11: return b.elementsEqual("add_to_cart".utf8) ? .addToCart : nil
+        case 5: return eq("click") ? .click : nil
+        case 8: return eq("exposure") ? .exposure : (eq("purchase") ? .purchase : nil)
+        case 10: return eq("impression") ? .impression : nil
+        case 11: return eq("add_to_cart") ? .addToCart : nil
         default: return nil
         }
     }
