@@ -90,6 +90,18 @@ public struct JSONScanner {
         let start = index
         var escaped = false
         let n = bytes.count
+        // Eight bytes at a time while none of them is a quote, a backslash or a control byte.
+        if let base = bytes.baseAddress {
+            while index + 8 <= n {
+                let w = UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self)
+                let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+                let quote = w ^ (ones &* 0x22), slash = w ^ (ones &* 0x5C)
+                // A byte is zero in x iff (x − 1) & ~x has its high bit; below 0x20 likewise with x − 0x20.
+                let special = ((quote &- ones) & ~quote) | ((slash &- ones) & ~slash) | ((w &- ones &* 0x20) & ~w)
+                if special & highs != 0 { break }
+                index += 8
+            }
+        }
         while index < n {
             let c = bytes[index]
             if c == 0x22 {
@@ -142,15 +154,24 @@ public struct JSONScanner {
             throw .invalidNumber(offset: start)
         }
         var simple = digits <= 18
+        // Clinger's fast path: at most 15 significant digits in all and no exponent, so the digits
+        // and 10^fraction are exact doubles and one division rounds correctly (as strtod would).
+        var fraction = 0
         if index < n && bytes[index] == 0x2E {
             simple = false
             index += 1
             let fracStart = index
-            while index < n, bytes[index] >= 0x30, bytes[index] <= 0x39 { index += 1 }
+            while index < n, bytes[index] >= 0x30, bytes[index] <= 0x39 {
+                if digits + fraction < 15 { intValue = intValue &* 10 &+ Int64(bytes[index] &- 0x30) }
+                fraction += 1
+                index += 1
+            }
             if index == fracStart { throw .invalidNumber(offset: start) }
         }
+        var exponent = false
         if index < n && (bytes[index] == 0x65 || bytes[index] == 0x45) {
             simple = false
+            exponent = true
             index += 1
             if index < n && (bytes[index] == 0x2B || bytes[index] == 0x2D) { index += 1 }
             let expStart = index
@@ -161,8 +182,15 @@ public struct JSONScanner {
             let v = Double(intValue)
             return negative ? -v : v
         }
+        if fraction > 0 && digits + fraction <= 15 && !exponent {
+            let v = Double(intValue) / JSONScanner.powersOfTen[fraction]
+            return negative ? -v : v
+        }
         return JSONScanner.parseDouble(UnsafeBufferPointer(rebasing: bytes[start..<index]))
     }
+
+    /// 10^0 … 10^15, exact doubles.
+    static let powersOfTen: [Double] = (0...15).map { k in (0..<k).reduce(1.0) { acc, _ in acc * 10 } }
 
     /// Correctly rounded decimal-to-double conversion of a validated JSON number literal.
     static func parseDouble(_ literal: UnsafeBufferPointer<UInt8>) -> Double {
