@@ -97,40 +97,33 @@ public enum SummaryFile {
         return String(repeating: "0", count: 16 - h.count) + h
     }
 
+    /// The data-quality counters by their key in the file (DESIGN.md §5's names), one list for
+    /// writing and reading.
+    static func counterFields() -> [(String, WritableKeyPath<DataQuality, Int>)] {
+        [("events_read", \.eventsRead), ("duplicate_events", \.duplicateEvents), ("bot_users", \.botUsers),
+         ("non_viewable_impressions", \.nonViewableImpressions), ("collapsed_impressions", \.collapsedImpressions),
+         ("orphan_clicks", \.orphanClicks), ("late_clicks", \.lateClicks), ("unattributed_conversions", \.unattributedConversions),
+         ("leaked_users", \.leakedUsers), ("variant_mismatches", \.variantMismatches), ("non_viewable_clicks", \.nonViewableClicks),
+         ("duplicate_clicks", \.duplicateClicks), ("exposed_users", \.exposedUsers)]
+    }
+
     static func counters(_ dq: DataQuality) -> [String: Int] {
-        var out: [String: Int] = [
-            "events_read": dq.eventsRead, "duplicate_events": dq.duplicateEvents, "bot_users": dq.botUsers,
-            "non_viewable_impressions": dq.nonViewableImpressions, "collapsed_impressions": dq.collapsedImpressions,
-            "orphan_clicks": dq.orphanClicks, "late_clicks": dq.lateClicks, "unattributed_conversions": dq.unattributedConversions,
-            "leaked_users": dq.leakedUsers, "variant_mismatches": dq.variantMismatches, "non_viewable_clicks": dq.nonViewableClicks,
-            "duplicate_clicks": dq.duplicateClicks, "exposed_users": dq.exposedUsers,
-        ]
+        var out: [String: Int] = [:]
+        for (key, path) in counterFields() { out[key] = dq[keyPath: path] }
         for r in QuarantineReason.allCases { out["quarantined.\(r.rawValue)"] = dq.quarantined[r] ?? 0 }
         return out
     }
 
     static func dataQuality(_ c: [String: Int], _ path: String) throws(PipelineError) -> DataQuality {
         var dq = DataQuality()
+        let fields = Dictionary(uniqueKeysWithValues: counterFields())
         for (key, n) in c {
-            switch key {
-            case "events_read": dq.eventsRead = n
-            case "duplicate_events": dq.duplicateEvents = n
-            case "bot_users": dq.botUsers = n
-            case "non_viewable_impressions": dq.nonViewableImpressions = n
-            case "collapsed_impressions": dq.collapsedImpressions = n
-            case "orphan_clicks": dq.orphanClicks = n
-            case "late_clicks": dq.lateClicks = n
-            case "unattributed_conversions": dq.unattributedConversions = n
-            case "leaked_users": dq.leakedUsers = n
-            case "variant_mismatches": dq.variantMismatches = n
-            case "non_viewable_clicks": dq.nonViewableClicks = n
-            case "duplicate_clicks": dq.duplicateClicks = n
-            case "exposed_users": dq.exposedUsers = n
-            default:
-                guard key.hasPrefix("quarantined."), let r = QuarantineReason(rawValue: String(key.dropFirst("quarantined.".count))) else {
-                    throw PipelineError("\(path): data_quality has an unknown counter '\(key)'; the file was written by another Funnel version — run funnel summarize again with this one")
-                }
+            if let field = fields[key] {
+                dq[keyPath: field] = n
+            } else if key.hasPrefix("quarantined."), let r = QuarantineReason(rawValue: String(key.dropFirst("quarantined.".count))) {
                 dq.quarantined[r] = n
+            } else {
+                throw PipelineError("\(path): data_quality has an unknown counter '\(key)'; the file was written by another Funnel version — run funnel summarize again with this one")
             }
         }
         return dq
