@@ -223,6 +223,25 @@ struct PartitionedRunTests {
         }
     }
 
+    /// A spill that cannot be written (here a folder stands where partition 0's file would go, as a
+    /// full disk would refuse it) is a clear error naming the folder, and no partition file stays.
+    @Test func spillFailureIsAClearErrorAndLeavesNothing() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let events = try folder.write("events.jsonl", SummaryTests.simulated(.aa, users: 300, seed: 4).joined(separator: "\n"))
+        let spill = folder.path + "/spill"
+        let blocker = "funnel-partition-\(getpid())-0.bin"
+        try FileManager.default.createDirectory(atPath: spill + "/" + blocker, withIntermediateDirectories: true)
+        do {
+            _ = try summarizePartitioned(EventSource(paths: [events]), config: FunnelConfig(),
+                                         plan: PartitionPlan(memory: 16 << 10, partitions: 3, temporaryFolder: spill))
+            Issue.record("spilled through a blocked file")
+        } catch {
+            #expect(error.description.contains("cannot create a temporary file in \(spill)"), "\(error)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: spill) == [blocker])
+    }
+
     /// Several experiments, or none, are found across partitions as in one log.
     @Test func experimentChoiceSpansPartitions() throws {
         let folder = try TemporaryFolder()
