@@ -338,7 +338,7 @@ public enum Diagnosis {
         guard a.summary.endOfData != Int64.min else { return [] }
         let window = FunnelConfig.millis(hours: a.config.conversionWindowHours)
         let cutoff = a.summary.endOfData - window
-        let cutoffMinute = cutoff >= 0 ? cutoff / 60_000 : -((-cutoff + 59_999) / 60_000)
+        let cutoffMinute = ExperimentSummary.minute(of: cutoff)
         var groups = a.perVariant.map { $0.prefix(Quantity.count) }
         var censored = 0
         for (v, name) in a.variants.enumerated() {

@@ -144,11 +144,13 @@ public struct ExperimentSummary: Sendable, Equatable {
         ].joined(separator: ";")
     }
 
-    /// The first minute whose users the tail must keep for an end of data `end`.
-    static func tailStart(end: Int64, window: Int64) -> Int64 {
-        let cutoff = end - window
-        return cutoff >= 0 ? cutoff / 60_000 : -((-cutoff + 59_999) / 60_000)
+    /// The minute (epoch ms / 60,000, rounded down) of a time.
+    public static func minute(of ms: Int64) -> Int64 {
+        ms >= 0 ? ms / 60_000 : -((-ms + 59_999) / 60_000)
     }
+
+    /// The first minute whose users the tail must keep for an end of data `end`.
+    static func tailStart(end: Int64, window: Int64) -> Int64 { minute(of: end - window) }
 
     /// Drops tail minutes no end of data at or after the current one can need.
     mutating func pruneTail() {
@@ -224,15 +226,21 @@ extension Attributor {
         if partOfLarger && config.experiment == nil && !log.events.contains(where: { $0.type == .exposure }) {
             config.experiment = ""
         }
+        let (base, windows) = try runWithSensitivity(log, config: config, sensitivity: sensitivity)
+        return try summary(base, windows: windows, log: log, config: config)
+    }
+
+    /// The rules under the configured window and (with `sensitivity`) one attribution per
+    /// `ExperimentSummary.sensitivityWindows` entry, in that order (the configured one reused).
+    public static func runWithSensitivity(_ log: EventLog, config: FunnelConfig, sensitivity: Bool = true) throws(AttributionError) -> (base: Attribution, windows: [Attribution]) {
         let hours = sensitivity ? ExperimentSummary.sensitivityWindows : []
-        let others = hours.filter { $0 != config.conversionWindowHours }
-        let (base, runs) = try run(log, config: config, windows: others)
+        let (base, runs) = try run(log, config: config, windows: hours.filter { $0 != config.conversionWindowHours })
         var windows: [Attribution] = []
         var next = 0
         for w in hours {
             if w == config.conversionWindowHours { windows.append(base) } else { windows.append(runs[next]); next += 1 }
         }
-        return try summary(base, windows: windows, log: log, config: config)
+        return (base, windows)
     }
 
     /// Folds attributions (the configured window's and each sensitivity window's) into a summary.
@@ -273,7 +281,7 @@ extension Attributor {
                     }
                     try segmentParts[key, default: a.variants.map { _ in Moments(dimension: Quantity.count) }][u.variant].add(current)
                 }
-                let minute = u.firstExposure >= 0 ? u.firstExposure / 60_000 : -((-u.firstExposure + 59_999) / 60_000)
+                let minute = ExperimentSummary.minute(of: u.firstExposure)
                 if minute >= tailStart { try parts[u.variant].tail[minute, default: Moments(dimension: Quantity.count)].add(current) }
             }
         }

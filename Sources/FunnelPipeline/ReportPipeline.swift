@@ -69,17 +69,8 @@ public func buildReport(summary: ExperimentSummary, config: FunnelConfig, cohort
 /// Runs the counting rules, the statistics and the diagnosis on a log: the report document
 /// (DESIGN.md §5), with the position-bias section when the log has randomized rounds.
 public func buildReport(log: EventLog, config: FunnelConfig, cohorts: ItemCohorts? = nil) throws(PipelineError) -> JSONValue {
-    let attribution: Attribution
-    var windows: [Attribution] = []
-    do {
-        let hours = ExperimentSummary.sensitivityWindows
-        let (base, runs) = try Attributor.run(log, config: config, windows: hours.filter { $0 != config.conversionWindowHours })
-        attribution = base
-        var next = 0
-        for w in hours {
-            if w == config.conversionWindowHours { windows.append(base) } else { windows.append(runs[next]); next += 1 }
-        }
-    } catch { throw .attribution(error) }
+    let attribution: Attribution, windows: [Attribution]
+    do { (attribution, windows) = try Attributor.runWithSensitivity(log, config: config) } catch { throw .attribution(error) }
     let summary: ExperimentSummary
     do { summary = try Attributor.summary(attribution, windows: windows, log: log, config: config) } catch { throw .attribution(error) }
     var doc = buildReport(summary: summary, config: config, cohorts: cohorts)
