@@ -46,6 +46,7 @@ public enum Attributor {
             }
         }
         var users: [AnalysedUser] = []
+        users.reserveCapacity(parts.reduce(0) { $0 + $1.users.count })
         for part in parts {
             dq.add(part.dataQuality)
             for u in part.users {

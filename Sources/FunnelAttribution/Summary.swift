@@ -264,25 +264,31 @@ extension Attributor {
         var parts = a.variants.map { _ in VariantSummary() }
         for v in parts.indices { parts[v].windows = windows.map { _ in Moments(dimension: 2 * Quantity.count) } }
         var x = [Double](repeating: 0, count: 2 * Quantity.count)
-        var segmentParts: [SegmentKey: [Moments]] = [:]
-        var segmentKeys: [Int32: [Int32: SegmentKey]] = [:]
-        for u in a.users {
-            u.stats.write(into: &x, at: 0)
-            u.pre.write(into: &x, at: Quantity.count)
-            try parts[u.variant].users.add(x)
-            if u.pre.impressions + u.pre.orders > 0 { parts[u.variant].usersWithPreData += 1 }
+        // Segments by (dimension, value) label pair: a dense index, named once.
+        var segmentIndex: [UInt64: Int] = [:]
+        var segmentKeys: [SegmentKey] = []
+        var segmentParts: [[Moments]] = []
+        for i in a.users.indices {
+            let variant = a.users[i].variant
+            a.users[i].stats.write(into: &x, at: 0)
+            a.users[i].pre.write(into: &x, at: Quantity.count)
+            try parts[variant].users.add(x)
+            if a.users[i].pre.impressions + a.users[i].pre.orders > 0 { parts[variant].usersWithPreData += 1 }
             try x.withUnsafeBufferPointer { (b) throws(MomentsRangeError) in
                 let current = UnsafeBufferPointer(rebasing: b[0..<Quantity.count])
-                for pair in u.segments {
-                    let key: SegmentKey
-                    if let k = segmentKeys[pair.key]?[pair.value] { key = k } else {
-                        key = SegmentKey(dimension: log.labels[pair.key], value: log.labels[pair.value])
-                        segmentKeys[pair.key, default: [:]][pair.value] = key
+                for pair in a.users[i].segments {
+                    let packed = UInt64(UInt32(bitPattern: pair.key)) << 32 | UInt64(UInt32(bitPattern: pair.value))
+                    let index: Int
+                    if let k = segmentIndex[packed] { index = k } else {
+                        index = segmentKeys.count
+                        segmentIndex[packed] = index
+                        segmentKeys.append(SegmentKey(dimension: log.labels[pair.key], value: log.labels[pair.value]))
+                        segmentParts.append(a.variants.map { _ in Moments(dimension: Quantity.count) })
                     }
-                    try segmentParts[key, default: a.variants.map { _ in Moments(dimension: Quantity.count) }][u.variant].add(current)
+                    try segmentParts[index][variant].add(current)
                 }
-                let minute = ExperimentSummary.minute(of: u.firstExposure)
-                if minute >= tailStart { try parts[u.variant].tail[minute, default: Moments(dimension: Quantity.count)].add(current) }
+                let minute = ExperimentSummary.minute(of: a.users[i].firstExposure)
+                if minute >= tailStart { try parts[variant].tail[minute, default: Moments(dimension: Quantity.count)].add(current) }
             }
         }
         for (w, wa) in windows.enumerated() {
@@ -298,7 +304,7 @@ extension Attributor {
             for (item, c) in a.items[v] { parts[v].items[log.items[item]] = c }
         }
         for (v, name) in a.variants.enumerated() { s.variants[name] = parts[v] }
-        for (key, groups) in segmentParts {
+        for (key, groups) in zip(segmentKeys, segmentParts) {
             var byName: [String: Moments] = [:]
             for (v, m) in groups.enumerated() where m.count > 0 { byName[a.variants[v]] = m }
             s.segments[key] = byName

@@ -83,6 +83,7 @@ public struct EventLog: Sendable {
         self.events.reserveCapacity(events)
         eventIndexByID.reserveCapacity(events)
         ids.reserve(strings: events, bytes: events * 12)
+        users.reserve(strings: events / 4, bytes: events * 3)
     }
 
     /// Frees the `event_id` / `impression_id` strings once reading is over: counting needs only

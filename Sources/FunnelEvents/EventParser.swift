@@ -85,13 +85,25 @@ public struct ParsedLine: Sendable {
 }
 
 /// Storage for the strings, contexts and purchase lines of a batch of parsed events.
+///
+/// The arena may start with the text the events were read from (`init(source:)`): its bytes are
+/// shared, not copied, and a string without escapes is then referred to where it stands in that
+/// text; only strings that must be decoded are appended after it.
 public struct ParseArena: Sendable {
     public var bytes: [UInt8] = []
     public var contextPairs: [(key: StringRef, value: StringRef)] = []
     public var lines: [ParsedLine] = []
-    var scratch: [UInt8] = []
+    /// Length of the shared source text at the start of `bytes` (0: none).
+    public private(set) var sourceCount = 0
 
     public init() { bytes.reserveCapacity(1 << 16) }
+
+    /// An arena whose first bytes are `source` (shared storage), for texts under 2 GiB.
+    public init(source: [UInt8]) {
+        precondition(source.count <= Int(Int32.max), "a shared arena source is under 2 GiB")
+        bytes = source
+        sourceCount = source.count
+    }
 
     /// The bytes of a string in this arena.
     @inlinable
@@ -107,7 +119,10 @@ public struct ParseArena: Sendable {
         return withBytes(ref) { String(decoding: $0, as: UTF8.self) }
     }
 
-    mutating func append(_ line: UnsafeBufferPointer<UInt8>, _ slot: JSONSlot) -> StringRef {
+    /// The string of `slot` in `line`: where it stands when the line lies in the shared source
+    /// (`lineOffset`, its offset there) and holds no escapes; otherwise decoded and appended.
+    mutating func append(_ line: UnsafeBufferPointer<UInt8>, _ slot: JSONSlot, lineOffset: Int?) -> StringRef {
+        if let lineOffset, !slot.escaped { return sourceString(at: lineOffset + slot.start, count: slot.end - slot.start) }
         let offset = bytes.count
         appendDecodedJSONString(line, slot.start, slot.end, escaped: slot.escaped, to: &bytes)
         let length = bytes.count - offset
@@ -117,11 +132,18 @@ public struct ParseArena: Sendable {
         return StringRef(offset: Int32(offset), length: Int32(length), hash: hash)
     }
 
-    /// Forget everything (keeps capacity).
+    /// A string of the shared source text, `count` bytes from `offset`, with its hash.
+    @inline(__always)
+    func sourceString(at offset: Int, count: Int) -> StringRef {
+        let hash = bytes.withUnsafeBufferPointer { all in hashBytes(UnsafeBufferPointer(rebasing: all[offset..<offset + count])) }
+        return StringRef(offset: Int32(offset), length: Int32(count), hash: hash)
+    }
+
+    /// Forget every event's strings, contexts and lines (keeps capacity and the shared source).
     public mutating func removeAll() {
-        bytes.removeAll(keepingCapacity: true)
-        contextPairs.removeAll(keepingCapacity: true)
-        lines.removeAll(keepingCapacity: true)
+        if bytes.count > sourceCount { bytes.removeSubrange(sourceCount...) }
+        if !contextPairs.isEmpty { contextPairs.removeAll(keepingCapacity: true) }
+        if !lines.isEmpty { lines.removeAll(keepingCapacity: true) }
     }
 }
 

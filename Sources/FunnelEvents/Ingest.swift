@@ -176,7 +176,7 @@ public enum EventReader {
 
     static func parseChunk(_ chunk: Chunk) -> ParsedChunk {
         var out = ParsedChunk(file: chunk.file)
-        var parser = EventLineParser()
+        var parser = EventLineParser(source: chunk.bytes)
         var events: [ParsedEvent] = []
         (out.rejects, out.nonBlankLines) = parseLines(chunk, &parser) { e, _ in events.append(e) }
         out.events = events
@@ -185,8 +185,9 @@ public enum EventReader {
     }
 
     /// Parses and validates every line of a chunk, in order: each accepted event goes to `onEvent`
-    /// with the parser (whose arena holds its strings); returns the rejected lines and the count
-    /// of non-blank lines.
+    /// with the parser (whose arena holds its strings; when the arena shares the chunk's bytes,
+    /// `EventLineParser(source:)`, strings are referred to in place); returns the rejected lines and
+    /// the count of non-blank lines.
     static func parseLines(_ chunk: Chunk, _ parser: inout EventLineParser,
                            onEvent: (ParsedEvent, inout EventLineParser) -> Void) -> (rejects: [QuarantineRow], nonBlank: Int) {
         var rejects: [QuarantineRow] = []
@@ -197,6 +198,9 @@ public enum EventReader {
                 raw: Array(chunk.bytes.prefix(maxLineBytes)), originalLength: length))
             return (rejects, 1)
         }
+        let inPlace = parser.arena.sourceCount > 0
+        precondition(!inPlace || parser.arena.sourceCount == chunk.bytes.count, "the parser's arena shares this chunk")
+        var event = ParsedEvent()
         chunk.bytes.withUnsafeBufferPointer { all in
             var start = 0
             var lineNumber = chunk.firstLine
@@ -215,10 +219,11 @@ public enum EventReader {
                             "malformed CSV row: " + String(decoding: line.dropFirst(), as: UTF8.self) + "; fix the quoting or the number of cells"),
                             raw: chunk.csvRaw?[recordIndex] ?? Array(line)))
                     } else {
-                        switch parser.parse(line) {
-                        case .success(let e): onEvent(e, &parser)
-                        case .failure(let r):
+                        parser.lineOffset = inPlace ? start : nil
+                        if let r = parser.parse(line, into: &event) {
                             rejects.append(QuarantineRow(file: "", line: number, rejection: r, raw: chunk.csvRaw?[recordIndex] ?? Array(line)))
+                        } else {
+                            onEvent(event, &parser)
                         }
                     }
                     recordIndex += 1

@@ -11,45 +11,79 @@ import FunnelBase
 /// doubles and the propensity when flagged; a varint count of context pairs and each pair's two
 /// strings; a varint count of purchase lines and each line's item, quantity (i32) and price (f64).
 enum EventRecord {
-    @inline(__always) static func put<T>(_ v: T, _ out: inout [UInt8]) {
-        withUnsafeBytes(of: v) { out.append(contentsOf: $0) }
+    /// Writes a record's parts through a pointer into room measured beforehand.
+    struct Writer {
+        var at: UnsafeMutableRawPointer
+
+        @inline(__always) mutating func put<T>(_ v: T) {
+            at.storeBytes(of: v, as: T.self)
+            at += MemoryLayout<T>.size
+        }
+
+        @inline(__always) mutating func byte(_ b: UInt8) { at.storeBytes(of: b, as: UInt8.self); at += 1 }
+
+        @inline(__always) mutating func varint(_ v: Int) {
+            var x = UInt(v)
+            while x >= 0x80 { byte(UInt8(x & 0x7F) | 0x80); x >>= 7 }
+            byte(UInt8(x))
+        }
+
+        @inline(__always) mutating func string(_ r: StringRef, _ arena: UnsafeBufferPointer<UInt8>) {
+            if r.isNone { byte(0); return }
+            varint(Int(r.length) + 1)
+            if r.length > 0 { at.copyMemory(from: arena.baseAddress! + Int(r.offset), byteCount: Int(r.length)) }
+            at += Int(r.length)
+        }
     }
 
-    @inline(__always) static func varint(_ v: Int, _ out: inout [UInt8]) {
-        var x = UInt(v)
-        while x >= 0x80 { out.append(UInt8(x & 0x7F) | 0x80); x >>= 7 }
-        out.append(UInt8(x))
+    @inline(__always) static func varintSize(_ v: Int) -> Int {
+        var x = UInt(v), n = 1
+        while x >= 0x80 { n += 1; x >>= 7 }
+        return n
     }
 
-    @inline(__always) static func string(_ r: StringRef, _ arena: UnsafeBufferPointer<UInt8>, _ out: inout [UInt8]) {
-        if r.isNone { out.append(0); return }
-        varint(Int(r.length) + 1, &out)
-        out.append(contentsOf: UnsafeBufferPointer(rebasing: arena[Int(r.offset)..<Int(r.offset + r.length)]))
+    @inline(__always) static func size(_ r: StringRef) -> Int {
+        r.isNone ? 1 : varintSize(Int(r.length) + 1) + Int(r.length)
     }
 
-    /// Appends the record of `e` (strings in `arena`).
+    /// Appends the record of `e` (strings in `arena`, whose bytes are `bytes`).
     static func encode(_ e: ParsedEvent, arena: ParseArena, _ bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
-        out.append(e.type.rawValue)
-        out.append((e.bot ? 1 : 0) | (e.viewable != nil ? 2 : 0) | (e.propensity != nil ? 4 : 0))
-        put(e.ts, &out)
-        put(e.position, &out)
-        put(e.quantity, &out)
-        for r in [e.eventID, e.user, e.experiment, e.variant, e.item, e.surface, e.impressionID, e.order, e.request] {
-            string(r, bytes, &out)
-        }
-        if let v = e.viewable { put(v.fraction, &out); put(v.ms, &out) }
-        if let p = e.propensity { put(p, &out) }
-        varint(Int(e.contextCount), &out)
+        var n = 2 + 8 + 4 + 4
+        n += size(e.eventID) + size(e.user) + size(e.experiment) + size(e.variant) + size(e.item)
+        n += size(e.surface) + size(e.impressionID) + size(e.order) + size(e.request)
+        if e.viewable != nil { n += 16 }
+        if e.propensity != nil { n += 8 }
+        n += varintSize(Int(e.contextCount)) + varintSize(Int(e.linesCount))
         for k in Int(e.contextStart)..<Int(e.contextStart + e.contextCount) {
-            string(arena.contextPairs[k].key, bytes, &out)
-            string(arena.contextPairs[k].value, bytes, &out)
+            n += size(arena.contextPairs[k].key) + size(arena.contextPairs[k].value)
         }
-        varint(Int(e.linesCount), &out)
-        for k in Int(e.linesStart)..<Int(e.linesStart + e.linesCount) {
-            let l = arena.lines[k]
-            string(l.item, bytes, &out)
-            put(l.quantity, &out)
-            put(l.price, &out)
+        for k in Int(e.linesStart)..<Int(e.linesStart + e.linesCount) { n += size(arena.lines[k].item) + 12 }
+        withUnsafeTemporaryAllocation(byteCount: n, alignment: 8) { room in
+            var w = Writer(at: room.baseAddress!)
+            w.byte(e.type.rawValue)
+            w.byte((e.bot ? 1 : 0) | (e.viewable != nil ? 2 : 0) | (e.propensity != nil ? 4 : 0))
+            w.put(e.ts)
+            w.put(e.position)
+            w.put(e.quantity)
+            w.string(e.eventID, bytes); w.string(e.user, bytes); w.string(e.experiment, bytes)
+            w.string(e.variant, bytes); w.string(e.item, bytes); w.string(e.surface, bytes)
+            w.string(e.impressionID, bytes); w.string(e.order, bytes); w.string(e.request, bytes)
+            if let v = e.viewable { w.put(v.fraction); w.put(v.ms) }
+            if let p = e.propensity { w.put(p) }
+            w.varint(Int(e.contextCount))
+            for k in Int(e.contextStart)..<Int(e.contextStart + e.contextCount) {
+                w.string(arena.contextPairs[k].key, bytes)
+                w.string(arena.contextPairs[k].value, bytes)
+            }
+            w.varint(Int(e.linesCount))
+            for k in Int(e.linesStart)..<Int(e.linesStart + e.linesCount) {
+                let l = arena.lines[k]
+                w.string(l.item, bytes)
+                w.put(l.quantity)
+                w.put(l.price)
+            }
+            precondition(w.at == room.baseAddress! + n, "an event record is the size measured for it")
+            out.append(contentsOf: UnsafeRawBufferPointer(room))
         }
     }
 
@@ -74,10 +108,15 @@ enum EventRecord {
             }
         }
 
+        /// A string: referred to in place when `arena` shares the records' bytes, else copied.
         @inline(__always) mutating func string(into arena: inout ParseArena) -> StringRef {
             let n = varint()
             if n == 0 { return .none }
             let length = n - 1
+            if arena.sourceCount > 0 {
+                defer { at += length }
+                return arena.sourceString(at: at, count: length)
+            }
             let offset = arena.bytes.count
             let slice = UnsafeRawBufferPointer(rebasing: base[at..<at + length])
             arena.bytes.append(contentsOf: slice)
@@ -220,11 +259,11 @@ public final class PartitionStore: @unchecked Sendable {
         if spilled {
             try? files[p]?.close()
             files[p] = nil
-            guard let d = FileManager.default.contents(atPath: paths[p]) ?? (sizes[p] == 0 ? Data() : nil) else {
+            guard let d = readWholeFile(paths[p], expected: sizes[p]) else {
                 throw PartitionError(message: "cannot read back the temporary file \(paths[p]); was it removed while Funnel ran?")
             }
             unlink(paths[p])
-            data = [UInt8](d)
+            data = d
         } else {
             data = []
             data.reserveCapacity(sizes[p])
@@ -236,7 +275,8 @@ public final class PartitionStore: @unchecked Sendable {
         }
         var log = EventLog()
         log.reserve(events: events[p])
-        var arena = ParseArena()
+        // Strings are interned straight from the records (a partition past 2 GiB copies them).
+        var arena = data.count <= Int(Int32.max) ? ParseArena(source: data) : ParseArena()
         data.withUnsafeBytes { raw in
             var r = EventRecord.Reader(base: raw)
             while r.at < raw.count {
@@ -295,8 +335,10 @@ extension EventReader {
                         // Each accepted event is encoded into its partition's block at once, and
                         // the arena emptied: no array of parsed events, a small, hot arena.
                         let chunk = batchRef[i]
-                        var parser = EventLineParser()
-                        var encoded = [[UInt8]](repeating: [], count: parts)
+                        var parser = EventLineParser(source: chunk.bytes)
+                        // Records take about half the JSON's bytes: room enough that no block regrows.
+                        let room = chunk.bytes.count / max(parts, 1) * 3 / 4 + 256
+                        var encoded = (0..<parts).map { _ in [UInt8](unsafeUninitializedCapacity: room) { _, n in n = 0 } }
                         var counts = [Int](repeating: 0, count: parts)
                         let (rejects, nonBlank) = parseLines(chunk, &parser) { e, parser in
                             let p = store.partition(ofUserHash: e.user.hash)
@@ -368,3 +410,23 @@ final class RouteState: @unchecked Sendable {
     }
 }
 
+
+/// The bytes of the file at `path` read straight into one array: at most `expected + 1` of them,
+/// so that a file of another length shows as one (the caller compares), or nil when it cannot be read.
+func readWholeFile(_ path: String, expected: Int) -> [UInt8]? {
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var failed = false
+    let data = [UInt8](unsafeUninitializedCapacity: expected + 1) { buffer, initialized in
+        var filled = 0
+        while filled < buffer.count {
+            let got = read(fd, buffer.baseAddress! + filled, buffer.count - filled)
+            if got < 0 { if errno == EINTR { continue }; failed = true; break }
+            if got == 0 { break }
+            filled += got
+        }
+        initialized = filled
+    }
+    return failed ? nil : data
+}

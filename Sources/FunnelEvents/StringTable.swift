@@ -19,11 +19,18 @@ public struct StringTable: Sendable {
         mask = size - 1
     }
 
-    /// Reserves room for `strings` strings of `bytes` bytes in all (the hash slots grow as needed).
+    /// Reserves room for `strings` strings of `bytes` bytes in all, hash slots included (so that
+    /// interning that many never rehashes).
     public mutating func reserve(strings: Int, bytes: Int) {
         arena.reserveCapacity(bytes)
         starts.reserveCapacity(strings + 1)
         hashes.reserveCapacity(strings)
+        var size = slots.count
+        while size * 3 < strings * 4 { size <<= 1 }
+        if size > slots.count {
+            slots = [Int32](repeating: -1, count: size / 2)
+            grow()
+        }
     }
 
     /// Number of distinct strings.

@@ -14,17 +14,30 @@ public let maxLineBytes = 1 << 20
 public struct EventLineParser: Sendable {
     public var arena = ParseArena()
     var slots = [JSONSlot](repeating: JSONSlot(), count: Field.allCases.count)
+    /// Where the line being parsed starts in the arena's shared source, if it lies there.
+    public var lineOffset: Int? = nil
 
     public init() {}
 
+    /// A parser whose arena shares `source`, the text its lines are cut from (see `ParseArena`).
+    public init(source: [UInt8]) { arena = ParseArena(source: source) }
+
     /// Validates one line (without its newline). On success returns the event; its strings are in `arena`.
     public mutating func parse(_ line: UnsafeBufferPointer<UInt8>) -> Result<ParsedEvent, Rejection> {
+        var e = ParsedEvent()
+        if let r = parse(line, into: &e) { return .failure(r) }
+        return .success(e)
+    }
+
+    /// Validates one line (without its newline) into `e` (strings in `arena`); nil when accepted,
+    /// else why not (`e` is then unspecified). The form the readers call: no event is copied.
+    public mutating func parse(_ line: UnsafeBufferPointer<UInt8>, into e: inout ParsedEvent) -> Rejection? {
         if line.count > maxLineBytes {
-            return .failure(Rejection(.invalidJSON, field: nil,
+            return (Rejection(.invalidJSON, field: nil,
                 "line is \(line.count) bytes, over the \(maxLineBytes)-byte limit for one event; split or drop it"))
         }
         guard isValidUTF8(line) else {
-            return .failure(Rejection(.invalidJSON, field: nil, "line is not valid UTF-8; re-encode the file as UTF-8"))
+            return (Rejection(.invalidJSON, field: nil, "line is not valid UTF-8; re-encode the file as UTF-8"))
         }
         for k in 0..<slots.count { slots[k] = JSONSlot() }
         do throws(JSONSyntaxError) {
@@ -36,7 +49,7 @@ public struct EventLineParser: Sendable {
                 _ = try probe.scanValue()
                 probe.skipWhitespace()
                 if probe.index == line.count {
-                    return .failure(Rejection(.invalidJSON, field: nil, "line is JSON but not an object; each line must be one event object"))
+                    return (Rejection(.invalidJSON, field: nil, "line is JSON but not an object; each line must be one event object"))
                 }
                 throw JSONSyntaxError.unexpectedByte(offset: probe.index)
             }
@@ -54,29 +67,29 @@ public struct EventLineParser: Sendable {
             scanner.skipWhitespace()
             if scanner.index != line.count { throw JSONSyntaxError.unexpectedByte(offset: scanner.index) }
         } catch {
-            return .failure(Rejection(.invalidJSON, field: nil, "not valid JSON: \(error.explanation)"))
+            return (Rejection(.invalidJSON, field: nil, "not valid JSON: \(error.explanation)"))
         }
-        return validate(line)
+        return validate(line, into: &e)
     }
 
     func slot(_ f: Field) -> JSONSlot { slots[f.rawValue] }
 
-    mutating func validate(_ line: UnsafeBufferPointer<UInt8>) -> Result<ParsedEvent, Rejection> {
+    mutating func validate(_ line: UnsafeBufferPointer<UInt8>, into e: inout ParsedEvent) -> Rejection? {
         // 1. type
         let typeSlot = slot(.type)
-        if typeSlot.isMissing { return .failure(Rejection(.missingField, field: "type", "field 'type' is missing; set it to exposure, impression, click, add_to_cart or purchase")) }
-        guard typeSlot.kind == .string else { return .failure(Rejection(.wrongType, field: "type", "field 'type' must be a string")) }
+        if typeSlot.isMissing { return (Rejection(.missingField, field: "type", "field 'type' is missing; set it to exposure, impression, click, add_to_cart or purchase")) }
+        guard typeSlot.kind == .string else { return (Rejection(.wrongType, field: "type", "field 'type' must be a string")) }
         let typeBytes = UnsafeBufferPointer(rebasing: line[typeSlot.start..<typeSlot.end])
         guard !typeSlot.escaped, let type = EventLineParser.eventType(typeBytes) else {
             var decoded: [UInt8] = []
             appendDecodedJSONString(line, typeSlot.start, typeSlot.end, escaped: typeSlot.escaped, to: &decoded)
             if let t = decoded.withUnsafeBufferPointer({ EventLineParser.eventType($0) }) {
-                return validate(line, type: t)
+                return validate(line, type: t, into: &e)
             }
             let shown = String(decoding: decoded.prefix(40), as: UTF8.self)
-            return .failure(Rejection(.unknownType, field: "type", "unknown event type '\(shown)'; expected exposure, impression, click, add_to_cart or purchase"))
+            return (Rejection(.unknownType, field: "type", "unknown event type '\(shown)'; expected exposure, impression, click, add_to_cart or purchase"))
         }
-        return validate(line, type: type)
+        return validate(line, type: type, into: &e)
     }
 
     static func eventType(_ b: UnsafeBufferPointer<UInt8>) -> EventType? {
@@ -92,14 +105,14 @@ public struct EventLineParser: Sendable {
         }
     }
 
-    mutating func validate(_ line: UnsafeBufferPointer<UInt8>, type: EventType) -> Result<ParsedEvent, Rejection> {
+    mutating func validate(_ line: UnsafeBufferPointer<UInt8>, type: EventType, into e: inout ParsedEvent) -> Rejection? {
         let fields = Schema.validated(type)
         // 2. required fields (and, for purchases, the item lines' own required keys)
         for f in Schema.required(type) where slot(f).isMissing {
-            return .failure(Rejection(.missingField, field: f.key, "\(type.name) event needs field '\(f.key)'; add it or fix the producer"))
+            return (Rejection(.missingField, field: f.key, "\(type.name) event needs field '\(f.key)'; add it or fix the producer"))
         }
         if type == .purchase, slot(.items).kind == .array {
-            if let r = checkItemsRequired(line) { return .failure(r) }
+            if let r = checkItemsRequired(line) { return (r) }
         }
         // 3. JSON types
         for f in fields {
@@ -116,10 +129,10 @@ public struct EventLineParser: Sendable {
             case .timestamp: ok = s.kind == .string || s.kind == .number
             }
             if !ok {
-                return .failure(Rejection(.wrongType, field: f.key, "field '\(f.key)' must be \(EventLineParser.describe(Schema.kind(f)))"))
+                return (Rejection(.wrongType, field: f.key, "field '\(f.key)' must be \(EventLineParser.describe(Schema.kind(f)))"))
             }
-            if f == .context, let r = checkContextTypes(line) { return .failure(r) }
-            if f == .items, let r = checkItemsTypes(line) { return .failure(r) }
+            if f == .context, let r = checkContextTypes(line) { return (r) }
+            if f == .items, let r = checkItemsTypes(line) { return (r) }
         }
         // 4. timestamp
         let tsSlot = slot(.ts)
@@ -134,54 +147,54 @@ public struct EventLineParser: Sendable {
             ts = Timestamp.millis(fromRFC3339: UnsafeBufferPointer(rebasing: line[tsSlot.start..<tsSlot.end]))
         }
         guard let ts else {
-            return .failure(Rejection(.invalidTimestamp, field: "ts", "field 'ts' must be RFC 3339 with an offset (2026-03-01T12:00:00.123Z) or integer epoch milliseconds"))
+            return (Rejection(.invalidTimestamp, field: "ts", "field 'ts' must be RFC 3339 with an offset (2026-03-01T12:00:00.123Z) or integer epoch milliseconds"))
         }
         // 5. values
         for f in fields {
             let s = slot(f)
             if s.isMissing { continue }
             if let message = EventLineParser.rangeProblem(f, s) {
-                return .failure(Rejection(.invalidValue, field: f.key, message))
+                return (Rejection(.invalidValue, field: f.key, message))
             }
         }
-        if type == .purchase, let r = checkItemsValues(line) { return .failure(r) }
+        if type == .purchase, let r = checkItemsValues(line) { return (r) }
 
         // Accepted: copy what counting needs into the arena.
-        var e = ParsedEvent()
+        e = ParsedEvent()
         e.type = type
         e.ts = ts
-        e.eventID = arena.append(line, slot(.eventID))
-        e.user = arena.append(line, slot(.userID))
+        e.eventID = arena.append(line, slot(.eventID), lineOffset: lineOffset)
+        e.user = arena.append(line, slot(.userID), lineOffset: lineOffset)
         e.bot = slot(.bot).kind == .bool && slot(.bot).bool
         switch type {
         case .exposure:
-            e.experiment = arena.append(line, slot(.experiment))
-            e.variant = arena.append(line, slot(.variant))
+            e.experiment = arena.append(line, slot(.experiment), lineOffset: lineOffset)
+            e.variant = arena.append(line, slot(.variant), lineOffset: lineOffset)
             if slot(.context).kind == .object { appendContext(line, &e) }
         case .impression:
-            if slot(.experiment).kind == .string { e.experiment = arena.append(line, slot(.experiment)) }
-            if slot(.variant).kind == .string { e.variant = arena.append(line, slot(.variant)) }
-            e.item = arena.append(line, slot(.itemID))
+            if slot(.experiment).kind == .string { e.experiment = arena.append(line, slot(.experiment), lineOffset: lineOffset) }
+            if slot(.variant).kind == .string { e.variant = arena.append(line, slot(.variant), lineOffset: lineOffset) }
+            e.item = arena.append(line, slot(.itemID), lineOffset: lineOffset)
             e.position = Int32(slot(.position).number)
-            if slot(.surface).kind == .string { e.surface = arena.append(line, slot(.surface)) }
+            if slot(.surface).kind == .string { e.surface = arena.append(line, slot(.surface), lineOffset: lineOffset) }
             if slot(.context).kind == .object { appendContext(line, &e) }
             let vf = slot(.viewableFraction), vm = slot(.viewableMs)
             if vf.kind == .number && vm.kind == .number { e.viewable = (vf.number, vm.number) }
             if slot(.propensity).kind == .number {
                 e.propensity = slot(.propensity).number
-                if slot(.requestID).kind == .string { e.request = arena.append(line, slot(.requestID)) }
+                if slot(.requestID).kind == .string { e.request = arena.append(line, slot(.requestID), lineOffset: lineOffset) }
             }
         case .click:
-            e.impressionID = arena.append(line, slot(.impressionID))
+            e.impressionID = arena.append(line, slot(.impressionID), lineOffset: lineOffset)
         case .addToCart:
-            e.item = arena.append(line, slot(.itemID))
-            if slot(.impressionID).kind == .string { e.impressionID = arena.append(line, slot(.impressionID)) }
+            e.item = arena.append(line, slot(.itemID), lineOffset: lineOffset)
+            if slot(.impressionID).kind == .string { e.impressionID = arena.append(line, slot(.impressionID), lineOffset: lineOffset) }
             if slot(.quantity).kind == .number { e.quantity = Int32(slot(.quantity).number) }
         case .purchase:
-            e.order = arena.append(line, slot(.orderID))
+            e.order = arena.append(line, slot(.orderID), lineOffset: lineOffset)
             appendLines(line, &e)
         }
-        return .success(e)
+        return nil
     }
 
     static func describe(_ k: Schema.Kind) -> String {
@@ -247,8 +260,8 @@ public struct EventLineParser: Sendable {
         // A repeated key keeps its last value, as for top-level keys.
         var kept: [(StringRef, StringRef)] = []
         for (k, v) in pairs {
-            let kr = arena.append(line, k)
-            let vr = arena.append(line, v)
+            let kr = arena.append(line, k, lineOffset: lineOffset)
+            let vr = arena.append(line, v, lineOffset: lineOffset)
             if let idx = kept.firstIndex(where: { $0.0.hash == kr.hash && arena.equal($0.0, kr) }) {
                 kept[idx].1 = vr
             } else {
@@ -320,7 +333,7 @@ public struct EventLineParser: Sendable {
         e.linesStart = Int32(arena.lines.count)
         for entry in itemLines(line) {
             guard let entry else { continue }
-            let item = arena.append(line, entry.item)
+            let item = arena.append(line, entry.item, lineOffset: lineOffset)
             let quantity = entry.quantity.kind == .number ? Int32(entry.quantity.number) : 1
             arena.lines.append(ParsedLine(item: item, quantity: quantity, price: entry.price.number))
         }

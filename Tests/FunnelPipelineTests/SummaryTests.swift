@@ -242,6 +242,67 @@ struct PartitionedRunTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: spill) == [blocker])
     }
 
+    /// Strings written with escapes (`"\u0075"` for `u`) are the same ids as written plainly: the
+    /// readers refer to plain strings in place and decode only escaped ones, and both paths must
+    /// meet in one id. The escaped log's report, partitioned and spilled or in memory, is the plain
+    /// log's.
+    @Test func escapedStringsAreTheirDecodedText() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let lines = SummaryTests.simulated(.clickbait, users: 600, seed: 23)
+        let escaped = lines.enumerated().map { k, line -> String in
+            guard k % 3 == 0 else { return line }
+            return line.replacingOccurrences(of: #""user_id":"u"#, with: #""user_id":"\u0075"#)
+                .replacingOccurrences(of: #""item_id":"i"#, with: #""item_id":"\u0069"#)
+                .replacingOccurrences(of: #""event_id":"ev"#, with: #""event_id":"\u0065v"#)
+                .replacingOccurrences(of: #""impression_id":"ev"#, with: #""impression_id":"e\u0076"#)
+                .replacingOccurrences(of: #""variant":"t"#, with: #""variant":"\u0074"#)
+        }
+        #expect(escaped.filter { $0.contains(#"\u00"#) }.count > lines.count / 4)
+        let plain = try folder.write("plain.jsonl", lines.joined(separator: "\n"))
+        let coded = try folder.write("escaped.jsonl", escaped.joined(separator: "\n"))
+        let expected = try buildReport(log: readEvents(EventSource(paths: [plain])), config: FunnelConfig()).serialized(pretty: true)
+        let inMemory = try buildReport(log: readEvents(EventSource(paths: [coded])), config: FunnelConfig()).serialized(pretty: true)
+        #expect(inMemory == expected)
+        for memory in [16 << 10, 1 << 30] {
+            let job = ReportJob(source: EventSource(paths: [coded]),
+                                plan: PartitionPlan(memory: memory, partitions: 7, temporaryFolder: folder.path))
+            #expect(try job.run().serialized(pretty: true) == expected, "memory \(memory)")
+        }
+    }
+
+    /// Quarantined lines are named by their line number in files of many reading chunks (the
+    /// reader counts each chunk's newlines to number the next), blank lines included.
+    @Test func lineNumbersHoldAcrossChunks() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        var b = LogBuilder()
+        var text: [String] = []
+        var bad: [Int] = []
+        let padding = String(repeating: "x", count: 90)
+        for k in 0..<70_000 {
+            if k % 4_999 == 17 {
+                text.append(#"{"type":"impression","#)
+                bad.append(k + 1)
+            } else if k % 1_000 == 3 {
+                text.append("")
+            } else {
+                _ = b.impression("u\(k % 500)", Double(k), item: "item-\(padding)-\(k % 97)")
+                text.append(b.lines.removeLast())
+            }
+        }
+        let events = try folder.write("events.jsonl", text.joined(separator: "\n"))
+        #expect(try FileManager.default.attributesOfItem(atPath: events)[.size] as! Int > 3 * (4 << 20))
+        let quarantine = folder.path + "/q.jsonl"
+        _ = try readEvents(EventSource(paths: [events], quarantinePath: quarantine))
+        let rows = try String(contentsOfFile: quarantine, encoding: .utf8).split(separator: "\n")
+        let numbers = try rows.map { row -> Int in
+            let object = try JSONSerialization.jsonObject(with: Data(row.utf8)) as! [String: Any]
+            return object["line"] as! Int
+        }
+        #expect(numbers == bad)
+    }
+
     /// Several experiments, or none, are found across partitions as in one log.
     @Test func experimentChoiceSpansPartitions() throws {
         let folder = try TemporaryFolder()
