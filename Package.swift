@@ -30,6 +30,10 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        // The collector (`funnel serve`): HTTP server, SQLite store. Hummingbird's optional traits
+        // (swift-configuration, full Foundation) are not used.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // zlib, for reading gzip-compressed inputs.
@@ -73,12 +77,21 @@ let package = Package(
         // 512-bit registers (AVX-512F), which the AVX2 kernel's driver uses for its 32-column
         // strips when the processor has AVX-512F; the driver inlines the same tile at 6 × 16 and 6 × 8.
         .target(name: "FunnelKernelsAVX512", dependencies: ["CPrefetch"], swiftSettings: wideKernelFlags),
+        // The collector behind `funnel serve`: request bodies validated into events, a durable
+        // store with group commit and idempotent ingestion, API keys, the HTTP routes.
+        .target(name: "FunnelCollector", dependencies: [
+            "FunnelBase", "FunnelEvents", "FunnelConfig", "FunnelPipeline", "CZlib",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Yams", package: "Yams"),
+        ]),
         // Event-log simulator with known ground truth.
         .target(name: "FunnelSimulator", dependencies: ["FunnelBase"]),
         .executableTarget(
             name: "funnel",
             dependencies: [
                 "FunnelBase", "FunnelEvents", "FunnelReport", "FunnelSimulator", "FunnelOPE", "FunnelModels", "FunnelPipeline",
+                "FunnelCollector",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -94,6 +107,9 @@ let package = Package(
             "FunnelSimulator", "FunnelStats",
         ]),
         .testTarget(name: "FunnelConfigTests", dependencies: ["FunnelConfig"]),
+        .testTarget(name: "FunnelCollectorTests", dependencies: [
+            "FunnelCollector", "FunnelPipeline", "FunnelEvents", "FunnelBase", "FunnelConfig", "FunnelTestSupport", "FunnelSimulator",
+        ]),
         .testTarget(name: "FunnelAnalysisTests", dependencies: [
             "FunnelAnalysis", "FunnelAttribution", "FunnelConfig", "FunnelEvents", "FunnelTestSupport",
         ]),

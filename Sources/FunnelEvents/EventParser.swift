@@ -75,6 +75,8 @@ public struct ParsedEvent: Sendable {
     /// Range into `ParseArena.lines` (purchases only).
     public var linesStart: Int32 = 0
     public var linesCount: Int32 = 0
+
+    public init() {}
 }
 
 /// A purchase item line with arena strings.

@@ -44,6 +44,9 @@ public struct EventSource: Sendable {
     public var format: InputFormat
     /// Every rejected line is written here as JSON Lines (file, line, reason, field, message, raw).
     public var quarantinePath: String?
+    /// About how many bytes a stream input (a pipe) will carry, for sizing partitions when the
+    /// size cannot be read from the file system.
+    public var sizeHint: Int?
 
     public init(paths: [String], format: InputFormat = .auto, quarantinePath: String? = nil) {
         self.paths = paths

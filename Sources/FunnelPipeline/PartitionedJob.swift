@@ -70,6 +70,7 @@ public func summarizePartitioned(_ source: EventSource, config: FunnelConfig, pl
         bytes += f.hasSuffix(".gz") ? size * 8 : size
     }
     if files.contains("-") { bytes = max(bytes, plan.memory) }
+    if let hint = source.sizeHint { bytes = max(bytes, hint) }
     let count = plan.partitionCount(inputBytes: bytes)
     var isFolder: ObjCBool = false
     guard FileManager.default.fileExists(atPath: plan.temporaryFolder, isDirectory: &isFolder), isFolder.boolValue,

@@ -91,6 +91,8 @@ public struct ReportJob: Sendable {
     public var summaryPaths: [String]
     /// How the events are partitioned by user within the memory budget.
     public var plan: PartitionPlan
+    /// The experiment to analyse, over the config's `experiment` (the collector's `?experiment=`).
+    public var experiment: String?
 
     public init(source: EventSource, configPath: String? = nil, itemsPath: String? = nil, summaryPaths: [String] = [],
                 plan: PartitionPlan = PartitionPlan()) {
@@ -102,7 +104,8 @@ public struct ReportJob: Sendable {
     }
 
     public func run(onProgress: (@Sendable (Int) -> Void)? = nil) throws(PipelineError) -> JSONValue {
-        let config = try loadConfig(configPath)
+        var config = try loadConfig(configPath)
+        if let experiment { config.experiment = experiment }
         let cohorts = try itemsPath.map { (p) throws(PipelineError) in try loadCohorts(path: p) }
         if !summaryPaths.isEmpty {
             return buildReport(summary: try mergeSummaries(summaryPaths, config: config), config: config, cohorts: cohorts)

@@ -3,11 +3,11 @@ import Foundation
 import FunnelBase
 
 @main
-struct Funnel: ParsableCommand {
+struct Funnel: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "funnel",
         abstract: "Measure, explain and predict clicks and conversions.",
-        subcommands: [Report.self, Summarize.self, Validate.self, Simulate.self, Demo.self, Calibrate.self, OPE.self, PositionBiasCommand.self, CalibrateOPE.self, ExportTraining.self, Train.self, Tune.self, Evaluate.self, Predict.self]
+        subcommands: [Report.self, Summarize.self, Validate.self, Simulate.self, Demo.self, Calibrate.self, OPE.self, PositionBiasCommand.self, CalibrateOPE.self, ExportTraining.self, Train.self, Tune.self, Evaluate.self, Predict.self, Serve.self, Keys.self, Export.self]
     )
 }
 

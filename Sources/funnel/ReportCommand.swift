@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import FunnelBase
+import FunnelCollector
 import FunnelEvents
 import FunnelPipeline
 import FunnelReport
@@ -83,20 +84,30 @@ struct Report: ParsableCommand {
             help: "Summary files written by funnel summarize, merged into one report instead of reading --events (their users must not overlap).")
     var summaries: [String] = []
 
+    @Option(name: .long, help: "Report the events of a collector's store (sqlite:PATH) instead of --events.")
+    var store: String?
+
     @OptionGroup var scale: ScaleOptions
 
     func validate() throws {
-        if summaries.isEmpty { try input.requireEvents() }
-        else if !input.events.isEmpty { throw ValidationError("pass either --events or --summaries, not both") }
+        let sources = [!input.events.isEmpty, !summaries.isEmpty, store != nil].filter { $0 }.count
+        if sources > 1 { throw ValidationError("pass one of --events, --summaries or --store") }
+        if sources == 0 { try input.requireEvents() }
     }
 
     func run() throws {
-        let progress = isatty(2) != 0 ? ProgressBar(paths: input.events) : nil
-        defer { progress?.finish() }
-        let job = ReportJob(source: input.source, configPath: config, itemsPath: items, summaryPaths: summaries, plan: scale.plan)
-        var onProgress: (@Sendable (Int) -> Void)? = nil
-        if let progress { onProgress = { bytes in progress.update(bytes) } }
-        let doc = try job.run(onProgress: onProgress)
+        let doc: JSONValue
+        if let store {
+            let opened = try StoreLocation(parsing: store).open()
+            doc = try reportFromStore(opened, configPath: config, itemsPath: items, plan: scale.plan)
+        } else {
+            let progress = isatty(2) != 0 ? ProgressBar(paths: input.events) : nil
+            defer { progress?.finish() }
+            let job = ReportJob(source: input.source, configPath: config, itemsPath: items, summaryPaths: summaries, plan: scale.plan)
+            var onProgress: (@Sendable (Int) -> Void)? = nil
+            if let progress { onProgress = { bytes in progress.update(bytes) } }
+            doc = try job.run(onProgress: onProgress)
+        }
         let text: String
         switch format {
         case .json: text = doc.serialized(pretty: true) + "\n"

@@ -1,0 +1,161 @@
+import Foundation
+import FunnelBase
+import FunnelPipeline
+import Hummingbird
+import Logging
+
+/// How `funnel serve` runs.
+public struct CollectorSettings: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 8080
+    /// Largest body, as sent and once inflated (413 past it).
+    public var maxBodyBytes = defaultMaxBodyBytes
+    /// Requests a second per key, and the burst a key may spend at once (429 past them).
+    public var rateLimit = 50.0
+    public var rateBurst = 100.0
+    public var configPath: String?
+    public var plan = PartitionPlan()
+    public init() {}
+}
+
+/// The collector's routes over a store and a key ring (see docs/collector.md):
+/// `POST /v1/events` (scope ingest), `GET /v1/report` (scope report), `GET /healthz`, `GET /readyz`.
+public struct Collector: Sendable {
+    public let store: any EventStore
+    public let keys: KeyRing
+    public let settings: CollectorSettings
+    let committer: GroupCommitter
+    let limiter: RateLimiter
+    let logger: Logger
+
+    public init(store: any EventStore, keys: KeyRing, settings: CollectorSettings, logger: Logger = Logger(label: "funnel.collector")) {
+        self.store = store
+        self.keys = keys
+        self.settings = settings
+        self.logger = logger
+        committer = GroupCommitter(store: store)
+        limiter = RateLimiter(rate: settings.rateLimit, burst: settings.rateBurst)
+    }
+
+    /// The router of every route.
+    public func router() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.get("/healthz") { _, _ in json(.ok, .object([("status", .string("ok"))])) }
+        router.get("/readyz") { _, _ in
+            do {
+                let counts = try store.counts()
+                return json(.ok, .object([("status", .string("ready")), ("events", .int(counts.events))]))
+            } catch {
+                return json(.serviceUnavailable, .object([("status", .string("store unavailable"))]))
+            }
+        }
+        router.post("/v1/events") { request, _ in try await ingest(request) }
+        router.get("/v1/report") { request, _ in try await report(request) }
+        return router
+    }
+
+    /// The key of a request allowed to use a route of scope `needed`, or the refusal to send.
+    func authorize(_ request: Request, _ needed: KeyScope) -> Result<APIKey, Refusal> {
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
+            return .failure(Refusal(.unauthorized, "send an API key as 'Authorization: Bearer <key>' (create one with `funnel keys create`)"))
+        }
+        guard let key = keys.authenticate(String(header.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces)) else {
+            return .failure(Refusal(.unauthorized, "the API key is not valid"))
+        }
+        guard key.scope.allows(needed) else {
+            return .failure(Refusal(.forbidden, "this key's scope is \(key.scope.rawValue); this route needs \(needed.rawValue)"))
+        }
+        if let wait = limiter.take(key.id) {
+            var refusal = Refusal(.tooManyRequests, "over the rate limit of \(settings.rateLimit) requests a second per key; retry later")
+            refusal.retryAfter = Int(wait.rounded(.up))
+            return .failure(refusal)
+        }
+        return .success(key)
+    }
+
+    func ingest(_ request: Request) async throws -> Response {
+        if case .failure(let refusal) = authorize(request, .ingest) { return refusal.response }
+        var request = request
+        let limit = settings.maxBodyBytes
+        var body: [UInt8]
+        do {
+            let buffer = try await request.collectBody(upTo: limit)
+            body = Array(buffer.readableBytesView)
+        } catch {
+            return Refusal(.contentTooLarge, "the body is over the \(limit)-byte limit; send fewer events per request").response
+        }
+        if let encoding = request.headers[.contentEncoding]?.lowercased(), encoding != "identity" {
+            guard encoding == "gzip" else {
+                return Refusal(.unsupportedMediaType, "Content-Encoding \(encoding) is not supported; send gzip or no encoding").response
+            }
+            do { body = try inflateBody(body, limit: limit) } catch is BodyTooLarge {
+                return Refusal(.contentTooLarge, "the body inflates past the \(limit)-byte limit; send fewer events per request").response
+            } catch {
+                return Refusal(.badRequest, "\(error)").response
+            }
+        }
+        let batch: IngestBatch
+        do { batch = try splitBody(body) } catch { return Refusal(.badRequest, error.description).response }
+        let outcome: CommitOutcome
+        do { outcome = try await committer.submit(batch) } catch {
+            logger.error("commit failed", metadata: ["error": "\(error)"])
+            return Refusal(.serviceUnavailable, "the store could not commit the events; nothing of this request was stored, send it again").response
+        }
+        logger.info("ingested", metadata: ["accepted": "\(outcome.accepted)", "duplicates": "\(outcome.duplicates)", "quarantined": "\(batch.quarantined.count)"])
+        let quarantined: [JSONValue] = batch.quarantined.map { q in
+            .object([("index", .int(q.index)), ("reason", .string(q.reason.rawValue)), ("field", q.field.map { .string($0) } ?? .null)])
+        }
+        return json(.ok, .object([("accepted", .int(outcome.accepted)), ("duplicates", .int(outcome.duplicates)), ("quarantined", .array(quarantined))]))
+    }
+
+    func report(_ request: Request) async throws -> Response {
+        if case .failure(let refusal) = authorize(request, .report) { return refusal.response }
+        let experiment = request.uri.queryParameters.get("experiment")
+        let (store, settings) = (store, settings)
+        let result: Result<JSONValue, any Error> = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                do { continuation.resume(returning: .success(try reportFromStore(store, configPath: settings.configPath, experiment: experiment, plan: settings.plan))) } catch {
+                    continuation.resume(returning: .failure(error))
+                }
+            }
+        }
+        switch result {
+        case .success(let document): return json(.ok, document)
+        case .failure(let error): return Refusal(.unprocessableContent, "\(error)").response
+        }
+    }
+}
+
+/// A refused request: its status, a message saying what to do, and for 429 when to retry.
+struct Refusal: Error {
+    var status: HTTPResponse.Status
+    var message: String
+    var retryAfter: Int? = nil
+    init(_ status: HTTPResponse.Status, _ message: String) {
+        self.status = status
+        self.message = message
+    }
+
+    var response: Response {
+        var r = json(status, .object([("error", .string(message))]))
+        if let retryAfter { r.headers[.retryAfter] = String(max(retryAfter, 1)) }
+        return r
+    }
+}
+
+func json(_ status: HTTPResponse.Status, _ value: JSONValue) -> Response {
+    Response(status: status, headers: [.contentType: "application/json"],
+             body: ResponseBody(byteBuffer: ByteBuffer(string: value.serialized() + "\n")))
+}
+
+/// Runs the collector until SIGTERM or SIGINT; in-flight requests finish first.
+public func runCollector(_ collector: Collector, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+    var logger = Logger(label: "funnel.serve")
+    logger.logLevel = .info
+    let app = Application(
+        router: collector.router(),
+        configuration: .init(address: .hostname(collector.settings.host, port: collector.settings.port), serverName: "funnel"),
+        onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? collector.settings.port) },
+        logger: logger)
+    try await app.runService()
+}

@@ -1,0 +1,156 @@
+import Foundation
+import FunnelEvents
+import GRDB
+
+/// What one request's events came to once committed.
+public struct CommitOutcome: Sendable, Equatable {
+    /// Events stored by this commit.
+    public var accepted = 0
+    /// Events whose (user_id, event_id) the store already held, or that an earlier event of the
+    /// same commit carried: counted, not stored again.
+    public var duplicates = 0
+    public init(accepted: Int = 0, duplicates: Int = 0) {
+        self.accepted = accepted
+        self.duplicates = duplicates
+    }
+}
+
+/// Totals of a store, for `/readyz` and the CLI.
+public struct StoreCounts: Sendable, Equatable {
+    public var events: Int
+    public var quarantined: Int
+    /// Bytes of the stored event lines.
+    public var bytes: Int
+}
+
+/// Where the collector keeps events: durable, idempotent by (user_id, event_id), read back in
+/// user order.
+public protocol EventStore: Sendable {
+    /// Commits the batches in one transaction, durably, before returning; one outcome per batch.
+    func commit(_ batches: [IngestBatch], receivedAt: Int64) throws -> [CommitOutcome]
+    /// Calls `body` with every stored event's line, in user order (user_id, then arrival).
+    func forEachLine(_ body: (UnsafeBufferPointer<UInt8>) throws -> Void) throws
+    /// Calls `body` with every quarantined event: received_at, reason, field, message, raw.
+    func forEachQuarantined(_ body: (Int64, String, String?, String, [UInt8]) throws -> Void) throws
+    func counts() throws -> StoreCounts
+}
+
+/// Why a store could not be opened or used: names the store and what to do.
+public struct StoreError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// A store location from `--store`: `sqlite:PATH` (or a bare path).
+public enum StoreLocation: Sendable, Equatable {
+    case sqlite(path: String)
+
+    public init(parsing text: String) throws(StoreError) {
+        if text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") {
+            throw StoreError("--store \(text): PostgreSQL stores are not built yet; use sqlite:PATH")
+        }
+        let path = text.hasPrefix("sqlite:") ? String(text.dropFirst("sqlite:".count)) : text
+        guard !path.isEmpty else { throw StoreError("--store \(text): give a file, as in sqlite:events.db") }
+        self = .sqlite(path: path)
+    }
+
+    /// Opens (creating when missing) the store.
+    public func open() throws(StoreError) -> any EventStore {
+        switch self {
+        case .sqlite(let path): return try SQLiteStore(path: path)
+        }
+    }
+}
+
+/// The embedded store: one SQLite file in WAL mode with `synchronous=FULL`, so a commit is on disk
+/// (the write-ahead log synced) when `commit` returns.
+public final class SQLiteStore: EventStore {
+    let pool: DatabasePool
+    public let path: String
+
+    public init(path: String) throws(StoreError) {
+        self.path = path
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try pool.write { db in
+                try db.execute(sql: """
+                    CREATE TABLE IF NOT EXISTS events (
+                        seq INTEGER PRIMARY KEY,
+                        user_id TEXT NOT NULL,
+                        event_id TEXT NOT NULL,
+                        ts INTEGER NOT NULL,
+                        received_at INTEGER NOT NULL,
+                        line BLOB NOT NULL,
+                        UNIQUE (user_id, event_id)
+                    );
+                    CREATE INDEX IF NOT EXISTS events_by_user ON events (user_id, seq);
+                    CREATE TABLE IF NOT EXISTS quarantine (
+                        id INTEGER PRIMARY KEY,
+                        received_at INTEGER NOT NULL,
+                        reason TEXT NOT NULL,
+                        field TEXT,
+                        message TEXT NOT NULL,
+                        raw BLOB NOT NULL
+                    );
+                    """)
+            }
+        } catch {
+            throw StoreError("cannot open the SQLite store \(path): \(error); check the path and its folder's permissions")
+        }
+    }
+
+    public func commit(_ batches: [IngestBatch], receivedAt: Int64) throws -> [CommitOutcome] {
+        try pool.write { db in
+            let insert = try db.cachedStatement(sql: "INSERT OR IGNORE INTO events (user_id, event_id, ts, received_at, line) VALUES (?, ?, ?, ?, ?)")
+            let quarantine = try db.cachedStatement(sql: "INSERT INTO quarantine (received_at, reason, field, message, raw) VALUES (?, ?, ?, ?, ?)")
+            var outcomes: [CommitOutcome] = []
+            for batch in batches {
+                var outcome = CommitOutcome()
+                for e in batch.events {
+                    try insert.execute(arguments: [e.userID, e.eventID, e.ts, receivedAt, Data(e.line)])
+                    if db.changesCount == 1 { outcome.accepted += 1 } else { outcome.duplicates += 1 }
+                }
+                for q in batch.quarantined {
+                    try quarantine.execute(arguments: [receivedAt, q.reason.rawValue, q.field, q.message, Data(q.raw)])
+                }
+                outcomes.append(outcome)
+            }
+            return outcomes
+        }
+    }
+
+    public func forEachLine(_ body: (UnsafeBufferPointer<UInt8>) throws -> Void) throws {
+        try pool.read { db in
+            let rows = try Row.fetchCursor(db, sql: "SELECT line FROM events ORDER BY user_id, seq")
+            while let row = try rows.next() {
+                try row.withUnsafeData(atIndex: 0) { data in
+                    guard let data else { return }
+                    try data.withUnsafeBytes { raw in try body(raw.bindMemory(to: UInt8.self)) }
+                }
+            }
+        }
+    }
+
+    public func forEachQuarantined(_ body: (Int64, String, String?, String, [UInt8]) throws -> Void) throws {
+        try pool.read { db in
+            let rows = try Row.fetchCursor(db, sql: "SELECT received_at, reason, field, message, raw FROM quarantine ORDER BY id")
+            while let row = try rows.next() {
+                let raw: Data = row[4]
+                try body(row[0], row[1], row[2], row[3], [UInt8](raw))
+            }
+        }
+    }
+
+    public func counts() throws -> StoreCounts {
+        try pool.read { db in
+            let events = try Int.fetchOne(db, sql: "SELECT count(*) FROM events") ?? 0
+            let bytes = try Int.fetchOne(db, sql: "SELECT coalesce(sum(length(line)) + count(*), 0) FROM events") ?? 0
+            let quarantined = try Int.fetchOne(db, sql: "SELECT count(*) FROM quarantine") ?? 0
+            return StoreCounts(events: events, quarantined: quarantined, bytes: bytes)
+        }
+    }
+}
