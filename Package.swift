@@ -34,6 +34,7 @@ let package = Package(
         // (swift-configuration, full Foundation) are not used.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // zlib, for reading gzip-compressed inputs.
@@ -82,6 +83,7 @@ let package = Package(
         .target(name: "FunnelCollector", dependencies: [
             "FunnelBase", "FunnelEvents", "FunnelConfig", "FunnelPipeline", "CZlib",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Yams", package: "Yams"),
         ]),

@@ -34,7 +34,20 @@ public struct QuarantinedEvent: Sendable, Equatable {
 public struct IngestBatch: Sendable {
     public var events: [StoredEvent] = []
     public var quarantined: [QuarantinedEvent] = []
+    /// The request's `Idempotency-Key`: a batch sent again under the same key is answered as the
+    /// first time and changes nothing.
+    public var idempotencyKey: String? = nil
     public init() {}
+
+    /// The answer to the request, given what its commit came to.
+    func answer(_ outcome: CommitOutcome) -> [UInt8] {
+        let quarantined: [JSONValue] = self.quarantined.map { q in
+            .object([("index", .int(q.index)), ("reason", .string(q.reason.rawValue)), ("field", q.field.map { .string($0) } ?? .null)])
+        }
+        let document: JSONValue = .object([("accepted", .int(outcome.accepted)), ("duplicates", .int(outcome.duplicates)),
+                                           ("quarantined", .array(quarantined))])
+        return Array((document.serialized() + "\n").utf8)
+    }
 }
 
 /// A body the collector cannot split into events (the whole request is refused with 400).

@@ -1,6 +1,7 @@
 import Foundation
 import FunnelBase
 import FunnelPipeline
+import HTTPTypes
 import Hummingbird
 import Logging
 
@@ -94,18 +95,25 @@ public struct Collector: Sendable {
                 return Refusal(.badRequest, "\(error)").response
             }
         }
-        let batch: IngestBatch
+        var batch: IngestBatch
         do { batch = try splitBody(body) } catch { return Refusal(.badRequest, error.description).response }
+        if let key = request.headers[idempotencyKeyField] {
+            guard !key.isEmpty, key.utf8.count <= 200 else { return Refusal(.badRequest, "Idempotency-Key must be 1 to 200 characters").response }
+            batch.idempotencyKey = key
+        }
         let outcome: CommitOutcome
         do { outcome = try await committer.submit(batch) } catch {
             logger.error("commit failed", metadata: ["error": "\(error)"])
             return Refusal(.serviceUnavailable, "the store could not commit the events; nothing of this request was stored, send it again").response
         }
-        logger.info("ingested", metadata: ["accepted": "\(outcome.accepted)", "duplicates": "\(outcome.duplicates)", "quarantined": "\(batch.quarantined.count)"])
-        let quarantined: [JSONValue] = batch.quarantined.map { q in
-            .object([("index", .int(q.index)), ("reason", .string(q.reason.rawValue)), ("field", q.field.map { .string($0) } ?? .null)])
+        if outcome.replayed {
+            logger.info("replayed", metadata: ["events": "\(batch.events.count + batch.quarantined.count)"])
+            var headers: HTTPFields = [.contentType: "application/json"]
+            headers[idempotentReplayedField] = "true"
+            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: outcome.answer)))
         }
-        return json(.ok, .object([("accepted", .int(outcome.accepted)), ("duplicates", .int(outcome.duplicates)), ("quarantined", .array(quarantined))]))
+        logger.info("ingested", metadata: ["accepted": "\(outcome.accepted)", "duplicates": "\(outcome.duplicates)", "quarantined": "\(batch.quarantined.count)"])
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: outcome.answer)))
     }
 
     func report(_ request: Request) async throws -> Response {
@@ -142,6 +150,9 @@ struct Refusal: Error {
         return r
     }
 }
+
+let idempotencyKeyField = HTTPField.Name("Idempotency-Key")!
+let idempotentReplayedField = HTTPField.Name("Idempotent-Replayed")!
 
 func json(_ status: HTTPResponse.Status, _ value: JSONValue) -> Response {
     Response(status: status, headers: [.contentType: "application/json"],

@@ -1,4 +1,5 @@
 import Foundation
+import FunnelBase
 import FunnelEvents
 import GRDB
 
@@ -9,9 +10,17 @@ public struct CommitOutcome: Sendable, Equatable {
     /// Events whose (user_id, event_id) the store already held, or that an earlier event of the
     /// same commit carried: counted, not stored again.
     public var duplicates = 0
+    /// The request's answer (JSON); for a replayed idempotency key, the first answer.
+    public var answer: [UInt8] = []
+    /// The idempotency key had been committed before: nothing was done.
+    public var replayed = false
     public init(accepted: Int = 0, duplicates: Int = 0) {
         self.accepted = accepted
         self.duplicates = duplicates
+    }
+
+    public static func == (a: CommitOutcome, b: CommitOutcome) -> Bool {
+        a.accepted == b.accepted && a.duplicates == b.duplicates && a.replayed == b.replayed
     }
 }
 
@@ -21,6 +30,9 @@ public struct StoreCounts: Sendable, Equatable {
     public var quarantined: Int
     /// Bytes of the stored event lines.
     public var bytes: Int
+    /// What ingestion saw besides the stored events: duplicate events received and quarantined
+    /// events by reason (requests replayed under an idempotency key not counted again).
+    public var upstream: ReadCounters
 }
 
 /// Where the collector keeps events: durable, idempotent by (user_id, event_id), read back in
@@ -88,6 +100,15 @@ public final class SQLiteStore: EventStore {
                         UNIQUE (user_id, event_id)
                     );
                     CREATE INDEX IF NOT EXISTS events_by_user ON events (user_id, seq);
+                    CREATE TABLE IF NOT EXISTS requests (
+                        idempotency_key TEXT PRIMARY KEY,
+                        answer BLOB NOT NULL,
+                        received_at INTEGER NOT NULL
+                    );
+                    CREATE TABLE IF NOT EXISTS counters (
+                        name TEXT PRIMARY KEY,
+                        value INTEGER NOT NULL
+                    );
                     CREATE TABLE IF NOT EXISTS quarantine (
                         id INTEGER PRIMARY KEY,
                         received_at INTEGER NOT NULL,
@@ -107,9 +128,18 @@ public final class SQLiteStore: EventStore {
         try pool.write { db in
             let insert = try db.cachedStatement(sql: "INSERT OR IGNORE INTO events (user_id, event_id, ts, received_at, line) VALUES (?, ?, ?, ?, ?)")
             let quarantine = try db.cachedStatement(sql: "INSERT INTO quarantine (received_at, reason, field, message, raw) VALUES (?, ?, ?, ?, ?)")
+            let replay = try db.cachedStatement(sql: "SELECT answer FROM requests WHERE idempotency_key = ?")
+            let remember = try db.cachedStatement(sql: "INSERT INTO requests (idempotency_key, answer, received_at) VALUES (?, ?, ?)")
             var outcomes: [CommitOutcome] = []
+            var duplicates = 0
             for batch in batches {
                 var outcome = CommitOutcome()
+                if let key = batch.idempotencyKey, let answer = try Data.fetchOne(replay, arguments: [key]) {
+                    outcome.replayed = true
+                    outcome.answer = [UInt8](answer)
+                    outcomes.append(outcome)
+                    continue
+                }
                 for e in batch.events {
                     try insert.execute(arguments: [e.userID, e.eventID, e.ts, receivedAt, Data(e.line)])
                     if db.changesCount == 1 { outcome.accepted += 1 } else { outcome.duplicates += 1 }
@@ -117,7 +147,14 @@ public final class SQLiteStore: EventStore {
                 for q in batch.quarantined {
                     try quarantine.execute(arguments: [receivedAt, q.reason.rawValue, q.field, q.message, Data(q.raw)])
                 }
+                duplicates += outcome.duplicates
+                outcome.answer = batch.answer(outcome)
+                if let key = batch.idempotencyKey { try remember.execute(arguments: [key, Data(outcome.answer), receivedAt]) }
                 outcomes.append(outcome)
+            }
+            if duplicates > 0 {
+                try db.execute(sql: "INSERT INTO counters (name, value) VALUES ('duplicates', ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+                               arguments: [duplicates])
             }
             return outcomes
         }
@@ -149,8 +186,14 @@ public final class SQLiteStore: EventStore {
         try pool.read { db in
             let events = try Int.fetchOne(db, sql: "SELECT count(*) FROM events") ?? 0
             let bytes = try Int.fetchOne(db, sql: "SELECT coalesce(sum(length(line)) + count(*), 0) FROM events") ?? 0
-            let quarantined = try Int.fetchOne(db, sql: "SELECT count(*) FROM quarantine") ?? 0
-            return StoreCounts(events: events, quarantined: quarantined, bytes: bytes)
+            var upstream = ReadCounters()
+            for row in try Row.fetchAll(db, sql: "SELECT reason, count(*) FROM quarantine GROUP BY reason") {
+                let reason: String = row[0]
+                if let known = QuarantineReason(rawValue: reason) { upstream.quarantined[known] = row[1] }
+            }
+            upstream.duplicateEvents = try Int.fetchOne(db, sql: "SELECT value FROM counters WHERE name = 'duplicates'") ?? 0
+            upstream.eventsRead = upstream.duplicateEvents + upstream.quarantinedTotal
+            return StoreCounts(events: events, quarantined: upstream.quarantinedTotal, bytes: bytes, upstream: upstream)
         }
     }
 }

@@ -97,12 +97,16 @@ final class PipeWriter: @unchecked Sendable {
     }
 }
 
-/// The report of the stored events: `funnel report --store` and `GET /v1/report`.
+/// The report of the stored events: `funnel report --store` and `GET /v1/report`. Its reading
+/// counters are those of the ingestion (events received = stored + duplicate + quarantined), so
+/// it equals the report of the lines that were posted, while `funnel report --events` on an export
+/// counts the export's lines (stored events only).
 public func reportFromStore(_ store: any EventStore, configPath: String?, itemsPath: String? = nil, experiment: String? = nil,
                             plan: PartitionPlan = PartitionPlan()) throws -> JSONValue {
     try withStoreAsInput(store) { source in
         var job = ReportJob(source: source, configPath: configPath, itemsPath: itemsPath, plan: plan)
         job.experiment = experiment
+        job.upstream = try store.counts().upstream
         return try job.run()
     }
 }

@@ -39,6 +39,13 @@ public struct ReadCounters: Sendable, Equatable {
     public var duplicateEvents = 0
     public init() {}
     public var quarantinedTotal: Int { quarantined.values.reduce(0, +) }
+
+    /// Adds another reader's counters.
+    public mutating func add(_ other: ReadCounters) {
+        eventsRead += other.eventsRead
+        duplicateEvents += other.duplicateEvents
+        for (reason, n) in other.quarantined { quarantined[reason, default: 0] += n }
+    }
 }
 
 /// Accepted events in input order, with their string tables.

@@ -93,6 +93,10 @@ public struct ReportJob: Sendable {
     public var plan: PartitionPlan
     /// The experiment to analyse, over the config's `experiment` (the collector's `?experiment=`).
     public var experiment: String?
+    /// Lines the events went through before this job read them, rejected or duplicate there (a
+    /// collector's ingestion): added to the report's reading counters, so that the report of a
+    /// store counts what was sent to it as the report of the sent file counts its lines.
+    public var upstream: ReadCounters?
 
     public init(source: EventSource, configPath: String? = nil, itemsPath: String? = nil, summaryPaths: [String] = [],
                 plan: PartitionPlan = PartitionPlan()) {
@@ -112,10 +116,16 @@ public struct ReportJob: Sendable {
         }
         if config.positionBiasMethod != "none" || config.positionBiasPropensities != nil {
             // The position-bias section needs every round at once: the whole log in memory.
-            let log = try readEvents(source, onProgress: onProgress)
+            var log = try readEvents(source, onProgress: onProgress)
+            if let upstream { log.counters.add(upstream) }
             return try buildReport(log: log, config: config, cohorts: cohorts)
         }
-        let run = try summarizePartitioned(source, config: config, plan: plan, onProgress: onProgress)
+        var run = try summarizePartitioned(source, config: config, plan: plan, onProgress: onProgress)
+        if let upstream {
+            run.summary.dataQuality.eventsRead += upstream.eventsRead
+            run.summary.dataQuality.duplicateEvents += upstream.duplicateEvents
+            for (reason, n) in upstream.quarantined { run.summary.dataQuality.quarantined[reason, default: 0] += n }
+        }
         return buildReport(summary: run.summary, config: config, cohorts: cohorts)
     }
 }
