@@ -20,7 +20,8 @@ public struct CollectorSettings: Sendable {
 }
 
 /// The collector's routes over a store and a key ring (see docs/collector.md):
-/// `POST /v1/events` (scope ingest), `GET /v1/report` (scope report), `GET /healthz`, `GET /readyz`.
+/// `POST /v1/events` (scope ingest), `GET /v1/report` (scope report), `GET /healthz`, `GET /readyz`,
+/// `GET /metrics` (Prometheus; open, like the health routes: bind to loopback or filter it at the proxy).
 public struct Collector: Sendable {
     public let store: any EventStore
     public let keys: KeyRing
@@ -28,19 +29,29 @@ public struct Collector: Sendable {
     let committer: GroupCommitter
     let limiter: RateLimiter
     let logger: Logger
+    public let metrics: CollectorMetrics
 
     public init(store: any EventStore, keys: KeyRing, settings: CollectorSettings, logger: Logger = Logger(label: "funnel.collector")) {
         self.store = store
         self.keys = keys
         self.settings = settings
         self.logger = logger
-        committer = GroupCommitter(store: store)
+        let metrics = CollectorMetrics()
+        self.metrics = metrics
+        committer = GroupCommitter(store: store) { requests, events, seconds in
+            metrics.committed(requests: requests, events: events, seconds: seconds)
+        }
         limiter = RateLimiter(rate: settings.rateLimit, burst: settings.rateBurst)
     }
 
     /// The router of every route.
     public func router() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                     body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.render())))
+        }
         router.get("/healthz") { _, _ in json(.ok, .object([("status", .string("ok"))])) }
         router.get("/readyz") { _, _ in
             do {
@@ -106,6 +117,7 @@ public struct Collector: Sendable {
             logger.error("commit failed", metadata: ["error": "\(error)"])
             return Refusal(.serviceUnavailable, "the store could not commit the events; nothing of this request was stored, send it again").response
         }
+        metrics.ingested(outcome, batch)
         if outcome.replayed {
             logger.info("replayed", metadata: ["events": "\(batch.events.count + batch.quarantined.count)"])
             var headers: HTTPFields = [.contentType: "application/json"]

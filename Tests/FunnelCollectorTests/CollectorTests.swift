@@ -242,6 +242,16 @@ final class Counter: @unchecked Sendable {
             #expect(limited.headers["Retry-After"] as? String == "1")
             #expect(try await Self.request(port, "GET", "/healthz").status == 200)
             #expect(try await Self.request(port, "GET", "/readyz").json["events"] as? Int == 1)
+            // The metrics count what happened: one event stored, one duplicate, requests by status.
+            var r = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/metrics")!)
+            r.httpMethod = "GET"
+            let (data, _) = try await URLSession.shared.data(for: r)
+            let text = String(decoding: data, as: UTF8.self)
+            #expect(text.contains("funnel_events_accepted_total 1\n"))
+            #expect(text.contains("funnel_events_duplicate_total 1\n"))
+            for status in [200, 401, 403, 413, 429] {
+                #expect(text.contains(#"funnel_http_request_duration_seconds_count{route="/v1/events",method="POST",status="\#(status)"}"#), "\(status)")
+            }
         }
     }
 
