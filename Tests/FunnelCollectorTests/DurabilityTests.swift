@@ -1,0 +1,128 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import FunnelBase
+import FunnelCollector
+import FunnelPipeline
+import FunnelSimulator
+import FunnelTestSupport
+import Testing
+
+let slowPlan = ProcessInfo.processInfo.environment["FUNNEL_SLOW_TESTS"] == "1"
+
+/// The slow plan's durability check, on the real binary: concurrent clients post the simulator's
+/// log in batches; the server is killed with SIGKILL in the middle; every event of every batch that
+/// got a 2xx is in the store exactly once; after a restart the clients resend the batches that got
+/// no answer (and some that did) under their Idempotency-Key, and the store's report equals the
+/// report of the file.
+@Suite(.enabled(if: slowPlan, "slow plan: set FUNNEL_SLOW_TESTS=1 (scripts/test does)"), .timeLimit(.minutes(10)))
+struct SlowCollectorDurabilityTests {
+    static var binary: String {
+        let candidates = [".build/debug/funnel", ".build/release/funnel"].map { FileManager.default.currentDirectoryPath + "/" + $0 }
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
+    }
+
+    /// Starts `funnel serve` on a free port; returns the process and the port.
+    static func start(store: String, keys: String) throws -> (Process, Int) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["serve", "--store", "sqlite:" + store, "--keys", keys, "--port", "0", "--rate-limit", "100000"]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var text = ""
+        while !text.contains("listening on") {
+            let data = out.fileHandleForReading.availableData
+            if data.isEmpty { throw StoreError("funnel serve exited before listening: \(text)") }
+            text += String(decoding: data, as: UTF8.self)
+        }
+        let port = Int(text.split(separator: ":").last!.split(separator: "\n").first!)!
+        return (process, port)
+    }
+
+    static func post(_ port: Int, key: String, batch: Int, body: [UInt8]) async -> Bool {
+        var r = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/v1/events")!)
+        r.httpMethod = "POST"
+        r.timeoutInterval = 20
+        r.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization")
+        r.setValue("batch-\(batch)", forHTTPHeaderField: "Idempotency-Key")
+        r.setValue("", forHTTPHeaderField: "Expect")
+        r.httpBody = Data(body)
+        guard let (_, response) = try? await URLSession.shared.data(for: r) else { return false }
+        return (response as? HTTPURLResponse)?.statusCode == 200
+    }
+
+    @Test func killedMidwayLosesNothingAcknowledged() async throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        var sim = Simulator(scenario: .clickbait, users: 400, seed: 77)
+        var bytes: [UInt8] = []
+        _ = sim.run { bytes += $0 }
+        let file = try folder.write("events.jsonl", String(decoding: bytes, as: UTF8.self))
+        let lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false).map(Array.init)
+        let batches = stride(from: 0, to: lines.count, by: 100).map { Array(lines[$0..<min($0 + 100, lines.count)].joined(separator: [0x0A])) }
+        var ring = KeyRing()
+        let key = ring.create(scope: .admin)
+        let keysPath = folder.path + "/keys.yaml"
+        try ring.save(keysPath)
+        let storePath = folder.path + "/events.db"
+
+        let (server, port) = try Self.start(store: storePath, keys: keysPath)
+        let acknowledged = Acknowledged()
+        let killAfter = batches.count / 3
+        // Four clients, each taking every fourth batch; the server dies when a third are acknowledged.
+        await withTaskGroup(of: Void.self) { group in
+            for client in 0..<4 {
+                group.addTask {
+                    for b in stride(from: client, to: batches.count, by: 4) {
+                        if await Self.post(port, key: key, batch: b, body: batches[b]) {
+                            if acknowledged.add(b) == killAfter { kill(server.processIdentifier, SIGKILL) }
+                        }
+                    }
+                }
+            }
+        }
+        server.waitUntilExit()
+        #expect(server.terminationReason == .uncaughtSignal)
+        let answered = acknowledged.batches
+        #expect(answered.count >= killAfter && answered.count < batches.count, "\(answered.count) of \(batches.count) answered")
+
+        // Every valid event of an acknowledged batch is stored, once.
+        let store = try SQLiteStore(path: storePath)
+        var stored = Set<String>()
+        var rows = 0
+        try store.forEachLine { line in
+            rows += 1
+            let event = try splitBody(Array(line)).events[0]
+            stored.insert(event.userID + "\u{1F}" + event.eventID)
+        }
+        #expect(rows == stored.count)
+        for b in answered {
+            for event in try splitBody(batches[b]).events {
+                #expect(stored.contains(event.userID + "\u{1F}" + event.eventID), "batch \(b): \(event.eventID)")
+            }
+        }
+
+        // Restarted, the clients resend what got no answer, and a few batches that did.
+        let (again, port2) = try Self.start(store: storePath, keys: keysPath)
+        defer { again.terminate(); again.waitUntilExit() }
+        let resend = (0..<batches.count).filter { !answered.contains($0) } + Array(answered.prefix(5))
+        for b in resend { #expect(await Self.post(port2, key: key, batch: b, body: batches[b]), "batch \(b)") }
+        let fromFile = try ReportJob(source: EventSource(paths: [file])).run()
+        let fromStore = try reportFromStore(SQLiteStore(path: storePath), configPath: nil)
+        #expect(fromStore.serialized(pretty: true) == fromFile.serialized(pretty: true))
+    }
+}
+
+final class Acknowledged: @unchecked Sendable {
+    let lock = NSLock()
+    var batches: Set<Int> = []
+    func add(_ b: Int) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        batches.insert(b)
+        return batches.count
+    }
+}
