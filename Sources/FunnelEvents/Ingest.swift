@@ -42,7 +42,7 @@ public struct QuarantineRow: Sendable {
 public typealias QuarantineHandler = @Sendable (QuarantineRow) -> Void
 
 /// The result of parsing one chunk on a worker thread.
-struct ParsedChunk {
+struct ParsedChunk: Sendable {
     var file: Int
     var arena = ParseArena()
     var events: [ParsedEvent] = []
@@ -148,29 +148,48 @@ public enum EventReader {
         return lines.next
     }
 
-    /// Parses chunks two at a time per core while the previous batch is merged.
-    static func pump(_ next: () throws(InputError) -> Chunk?, files: [String], state: MergeState,
+    /// Parses chunks into the log: `pipeline` with the in-memory merge.
+    static func pump(_ next: @escaping () throws(InputError) -> Chunk?, files: [String], state: MergeState,
                      onProgress: (@Sendable (Int) -> Void)? = nil, onQuarantine: QuarantineHandler?) throws(InputError) {
+        try pipeline(next, bytesRead: { state.bytesRead += $0; return state.bytesRead }, onProgress: onProgress,
+                     parse: parseChunk) { parsed in
+            state.merge(parsed, files: files, onQuarantine: onQuarantine)
+            return true
+        }
+    }
+
+    /// The readers' one driver, in steps: each step parses one batch of chunks (two per core),
+    /// hands the previous batch's results to `consume` in input order, and reads the next batch,
+    /// all at once. Stops early when `consume` returns false.
+    static func pipeline<Parsed: Sendable>(
+        _ next: @escaping () throws(InputError) -> Chunk?, bytesRead: (Int) -> Int, onProgress: (@Sendable (Int) -> Void)?,
+        parse: @escaping @Sendable (Chunk) -> Parsed, consume: @escaping @Sendable ([Parsed]) -> Bool
+    ) throws(InputError) {
         let workers = max(ProcessInfo.processInfo.activeProcessorCount, 1)
-        var pending: [ParsedChunk] = []
+        var pending: [Parsed] = []
+        var batch: [Chunk] = []
+        while batch.count < workers * 2, let c = try next() { batch.append(c) }
         while true {
-            var batch: [Chunk] = []
-            while batch.count < workers * 2, let c = try next() { batch.append(c) }
-            state.bytesRead += batch.reduce(0) { $0 + $1.bytes.count }
-            onProgress?(state.bytesRead)
+            onProgress?(bytesRead(batch.reduce(0) { $0 + $1.bytes.count }))
             if batch.isEmpty && pending.isEmpty { break }
-            let results = ResultSlots<ParsedChunk>(count: batch.count)
-            let toMerge = pending
-            let tasks = batch.count + (toMerge.isEmpty ? 0 : 1)
+            let results = ResultSlots<Parsed>(count: batch.count)
+            let toConsume = pending
             let batchRef = batch
-            DispatchQueue.concurrentPerform(iterations: tasks) { i in
+            let reader = NextBatch(next: next, size: workers * 2)
+            let going = ResultSlots<Bool>(count: 1)
+            DispatchQueue.concurrentPerform(iterations: batch.count + 2) { i in
                 if i < batchRef.count {
-                    results.set(i, parseChunk(batchRef[i]))
+                    results.set(i, parse(batchRef[i]))
+                } else if i == batchRef.count {
+                    going.set(0, toConsume.isEmpty ? true : consume(toConsume))
                 } else {
-                    state.merge(toMerge, files: files, onQuarantine: onQuarantine)
+                    reader.read()
                 }
             }
+            if going.values()[0] == false { return }
+            if let e = reader.error { throw e }
             pending = results.values()
+            batch = reader.chunks
         }
     }
 

@@ -308,58 +308,32 @@ extension EventReader {
         return state.counters
     }
 
-    /// Like `pump`: chunks parsed and encoded per partition two at a time per core, while the
-    /// previous batch is handed to the store in input order.
+    /// Parses chunks and encodes each accepted event into its user's partition block (`pipeline`),
+    /// the previous batch handed to the store in input order.
     static func pumpRouted(_ next: @escaping () throws(InputError) -> Chunk?, files: [String], state: RouteState,
                            onProgress: (@Sendable (Int) -> Void)?, onQuarantine: QuarantineHandler?) throws(InputError) {
-        let workers = max(ProcessInfo.processInfo.activeProcessorCount, 1)
-        var pending: [RoutedChunk] = []
-        let parts = state.store.count
-        // Each step parses one batch, hands the previous one to the store and reads the next one,
-        // all at once.
-        var batch: [Chunk] = []
-        while batch.count < workers * 2, let c = try next() { batch.append(c) }
-        while true {
-            state.bytesRead += batch.reduce(0) { $0 + $1.bytes.count }
-            onProgress?(state.bytesRead)
-            if batch.isEmpty && pending.isEmpty { break }
-            let results = ResultSlots<RoutedChunk>(count: batch.count)
-            let toAdd = pending
-            let batchRef = batch
-            let store = state.store
-            let reader = NextBatch(next: next, size: workers * 2)
-            let tasks = batch.count + 2
-            do {
-                DispatchQueue.concurrentPerform(iterations: tasks) { i in
-                    if i < batchRef.count {
-                        // Each accepted event is encoded into its partition's block at once, and
-                        // the arena emptied: no array of parsed events, a small, hot arena.
-                        let chunk = batchRef[i]
-                        var parser = EventLineParser(source: chunk.bytes)
-                        // Records take about half the JSON's bytes: room enough that no block regrows.
-                        let room = chunk.bytes.count / max(parts, 1) * 3 / 4 + 256
-                        var encoded = (0..<parts).map { _ in [UInt8](unsafeUninitializedCapacity: room) { _, n in n = 0 } }
-                        var counts = [Int](repeating: 0, count: parts)
-                        let (rejects, nonBlank) = parseLines(chunk, &parser) { e, parser in
-                            let p = store.partition(ofUserHash: e.user.hash)
-                            parser.arena.bytes.withUnsafeBufferPointer { bytes in
-                                EventRecord.encode(e, arena: parser.arena, bytes, to: &encoded[p])
-                            }
-                            counts[p] += 1
-                            parser.arena.removeAll()
-                        }
-                        results.set(i, RoutedChunk(file: chunk.file, rejects: rejects, nonBlankLines: nonBlank, encoded: encoded, events: counts))
-                    } else if i == batchRef.count {
-                        state.add(toAdd, files: files, onQuarantine: onQuarantine)
-                    } else {
-                        reader.read()
-                    }
+        let store = state.store
+        let parts = store.count
+        try pipeline(next, bytesRead: { state.bytesRead += $0; return state.bytesRead }, onProgress: onProgress, parse: { chunk in
+            // Each accepted event is encoded into its partition's block at once, and the arena
+            // emptied: no array of parsed events, a small, hot arena.
+            var parser = EventLineParser(source: chunk.bytes)
+            // Records take about half the JSON's bytes: room enough that no block regrows.
+            let room = chunk.bytes.count / max(parts, 1) * 3 / 4 + 256
+            var encoded = (0..<parts).map { _ in [UInt8](unsafeUninitializedCapacity: room) { _, n in n = 0 } }
+            var counts = [Int](repeating: 0, count: parts)
+            let (rejects, nonBlank) = parseLines(chunk, &parser) { e, parser in
+                let p = store.partition(ofUserHash: e.user.hash)
+                parser.arena.bytes.withUnsafeBufferPointer { bytes in
+                    EventRecord.encode(e, arena: parser.arena, bytes, to: &encoded[p])
                 }
+                counts[p] += 1
+                parser.arena.removeAll()
             }
-            if state.error != nil { return }
-            if let e = reader.error { throw e }
-            pending = results.values()
-            batch = reader.chunks
+            return RoutedChunk(file: chunk.file, rejects: rejects, nonBlankLines: nonBlank, encoded: encoded, events: counts)
+        }) { routed in
+            state.add(routed, files: files, onQuarantine: onQuarantine)
+            return state.error == nil
         }
     }
 }
@@ -379,7 +353,7 @@ final class NextBatch: @unchecked Sendable {
 }
 
 /// One chunk parsed, its valid events encoded per partition.
-struct RoutedChunk {
+struct RoutedChunk: Sendable {
     var file: Int
     var rejects: [QuarantineRow]
     var nonBlankLines: Int
