@@ -4,6 +4,7 @@ import FunnelPipeline
 import HTTPTypes
 import Hummingbird
 import Logging
+import NIOCore
 
 /// How `funnel serve` runs.
 public struct CollectorSettings: Sendable {
@@ -14,6 +15,9 @@ public struct CollectorSettings: Sendable {
     /// Requests a second per key, and the burst a key may spend at once (429 past them).
     public var rateLimit = 50.0
     public var rateBurst = 100.0
+    /// A connection that sends nothing for this long (a slow or stalled client, a request left
+    /// half sent) is closed, so it cannot hold the server's resources.
+    public var idleTimeoutSeconds = 30.0
     public var configPath: String?
     public var plan = PartitionPlan()
     public init() {}
@@ -177,6 +181,7 @@ public func runCollector(_ collector: Collector, onRunning: @escaping @Sendable 
     logger.logLevel = .info
     let app = Application(
         router: collector.router(),
+        server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(collector.settings.idleTimeoutSeconds * 1000)))),
         configuration: .init(address: .hostname(collector.settings.host, port: collector.settings.port), serverName: "funnel"),
         onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? collector.settings.port) },
         logger: logger)

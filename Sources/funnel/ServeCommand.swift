@@ -31,6 +31,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Requests a second per key (429 with Retry-After past it, after a burst of twice as many).")
     var rateLimit: Double = 50
 
+    @Option(name: .long, help: "Seconds a connection may send nothing before it is closed (slow or stalled clients).")
+    var idleTimeout: Double = 30
+
     @Flag(name: .long, help: "Start on a temporary SQLite store with a new admin key, printed, to try it out.")
     var demo = false
 
@@ -40,7 +43,7 @@ struct Serve: AsyncParsableCommand {
         if !demo && store == nil { throw ValidationError("--store is required (sqlite:PATH), or pass --demo to try it on a temporary store") }
         if !demo && keys == nil { throw ValidationError("--keys is required: create a key with `funnel keys create --keys keys.yaml --scope admin`") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
-        guard maxBodyBytes > 0, rateLimit > 0 else { throw ValidationError("--max-body-bytes and --rate-limit must be positive") }
+        guard maxBodyBytes > 0, rateLimit > 0, idleTimeout > 0 else { throw ValidationError("--max-body-bytes, --rate-limit and --idle-timeout must be positive") }
     }
 
     func run() async throws {
@@ -65,6 +68,7 @@ struct Serve: AsyncParsableCommand {
         settings.maxBodyBytes = maxBodyBytes
         settings.rateLimit = rateLimit
         settings.rateBurst = rateLimit * 2
+        settings.idleTimeoutSeconds = idleTimeout
         settings.configPath = config
         settings.plan = scale.plan
         let collector = Collector(store: try location.open(), keys: ring, settings: settings)

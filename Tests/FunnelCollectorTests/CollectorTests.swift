@@ -255,6 +255,42 @@ final class Counter: @unchecked Sendable {
         }
     }
 
+    /// A client that sends half a request and stalls is cut off after the idle timeout, and the
+    /// server goes on serving others meanwhile.
+    @Test func stalledClientIsClosed() async throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        var settings = CollectorSettings()
+        settings.idleTimeoutSeconds = 1
+        try await Self.withCollector(SQLiteStore(path: folder.path + "/s.db"), KeyRing(), settings: settings) { port in
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(fd) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            #expect(connected == 0)
+            let partial = Array("POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{".utf8)
+            #expect(send(fd, partial, partial.count, 0) == partial.count)
+            let meanwhile = try await Self.request(port, "GET", "/healthz").status
+            #expect(meanwhile == 200)
+            var timeout = timeval(tv_sec: 5, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            let started = Date()
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            var got = recv(fd, &buffer, buffer.count, 0)
+            while got > 0 { got = recv(fd, &buffer, buffer.count, 0) }
+            let waited = Date().timeIntervalSince(started)
+            #expect(got == 0, "the connection was not closed (recv \(got))")
+            #expect(waited > 0.5 && waited < 4.5, "closed after \(waited) s")
+            let after = try await Self.request(port, "GET", "/healthz").status
+            #expect(after == 200)
+        }
+    }
+
     @Test func gzipBombIsRefused() async throws {
         let folder = try TemporaryFolder()
         defer { folder.remove() }
