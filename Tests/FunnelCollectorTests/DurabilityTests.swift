@@ -116,6 +116,53 @@ struct SlowCollectorDurabilityTests {
     }
 }
 
+extension SlowCollectorDurabilityTests {
+    /// SIGTERM while clients post: the server stops accepting, answers what it took in, exits 0,
+    /// and every acknowledged batch is stored.
+    @Test func terminatedGracefullyKeepsWhatItAnswered() async throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        var sim = Simulator(scenario: .aa, users: 300, seed: 5)
+        var bytes: [UInt8] = []
+        _ = sim.run { bytes += $0 }
+        let lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false).map(Array.init)
+        let batches = stride(from: 0, to: lines.count, by: 50).map { Array(lines[$0..<min($0 + 50, lines.count)].joined(separator: [0x0A])) }
+        var ring = KeyRing()
+        let key = ring.create(scope: .ingest)
+        let keysPath = folder.path + "/keys.yaml"
+        try ring.save(keysPath)
+        let storePath = folder.path + "/events.db"
+        let (server, port) = try Self.start(store: storePath, keys: keysPath)
+        let acknowledged = Acknowledged()
+        let stopAfter = batches.count / 4
+        await withTaskGroup(of: Void.self) { group in
+            for client in 0..<4 {
+                group.addTask {
+                    for b in stride(from: client, to: batches.count, by: 4) {
+                        if await Self.post(port, key: key, batch: b, body: batches[b]) {
+                            if acknowledged.add(b) == stopAfter { kill(server.processIdentifier, SIGTERM) }
+                        }
+                    }
+                }
+            }
+        }
+        server.waitUntilExit()
+        #expect(server.terminationReason == .exit && server.terminationStatus == 0)
+        let answered = acknowledged.batches
+        #expect(answered.count >= stopAfter && answered.count < batches.count)
+        var stored = Set<String>()
+        try SQLiteStore(path: storePath).forEachLine { line in
+            let event = try splitBody(Array(line)).events[0]
+            stored.insert(event.userID + "\u{1F}" + event.eventID)
+        }
+        for b in answered {
+            for event in try splitBody(batches[b]).events {
+                #expect(stored.contains(event.userID + "\u{1F}" + event.eventID), "batch \(b): \(event.eventID)")
+            }
+        }
+    }
+}
+
 final class Acknowledged: @unchecked Sendable {
     let lock = NSLock()
     var batches: Set<Int> = []
