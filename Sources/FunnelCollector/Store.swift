@@ -29,7 +29,8 @@ public struct CommitOutcome: Sendable, Equatable {
 public struct StoreCounts: Sendable, Equatable {
     public var events: Int
     public var quarantined: Int
-    /// Bytes of the stored event lines.
+    /// Bytes of the store (its pages): about the bytes of the stored event lines, read without
+    /// scanning them.
     public var bytes: Int
     /// What ingestion saw besides the stored events: duplicate events received and quarantined
     /// events by reason (requests replayed under an idempotency key not counted again).
@@ -209,7 +210,7 @@ public final class SQLiteStore: EventStore {
     public func counts() throws -> StoreCounts {
         try pool.read { db in
             let events = try Int.fetchOne(db, sql: "SELECT count(*) FROM events") ?? 0
-            let bytes = try Int.fetchOne(db, sql: "SELECT coalesce(sum(length(line)) + count(*), 0) FROM events") ?? 0
+            let bytes = try Int.fetchOne(db, sql: "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()") ?? 0
             var upstream = ReadCounters()
             for row in try Row.fetchAll(db, sql: "SELECT reason, count(*) FROM quarantine GROUP BY reason") {
                 let reason: String = row[0]

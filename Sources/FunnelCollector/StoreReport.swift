@@ -6,22 +6,14 @@ import FunnelPipeline
 /// Writes every stored event, one line each, in user order (`funnel export`).
 public func exportEvents(_ store: any EventStore, to path: String) throws {
     let temporary = path + ".tmp-\(getpid())"
-    guard FileManager.default.createFile(atPath: temporary, contents: nil), let handle = FileHandle(forWritingAtPath: temporary) else {
-        throw StoreError("cannot write \(path): check the folder's permissions")
-    }
-    var buffer: [UInt8] = []
-    buffer.reserveCapacity(1 << 20)
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    guard fd >= 0 else { throw StoreError("cannot write \(path): check the folder's permissions") }
     do {
-        try store.forEachLine { line in
-            buffer.append(contentsOf: line)
-            buffer.append(0x0A)
-            if buffer.count >= 1 << 20 { try handle.write(contentsOf: buffer); buffer.removeAll(keepingCapacity: true) }
-        }
-        try handle.write(contentsOf: buffer)
-        try handle.synchronize()
-        try handle.close()
+        try writeLines(store, to: fd)
+        guard fsync(fd) == 0 else { throw StoreError("cannot sync \(temporary): \(String(cString: strerror(errno)))") }
+        close(fd)
     } catch {
-        try? handle.close()
+        close(fd)
         unlink(temporary)
         throw StoreError("cannot export to \(path): \(error)")
     }
@@ -29,6 +21,32 @@ public func exportEvents(_ store: any EventStore, to path: String) throws {
         unlink(temporary)
         throw StoreError("cannot move the export into \(path): \(String(cString: strerror(errno)))")
     }
+}
+
+/// Writes the store's lines to `fd` as JSON Lines, in user order, a megabyte at a time.
+func writeLines(_ store: any EventStore, to fd: Int32) throws {
+    var buffer: [UInt8] = []
+    buffer.reserveCapacity(1 << 20)
+    func flush() throws {
+        try buffer.withUnsafeBytes { raw in
+            var at = 0
+            while at < raw.count {
+                let n = write(fd, raw.baseAddress! + at, raw.count - at)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw StoreError("cannot write the store's events (\(String(cString: strerror(errno))))")
+                }
+                at += n
+            }
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+    try store.forEachLine { line in
+        buffer.append(contentsOf: line)
+        buffer.append(0x0A)
+        if buffer.count >= 1 << 20 { try flush() }
+    }
+    try flush()
 }
 
 /// Runs `body` with the path of a pipe that carries the store's events as JSON Lines in user
@@ -66,31 +84,10 @@ final class PipeWriter: @unchecked Sendable {
 
     func run() {
         defer { close(fd); done.signal() }
-        var buffer: [UInt8] = []
-        buffer.reserveCapacity(1 << 20)
-        func flush() throws {
-            try buffer.withUnsafeBytes { raw in
-                var at = 0
-                while at < raw.count {
-                    let n = write(fd, raw.baseAddress! + at, raw.count - at)
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        throw StoreError("the report stopped reading the store (\(String(cString: strerror(errno))))")
-                    }
-                    at += n
-                }
-            }
-            buffer.removeAll(keepingCapacity: true)
-        }
         do {
-            try store.forEachLine { line in
-                buffer.append(contentsOf: line)
-                buffer.append(0x0A)
-                if buffer.count >= 1 << 20 { try flush() }
-            }
-            try flush()
+            try writeLines(store, to: fd)
         } catch let error as StoreError {
-            failure = error
+            failure = StoreError("the report stopped reading the store: \(error)")
         } catch {
             failure = StoreError("cannot read the store: \(error)")
         }

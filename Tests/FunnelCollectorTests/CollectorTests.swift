@@ -100,18 +100,22 @@ import Testing
     #expect(throws: BodyError.self) { try splitBody(Array("[1] 2".utf8)) }
 }
 
+/// The bytes of `path` compressed by the system's gzip (an independent compressor).
+func gzipped(_ path: String) throws -> [UInt8] {
+    let gzip = Process()
+    gzip.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    gzip.arguments = ["gzip", "-kf", path]
+    try gzip.run()
+    gzip.waitUntilExit()
+    return try [UInt8](Data(contentsOf: URL(fileURLWithPath: path + ".gz")))
+}
+
 /// Gzip bodies inflate; one that inflates past the limit is refused; garbage is a clear error.
 @Test func gzipBodies() throws {
     let folder = try TemporaryFolder()
     defer { folder.remove() }
     let text = String(repeating: "{\"a\":1}\n", count: 10_000)
-    let plain = try folder.write("b.ndjson", text)
-    let gzip = Process()
-    gzip.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    gzip.arguments = ["gzip", "-k", plain]
-    try gzip.run()
-    gzip.waitUntilExit()
-    let compressed = try [UInt8](Data(contentsOf: URL(fileURLWithPath: plain + ".gz")))
+    let compressed = try gzipped(folder.write("b.ndjson", text))
     #expect(compressed.count < text.utf8.count / 10)
     #expect(try inflateBody(compressed, limit: 1 << 20) == Array(text.utf8))
     #expect(throws: BodyTooLarge.self) { try inflateBody(compressed, limit: 50_000) }
@@ -298,13 +302,7 @@ final class Counter: @unchecked Sendable {
         let key = ring.create(scope: .ingest)
         var settings = CollectorSettings()
         settings.maxBodyBytes = 64 << 10
-        let zeros = try folder.write("zeros", String(repeating: " ", count: 1 << 20))
-        let gzip = Process()
-        gzip.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        gzip.arguments = ["gzip", "-k", zeros]
-        try gzip.run()
-        gzip.waitUntilExit()
-        let bomb = try [UInt8](Data(contentsOf: URL(fileURLWithPath: zeros + ".gz")))
+        let bomb = try gzipped(folder.write("zeros", String(repeating: " ", count: 1 << 20)))
         let keys = ring
         try await Self.withCollector(SQLiteStore(path: folder.path + "/s.db"), keys, settings: settings) { port in
             let reply = try await Self.request(port, "POST", "/v1/events", key: key, body: bomb, headers: ["Content-Encoding": "gzip"])
@@ -346,14 +344,7 @@ final class Counter: @unchecked Sendable {
                             var body = Array(batches[k].joined(separator: [0x0A]))
                             var headers = ["Idempotency-Key": "batch-\(k)"]
                             if k % 3 == 0 {
-                                let path = folder.path + "/r\(k).ndjson"
-                                FileManager.default.createFile(atPath: path, contents: Data(body))
-                                let gzip = Process()
-                                gzip.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-                                gzip.arguments = ["gzip", "-kf", path]
-                                try gzip.run()
-                                gzip.waitUntilExit()
-                                body = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path + ".gz")))
+                                body = try gzipped(folder.write("r\(k).ndjson", String(decoding: body, as: UTF8.self)))
                                 headers["Content-Encoding"] = "gzip"
                             }
                             let first = try await Self.request(port, "POST", "/v1/events", key: key, body: body, headers: headers)

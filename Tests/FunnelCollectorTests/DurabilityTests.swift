@@ -42,6 +42,35 @@ struct SlowCollectorDurabilityTests {
         return (process, port)
     }
 
+    /// The simulator's log as NDJSON batches of `size` lines, and its file.
+    static func batches(_ scenario: Scenario, users: Int, seed: UInt64, size: Int, in folder: TemporaryFolder) throws -> (file: String, batches: [[UInt8]]) {
+        var sim = Simulator(scenario: scenario, users: users, seed: seed)
+        var bytes: [UInt8] = []
+        _ = sim.run { bytes += $0 }
+        let file = try folder.write("events.jsonl", String(decoding: bytes, as: UTF8.self))
+        let lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false).map(Array.init)
+        return (file, stride(from: 0, to: lines.count, by: size).map { Array(lines[$0..<min($0 + size, lines.count)].joined(separator: [0x0A])) })
+    }
+
+    /// Expects every valid event of every batch in `answered` to be stored; returns the stored
+    /// (user_id, event_id) pairs and the number of stored rows.
+    @discardableResult
+    static func expectStored(_ answered: Set<Int>, of batches: [[UInt8]], in storePath: String) throws -> (ids: Set<String>, rows: Int) {
+        var stored = Set<String>()
+        var rows = 0
+        try SQLiteStore(path: storePath).forEachLine { line in
+            rows += 1
+            let event = try splitBody(Array(line)).events[0]
+            stored.insert(event.userID + "\u{1F}" + event.eventID)
+        }
+        for b in answered {
+            for event in try splitBody(batches[b]).events {
+                #expect(stored.contains(event.userID + "\u{1F}" + event.eventID), "batch \(b): \(event.eventID)")
+            }
+        }
+        return (stored, rows)
+    }
+
     static func post(_ port: Int, key: String, batch: Int, body: [UInt8]) async -> Bool {
         var r = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/v1/events")!)
         r.httpMethod = "POST"
@@ -57,12 +86,7 @@ struct SlowCollectorDurabilityTests {
     @Test func killedMidwayLosesNothingAcknowledged() async throws {
         let folder = try TemporaryFolder()
         defer { folder.remove() }
-        var sim = Simulator(scenario: .clickbait, users: 400, seed: 77)
-        var bytes: [UInt8] = []
-        _ = sim.run { bytes += $0 }
-        let file = try folder.write("events.jsonl", String(decoding: bytes, as: UTF8.self))
-        let lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false).map(Array.init)
-        let batches = stride(from: 0, to: lines.count, by: 100).map { Array(lines[$0..<min($0 + 100, lines.count)].joined(separator: [0x0A])) }
+        let (file, batches) = try Self.batches(.clickbait, users: 400, seed: 77, size: 100, in: folder)
         var ring = KeyRing()
         let key = ring.create(scope: .admin)
         let keysPath = folder.path + "/keys.yaml"
@@ -90,20 +114,8 @@ struct SlowCollectorDurabilityTests {
         #expect(answered.count >= killAfter && answered.count < batches.count, "\(answered.count) of \(batches.count) answered")
 
         // Every valid event of an acknowledged batch is stored, once.
-        let store = try SQLiteStore(path: storePath)
-        var stored = Set<String>()
-        var rows = 0
-        try store.forEachLine { line in
-            rows += 1
-            let event = try splitBody(Array(line)).events[0]
-            stored.insert(event.userID + "\u{1F}" + event.eventID)
-        }
-        #expect(rows == stored.count)
-        for b in answered {
-            for event in try splitBody(batches[b]).events {
-                #expect(stored.contains(event.userID + "\u{1F}" + event.eventID), "batch \(b): \(event.eventID)")
-            }
-        }
+        let stored = try Self.expectStored(answered, of: batches, in: storePath)
+        #expect(stored.rows == stored.ids.count)
 
         // Restarted, the clients resend what got no answer, and a few batches that did.
         let (again, port2) = try Self.start(store: storePath, keys: keysPath)
@@ -122,11 +134,7 @@ extension SlowCollectorDurabilityTests {
     @Test func terminatedGracefullyKeepsWhatItAnswered() async throws {
         let folder = try TemporaryFolder()
         defer { folder.remove() }
-        var sim = Simulator(scenario: .aa, users: 300, seed: 5)
-        var bytes: [UInt8] = []
-        _ = sim.run { bytes += $0 }
-        let lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false).map(Array.init)
-        let batches = stride(from: 0, to: lines.count, by: 50).map { Array(lines[$0..<min($0 + 50, lines.count)].joined(separator: [0x0A])) }
+        let (_, batches) = try Self.batches(.aa, users: 300, seed: 5, size: 50, in: folder)
         var ring = KeyRing()
         let key = ring.create(scope: .ingest)
         let keysPath = folder.path + "/keys.yaml"
@@ -150,16 +158,7 @@ extension SlowCollectorDurabilityTests {
         #expect(server.terminationReason == .exit && server.terminationStatus == 0)
         let answered = acknowledged.batches
         #expect(answered.count >= stopAfter && answered.count < batches.count)
-        var stored = Set<String>()
-        try SQLiteStore(path: storePath).forEachLine { line in
-            let event = try splitBody(Array(line)).events[0]
-            stored.insert(event.userID + "\u{1F}" + event.eventID)
-        }
-        for b in answered {
-            for event in try splitBody(batches[b]).events {
-                #expect(stored.contains(event.userID + "\u{1F}" + event.eventID), "batch \(b): \(event.eventID)")
-            }
-        }
+        try Self.expectStored(answered, of: batches, in: storePath)
     }
 }
 
