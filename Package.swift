@@ -38,6 +38,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // The collector's PostgreSQL store.
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // zlib, for reading gzip-compressed inputs.
@@ -82,7 +84,7 @@ let package = Package(
         // strips when the processor has AVX-512F; the driver inlines the same tile at 6 × 16 and 6 × 8.
         .target(name: "FunnelKernelsAVX512", dependencies: ["CPrefetch"], swiftSettings: wideKernelFlags),
         // The collector behind `funnel serve`: request bodies validated into events, a durable
-        // store with group commit and idempotent ingestion, API keys, the HTTP routes.
+        // store (SQLite or PostgreSQL) with group commit and idempotent ingestion, API keys, the HTTP routes.
         .target(name: "FunnelCollector", dependencies: [
             "FunnelBase", "FunnelEvents", "FunnelConfig", "FunnelPipeline", "CZlib",
             .product(name: "Hummingbird", package: "hummingbird"),
@@ -90,6 +92,8 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
             .product(name: "Yams", package: "Yams"),

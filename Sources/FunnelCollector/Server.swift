@@ -52,6 +52,7 @@ public struct Collector: Sendable {
     public func router() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
+        router.add(middleware: UnknownRouteMiddleware())
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                      body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.render())))
@@ -59,7 +60,7 @@ public struct Collector: Sendable {
         router.get("/healthz") { _, _ in json(.ok, .object([("status", .string("ok"))])) }
         router.get("/readyz") { _, _ in
             do {
-                let counts = try store.counts()
+                let counts = try await offloaded { try store.counts() }
                 return json(.ok, .object([("status", .string("ready")), ("events", .int(counts.events))]))
             } catch {
                 return json(.serviceUnavailable, .object([("status", .string("store unavailable"))]))
@@ -91,6 +92,9 @@ public struct Collector: Sendable {
 
     func ingest(_ request: Request) async throws -> Response {
         if case .failure(let refusal) = authorize(request, .ingest) { return refusal.response }
+        if let type = request.headers[.contentType], !acceptedBodyType(type) {
+            return Refusal(.unsupportedMediaType, "Content-Type \(type) is not accepted; send application/json (an array of events) or application/x-ndjson (one event a line)").response
+        }
         var request = request
         let limit = settings.maxBodyBytes
         var body: [UInt8]
@@ -109,6 +113,9 @@ public struct Collector: Sendable {
             } catch {
                 return Refusal(.badRequest, "\(error)").response
             }
+        }
+        if body.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
+            return Refusal(.badRequest, "the body is empty; send a JSON array of events or one event a line").response
         }
         var batch: IngestBatch
         do { batch = try splitBody(body) } catch { return Refusal(.badRequest, error.description).response }
@@ -136,13 +143,10 @@ public struct Collector: Sendable {
         if case .failure(let refusal) = authorize(request, .report) { return refusal.response }
         let experiment = request.uri.queryParameters.get("experiment")
         let (store, settings) = (store, settings)
-        let result: Result<JSONValue, any Error> = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                do { continuation.resume(returning: .success(try reportFromStore(store, configPath: settings.configPath, experiment: experiment, plan: settings.plan))) } catch {
-                    continuation.resume(returning: .failure(error))
-                }
-            }
-        }
+        let result: Result<JSONValue, any Error>
+        do {
+            result = .success(try await offloaded { try reportFromStore(store, configPath: settings.configPath, experiment: experiment, plan: settings.plan) })
+        } catch { result = .failure(error) }
         switch result {
         case .success(let document): return json(.ok, document)
         case .failure(let error): return Refusal(.unprocessableContent, "\(error)").response
@@ -150,11 +154,54 @@ public struct Collector: Sendable {
     }
 }
 
+/// Answers a request no route takes with JSON saying what to do: 405 with `Allow` for a known path
+/// and the wrong method, 404 for an unknown path.
+struct UnknownRouteMiddleware<Context: RequestContext>: RouterMiddleware {
+    /// Each route's path and method.
+    static var routes: [String: [HTTPRequest.Method]] {
+        ["/v1/events": [.post], "/v1/report": [.get], "/healthz": [.get], "/readyz": [.get], "/metrics": [.get]]
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let path = request.uri.path
+        if let methods = Self.routes[path], !methods.contains(request.method) {
+            var refusal = Refusal(.methodNotAllowed, "\(path) takes \(methods.map(\.rawValue).joined(separator: ", ")), not \(request.method.rawValue)")
+            refusal.allow = methods.map(\.rawValue).joined(separator: ", ")
+            return refusal.response
+        }
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError where error.status == .notFound {
+            return Refusal(.notFound, "no route \(path): the collector serves POST /v1/events, GET /v1/report, /healthz, /readyz and /metrics (docs/openapi.yaml)").response
+        }
+    }
+}
+
+/// Runs blocking store work on a dispatch queue, off the server's threads (the PostgreSQL store
+/// waits on its driver's event loops, which must never wait on themselves).
+func offloaded<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async {
+            do { continuation.resume(returning: try work()) } catch { continuation.resume(throwing: error) }
+        }
+    }
+}
+
+/// The media types `POST /v1/events` reads (parameters such as `charset=utf-8` allowed): JSON and
+/// the names JSON Lines goes by. A body without a Content-Type is read the same way.
+func acceptedBodyType(_ header: String) -> Bool {
+    let type = header.split(separator: ";", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+    return ["application/json", "application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines",
+            "application/jsonlines", "text/plain"].contains(type)
+}
+
 /// A refused request: its status, a message saying what to do, and for 429 when to retry.
 struct Refusal: Error {
     var status: HTTPResponse.Status
     var message: String
     var retryAfter: Int? = nil
+    /// For 405: the methods the path takes.
+    var allow: String? = nil
     init(_ status: HTTPResponse.Status, _ message: String) {
         self.status = status
         self.message = message
@@ -163,6 +210,7 @@ struct Refusal: Error {
     var response: Response {
         var r = json(status, .object([("error", .string(message))]))
         if let retryAfter { r.headers[.retryAfter] = String(max(retryAfter, 1)) }
+        if let allow { r.headers[.allow] = allow }
         return r
     }
 }

@@ -55,23 +55,27 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-/// A store location from `--store`: `sqlite:PATH` (or a bare path).
+/// A store location from `--store`: `sqlite:PATH` (or a bare path), or
+/// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`.
 public enum StoreLocation: Sendable, Equatable {
     case sqlite(path: String)
+    case postgres(PostgresAddress)
 
     public init(parsing text: String) throws(StoreError) {
         if text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") {
-            throw StoreError("--store \(text): PostgreSQL stores are not built yet; use sqlite:PATH")
+            self = .postgres(try PostgresAddress(parsing: text))
+            return
         }
         let path = text.hasPrefix("sqlite:") ? String(text.dropFirst("sqlite:".count)) : text
-        guard !path.isEmpty else { throw StoreError("--store \(text): give a file, as in sqlite:events.db") }
+        guard !path.isEmpty else { throw StoreError("--store \(text): give a file, as in sqlite:events.db, or a PostgreSQL address, as in postgres://funnel@127.0.0.1:5432/funnel") }
         self = .sqlite(path: path)
     }
 
-    /// Opens (creating when missing) the store.
+    /// Opens (creating the tables when missing) the store.
     public func open() throws(StoreError) -> any EventStore {
         switch self {
         case .sqlite(let path): return try SQLiteStore(path: path)
+        case .postgres(let address): return try PostgresStore(address: address)
         }
     }
 }

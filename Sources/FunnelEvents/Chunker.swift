@@ -39,15 +39,20 @@ final class LineChunker {
 
     /// Reads until `buffer` holds at least `want` bytes or the input ends.
     func fill(_ want: Int) throws(InputError) {
-        while buffer.count < want && !eof {
+        if buffer.count < want && !eof {
+            // The room is zeroed once and filled by as many reads as the stream needs: a pipe
+            // gives 64 KiB a read, and zeroing the whole room per read cost more than the reading.
             let old = buffer.count
             let step = max(want - old, 1 << 20)
-            buffer.reserveCapacity(old + step)
-            var got = 0
             buffer.append(contentsOf: repeatElement(0, count: step))
-            got = try readAppending(stream, into: &buffer, at: old)
-            buffer.removeLast(step - got)
-            if got == 0 { eof = true }
+            var filled = old
+            while filled < old + step {
+                let got = try readAppending(stream, into: &buffer, at: filled)
+                if got == 0 { eof = true; break }
+                filled += got
+                if filled >= want { break }
+            }
+            buffer.removeLast(old + step - filled)
         }
         if atStart && (buffer.count >= 4 || eof) {
             atStart = false

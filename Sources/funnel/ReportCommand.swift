@@ -84,7 +84,7 @@ struct Report: ParsableCommand {
             help: "Summary files written by funnel summarize, merged into one report instead of reading --events (their users must not overlap).")
     var summaries: [String] = []
 
-    @Option(name: .long, help: "Report the events of a collector's store (sqlite:PATH) instead of --events.")
+    @Option(name: .long, help: "Report the events of a collector's store (sqlite:PATH or postgres://USER@HOST:PORT/DATABASE) instead of --events.")
     var store: String?
 
     @OptionGroup var scale: ScaleOptions

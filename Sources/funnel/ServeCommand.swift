@@ -13,7 +13,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "funnel.yaml with counting rules and A/B settings, for GET /v1/report.")
     var config: String?
 
-    @Option(name: .long, help: "Where events are kept: sqlite:PATH (created when missing).")
+    @Option(name: .long, help: "Where events are kept: sqlite:PATH (created when missing) or postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE (tables created when missing; the password may come from PGPASSWORD).")
     var store: String?
 
     @Option(name: .long, help: "Address to listen on (put TLS in front with a reverse proxy: docs/collector.md).")
@@ -40,7 +40,7 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var scale: ScaleOptions
 
     func validate() throws {
-        if !demo && store == nil { throw ValidationError("--store is required (sqlite:PATH), or pass --demo to try it on a temporary store") }
+        if !demo && store == nil { throw ValidationError("--store is required (sqlite:PATH or postgres://USER@HOST:PORT/DATABASE), or pass --demo to try it on a temporary store") }
         if !demo && keys == nil { throw ValidationError("--keys is required: create a key with `funnel keys create --keys keys.yaml --scope admin`") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
         guard maxBodyBytes > 0, rateLimit > 0, idleTimeout > 0 else { throw ValidationError("--max-body-bytes, --rate-limit and --idle-timeout must be positive") }
@@ -115,7 +115,7 @@ struct Keys: ParsableCommand {
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Write a collector store's events as JSON Lines, in user order.")
 
-    @Option(name: .long, help: "The store: sqlite:PATH.")
+    @Option(name: .long, help: "The store: sqlite:PATH or postgres://USER@HOST:PORT/DATABASE.")
     var store: String
 
     @Option(name: .long, help: "The JSON Lines file to write (replaced atomically).")

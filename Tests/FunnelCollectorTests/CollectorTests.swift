@@ -124,10 +124,10 @@ func gzipped(_ path: String) throws -> [UInt8] {
 
 /// The store keeps one event per (user_id, event_id) however often it is sent, in one commit or
 /// across several, and reads them back in user order.
-@Test func storeIsIdempotent() throws {
-    let folder = try TemporaryFolder()
-    defer { folder.remove() }
-    let store = try SQLiteStore(path: folder.path + "/s.db")
+@Test(arguments: StoreKind.all) func storeIsIdempotent(_ kind: StoreKind) throws {
+    let place = try TestStore(kind)
+    defer { place.remove() }
+    let store = try place.open()
     func batch(_ ids: [(String, String)]) -> IngestBatch {
         var b = IngestBatch()
         b.events = ids.map { StoredEvent(userID: $0.0, eventID: $0.1, ts: 0, line: Array("{\"u\":\"\($0.0)\",\"e\":\"\($0.1)\"}".utf8)) }
@@ -142,14 +142,28 @@ func gzipped(_ path: String) throws -> [UInt8] {
     #expect(lines == [#"{"u":"u1","e":"e1"}"#, #"{"u":"u1","e":"e2"}"#, #"{"u":"u2","e":"e1"}"#, #"{"u":"u3","e":"e9"}"#])
     #expect(try store.counts().events == 4)
     // Reopened, the same events are there.
-    #expect(try SQLiteStore(path: folder.path + "/s.db").counts().events == 4)
+    #expect(try place.open().counts().events == 4)
+    // Idempotency keys: a key committed before, and one sent twice within a commit, replay the
+    // first answer and store nothing.
+    var keyed = batch([("u4", "e1")])
+    keyed.idempotencyKey = "k1"
+    var twice = batch([("u5", "e1")])
+    twice.idempotencyKey = "k2"
+    let third = try store.commit([keyed, twice, twice], receivedAt: 3)
+    #expect(third.map(\.replayed) == [false, false, true])
+    #expect(third[2].answer == third[1].answer && !third[1].answer.isEmpty)
+    let fourth = try store.commit([keyed], receivedAt: 4)
+    #expect(fourth[0].replayed && fourth[0].answer == third[0].answer)
+    let counts = try store.counts()
+    #expect(counts.events == 6)
+    #expect(counts.upstream.duplicateEvents == 3)
 }
 
 /// Concurrent submissions share commits and each gets its own outcome.
-@Test func groupCommitSharesTransactions() async throws {
-    let folder = try TemporaryFolder()
-    defer { folder.remove() }
-    let store = try SQLiteStore(path: folder.path + "/s.db")
+@Test(arguments: StoreKind.all) func groupCommitSharesTransactions(_ kind: StoreKind) async throws {
+    let place = try TestStore(kind)
+    defer { place.remove() }
+    let store = try place.open()
     let commits = Counter()
     let committer = GroupCommitter(store: store) { batches, _, _ in commits.add(batches) }
     let outcomes = try await withThrowingTaskGroup(of: CommitOutcome.self) { group in
@@ -197,6 +211,7 @@ final class Counter: @unchecked Sendable {
         r.httpMethod = method
         if let key { r.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization") }
         r.setValue("", forHTTPHeaderField: "Expect")   // no 100-continue round trip
+        if body != nil { r.setValue("application/x-ndjson", forHTTPHeaderField: "Content-Type") }
         for (k, v) in headers { r.setValue(v, forHTTPHeaderField: k) }
         if let body { r.httpBody = Data(body) }
         let (data, response) = try await URLSession.shared.data(for: r)
@@ -315,9 +330,10 @@ final class Counter: @unchecked Sendable {
     /// Idempotency-Key: the report of the store equals the report of the file, byte for byte; the
     /// report of the store's export equals it but for the reading counters (the export holds only
     /// the stored events).
-    @Test func storeReportEqualsTheReportOfThePostedFile() async throws {
-        let folder = try TemporaryFolder()
-        defer { folder.remove() }
+    @Test(arguments: StoreKind.all) func storeReportEqualsTheReportOfThePostedFile(_ kind: StoreKind) async throws {
+        let place = try TestStore(kind)
+        defer { place.remove() }
+        let folder = place.folder
         var sim = Simulator(scenario: .clickbait, users: 250, seed: 41)
         var bytes: [UInt8] = []
         _ = sim.run { bytes += $0 }
@@ -325,7 +341,7 @@ final class Counter: @unchecked Sendable {
         let lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false).map(Array.init)
         var ring = KeyRing()
         let key = ring.create(scope: .admin)
-        let store = try SQLiteStore(path: folder.path + "/s.db")
+        let store = try place.open()
         let keys = ring
         var random = SplitMix64(seed: 9)
         var requests: [[[UInt8]]] = []
@@ -377,5 +393,40 @@ final class Counter: @unchecked Sendable {
             }
             #expect(fromExport["data_quality"]?["duplicate_events"]?.serialized() == "0")
         }
+    }
+}
+
+/// `--store` addresses: SQLite paths, PostgreSQL addresses with their parts, and clear refusals
+/// that never print the password.
+@Test func storeLocationsParse() throws {
+    #expect(try StoreLocation(parsing: "sqlite:/tmp/e.db") == .sqlite(path: "/tmp/e.db"))
+    #expect(try StoreLocation(parsing: "e.db") == .sqlite(path: "e.db"))
+    guard case .postgres(let a) = try StoreLocation(parsing: "postgres://ana:s%40cret@db.local:6543/events") else {
+        Issue.record("not a PostgreSQL address"); return
+    }
+    #expect(a.host == "db.local" && a.port == 6543 && a.user == "ana" && a.password == "s@cret" && a.database == "events")
+    #expect(a.description == "postgres://ana@db.local:6543/events")
+    guard case .postgres(let b) = try StoreLocation(parsing: "postgresql://ana@127.0.0.1/events?sslmode=disable") else {
+        Issue.record("not a PostgreSQL address"); return
+    }
+    #expect(b.port == 5432)
+    for bad in ["postgres://ana:pw@127.0.0.1:5432", "postgres://ana:pw@127.0.0.1/e?sslmode=require", "postgres://ana:pw@127.0.0.1/e?timeout=3", "sqlite:"] {
+        do {
+            _ = try StoreLocation(parsing: bad)
+            Issue.record("\(bad) was accepted")
+        } catch {
+            #expect(!error.description.contains(":pw@"), "\(error)")
+        }
+    }
+}
+
+/// A PostgreSQL server that is not there: a clear error naming the address, not a crash or a hang.
+@Test func unreachablePostgresIsAClearError() throws {
+    do {
+        _ = try StoreLocation(parsing: "postgres://funnel:pw@127.0.0.1:1/funnel").open()
+        Issue.record("opened a store on port 1")
+    } catch {
+        #expect(error.description.contains("cannot open the PostgreSQL store postgres://funnel@127.0.0.1:1/funnel"), "\(error)")
+        #expect(!error.description.contains("pw"))
     }
 }

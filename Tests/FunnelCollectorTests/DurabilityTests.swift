@@ -27,7 +27,7 @@ struct SlowCollectorDurabilityTests {
     static func start(store: String, keys: String) throws -> (Process, Int) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["serve", "--store", "sqlite:" + store, "--keys", keys, "--port", "0", "--rate-limit", "100000"]
+        process.arguments = ["serve", "--store", store, "--keys", keys, "--port", "0", "--rate-limit", "100000"]
         let out = Pipe()
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice
@@ -55,10 +55,10 @@ struct SlowCollectorDurabilityTests {
     /// Expects every valid event of every batch in `answered` to be stored; returns the stored
     /// (user_id, event_id) pairs and the number of stored rows.
     @discardableResult
-    static func expectStored(_ answered: Set<Int>, of batches: [[UInt8]], in storePath: String) throws -> (ids: Set<String>, rows: Int) {
+    static func expectStored(_ answered: Set<Int>, of batches: [[UInt8]], in store: TestStore) throws -> (ids: Set<String>, rows: Int) {
         var stored = Set<String>()
         var rows = 0
-        try SQLiteStore(path: storePath).forEachLine { line in
+        try store.open().forEachLine { line in
             rows += 1
             let event = try splitBody(Array(line)).events[0]
             stored.insert(event.userID + "\u{1F}" + event.eventID)
@@ -78,22 +78,23 @@ struct SlowCollectorDurabilityTests {
         r.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization")
         r.setValue("batch-\(batch)", forHTTPHeaderField: "Idempotency-Key")
         r.setValue("", forHTTPHeaderField: "Expect")
+        r.setValue("application/x-ndjson", forHTTPHeaderField: "Content-Type")
         r.httpBody = Data(body)
         guard let (_, response) = try? await URLSession.shared.data(for: r) else { return false }
         return (response as? HTTPURLResponse)?.statusCode == 200
     }
 
-    @Test func killedMidwayLosesNothingAcknowledged() async throws {
-        let folder = try TemporaryFolder()
-        defer { folder.remove() }
+    @Test(arguments: StoreKind.all) func killedMidwayLosesNothingAcknowledged(_ kind: StoreKind) async throws {
+        let place = try TestStore(kind)
+        defer { place.remove() }
+        let folder = place.folder
         let (file, batches) = try Self.batches(.clickbait, users: 400, seed: 77, size: 100, in: folder)
         var ring = KeyRing()
         let key = ring.create(scope: .admin)
         let keysPath = folder.path + "/keys.yaml"
         try ring.save(keysPath)
-        let storePath = folder.path + "/events.db"
 
-        let (server, port) = try Self.start(store: storePath, keys: keysPath)
+        let (server, port) = try Self.start(store: place.location, keys: keysPath)
         let acknowledged = Acknowledged()
         let killAfter = batches.count / 3
         // Four clients, each taking every fourth batch; the server dies when a third are acknowledged.
@@ -114,16 +115,16 @@ struct SlowCollectorDurabilityTests {
         #expect(answered.count >= killAfter && answered.count < batches.count, "\(answered.count) of \(batches.count) answered")
 
         // Every valid event of an acknowledged batch is stored, once.
-        let stored = try Self.expectStored(answered, of: batches, in: storePath)
+        let stored = try Self.expectStored(answered, of: batches, in: place)
         #expect(stored.rows == stored.ids.count)
 
         // Restarted, the clients resend what got no answer, and a few batches that did.
-        let (again, port2) = try Self.start(store: storePath, keys: keysPath)
+        let (again, port2) = try Self.start(store: place.location, keys: keysPath)
         defer { again.terminate(); again.waitUntilExit() }
         let resend = (0..<batches.count).filter { !answered.contains($0) } + Array(answered.prefix(5))
         for b in resend { #expect(await Self.post(port2, key: key, batch: b, body: batches[b]), "batch \(b)") }
         let fromFile = try ReportJob(source: EventSource(paths: [file])).run()
-        let fromStore = try reportFromStore(SQLiteStore(path: storePath), configPath: nil)
+        let fromStore = try reportFromStore(place.open(), configPath: nil)
         #expect(fromStore.serialized(pretty: true) == fromFile.serialized(pretty: true))
     }
 }
@@ -131,16 +132,16 @@ struct SlowCollectorDurabilityTests {
 extension SlowCollectorDurabilityTests {
     /// SIGTERM while clients post: the server stops accepting, answers what it took in, exits 0,
     /// and every acknowledged batch is stored.
-    @Test func terminatedGracefullyKeepsWhatItAnswered() async throws {
-        let folder = try TemporaryFolder()
-        defer { folder.remove() }
+    @Test(arguments: StoreKind.all) func terminatedGracefullyKeepsWhatItAnswered(_ kind: StoreKind) async throws {
+        let place = try TestStore(kind)
+        defer { place.remove() }
+        let folder = place.folder
         let (_, batches) = try Self.batches(.aa, users: 300, seed: 5, size: 50, in: folder)
         var ring = KeyRing()
         let key = ring.create(scope: .ingest)
         let keysPath = folder.path + "/keys.yaml"
         try ring.save(keysPath)
-        let storePath = folder.path + "/events.db"
-        let (server, port) = try Self.start(store: storePath, keys: keysPath)
+        let (server, port) = try Self.start(store: place.location, keys: keysPath)
         let acknowledged = Acknowledged()
         let stopAfter = batches.count / 4
         await withTaskGroup(of: Void.self) { group in
@@ -158,7 +159,7 @@ extension SlowCollectorDurabilityTests {
         #expect(server.terminationReason == .exit && server.terminationStatus == 0)
         let answered = acknowledged.batches
         #expect(answered.count >= stopAfter && answered.count < batches.count)
-        try Self.expectStored(answered, of: batches, in: storePath)
+        try Self.expectStored(answered, of: batches, in: place)
     }
 }
 
