@@ -6,6 +6,10 @@
 #
 #   bash bench/collector/run_collector_bench.sh [SECONDS] [CONNECTIONS...]    (default 20 and 16 64)
 #
+# With FUNNEL_BENCH_POSTGRES=postgres://USER@HOST:PORT/DB (a database the user may drop and create
+# databases beside; `scripts/postgres start` prints one), `funnel serve` on a PostgreSQL store
+# (database funnel_bench, made afresh for each run) is measured too, after the SQLite pair.
+#
 # Prints events/s, p50 and p99 latency per tool and connection count, and the stored event counts.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -58,6 +62,15 @@ for c in "${CONNECTIONS[@]}"; do
   kill -0 $pid 2>/dev/null || { echo "the peer did not start: $(tail -2 "$WORK/peer.log")" >&2; exit 1; }
   run_wrk "FastAPI + uvicorn" 18081 "$c"
   pkill -TERM -f "uvicorn peer_fastapi" || true; wait $pid || true
+  if [ -n "${FUNNEL_BENCH_POSTGRES:-}" ]; then
+    psql -X -q "$FUNNEL_BENCH_POSTGRES" -c "DROP DATABASE IF EXISTS funnel_bench" -c "CREATE DATABASE funnel_bench" 2>/dev/null
+    $FUNNEL serve --store "${FUNNEL_BENCH_POSTGRES%/*}/funnel_bench" --keys "$WORK/keys.yaml" --port 18082 --rate-limit 1000000 >/dev/null 2>"$WORK/funnel-pg.log" &
+    pid=$!
+    wait_port 18082
+    kill -0 $pid 2>/dev/null || { echo "funnel serve (PostgreSQL) did not start: $(tail -2 "$WORK/funnel-pg.log")" >&2; exit 1; }
+    run_wrk "funnel (PostgreSQL)" 18082 "$c"
+    kill -TERM $pid; wait $pid || true
+  fi
 done
 echo
 echo "stored: funnel $(sqlite3 "$WORK/funnel.db" 'select count(*) from events'), peer $(sqlite3 "$WORK/peer.db" 'select count(*) from events') (last run each)"
