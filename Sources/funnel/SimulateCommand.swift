@@ -7,6 +7,36 @@ import FunnelSimulator
 
 extension Scenario: ExpressibleByArgument {}
 
+/// What `funnel simulate --scenario` takes: the event-log scenarios, and `selection-bias`, which
+/// writes a two-label impression table for the conversion models instead of an event log.
+enum SimulateScenario: String, ExpressibleByArgument, CaseIterable {
+    case clickbait, aa
+    case positionBias = "position-bias"
+    case positionBiasRecurring = "position-bias-recurring"
+    case selectionBias = "selection-bias"
+
+    /// The event-log scenario, or nil for the selection-bias table.
+    var eventScenario: Scenario? { Scenario(rawValue: rawValue) }
+}
+
+/// Writes the selection-bias world's impression table to `out` and, when `truth` is given, each
+/// impression's true probabilities to `truth`; returns the summary.
+func simulateSelectionBias(users: Int, seed: UInt64, out: String, truth: String?) throws -> SelectionBiasSummary {
+    func open(_ path: String, _ flag: String) throws -> FileHandle {
+        guard FileManager.default.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path) else {
+            throw CLIError("\(flag) \(path): cannot create the file; check the directory exists and is writable")
+        }
+        return h
+    }
+    let rows = try open(out, "--out")
+    defer { try? rows.close() }
+    let truthHandle = try truth.map { try open($0, "--truth") }
+    defer { try? truthHandle?.close() }
+    let world = SelectionBiasWorld()
+    return try world.write(users: users, seed: seed, { try rows.write(contentsOf: $0) },
+                           truth: truthHandle.map { h in { try h.write(contentsOf: $0) } })
+}
+
 /// Simulates a log to a file; returns the truth. With `policies` (position-bias scenario), writes
 /// the logging and the evaluation policy there as per-request policy files.
 func simulate(scenario: Scenario, users: Int, seed: UInt64, out: String, policies: String? = nil,
@@ -64,8 +94,8 @@ struct Simulate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Simulate an event log with known ground truth and every trap the counting rules handle.")
 
-    @Option(help: "Scenario: clickbait (CTR up, conversions down), aa (no difference), position-bias (a stochastic logging policy with propensities) or position-bias-recurring (the same with items re-shown to a user within the hour).")
-    var scenario: Scenario = .clickbait
+    @Option(help: "Scenario: clickbait (CTR up, conversions down), aa (no difference), position-bias (a stochastic logging policy with propensities), position-bias-recurring (the same with items re-shown to a user within the hour), or selection-bias (not an event log: a CSV of impressions with click and purchase labels for the conversion models; --truth then writes each impression's true click and conversion probabilities, row for row).")
+    var scenario: SimulateScenario = .clickbait
 
     @Option(help: "Number of users.")
     var users: Int = 50_000
@@ -73,10 +103,10 @@ struct Simulate: ParsableCommand {
     @Option(help: "Random seed: the same seed gives the same bytes.")
     var seed: UInt64 = 1
 
-    @Option(help: "Where to write the JSON Lines event log.")
+    @Option(help: "Where to write the JSON Lines event log (selection-bias: the CSV of impressions).")
     var out: String
 
-    @Option(help: "Where to write the truth file (JSON): the counts funnel report must recover with the default configuration.")
+    @Option(help: "Where to write the truth file (JSON): the counts funnel report must recover with the default configuration. selection-bias: a CSV, one row per impression in the order of --out: p_click, p_cvr (the probability it converts if clicked) and convert_if_clicked (the conversion drawn for it, clicked or not).")
     var truth: String?
 
     @Option(help: "position-bias scenarios: a directory for logging_policy.csv and evaluation_policy.csv (per-request policies for funnel ope); their true values are in the truth file.")
@@ -91,12 +121,18 @@ struct Simulate: ParsableCommand {
     func validate() throws {
         if users < 1 { throw ValidationError("--users must be at least 1") }
         if !(1...8).contains(listLength) { throw ValidationError("--list-length must be 1 to 8 (the positions the simulator's examination model covers)") }
-        if policies != nil && !scenario.logsPropensities {
+        if policies != nil && !(scenario.eventScenario?.logsPropensities ?? false) {
             throw ValidationError("--policies needs --scenario position-bias or position-bias-recurring (the scenarios whose logs carry propensities)")
         }
     }
 
     func run() throws {
+        guard let scenario = scenario.eventScenario else {
+            let summary = try simulateSelectionBias(users: users, seed: seed, out: out, truth: truth)
+            print(summary.json(), terminator: "")
+            printError("wrote \(summary.impressions) impressions (\(summary.clicks) clicks, \(summary.purchases) purchases) for \(users) users to \(out)")
+            return
+        }
         let t = try simulate(scenario: scenario, users: users, seed: seed, out: out, policies: policies,
                              listLength: listLength, mixedTimestamps: mixedTimestamps)
         if let truth {

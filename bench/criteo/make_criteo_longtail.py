@@ -87,13 +87,17 @@ def parse_arguments():
     ap.add_argument("--out", default="bench/data/longtail")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--ctr", type=float, default=0.04)
+    ap.add_argument("--pairs-among-small", action="store_true",
+                    help="draw both fields of every pair among those with at most 2,000 values (by default the "
+                         "second field of a pair may be any field, up to 100,000 values, whose rare values' "
+                         "interaction vectors 1 M rows cannot pin down)")
     return ap.parse_args()
 
 
 class Truth:
     """The parameters of the click model, drawn from `rng` alone."""
 
-    def __init__(self, rng, ctr):
+    def __init__(self, rng, ctr, pairs_among_small=False):
         sizes = np.round(10 ** (1 + 4 * np.sqrt(np.linspace(0, 1, CATEGORICAL)))).astype(np.int64)
         rng.shuffle(sizes)
         self.sizes = sizes
@@ -144,7 +148,7 @@ class Truth:
         small = np.flatnonzero(self.sizes <= PAIR_MAX_SIZE)
         while len(pairs) < N_PAIRS:
             f = int(rng.choice(small))
-            g = int(rng.choice(CATEGORICAL))
+            g = int(rng.choice(small if pairs_among_small else CATEGORICAL))
             if f != g:
                 pairs.add((min(f, g), max(f, g)))
         self.pairs = sorted(pairs)
@@ -305,7 +309,7 @@ def vocabulary_statistics(train_cats, test_cats, truth):
 def main():
     args = parse_arguments()
     start = time.time()
-    truth = Truth(np.random.default_rng([args.seed, 0]), args.ctr)
+    truth = Truth(np.random.default_rng([args.seed, 0]), args.ctr, args.pairs_among_small)
     rng = np.random.default_rng([args.seed, 1])
     n_train, n_valid, n_test = args.train, args.valid, args.test
     n = n_train + n_valid + n_test
@@ -341,6 +345,7 @@ def main():
         "rows": {name: hi - lo for name, (lo, hi) in splits.items()},
         "ctr": {name: round(float(labels[lo:hi].mean()), 5) for name, (lo, hi) in splits.items()},
         "target_ctr": args.ctr,
+        "pairs_among_small": args.pairs_among_small,
         "bias": round(truth.bias, 5),
         "bayes_optimal_test": {"auc": round(float(auc(y, p)), 5), "log_loss": round(float(ll), 5),
                                "log_loss_of_constant_ctr": round(float(ll_constant), 5)},
