@@ -127,6 +127,13 @@ public final class PostgresStore: EventStore, @unchecked Sendable {
         closing.whenComplete { _ in withExtendedLifetime(connection) {} }
     }
 
+    /// A string PostgreSQL's `text` can hold: a message may quote a value from the request, and a
+    /// NUL in it would fail the whole group's commit (every request in it answered 503, and the
+    /// poisoned one again on each resend). NUL becomes U+FFFD; the raw line keeps the bytes.
+    static func text(_ s: String) -> String {
+        s.utf8.contains(0) ? s.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : s
+    }
+
     /// A driver error as one line: PostgreSQL's own message when there is one.
     static func explain(_ error: any Error) -> String {
         if let e = error as? PSQLError {
@@ -248,8 +255,8 @@ public final class PostgresStore: EventStore, @unchecked Sendable {
             }
             for q in batch.quarantined {
                 reasons.append(q.reason.rawValue)
-                fields.append(q.field ?? "")
-                messages.append(q.message)
+                fields.append(Self.text(q.field ?? ""))
+                messages.append(Self.text(q.message))
                 raws.append(ByteBuffer(bytes: q.raw))
             }
             duplicates += outcome.duplicates

@@ -430,3 +430,22 @@ final class Counter: @unchecked Sendable {
         #expect(!error.description.contains("pw"))
     }
 }
+
+/// A quarantined line whose message quotes a NUL from the request (an event type "a\u0000b") is
+/// stored like any other: it must not fail the commit it shares with other requests.
+@Test(arguments: StoreKind.all) func quarantineMessagesWithNULAreStored(_ kind: StoreKind) throws {
+    let place = try TestStore(kind)
+    defer { place.remove() }
+    let store = try place.open()
+    let body = Array(#"{"type":"a\u0000b","event_id":"e1","ts":1000,"user_id":"u1"}"#.utf8)
+        + [0x0A] + Array(#"{"type":"impression","event_id":"i1","ts":1000,"user_id":"u1","item_id":"a","position":1}"#.utf8)
+    let batch = try splitBody(body)
+    #expect(batch.quarantined.count == 1 && batch.events.count == 1)
+    #expect(batch.quarantined[0].message.utf8.contains(0))
+    let outcome = try store.commit([batch], receivedAt: 1)
+    #expect(outcome == [CommitOutcome(accepted: 1, duplicates: 0)])
+    var rows: [(String, [UInt8])] = []
+    try store.forEachQuarantined { _, reason, _, _, raw in rows.append((reason, raw)) }
+    #expect(rows.count == 1 && rows.first?.0 == "unknown_type")
+    #expect(rows.first?.1 == Array(body.prefix(while: { $0 != 0x0A })))
+}
