@@ -11,9 +11,9 @@ import FunnelBase
 ///     logit pCVR = −1.6 + q_item + q_cat + 0.6·s[seg, cat] + dev_conv[d] − 0.25·price
 ///
 /// Items and categories draw their click and conversion effects (a, q) from normal pairs with
-/// correlation −0.6 (items, sd 0.8) and −0.5 (categories, sd 0.4): clickbait items draw many clicks
+/// correlation −0.8 (items, sd 1.0) and −0.7 (categories, sd 0.5): clickbait items draw many clicks
 /// and few purchases, niche items the reverse. The user segment's affinity for a category raises
-/// both. Items are shown by a Zipf popularity (exponent 1.05 over 4,000 items, independent of the
+/// both. Items are shown by a Zipf popularity (exponent 0.9 over 20,000 items, independent of the
 /// effects), so most items are seldom shown and more seldom clicked; each request's eight items
 /// are ranked by their click effects plus noise, as a click-optimised recommender would.
 ///
@@ -22,7 +22,7 @@ import FunnelBase
 /// it under-predicts conversion over the unclicked impressions. The truth shows the gap directly
 /// (`SelectionBiasSummary.unclickedOverClickedCVR`).
 public struct SelectionBiasWorld: Sendable {
-    public static let itemCount = 4000
+    public static let itemCount = 20000
     public static let categoryCount = 40
     public static let segmentCount = 16
     public static let deviceCount = 3
@@ -53,14 +53,14 @@ public struct SelectionBiasWorld: Sendable {
             return (sd * z1, sd * (rho * z1 + (1 - rho * rho).squareRoot() * z2))
         }
         for _ in 0..<Self.categoryCount {
-            let (a, q) = pair(0.4, -0.5)
+            let (a, q) = pair(0.5, -0.7)
             categoryClick.append(a)
             categoryConvert.append(q)
         }
         for _ in 0..<Self.itemCount {
             itemCategory.append(rng.int(0, Self.categoryCount - 1))
             itemPrice.append(rng.int(0, Self.priceBuckets - 1))
-            let (a, q) = pair(0.8, -0.6)
+            let (a, q) = pair(1.0, -0.8)
             itemClick.append(a)
             itemConvert.append(q)
         }
@@ -69,7 +69,7 @@ public struct SelectionBiasWorld: Sendable {
         var order = Array(0..<Self.itemCount)
         for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, rng.int(0, i)) }
         var weights = [Double](repeating: 0, count: Self.itemCount)
-        for (rank, item) in order.enumerated() { weights[item] = 1 / pow(Double(rank + 1), 1.05) }
+        for (rank, item) in order.enumerated() { weights[item] = 1 / pow(Double(rank + 1), 0.9) }
         var total = 0.0
         for w in weights { total += w; popularity.append(total) }
         for i in popularity.indices { popularity[i] /= total }

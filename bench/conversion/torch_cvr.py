@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+"""Entire-space conversion models in PyTorch on Funnel's selection-bias simulation: the reference
+the Swift models (issue #30, not built yet) will be held to, and a first look at which model
+undoes the bias of a conversion model trained on clicked rows.
+
+usage: torch_cvr.py --data impressions.csv --truth truth.csv [--test-data … --test-truth …]
+                    [--models naive,esmm,escm2-ipw,escm2-dr,dcmt,choruscvr] [--epochs 1] [--seed 1]
+
+Data: `funnel simulate --scenario selection-bias --out impressions.csv --truth truth.csv` (the
+columns are in docs/conversion-models.md). Every categorical column is a field; each value seen in
+training gets an embedding row (unseen test values share a row per field).
+
+Every model shares one embedding table (8 per value, concatenated over the six fields) and has
+MLP towers (64, 32, ReLU) from it, each ending in one logit. o = click, r = purchase (0 when not
+clicked), ô = pCTR, r̂ = pCVR, δ(y, p) the binary cross-entropy, sg the stop-gradient, means over
+the batch's rows (D) unless said otherwise:
+
+- naive: a click model and, beside it, a conversion model with embeddings of its own; δ(o, ô)
+  over D + δ(r, r̂) over the clicked rows only (mean over them).
+- naive-shared: the same losses with one shared embedding table (the click loss trains the
+  embeddings the conversion tower reads: ESMM's representation transfer without its loss).
+- esmm (Ma et al. 2018, eq. 3): δ(o, ô) + δ(o·r, ô·r̂), both over D.
+- escm2-ipw (Wang et al. 2022): esmm + λ·(1/|D|) Σ_D o·δ(r, r̂)/max(sg(ô), clip), λ = 1.
+- escm2-dr: esmm + λ·(1/|D|) Σ_D [ê + o·(δ(r, r̂) − ê)/max(sg(ô), clip)] with ê = sg(imputation
+  tower), plus the imputation tower's (1/|D|) Σ_D o·(sg(δ(r, r̂)) − ê)²/max(sg(ô), clip).
+- dcmt (Zhu et al. 2023): a factual CVR tower r̂ and a counterfactual tower r̂*; δ(o, ô) +
+  δ(o·r, ô·r̂) + (1/|D|) Σ_D [o·δ(r, r̂)/max(sg ô, clip) + (1 − o)·δ(1 − r, r̂*)/max(1 − sg ô, clip)]
+  + 0.001·mean |1 − (r̂ + r̂*)|; r̂ is the pCVR.
+- choruscvr (Cheng et al. 2025), provisional until its weighting is settled from the paper: an
+  unCVR tower û; δ(o, ô) + δ(o·r, ô·r̂) + δ(o·(1 − r), ô·û) over D, and on the unclicked rows the
+  soft alignment δ(1 − sg(û), r̂) + δ(1 − sg(r̂), û), each weighted 1/max(1 − sg ô, clip), summed
+  over the unclicked rows and divided by |D|.
+
+Metrics on the test split: CTR-AUC (all rows), CVR-AUC on clicked rows, CTCVR-AUC (all rows),
+their log losses; from the truth, the entire-space CVR-AUC (pCVR against each impression's
+conversion-if-clicked draw, all rows) and the calibration ratio mean(pCVR)/mean(true pCVR) over the unclicked impressions.
+Prints one JSON line per model.
+"""
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+FIELDS = ["user_segment", "item_id", "category", "price_bucket", "position", "device"]
+
+
+def read(path, truth_path):
+    with open(path) as f:
+        header = f.readline().strip().split(",")
+        cols = {name: i for i, name in enumerate(header)}
+        rows = [line.rstrip("\n").split(",") for line in f]
+    click = np.array([int(r[cols["click"]]) for r in rows], dtype=np.float32)
+    purchase = np.array([int(r[cols["purchase"]]) for r in rows], dtype=np.float32)
+    if np.any((purchase == 1) & (click == 0)):
+        raise SystemExit(f"{path}: a purchase without a click")
+    values = [[r[cols[f]] for r in rows] for f in FIELDS]
+    truth = np.loadtxt(truth_path, delimiter=",", skiprows=1, dtype=np.float64)
+    if len(truth) != len(rows):
+        raise SystemExit(f"{truth_path}: {len(truth)} rows, {path} has {len(rows)}")
+    return click, purchase, values, truth
+
+
+class Vocabulary:
+    def __init__(self, values):
+        self.maps, self.offsets, total = [], [], 0
+        for column in values:
+            m = {v: i + 1 for i, v in enumerate(sorted(set(column)))}  # 0: unseen
+            self.maps.append(m)
+            self.offsets.append(total)
+            total += len(m) + 1
+        self.size = total
+
+    def encode(self, values):
+        return torch.tensor(np.stack([[off + m.get(v, 0) for v in column]
+                                      for column, m, off in zip(values, self.maps, self.offsets)], axis=1), dtype=torch.long)
+
+
+def tower(width, hidden=(64, 32)):
+    layers, n = [], width
+    for h in hidden:
+        layers += [nn.Linear(n, h), nn.ReLU()]
+        n = h
+    layers.append(nn.Linear(n, 1))
+    return nn.Sequential(*layers)
+
+
+class Model(nn.Module):
+    def __init__(self, kind, size, dim=8):
+        super().__init__()
+        self.kind = kind
+        self.embedding = nn.Embedding(size, dim)
+        nn.init.normal_(self.embedding.weight, std=0.01)
+        width = dim * len(FIELDS)
+        self.ctr, self.cvr = tower(width), tower(width)
+        self.extra = tower(width) if kind in ("escm2-dr", "dcmt", "choruscvr") else None
+        # The naive baseline is a conversion model of its own beside the click model: its own
+        # embeddings, trained on the clicked rows only.
+        self.cvr_embedding = None
+        if kind == "naive":
+            self.cvr_embedding = nn.Embedding(size, dim)
+            nn.init.normal_(self.cvr_embedding.weight, std=0.01)
+
+    def forward(self, x):
+        e = self.embedding(x).flatten(1)
+        ec = e if self.cvr_embedding is None else self.cvr_embedding(x).flatten(1)
+        out = [self.ctr(e).squeeze(1), self.cvr(ec).squeeze(1)]
+        if self.extra is not None:
+            out.append(self.extra(e).squeeze(1))
+        return out
+
+
+def bce(p, y):
+    p = p.clamp(1e-7, 1 - 1e-7)
+    return -(y * torch.log(p) + (1 - y) * torch.log(1 - p))
+
+
+def loss(model, x, o, r, clip, lam):
+    logits = model(x)
+    ctr, cvr = torch.sigmoid(logits[0]), torch.sigmoid(logits[1])
+    n = len(o)
+    l_ctr = nn.functional.binary_cross_entropy_with_logits(logits[0], o)
+    if model.kind in ("naive", "naive-shared"):
+        clicked = o > 0
+        l_cvr = nn.functional.binary_cross_entropy_with_logits(logits[1][clicked], r[clicked]) if clicked.any() else 0 * l_ctr
+        return l_ctr + l_cvr
+    l_ctcvr = bce(ctr * cvr, o * r).mean()
+    if model.kind == "esmm":
+        return l_ctr + l_ctcvr
+    w = o / ctr.detach().clamp(min=clip)
+    d = bce(cvr, r)
+    if model.kind == "escm2-ipw":
+        return l_ctr + l_ctcvr + lam * (w * d).sum() / n
+    if model.kind == "escm2-dr":
+        e = logits[2]  # the imputed error, unbounded
+        dr = (e.detach() + w * (d - e.detach())).sum() / n
+        imputation = (w * (d.detach() - e) ** 2).sum() / n
+        return l_ctr + l_ctcvr + lam * dr + imputation
+    if model.kind == "dcmt":
+        cf = torch.sigmoid(logits[2])
+        w_cf = (1 - o) / (1 - ctr.detach()).clamp(min=clip)
+        factual = (w * d).sum() / n
+        counterfactual = (w_cf * bce(cf, 1 - r)).sum() / n
+        constraint = (1 - (cvr + cf)).abs().mean()
+        return l_ctr + l_ctcvr + factual + counterfactual + 0.001 * constraint
+    if model.kind == "choruscvr":
+        un = torch.sigmoid(logits[2])
+        l_ctuncvr = bce(ctr * un, o * (1 - r)).mean()
+        w_u = (1 - o) / (1 - ctr.detach()).clamp(min=clip)
+        sam = (w_u * (bce(cvr, 1 - un.detach()) + bce(un, 1 - cvr.detach()))).sum() / n
+        return l_ctr + l_ctcvr + l_ctuncvr + sam
+    raise ValueError(model.kind)
+
+
+def auc(score, label):
+    """Mann–Whitney AUC with tied scores given their average rank."""
+    score, label = np.asarray(score, dtype=np.float64), np.asarray(label, dtype=np.float64)
+    order = np.argsort(score, kind="mergesort")
+    _, first, counts = np.unique(score[order], return_index=True, return_counts=True)
+    ranks = np.empty(len(score))
+    ranks[order] = np.repeat(first + (counts + 1) / 2.0, counts)
+    pos = label.sum()
+    neg = len(label) - pos
+    return float((ranks[label == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def logloss(p, y):
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--truth", required=True)
+    ap.add_argument("--test-data")
+    ap.add_argument("--test-truth")
+    ap.add_argument("--models", default="naive,naive-shared,esmm,escm2-ipw,escm2-dr,dcmt,choruscvr")
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--batch-size", type=int, default=1024)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--clip", type=float, default=0.05)
+    ap.add_argument("--lambda", dest="lam", type=float, default=1.0)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    o, r, values, _ = read(args.data, args.truth)
+    to, tr, tvalues, ttruth = read(args.test_data or args.data, args.test_truth or args.truth)
+    vocab = Vocabulary(values)
+    x, tx = vocab.encode(values), vocab.encode(tvalues)
+    o_t, r_t = torch.tensor(o), torch.tensor(r)
+    clicked, unclicked = to == 1, to == 0
+    p_cvr_true, convert_if_clicked = ttruth[:, 1], ttruth[:, 2]
+    print(json.dumps({"rows": len(o), "test_rows": len(to), "clicks": int(o.sum()), "purchases": int(r.sum()),
+                      "true_unclicked_over_clicked_cvr": float(p_cvr_true[unclicked].mean() / p_cvr_true[clicked].mean()),
+                      "bayes_entire_space_cvr_auc": auc(p_cvr_true, convert_if_clicked)}))
+    for kind in args.models.split(","):
+        torch.manual_seed(args.seed)
+        model = Model(kind, vocab.size)
+        opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+        started = time.time()
+        g = torch.Generator().manual_seed(args.seed)
+        for _ in range(args.epochs):
+            perm = torch.randperm(len(o), generator=g)
+            for b in range(0, len(o), args.batch_size):
+                idx = perm[b:b + args.batch_size]
+                opt.zero_grad()
+                loss(model, x[idx], o_t[idx], r_t[idx], args.clip, args.lam).backward()
+                opt.step()
+        seconds = time.time() - started
+        with torch.no_grad():
+            out = model(tx)
+            p_ctr = torch.sigmoid(out[0]).numpy().astype(np.float64)
+            p_cvr = torch.sigmoid(out[1]).numpy().astype(np.float64)
+        p_ctcvr = p_ctr * p_cvr
+        print(json.dumps({
+            "model": kind, "train_seconds": round(seconds, 1),
+            "ctr_auc": auc(p_ctr, to), "ctr_logloss": logloss(p_ctr, to),
+            "cvr_auc_clicked": auc(p_cvr[clicked], tr[clicked]), "cvr_logloss_clicked": logloss(p_cvr[clicked], tr[clicked]),
+            "ctcvr_auc": auc(p_ctcvr, to * tr), "ctcvr_logloss": logloss(p_ctcvr, to * tr),
+            "entire_space_cvr_auc": auc(p_cvr, convert_if_clicked),
+            "unclicked_calibration_ratio": float(p_cvr[unclicked].mean() / p_cvr_true[unclicked].mean()),
+            "clicked_calibration_ratio": float(p_cvr[clicked].mean() / p_cvr_true[clicked].mean()),
+        }))
+
+
+if __name__ == "__main__":
+    main()
