@@ -31,6 +31,28 @@ struct PipelineCommandTests {
         #expect(throws: ExitCode.self) { try Validate.parse(["--events", events, "--examples", "1"]).run() }
     }
 
+    /// The selection-bias table: impressions and truth row for row, a purchase only with a click,
+    /// the click models train on it as a CSV table, and --policies is refused for it.
+    @Test func selectionBiasTableAndTruth() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let table = folder.path + "/impressions.csv", truth = folder.path + "/truth.csv"
+        try Simulate.parse(["--scenario", "selection-bias", "--users", "400", "--seed", "3", "--out", table, "--truth", truth]).run()
+        let rows = try String(contentsOfFile: table, encoding: .utf8).split(separator: "\n")
+        let truths = try String(contentsOfFile: truth, encoding: .utf8).split(separator: "\n")
+        #expect(rows.first == "click,purchase,user_segment,item_id,category,price_bucket,position,device")
+        #expect(truths.first == "p_click,p_cvr,convert_if_clicked")
+        #expect(rows.count == truths.count && rows.count > 400 * 8)
+        #expect(!rows.contains { $0.hasPrefix("0,1,") })
+        let model = folder.path + "/lr.json"
+        try Train.parse(["--data", table, "--data-format", "csv", "--label", "click", "--categorical",
+                         "user_segment,item_id,category,price_bucket,position,device", "--model", "lr", "--out", model]).run()
+        #expect(FileManager.default.fileExists(atPath: model))
+        #expect(throws: (any Error).self) {
+            try Simulate.parse(["--scenario", "selection-bias", "--users", "10", "--out", table, "--policies", folder.path + "/p"]).validate()
+        }
+    }
+
     @Test func positionBiasOffPolicyAndModelsFromEvents() throws {
         let folder = try TemporaryFolder()
         defer { folder.remove() }
