@@ -25,6 +25,17 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
     }
 }
 
+/// The first index whose cumulative probability reaches `u` (a draw from the distribution whose
+/// running sums, ending at 1, are `cumulative`), by bisection.
+func inverseCDF(_ cumulative: [Double], _ u: Double) -> Int {
+    var lo = 0, hi = cumulative.count - 1
+    while lo < hi {
+        let mid = (lo + hi) / 2
+        if cumulative[mid] < u { lo = mid + 1 } else { hi = mid }
+    }
+    return lo
+}
+
 /// Appends JSON Lines events as bytes (fast, no Foundation formatting per event).
 struct LineWriter {
     var bytes: [UInt8] = []

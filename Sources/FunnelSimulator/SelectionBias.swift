@@ -95,15 +95,7 @@ public struct SelectionBiasWorld: Sendable {
     }
 
     /// An item drawn by popularity.
-    func drawItem(_ rng: inout SeededRandom) -> Int {
-        let u = rng.uniform()
-        var lo = 0, hi = popularity.count - 1
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if popularity[mid] < u { lo = mid + 1 } else { hi = mid }
-        }
-        return lo
-    }
+    func drawItem(_ rng: inout SeededRandom) -> Int { inverseCDF(popularity, rng.uniform()) }
 
     /// One impression: its features, labels and truth.
     public struct Row: Sendable, Equatable {

@@ -78,13 +78,8 @@ extension Simulator {
     mutating func popularCandidates(_ count: Int) -> [Int] {
         var picked: [Int] = []
         while picked.count < count {
-            let u = rng.uniform()
-            var lo = 0, hi = popularity.count - 1
-            while lo < hi {
-                let mid = (lo + hi) / 2
-                if popularity[mid] < u { lo = mid + 1 } else { hi = mid }
-            }
-            if !picked.contains(lo) { picked.append(lo) }
+            let item = inverseCDF(popularity, rng.uniform())
+            if !picked.contains(item) { picked.append(item) }
         }
         return picked
     }
