@@ -328,6 +328,19 @@ public final class PostgresStore: EventStore, @unchecked Sendable {
         }
     }
 
+    /// A round trip on the writing connection; the event count is not known without counting
+    /// (`seq` has gaps where a conflicting insert drew a value), so it is not given.
+    public func probe() throws -> Int? {
+        do {
+            return try withWriter { c in
+                _ = try c.query("SELECT 1", logger: logger).wait()
+                return nil
+            }
+        } catch {
+            throw StoreError("cannot reach the PostgreSQL store \(address.description): \(Self.explain(error))")
+        }
+    }
+
     public func counts() throws -> StoreCounts {
         do {
             return try withWriter { c in

@@ -60,8 +60,10 @@ public struct Collector: Sendable {
         router.get("/healthz") { _, _ in json(.ok, .object([("status", .string("ok"))])) }
         router.get("/readyz") { _, _ in
             do {
-                let counts = try await offloaded { try store.counts() }
-                return json(.ok, .object([("status", .string("ready")), ("events", .int(counts.events))]))
+                let events = try await offloaded { try store.probe() }
+                var members: [(String, JSONValue)] = [("status", .string("ready"))]
+                if let events { members.append(("events", .int(events))) }
+                return json(.ok, .object(members))
             } catch {
                 return json(.serviceUnavailable, .object([("status", .string("store unavailable"))]))
             }

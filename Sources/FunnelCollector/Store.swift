@@ -47,6 +47,9 @@ public protocol EventStore: Sendable {
     /// Calls `body` with every quarantined event: received_at, reason, field, message, raw.
     func forEachQuarantined(_ body: (Int64, String, String?, String, [UInt8]) throws -> Void) throws
     func counts() throws -> StoreCounts
+    /// A cheap check that the store answers (`/readyz`, which probes may call every few seconds):
+    /// the number of stored events when the store knows it without counting them, else nil.
+    func probe() throws -> Int?
 }
 
 /// Why a store could not be opened or used: names the store and what to do.
@@ -223,6 +226,12 @@ public final class SQLiteStore: EventStore {
                 try body(row[0], row[1], row[2], row[3], [UInt8](raw))
             }
         }
+    }
+
+    /// Rows are never deleted and an ignored insert takes no row id, so the largest `seq` is the
+    /// number of stored events, read from the end of the table's B-tree.
+    public func probe() throws -> Int? {
+        try pool.read { db in try Int.fetchOne(db, sql: "SELECT max(seq) FROM events") ?? 0 }
     }
 
     public func counts() throws -> StoreCounts {

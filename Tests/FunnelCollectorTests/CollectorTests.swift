@@ -156,6 +156,8 @@ func gzipped(_ path: String) throws -> [UInt8] {
     #expect(fourth[0].replayed && fourth[0].answer == third[0].answer)
     let counts = try store.counts()
     #expect(counts.events == 6)
+    // The readiness probe: the stored count on SQLite (its largest row id), none on PostgreSQL.
+    #expect(try store.probe() == (kind == .sqlite ? 6 : nil))
     #expect(counts.upstream.duplicateEvents == 3)
 }
 
