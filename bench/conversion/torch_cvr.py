@@ -31,6 +31,10 @@ the batch's rows (D) unless said otherwise:
   soft alignment δ(1 − sg(û), r̂) + δ(1 − sg(r̂), û), each weighted 1/max(1 − sg ô, clip), summed
   over the unclicked rows and divided by |D|.
 
+With --patience, the last tenth of the training rows is held out and each model trains until its
+validation CTCVR log loss (observable on every row, depending on both heads: one criterion for
+every model) has not improved for that many epochs; the best epoch is kept.
+
 Metrics on the test split: CTR-AUC (all rows), CVR-AUC on clicked rows, CTCVR-AUC (all rows),
 their log losses; from the truth, the entire-space CVR-AUC (pCVR against each impression's
 conversion-if-clicked draw, all rows) and the calibration ratio mean(pCVR)/mean(true pCVR) over the unclicked impressions.
@@ -178,7 +182,10 @@ def main():
     ap.add_argument("--test-data")
     ap.add_argument("--test-truth")
     ap.add_argument("--models", default="naive,naive-shared,esmm,escm2-ipw,escm2-dr,dcmt,choruscvr")
-    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--epochs", type=int, default=1, help="epochs, or the most epochs with --patience")
+    ap.add_argument("--patience", type=int, default=0,
+                    help="hold out the last tenth of the training rows and stop after this many epochs without a "
+                         "better validation CTCVR log loss, keeping the best epoch (0: train --epochs, no hold-out)")
     ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--clip", type=float, default=0.05)
@@ -189,9 +196,16 @@ def main():
     torch.set_num_threads(args.threads)
 
     o, r, values, _ = read(args.data, args.truth)
+    # The last tenth of the training rows (the last users: rows come user by user) is the
+    # validation split of early stopping when --patience is given.
+    held = len(o) // 10 if args.patience else 0
+    if held:
+        vo, vr, vvalues = o[-held:], r[-held:], [column[-held:] for column in values]
+        o, r, values = o[:-held], r[:-held], [column[:-held] for column in values]
     to, tr, tvalues, ttruth = read(args.test_data or args.data, args.test_truth or args.truth)
     vocab = Vocabulary(values)
     x, tx = vocab.encode(values), vocab.encode(tvalues)
+    vx = vocab.encode(vvalues) if held else None
     o_t, r_t = torch.tensor(o), torch.tensor(r)
     clicked, unclicked = to == 1, to == 0
     p_cvr_true, convert_if_clicked = ttruth[:, 1], ttruth[:, 2]
@@ -204,13 +218,30 @@ def main():
         opt = torch.optim.Adam(model.parameters(), lr=args.lr)
         started = time.time()
         g = torch.Generator().manual_seed(args.seed)
-        for _ in range(args.epochs):
+        best, best_state, best_epoch, epochs = float("inf"), None, 0, 0
+        for epoch in range(1, args.epochs + 1):
             perm = torch.randperm(len(o), generator=g)
             for b in range(0, len(o), args.batch_size):
                 idx = perm[b:b + args.batch_size]
                 opt.zero_grad()
                 loss(model, x[idx], o_t[idx], r_t[idx], args.clip, args.lam).backward()
                 opt.step()
+            epochs = epoch
+            if not held:
+                continue
+            # Early stopping on the validation CTCVR log loss: observable on every row and
+            # depending on both heads, so the same criterion serves every model.
+            with torch.no_grad():
+                out = model(vx)
+                p = (torch.sigmoid(out[0]) * torch.sigmoid(out[1])).numpy().astype(np.float64)
+            value = logloss(p, vo * vr)
+            if value < best:
+                best, best_epoch = value, epoch
+                best_state = {k: v.clone() for k, v in model.state_dict().items()}
+            elif epoch - best_epoch >= args.patience:
+                break
+        if best_state is not None:
+            model.load_state_dict(best_state)
         seconds = time.time() - started
         with torch.no_grad():
             out = model(tx)
@@ -218,7 +249,7 @@ def main():
             p_cvr = torch.sigmoid(out[1]).numpy().astype(np.float64)
         p_ctcvr = p_ctr * p_cvr
         print(json.dumps({
-            "model": kind, "train_seconds": round(seconds, 1),
+            "model": kind, "train_seconds": round(seconds, 1), "epochs": epochs, "best_epoch": best_epoch or epochs,
             "ctr_auc": auc(p_ctr, to), "ctr_logloss": logloss(p_ctr, to),
             "cvr_auc_clicked": auc(p_cvr[clicked], tr[clicked]), "cvr_logloss_clicked": logloss(p_cvr[clicked], tr[clicked]),
             "ctcvr_auc": auc(p_ctcvr, to * tr), "ctcvr_logloss": logloss(p_ctcvr, to * tr),
