@@ -149,7 +149,11 @@ public final class PostgresStore: EventStore, @unchecked Sendable {
         let id = nextID
         nextID += 1
         lock.unlock()
-        return try PostgresConnection.connect(on: group.next(), configuration: address.configuration, id: id, logger: logger).wait()
+        return try connect(id: id)
+    }
+
+    func connect(id: Int) throws -> PostgresConnection {
+        try PostgresConnection.connect(on: group.next(), configuration: address.configuration, id: id, logger: logger).wait()
     }
 
     /// Runs `body` on the writing connection, opening it (again) when it is missing or dropped.
@@ -161,7 +165,7 @@ public final class PostgresStore: EventStore, @unchecked Sendable {
             writer = nil
             let id = nextID
             nextID += 1
-            let c = try PostgresConnection.connect(on: group.next(), configuration: address.configuration, id: id, logger: logger).wait()
+            let c = try connect(id: id)
             _ = try c.query("SET synchronous_commit = on", logger: logger).wait()
             writer = c
         }
@@ -349,14 +353,11 @@ public final class PostgresStore: EventStore, @unchecked Sendable {
                            COALESCE((SELECT value FROM counters WHERE name = 'duplicates'), 0)
                     """, logger: logger).wait().rows
                 let (events, bytes, duplicates) = try totals[0].decode((Int64, Int64, Int64).self)
-                var upstream = ReadCounters()
-                for row in try c.query("SELECT reason, count(*) FROM quarantine GROUP BY reason", logger: logger).wait().rows {
+                let reasons = try c.query("SELECT reason, count(*) FROM quarantine GROUP BY reason", logger: logger).wait().rows.map { row in
                     let (reason, n) = try row.decode((String, Int64).self)
-                    if let known = QuarantineReason(rawValue: reason) { upstream.quarantined[known] = Int(n) }
+                    return (reason, Int(n))
                 }
-                upstream.duplicateEvents = Int(duplicates)
-                upstream.eventsRead = upstream.duplicateEvents + upstream.quarantinedTotal
-                return StoreCounts(events: Int(events), quarantined: upstream.quarantinedTotal, bytes: Int(bytes), upstream: upstream)
+                return StoreCounts(events: Int(events), bytes: Int(bytes), quarantinedByReason: reasons, duplicates: Int(duplicates))
             }
         } catch {
             throw StoreError("cannot read the PostgreSQL store \(address.description): \(Self.explain(error))")

@@ -35,6 +35,21 @@ public struct StoreCounts: Sendable, Equatable {
     /// What ingestion saw besides the stored events: duplicate events received and quarantined
     /// events by reason (requests replayed under an idempotency key not counted again).
     public var upstream: ReadCounters
+
+    /// The totals from what a store's tables hold: stored events, its bytes, quarantined lines by
+    /// reason (as stored) and duplicate events received.
+    init(events: Int, bytes: Int, quarantinedByReason: [(String, Int)], duplicates: Int) {
+        var upstream = ReadCounters()
+        for (reason, n) in quarantinedByReason {
+            if let known = QuarantineReason(rawValue: reason) { upstream.quarantined[known] = n }
+        }
+        upstream.duplicateEvents = duplicates
+        upstream.eventsRead = duplicates + upstream.quarantinedTotal
+        self.events = events
+        self.quarantined = upstream.quarantinedTotal
+        self.bytes = bytes
+        self.upstream = upstream
+    }
 }
 
 /// Where the collector keeps events: durable, idempotent by (user_id, event_id), read back in
@@ -238,14 +253,9 @@ public final class SQLiteStore: EventStore {
         try pool.read { db in
             let events = try Int.fetchOne(db, sql: "SELECT count(*) FROM events") ?? 0
             let bytes = try Int.fetchOne(db, sql: "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()") ?? 0
-            var upstream = ReadCounters()
-            for row in try Row.fetchAll(db, sql: "SELECT reason, count(*) FROM quarantine GROUP BY reason") {
-                let reason: String = row[0]
-                if let known = QuarantineReason(rawValue: reason) { upstream.quarantined[known] = row[1] }
-            }
-            upstream.duplicateEvents = try Int.fetchOne(db, sql: "SELECT value FROM counters WHERE name = 'duplicates'") ?? 0
-            upstream.eventsRead = upstream.duplicateEvents + upstream.quarantinedTotal
-            return StoreCounts(events: events, quarantined: upstream.quarantinedTotal, bytes: bytes, upstream: upstream)
+            let reasons = try Row.fetchAll(db, sql: "SELECT reason, count(*) FROM quarantine GROUP BY reason").map { ($0[0] as String, $0[1] as Int) }
+            let duplicates = try Int.fetchOne(db, sql: "SELECT value FROM counters WHERE name = 'duplicates'") ?? 0
+            return StoreCounts(events: events, bytes: bytes, quarantinedByReason: reasons, duplicates: duplicates)
         }
     }
 }

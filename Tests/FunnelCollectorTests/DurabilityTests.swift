@@ -84,6 +84,27 @@ struct SlowCollectorDurabilityTests {
         return (response as? HTTPURLResponse)?.statusCode == 200
     }
 
+    /// Four clients post the batches, each taking every fourth, under their Idempotency-Keys; when
+    /// `after` batches are acknowledged the server gets `signal`. Returns the acknowledged batches
+    /// once every client is done and the server has exited.
+    static func postFromFourClients(_ batches: [[UInt8]], port: Int, key: String, signal: Int32, to server: Process,
+                                    after: Int) async -> Set<Int> {
+        let acknowledged = Acknowledged()
+        await withTaskGroup(of: Void.self) { group in
+            for client in 0..<4 {
+                group.addTask {
+                    for b in stride(from: client, to: batches.count, by: 4) {
+                        if await Self.post(port, key: key, batch: b, body: batches[b]) {
+                            if acknowledged.add(b) == after { kill(server.processIdentifier, signal) }
+                        }
+                    }
+                }
+            }
+        }
+        server.waitUntilExit()
+        return acknowledged.batches
+    }
+
     @Test(arguments: StoreKind.all) func killedMidwayLosesNothingAcknowledged(_ kind: StoreKind) async throws {
         let place = try TestStore(kind)
         defer { place.remove() }
@@ -95,23 +116,10 @@ struct SlowCollectorDurabilityTests {
         try ring.save(keysPath)
 
         let (server, port) = try Self.start(store: place.location, keys: keysPath)
-        let acknowledged = Acknowledged()
+        // The server dies when a third of the batches are acknowledged.
         let killAfter = batches.count / 3
-        // Four clients, each taking every fourth batch; the server dies when a third are acknowledged.
-        await withTaskGroup(of: Void.self) { group in
-            for client in 0..<4 {
-                group.addTask {
-                    for b in stride(from: client, to: batches.count, by: 4) {
-                        if await Self.post(port, key: key, batch: b, body: batches[b]) {
-                            if acknowledged.add(b) == killAfter { kill(server.processIdentifier, SIGKILL) }
-                        }
-                    }
-                }
-            }
-        }
-        server.waitUntilExit()
+        let answered = await Self.postFromFourClients(batches, port: port, key: key, signal: SIGKILL, to: server, after: killAfter)
         #expect(server.terminationReason == .uncaughtSignal)
-        let answered = acknowledged.batches
         #expect(answered.count >= killAfter && answered.count < batches.count, "\(answered.count) of \(batches.count) answered")
 
         // Every valid event of an acknowledged batch is stored, once.
@@ -142,22 +150,9 @@ extension SlowCollectorDurabilityTests {
         let keysPath = folder.path + "/keys.yaml"
         try ring.save(keysPath)
         let (server, port) = try Self.start(store: place.location, keys: keysPath)
-        let acknowledged = Acknowledged()
         let stopAfter = batches.count / 4
-        await withTaskGroup(of: Void.self) { group in
-            for client in 0..<4 {
-                group.addTask {
-                    for b in stride(from: client, to: batches.count, by: 4) {
-                        if await Self.post(port, key: key, batch: b, body: batches[b]) {
-                            if acknowledged.add(b) == stopAfter { kill(server.processIdentifier, SIGTERM) }
-                        }
-                    }
-                }
-            }
-        }
-        server.waitUntilExit()
+        let answered = await Self.postFromFourClients(batches, port: port, key: key, signal: SIGTERM, to: server, after: stopAfter)
         #expect(server.terminationReason == .exit && server.terminationStatus == 0)
-        let answered = acknowledged.batches
         #expect(answered.count >= stopAfter && answered.count < batches.count)
         try Self.expectStored(answered, of: batches, in: place)
     }
