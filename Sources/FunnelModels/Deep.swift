@@ -25,27 +25,34 @@ public struct DeepArchitecture: Codable, Sendable, Equatable {
     /// DCN-v2 only: a wide part, per-slot linear weights and a bias added to the logit (as in
     /// Wide & Deep), so that the long tail of values can be fitted sparsely (e.g. by FTRL).
     public var wide: Bool
+    /// Towers over the one shared embedding (1 for the click models; 2 or 3 for the conversion
+    /// models, `ConversionObjective`): each has cross layers and an MLP of its own, ending in its
+    /// own logit. Models with more than one tower are DCN-v2 without a wide part: no linear
+    /// weights and no FM term, which would belong to no tower.
+    public var towers: Int
 
-    public init(kind: DeepKind, fields: Int, dim: Int, hidden: [Int], crossLayers: Int = 0, wide: Bool = false) {
-        self.kind = kind
+    public init(kind: DeepKind, fields: Int, dim: Int, hidden: [Int], crossLayers: Int = 0, wide: Bool = false, towers: Int = 1) {
+        self.kind = towers > 1 ? .dcnv2 : kind
         self.fields = fields
         self.dim = dim
         self.hidden = hidden
-        self.crossLayers = kind == .dcnv2 ? crossLayers : 0
-        self.wide = kind == .dcnv2 && wide
+        self.crossLayers = self.kind == .dcnv2 ? crossLayers : 0
+        self.wide = self.kind == .dcnv2 && wide && towers == 1
+        self.towers = max(1, towers)
     }
 
-    enum CodingKeys: String, CodingKey { case kind, fields, dim, hidden, crossLayers, wide }
+    enum CodingKeys: String, CodingKey { case kind, fields, dim, hidden, crossLayers, wide, towers }
 
     /// Model files written before the wide part existed have no `wide` key: they decode as `false`.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(kind: try c.decode(DeepKind.self, forKey: .kind), fields: try c.decode(Int.self, forKey: .fields),
                   dim: try c.decode(Int.self, forKey: .dim), hidden: try c.decode([Int].self, forKey: .hidden),
-                  crossLayers: try c.decode(Int.self, forKey: .crossLayers), wide: try c.decodeIfPresent(Bool.self, forKey: .wide) ?? false)
+                  crossLayers: try c.decode(Int.self, forKey: .crossLayers), wide: try c.decodeIfPresent(Bool.self, forKey: .wide) ?? false,
+                  towers: try c.decodeIfPresent(Int.self, forKey: .towers) ?? 1)
     }
 
-    /// `wide` is written only when set, so DeepFM and plain DCN-v2 files keep their earlier form.
+    /// `wide` and `towers` are written only when set, so click-model files keep their earlier form.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(kind, forKey: .kind)
@@ -54,6 +61,7 @@ public struct DeepArchitecture: Codable, Sendable, Equatable {
         try c.encode(hidden, forKey: .hidden)
         try c.encode(crossLayers, forKey: .crossLayers)
         if wide { try c.encode(wide, forKey: .wide) }
+        if towers > 1 { try c.encode(towers, forKey: .towers) }
     }
 
     public var width: Int { fields * dim }
@@ -71,27 +79,35 @@ public struct DeepArchitecture: Codable, Sendable, Equatable {
         return shapes
     }
 
-    /// Dense parameters in order: cross layer l's W (width × width, W[i·width + o]) then b
-    /// (width), then each MLP layer's W (inputs × outputs, W[i·outputs + o]) then b (outputs).
-    public var denseCount: Int {
+    /// Dense parameters of one tower, in order: cross layer l's W (width × width, W[i·width + o])
+    /// then b (width), then each MLP layer's W (inputs × outputs, W[i·outputs + o]) then b (outputs).
+    public var towerDenseCount: Int {
         crossLayers * (width * width + width) + mlpShapes.reduce(0) { $0 + $1.inputs * $1.outputs + $1.outputs }
     }
+    /// Dense parameters of all towers, tower 0's first.
+    public var denseCount: Int { towers * towerDenseCount }
 
     /// Offsets of each dense layer's weight matrix and bias in the dense parameters.
     struct Layer { var inputs: Int; var outputs: Int; var weight: Int; var bias: Int }
-    var crossOffsets: [Layer] {
-        (0..<crossLayers).map { l in
-            let o = l * (width * width + width)
+    func crossOffsets(tower: Int) -> [Layer] {
+        let base = tower * towerDenseCount
+        return (0..<crossLayers).map { l in
+            let o = base + l * (width * width + width)
             return Layer(inputs: width, outputs: width, weight: o, bias: o + width * width)
         }
     }
-    var mlpOffsets: [Layer] {
-        var o = crossLayers * (width * width + width)
+    func mlpOffsets(tower: Int) -> [Layer] {
+        var o = tower * towerDenseCount + crossLayers * (width * width + width)
         return mlpShapes.map { s in
             defer { o += s.inputs * s.outputs + s.outputs }
             return Layer(inputs: s.inputs, outputs: s.outputs, weight: o, bias: o + s.inputs * s.outputs)
         }
     }
+    /// Tower 0's layers (the click models' only tower).
+    var crossOffsets: [Layer] { crossOffsets(tower: 0) }
+    var mlpOffsets: [Layer] { mlpOffsets(tower: 0) }
+    /// Every dense layer of every tower, in parameter order.
+    var allLayers: [Layer] { (0..<towers).flatMap { crossOffsets(tower: $0) + mlpOffsets(tower: $0) } }
 }
 
 /// A DeepFM or DCN-v2 model: per-slot linear weights `w` and a bias (DeepFM, and DCN-v2 with a wide
@@ -114,7 +130,7 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
         var rng = SplitMix64(seed: seed)
         v = (0..<(slots * a.dim)).map { _ in Scalar(scale * (-2 * log(rng.open01())).squareRoot() * cos(2 * .pi * rng.open01())) }
         dense = [Scalar](repeating: 0, count: a.denseCount)
-        for layer in a.crossOffsets + a.mlpOffsets {
+        for layer in a.allLayers {
             let bound = 1 / Double(layer.inputs).squareRoot()
             for j in 0..<(layer.inputs * layer.outputs) { dense[layer.weight + j] = Scalar(bound * (2 * rng.unit() - 1)) }
             for j in 0..<layer.outputs { dense[layer.bias + j] = Scalar(bound * (2 * rng.unit() - 1)) }
@@ -125,9 +141,14 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
     public mutating func startOutput(at logit: Scalar) {
         if architecture.hasLinear {
             bias = logit
-        } else if let last = architecture.mlpOffsets.last {
-            dense[last.bias] = logit
+        } else {
+            startOutput(tower: 0, at: logit)
         }
+    }
+
+    /// Sets tower `tower`'s last MLP layer's bias to `logit` (a model without linear weights).
+    public mutating func startOutput(tower: Int, at logit: Scalar) {
+        if let last = architecture.mlpOffsets(tower: tower).last { dense[last.bias] = logit }
     }
 
     public init(architecture: DeepArchitecture, slots: Int, bias: Scalar, w: [Scalar], v: [Scalar], dense: [Scalar]) {
@@ -139,33 +160,43 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
         self.dense = dense
     }
 
-    /// Logits of every row of `table`, in blocks over `threads` threads. A block of 256 rows
+    /// Logits of every row of `table`, in blocks over `threads` threads: tower 0's (a click
+    /// model's only tower, a conversion model's click tower). A block of 256 rows
     /// writes about 2 MB of activations in DCN-v2 (312 wide, two cross layers, 256 and 128 units),
     /// which stay in a core's second-level cache from one layer to the next; blocks of 2,048 did
     /// not, and scored DCN-v2 about a fifth slower. Rows are computed alone, so the block size
     /// changes no logit.
     @_specialize(exported: true, where Scalar == Float)
     public func logits(_ table: Table, threads: Int = 1) -> [Double] {
-        var out = [Double](repeating: 0, count: table.rows)
+        towerLogits(table, threads: threads)[0]
+    }
+
+    /// Every tower's logits of every row of `table` (tower k's in element k), as `logits` computes them.
+    @_specialize(exported: true, where Scalar == Float)
+    public func towerLogits(_ table: Table, threads: Int = 1) -> [[Double]] {
+        let towers = architecture.towers
+        var out = [[Double]](repeating: [Double](repeating: 0, count: table.rows), count: towers)
         let block = 256
         let blocks = (table.rows + block - 1) / block
-        let slotsOut = ResultSlots<[Double]>(count: blocks)
+        let slotsOut = ResultSlots<[[Double]]>(count: blocks)
         let parts = max(1, min(threads, blocks))
         // The weights' panels, packed once for every block (each block would otherwise pack them).
         let packed = Scalar.self == Float.self && blocks > 1 && !dense.isEmpty ? PackedWeights(architecture, kernel: MatrixKernel.active) : nil
         if let packed { dense.withUnsafeBufferPointer { d in packed.pack(float(reading: d.baseAddress!)) } }
         DispatchQueue.concurrentPerform(iterations: parts) { part in
-            let ws = DeepWorkspace<Scalar>(architecture, rows: max(1, min(block, table.rows)))
+            let ws = (0..<towers).map { _ in DeepWorkspace<Scalar>(architecture, rows: max(1, min(block, table.rows))) }
             var b = part
             while b < blocks {
                 let rows = (b * block)..<min(table.rows, (b + 1) * block)
-                forward(table, rows: rows, ws, packed: packed)
-                slotsOut.set(b, (0..<rows.count).map { Double(ws.logit[$0]) })
+                forwardTowers(table, rows: rows, ws, packed: packed)
+                slotsOut.set(b, ws.map { w in (0..<rows.count).map { Double(w.logit[$0]) } })
                 b += parts
             }
         }
         for (b, values) in slotsOut.values().enumerated() {
-            for (j, x) in values.enumerated() { out[b * block + j] = x }
+            for k in 0..<towers {
+                for (j, x) in values[k].enumerated() { out[k][b * block + j] = x }
+            }
         }
         return out
     }
@@ -176,7 +207,26 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
     /// then divided by 1 − rate; which units are kept depends only on the dropout's key, the row's
     /// index in the table, the layer and the unit, so the thread count changes nothing.
     func forward(_ t: Table, rows: Range<Int>, _ ws: DeepWorkspace<Scalar>, packed: PackedWeights? = nil, dropout: Dropout? = nil) {
-        let a = architecture, f = t.fields, k = a.dim, width = a.width, n = rows.count
+        embed(t, rows: rows, ws)
+        network(rows: rows, ws, tower: 0, packed: packed, dropout: dropout)
+    }
+
+    /// The forward pass of every tower over `rows`: tower k's activations and logits in `ws[k]`.
+    /// The embedding is looked up once, into `ws[0]`, and copied to the other towers' inputs.
+    func forwardTowers(_ t: Table, rows: Range<Int>, _ ws: [DeepWorkspace<Scalar>], packed: PackedWeights? = nil, dropout: Dropout? = nil) {
+        embed(t, rows: rows, ws[0])
+        let n = rows.count, width = architecture.width
+        for k in 1..<max(1, ws.count) {
+            ws[k].x[0].update(from: ws[0].x[0], count: n * width)
+            ws[k].logit.update(repeating: 0, count: n)
+        }
+        for k in 0..<ws.count { network(rows: rows, ws[k], tower: k, packed: packed, dropout: dropout) }
+    }
+
+    /// The network's input X_0 (the rows' embeddings scaled by their values) into `ws`, and the
+    /// logits' linear and FM parts (0 for a model without them).
+    func embed(_ t: Table, rows: Range<Int>, _ ws: DeepWorkspace<Scalar>) {
+        let a = architecture, f = t.fields, k = a.dim, width = a.width
         let x0 = ws.x[0]
         v.withUnsafeBufferPointer { vp in
             w.withUnsafeBufferPointer { wp in
@@ -206,10 +256,17 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
                 }
             }
         }
+    }
+
+    /// Tower `tower`'s cross layers and MLP on the input X_0 in `ws`, its output added to `ws.logit`.
+    /// Dropout keys tower k's hidden layer m as layer 64·k + m.
+    func network(rows: Range<Int>, _ ws: DeepWorkspace<Scalar>, tower: Int, packed: PackedWeights?, dropout: Dropout?) {
+        let a = architecture, width = a.width, n = rows.count
+        let x0 = ws.x[0]
         dense.withUnsafeBufferPointer { dp in
             let d = dp.baseAddress!
             // Cross layers: U_l = X_l·W_l + b_l; X_{l+1} = X_0 ⊙ U_l + X_l.
-            for (l, layer) in a.crossOffsets.enumerated() {
+            for (l, layer) in a.crossOffsets(tower: tower).enumerated() {
                 let xl = ws.x[l], u = ws.u[l], next = ws.x[l + 1]
                 affine(xl, n, layer, d, u, packed)
                 if avx2Passes(Scalar.self) {
@@ -220,7 +277,7 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
             }
             // MLP with ReLU between layers.
             var input = ws.x[a.crossLayers]
-            let layers = a.mlpOffsets
+            let layers = a.mlpOffsets(tower: tower)
             for (m, layer) in layers.enumerated() {
                 let out = ws.h[m]
                 affine(input, n, layer, d, out, packed)
@@ -230,7 +287,7 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
                     } else {
                         for e in 0..<(n * layer.outputs) where out[e] < 0 { out[e] = 0 }
                     }
-                    if let dropout { dropout.apply(out, rows: rows, layer: m, width: layer.outputs) }
+                    if let dropout { dropout.apply(out, rows: rows, layer: 64 * tower + m, width: layer.outputs) }
                 }
                 input = out
             }
@@ -262,7 +319,6 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
 
     private func backward(_ t: Table, rows: Range<Int>, divisor: Int, _ ws: DeepWorkspace<Scalar>, weights: UnsafePointer<Scalar>,
                           dropout: Scalar, into g: DeepGradient<Scalar>) {
-        let a = architecture, f = t.fields, k = a.dim, width = a.width, n = rows.count
         let scale = 1 / Scalar(divisor)
         // dL/dlogit per row.
         let dz = ws.dz
@@ -270,16 +326,42 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
             let z = Double(ws.logit[j]), y = Double(t.labels[r])
             g.loss += max(z, 0) - z * y + log1p(exp(-abs(z)))
             dz[j] = (Scalar(1 / (1 + exp(-z))) - Scalar(y)) * scale
-            if a.hasLinear { g.bias += dz[j] }
+            if architecture.hasLinear { g.bias += dz[j] }
         }
-        let layers = a.mlpOffsets
+        networkBackward(rows.count, ws, tower: 0, weights: weights, dropout: dropout, into: g.dense)
+        scatter(t, rows: rows, ws, into: g)
+    }
+
+    /// The backward pass of every tower, whose dL/dlogit per row the caller has put in `ws[k].dz`:
+    /// each tower's dense gradient into `g`, and the embedding gradient of their summed inputs'
+    /// gradients (tower 0's, then 1's, …) added to `g`'s touched rows.
+    func backwardTowers(_ t: Table, rows: Range<Int>, _ ws: [DeepWorkspace<Scalar>], dropout: Scalar = 0, into g: DeepGradient<Scalar>) {
+        let n = rows.count, width = architecture.width
+        dense.withUnsafeBufferPointer { d in
+            for k in 0..<ws.count { networkBackward(n, ws[k], tower: k, weights: d.baseAddress!, dropout: dropout, into: g.dense) }
+        }
+        let sum = ws[0].dx0
+        for k in 1..<max(1, ws.count) {
+            let other = ws[k].dx0
+            for e in 0..<(n * width) { sum[e] += other[e] }
+        }
+        scatter(t, rows: rows, ws[0], into: g)
+    }
+
+    /// Tower `tower`'s backward pass from dL/dlogit in `ws.dz`: its dense gradient written into
+    /// `gd` (every element of the tower's layers), dL/dX_0 into `ws.dx0`.
+    private func networkBackward(_ n: Int, _ ws: DeepWorkspace<Scalar>, tower: Int, weights: UnsafePointer<Scalar>, dropout: Scalar,
+                                 into gd: UnsafeMutablePointer<Scalar>) {
+        let a = architecture, width = a.width
+        let dz = ws.dz
+        let layers = a.mlpOffsets(tower: tower)
         // MLP backward: dIn = dOut·Wᵀ (masked by the ReLU of the input layer), dW += inᵀ·dOut.
         var dOut = dz
         for m in stride(from: layers.count - 1, through: 0, by: -1) {
             let layer = layers[m]
             let input = m == 0 ? ws.x[a.crossLayers] : ws.h[m - 1]
             let dIn = m == 0 ? ws.dx : (m % 2 == 0 ? ws.dh0 : ws.dh1)
-            accumulate(input, dOut, n, layer, g.dense, weights, dIn)
+            accumulate(input, dOut, n, layer, gd, weights, dIn)
             if m > 0 {
                 if avx2Passes(Scalar.self) {
                     reluMaskAVX2(float(input), float(dIn), count: n * layer.inputs)
@@ -300,7 +382,7 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
         if a.crossLayers > 0 {
             for e in 0..<(n * width) { dx0[e] = 0 }
             let grad = ws.dx
-            for (l, layer) in a.crossOffsets.enumerated().reversed() {
+            for (l, layer) in a.crossOffsets(tower: tower).enumerated().reversed() {
                 let u = ws.u[l], du = ws.du
                 if avx2Passes(Scalar.self) {
                     crossBackwardAVX2(float(grad), float(x0), float(u), float(du), float(dx0), count: n * width)
@@ -308,13 +390,19 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
                     for e in 0..<(n * width) { du[e] = grad[e] * x0[e]; dx0[e] += grad[e] * u[e] }
                 }
                 // dX_l = G + dU·Wᵀ, added to G in place.
-                accumulate(ws.x[l], du, n, layer, g.dense, weights, grad, addingToInput: true)
+                accumulate(ws.x[l], du, n, layer, gd, weights, grad, addingToInput: true)
             }
             for e in 0..<(n * width) { dx0[e] += grad[e] }
         } else {
             for e in 0..<(n * width) { dx0[e] = ws.dx[e] }
         }
-        // Embedding gradients, and those of the linear weights and the FM term where the model has them.
+    }
+
+    /// The embedding gradients from dL/dX_0 in `ws.dx0`, and those of the linear weights and the
+    /// FM term (from `ws.dz`) where the model has them, added to `g`'s touched rows.
+    private func scatter(_ t: Table, rows: Range<Int>, _ ws: DeepWorkspace<Scalar>, into g: DeepGradient<Scalar>) {
+        let a = architecture, f = t.fields, k = a.dim, width = a.width
+        let x0 = ws.x[0], dx0 = ws.dx0, dz = ws.dz
         do {
             for (j, r) in rows.enumerated() {
                 t.prefetchAhead(of: r, in: rows, UnsafePointer(g.position), stride: 1, forWriting: true)
@@ -909,14 +997,19 @@ public final class DeepTrainer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendab
     var optimizer: DeepOptimizer<Scalar>
     let batchSize: Int, threads: Int
     let gradients: [DeepGradient<Scalar>]
-    let workspaces: [DeepWorkspace<Scalar>]
+    /// Per thread, one workspace per tower.
+    let workspaces: [[DeepWorkspace<Scalar>]]
     let team: WorkerTeam
+    /// A conversion model's objective (its towers' losses); nil: the click log loss of tower 0.
+    let objective: ConversionObjective?
     /// Dropout rate (settings.dropout) and the key of each step's mask, drawn from the seed.
     let dropoutRate: Double
     var dropoutKeys: SplitMix64
 
-    public init(model: DeepModel<Scalar>, optimizer settings: OptimizerSettings, batchSize: Int, threads: Int, seed: UInt64 = 1) {
+    public init(model: DeepModel<Scalar>, optimizer settings: OptimizerSettings, batchSize: Int, threads: Int, seed: UInt64 = 1,
+                objective: ConversionObjective? = nil) {
         self.model = model
+        self.objective = objective
         optimizer = DeepOptimizer(model, settings: settings)
         dropoutRate = settings.dropout
         dropoutKeys = SplitMix64(seed: seed ^ 0xD50F_0A7E_5EED_0001)
@@ -924,7 +1017,7 @@ public final class DeepTrainer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendab
         self.threads = max(1, threads)
         let share = (batchSize + self.threads - 1) / self.threads
         gradients = (0..<self.threads).map { _ in DeepGradient(model.architecture, slots: model.slots) }
-        workspaces = (0..<self.threads).map { _ in DeepWorkspace(model.architecture, rows: share) }
+        workspaces = (0..<self.threads).map { _ in (0..<model.architecture.towers).map { _ in DeepWorkspace(model.architecture, rows: share) } }
         team = WorkerTeam(size: self.threads)
     }
 
@@ -950,18 +1043,26 @@ public final class DeepTrainer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendab
         let divisor = rows.count
         let dropout = dropoutRate > 0 ? Dropout(rate: dropoutRate, key: dropoutKeys.next()) : nil
         let rate = Scalar(dropoutRate)
+        let objective = objective
+        let clickedWeight = objective.map { _ in ConversionObjective.clickedWeight(t, rows: rows) } ?? 0
         // One part runs on the calling thread (`perform` makes no section for it).
         WorkerTeam.perform(parts, on: team) { p in
             let lo = rows.lowerBound + p * share, hi = min(rows.upperBound, lo + share)
             let g = gradients[p]
             g.clear()
-            m.forward(t, rows: lo..<hi, workspaces[p], dropout: dropout)
-            m.backward(t, rows: lo..<hi, divisor: divisor, workspaces[p], dropout: rate, into: g)
+            if let objective {
+                m.forwardTowers(t, rows: lo..<hi, workspaces[p], dropout: dropout)
+                g.loss = objective.fill(t, rows: lo..<hi, workspaces[p], divisor: divisor, clickedWeight: clickedWeight)
+                m.backwardTowers(t, rows: lo..<hi, workspaces[p], dropout: rate, into: g)
+            } else {
+                m.forward(t, rows: lo..<hi, workspaces[p][0], dropout: dropout)
+                m.backward(t, rows: lo..<hi, divisor: divisor, workspaces[p][0], dropout: rate, into: g)
+            }
         }
         return parts
     }
 
-    /// One pass over `t` in order; returns the mean training log loss.
+    /// One pass over `t` in order; returns the mean training loss (the log loss of a click model).
     @discardableResult
     @_specialize(exported: true, where Scalar == Float)
     public func epoch(_ t: Table) -> Double {

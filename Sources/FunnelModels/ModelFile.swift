@@ -24,6 +24,8 @@ public struct ModelFile: Sendable {
     /// DeepFM / DCN-v2: the network's shapes (the weights hold w (DeepFM), the bias, V, then the
     /// dense layers in `DeepArchitecture` order).
     public var architecture: DeepArchitecture? = nil
+    /// A conversion model's objective (`model` is its kind's name; the architecture has its towers).
+    public var conversion: ConversionObjective? = nil
 
     public init(model: String, dataFormat: String = "csv", spec: FeatureSpec, ftrl: FTRLSettings?, weights: [Float], trainingRows: Int) {
         self.model = model
@@ -47,6 +49,7 @@ public struct ModelFile: Sendable {
         var factors: Int
         var optimizer: OptimizerSettings?
         var architecture: DeepArchitecture?
+        var conversion: ConversionObjective?
         /// The spec's vocabulary keys, little-endian UInt64 in base64 (vocabulary mode only).
         var vocabulary: String?
         var weightCount: Int
@@ -56,7 +59,7 @@ public struct ModelFile: Sendable {
     public func write(to path: String) throws(ModelError) {
         let data = weights.withUnsafeBufferPointer { Data(buffer: $0) }
         let doc = Document(format: Self.format, version: Self.version, model: model, dataFormat: dataFormat, spec: spec, ftrl: ftrl, trainingRows: trainingRows,
-                           negativeRate: negativeRate, calibration: calibration, factors: factors, optimizer: optimizer, architecture: architecture,
+                           negativeRate: negativeRate, calibration: calibration, factors: factors, optimizer: optimizer, architecture: architecture, conversion: conversion,
                            vocabulary: spec.vocabularyMinCount > 0 ? spec.vocabulary.withUnsafeBufferPointer { Data(buffer: $0) }.base64EncodedString() : nil,
                            weightCount: weights.count, weights: data.base64EncodedString())
         let encoder = JSONEncoder()
@@ -118,6 +121,7 @@ public struct ModelFile: Sendable {
         file.factors = doc.factors
         file.optimizer = doc.optimizer
         file.architecture = doc.architecture
+        file.conversion = doc.conversion
         let expected: Int
         switch doc.model {
         case "fm": expected = spec.slots * (doc.factors + 1) + 1
@@ -127,6 +131,13 @@ public struct ModelFile: Sendable {
                 throw ModelError("\(path): a \(doc.model) model file without a matching architecture; retrain the model")
             }
             expected = (a.hasLinear ? spec.slots : 0) + 1 + spec.slots * a.dim + a.denseCount
+        case _ where ConversionModelKind(rawValue: doc.model) != nil:
+            let kind = ConversionModelKind(rawValue: doc.model)!
+            guard let a = doc.architecture, a.towers == kind.towers, !a.hasLinear, a.fields == spec.fieldCount,
+                  doc.conversion?.kind == kind, spec.conversionLabel != nil else {
+                throw ModelError("\(path): a \(doc.model) model file without a matching architecture and objective; retrain the model")
+            }
+            expected = 1 + spec.slots * a.dim + a.denseCount
         default: throw ModelError("\(path): unknown model kind '\(doc.model)'; retrain the model")
         }
         guard weights.count == expected else {
@@ -148,6 +159,20 @@ public struct ModelFile: Sendable {
         } else {
             return Scoring.linearLogits(weights, table, threads: threads, then: probability)
         }
+    }
+
+    /// Whether this is a conversion model (two labels, several towers).
+    public var isConversionModel: Bool { conversion != nil }
+
+    /// A conversion model's probabilities for the rows of `table`: pCTR (the click tower), pCVR
+    /// (the conversion tower: a conversion given a click) and pCTCVR = pCTR·pCVR. No calibration
+    /// or downsampling correction applies to them (conversion models train on every row).
+    public func predictHeads(_ table: Table, threads: Int = 2) -> (ctr: [Double], cvr: [Double], ctcvr: [Double]) {
+        guard let a = architecture, a.towers >= 2 else { let p = predict(table, threads: threads); return (p, p, p) }
+        let logits = Self.deepModel(a, slots: spec.slots, weights: weights).towerLogits(table, threads: threads)
+        let probability: @Sendable (Double) -> Double = { 1 / (1 + exp(-$0)) }
+        let ctr = Scoring.map(logits[0], threads: threads, probability), cvr = Scoring.map(logits[1], threads: threads, probability)
+        return (ctr, cvr, zip(ctr, cvr).map { $0 * $1 })
     }
 
     /// The weights of a DeepFM/DCN-v2 model in file order.

@@ -21,7 +21,7 @@ final class PackedWeights: @unchecked Sendable {
     init?(_ a: DeepArchitecture, kernel: MatrixKernel) {
         guard kernel.fused else { return nil }
         wide = kernel == .avx512
-        layers = a.crossOffsets + a.mlpOffsets
+        layers = a.allLayers
         var start: [Int: Int] = [:], count = 0
         for layer in layers {
             start[layer.weight] = count

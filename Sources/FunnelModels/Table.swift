@@ -41,8 +41,13 @@ public struct FeatureSpec: Codable, Sendable, Equatable {
     /// The vocabulary's 64-bit (column, value) keys, ascending; slot = position. Stored in the
     /// model file beside the spec.
     public var vocabulary: [UInt64] = []
+    /// The conversion label column of a two-label table (the conversion models), whose 1s must
+    /// all be on rows whose `label` (the click) is 1.
+    public var conversionLabel: String? = nil
 
-    enum CodingKeys: String, CodingKey { case label, categorical, numeric, hashBits, numericTransform, bucketBoundaries, numericMeans, numericScales, vocabularyMinCount }
+    enum CodingKeys: String, CodingKey {
+        case label, categorical, numeric, hashBits, numericTransform, bucketBoundaries, numericMeans, numericScales, vocabularyMinCount, conversionLabel
+    }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -59,6 +64,7 @@ public struct FeatureSpec: Codable, Sendable, Equatable {
                 debugDescription: "standardize needs one mean and one deviation per numeric column (\(numeric.count))")
         }
         vocabularyMinCount = try c.decodeIfPresent(Int.self, forKey: .vocabularyMinCount) ?? 0
+        conversionLabel = try c.decodeIfPresent(String.self, forKey: .conversionLabel)
     }
 
     public init(label: String, categorical: [String], numeric: [String], hashBits: Int = 20, numericTransform: NumericTransform = .log) {
@@ -98,6 +104,9 @@ public struct Table: Sendable {
     public var indices: [UInt32] = []
     public var values: [Float] = []
     public var labels: [Float] = []
+    /// The conversion label of each row (1 when the clicked row converted, never 1 on an
+    /// unclicked one), when the spec names one (`FeatureSpec.conversionLabel`).
+    public var conversions: [Float]? = nil
     /// Group ids (for GAUC) when a group column was asked for.
     public var groups: [Int32]? = nil
 
@@ -116,6 +125,7 @@ public struct Table: Sendable {
             t.labels.append(labels[r])
         }
         if let groups { t.groups = rows.map { groups[$0] } }
+        if let conversions { t.conversions = rows.map { conversions[$0] } }
         return t
     }
 
@@ -236,12 +246,14 @@ public enum TableReader {
             return c
         }
         let labelCol = try column(spec.label, "--label")
+        let conversionCol: Int? = try spec.conversionLabel.map { c throws(ModelError) in try column(c, "--conversion-label") }
         var catCols: [Int] = [], numCols: [Int] = []
         for c in spec.categorical { catCols.append(try column(c, "--categorical")) }
         for c in spec.numeric { numCols.append(try column(c, "--numeric")) }
         let groupCol: Int? = try group.map { g throws(ModelError) in try column(g, "--group") }
         let layout = RowLayout(path: path, separator: separator, columns: header.count, label: spec.label, labelCol: labelCol,
                                catCols: catCols, numCols: numCols, numericNames: spec.numeric, groupCol: groupCol,
+                               conversionCol: conversionCol, conversion: spec.conversionLabel ?? "",
                                fixed: spec.categorical.map { overrides[$0].map { Array($0.utf8) } },
                                layoutName: fixedHeader == nil ? nil : layoutName ?? "given")
         // Two halves split at a record end (one part for small files).
@@ -279,6 +291,7 @@ public enum TableReader {
         table.fields = spec.fieldCount
         table.labels.reserveCapacity(rows)
         for part in parts { table.labels += part.labels }
+        if conversionCol != nil { table.conversions = parts.flatMap(\.conversions) }
         if groupCol != nil {
             var ids: [String: Int32] = [:]
             var groups: [Int32] = []
@@ -433,6 +446,8 @@ public enum TableReader {
         var numCols: [Int]
         var numericNames: [String]
         var groupCol: Int?
+        var conversionCol: Int?
+        var conversion: String
         var fixed: [[UInt8]?]
         /// The named layout without a header line that fixes the columns (nil: the file's header).
         var layoutName: String?
@@ -443,6 +458,7 @@ public enum TableReader {
     struct ParsedRows: Sendable {
         var rows = 0
         var labels: [Float] = []
+        var conversions: [Float] = []
         var keys: [UInt64] = []
         var raw: [Double] = []
         var groups: [String] = []
@@ -498,15 +514,23 @@ public enum TableReader {
     static func parseRecord(_ buf: UnsafeBufferPointer<UInt8>, _ cells: [CSVCell], line: Int, layout: RowLayout, spec: FeatureSpec,
                             into out: inout ParsedRows) throws(ModelError) {
         let path = layout.path
-        let labelCell = cells[layout.labelCol].range
-        if labelCell.count == 1 && (buf[labelCell.lowerBound] == 0x30 || buf[labelCell.lowerBound] == 0x31) {
-            out.labels.append(buf[labelCell.lowerBound] == 0x31 ? 1 : 0)
-        } else {
-            let labelText = String(decoding: buf[labelCell], as: UTF8.self)
-            guard let y = Double(labelText), y == 0 || y == 1 else {
-                throw ModelError("\(path): line \(line), column '\(layout.label)': label '\(labelText)' must be 0 or 1")
+        /// The 0/1 value of a label cell.
+        func binary(_ cell: Range<Int>, _ name: String) throws(ModelError) -> Float {
+            if cell.count == 1 && (buf[cell.lowerBound] == 0x30 || buf[cell.lowerBound] == 0x31) { return buf[cell.lowerBound] == 0x31 ? 1 : 0 }
+            let text = String(decoding: buf[cell], as: UTF8.self)
+            guard let y = Double(text), y == 0 || y == 1 else {
+                throw ModelError("\(path): line \(line), column '\(name)': label '\(text)' must be 0 or 1")
             }
-            out.labels.append(Float(y))
+            return Float(y)
+        }
+        let click = try binary(cells[layout.labelCol].range, layout.label)
+        out.labels.append(click)
+        if let c = layout.conversionCol {
+            let converted = try binary(cells[c].range, layout.conversion)
+            guard converted <= click else {
+                throw ModelError("\(path): line \(line), column '\(layout.conversion)': a conversion (1) on a row whose '\(layout.label)' is 0; a conversion model counts conversions after a click only, so fix the row or the columns (--label, --conversion-label)")
+            }
+            out.conversions.append(converted)
         }
         for (f, c) in layout.catCols.enumerated() {
             if let value = layout.fixed[f] {

@@ -71,9 +71,15 @@ public func quarantineNote(_ quarantined: [(reason: String, count: Int)], _ path
     return "warning: \(path): \(total) lines were quarantined (\(reasons)) and are not counted; `funnel validate --events \(path)` shows them"
 }
 
-/// The click models `funnel train` fits.
+/// The models `funnel train` fits: the click models, and the conversion models (two labels).
 public enum ModelKind: String, CaseIterable, Sendable {
     case lr, fm, deepfm, dcnv2
+    case naiveCVR = "naive-cvr", esmm, escm2IPS = "escm2-ips", escm2DR = "escm2-dr", dcmt, chorusCVR = "choruscvr"
+
+    /// The conversion model's kind, or nil for a click model.
+    public var conversion: ConversionModelKind? { ConversionModelKind(rawValue: rawValue) }
+    /// Whether the model is trained in mini-batches by `DeepTrainer` (the networks).
+    public var isNetwork: Bool { self == .deepfm || self == .dcnv2 || conversion != nil }
 }
 
 /// Calibration fitted on the validation set and stored in the model.
@@ -97,6 +103,12 @@ public struct TrainJob: Sendable {
     /// Funnel data: position as a categorical feature.
     public var positionFeature = true
     public var label = "click"
+    /// The conversion label column (the conversion models).
+    public var conversionLabel: String? = nil
+    /// The conversion models: the propensity clip, ESCM²'s λ and DCMT's constraint weight.
+    public var propensityClip = 0.05
+    public var counterfactualWeight = 1.0
+    public var constraintWeight = 0.001
     public var categorical: [String] = []
     public var numeric: [String] = []
     public var numericTransform: NumericTransform = .log
@@ -187,6 +199,15 @@ public struct TrainJob: Sendable {
             ? TableReader.criteoSpec(hashBits: hashBits, numericTransform: numericTransform)
             : FeatureSpec(label: label, categorical: categorical, numeric: numeric, hashBits: hashBits, numericTransform: numericTransform)
         spec.vocabularyMinCount = vocabularyMinCount
+        if model.conversion != nil {
+            guard let conversionLabel else {
+                throw PipelineError("--model \(model.rawValue) is a conversion model: name the conversion label column with --conversion-label (e.g. purchase)")
+            }
+            guard dataFormat == .csv else {
+                throw PipelineError("--model \(model.rawValue): conversion models read CSV tables with --label and --conversion-label (not \(dataFormat.rawValue) data)")
+            }
+            spec.conversionLabel = conversionLabel
+        }
         let (full, fitted) = try read(data, spec: dataFormat == .funnel ? nil : spec, fit: true, note: note)
         if vocabularyMinCount > 0 {
             note("vocabulary: \(fitted.vocabulary.count) values seen at least \(vocabularyMinCount) times; rarer values share one slot per column (--vocabulary-min-count 0 hashes instead)")
@@ -215,7 +236,7 @@ public struct TrainJob: Sendable {
         o.embeddingL2 = embeddingL2
         o.denseL2 = denseL2
         o.embeddingDecay = embeddingDecay
-        o.dropout = model == .deepfm || model == .dcnv2 ? dropout : 0
+        o.dropout = model.isNetwork ? dropout : 0
         if linearFTRL {
             var f = FTRLSettings()
             f.alpha = alpha; f.beta = beta; f.l1 = l1; f.l2 = l2
@@ -254,6 +275,33 @@ public struct TrainJob: Sendable {
             file.optimizer = o
             file.architecture = a
             lossName = "mean training log loss"
+        case .naiveCVR, .esmm, .escm2IPS, .escm2DR, .dcmt, .chorusCVR:
+            let kind = model.conversion!
+            guard negativeRate >= 1 else { throw PipelineError("--negative-rate: conversion models train on every impression; drop --negative-rate") }
+            guard let conversions = table.conversions else { throw PipelineError("\(data): no conversion labels were read") }
+            let a = DeepArchitecture(kind: .dcnv2, fields: fitted.fieldCount, dim: factors, hidden: hidden, crossLayers: crossLayers, towers: kind.towers)
+            var m = DeepModel<Float>(architecture: a, slots: fitted.slots, seed: seed)
+            if biasInit == .ctr {
+                // Each tower's output starts at its label's rate in its own space: clicks over every
+                // row, conversions over the clicked rows; DCMT's counterfactual and ChorusCVR's
+                // un-conversion towers at the complement; ESCM²-DR's imputed error at 0.
+                let clicks = Double(table.labels.reduce(0, +)), converted = Double(conversions.reduce(0, +))
+                let cvr = min(max(converted / max(clicks, 1), 1e-6), 1 - 1e-6)
+                m.startOutput(tower: 0, at: start)
+                m.startOutput(tower: 1, at: Float(log(cvr / (1 - cvr))))
+                if kind == .dcmt || kind == .chorusCVR { m.startOutput(tower: 2, at: Float(log((1 - cvr) / cvr))) }
+                if kind == .escm2DR { m.startOutput(tower: 2, at: 0) }
+            }
+            let objective = ConversionObjective(kind: kind, clip: propensityClip, lambda: counterfactualWeight, constraint: constraintWeight)
+            let trainer = DeepTrainer(model: m, optimizer: o, batchSize: batchSize, threads: threads, seed: seed, objective: objective)
+            note("matrix kernel: \(MatrixKernel.active.rawValue) (FUNNEL_SIMD=avx2 or FUNNEL_SIMD=baseline caps it)")
+            pass = { trainer.epoch(table) }
+            weights = { ModelFile.deepWeights(trainer.model) }
+            file.factors = factors
+            file.optimizer = o
+            file.architecture = a
+            file.conversion = objective
+            lossName = "mean training loss (\(kind.rawValue))"
         case .lr:
             var settings = FTRLSettings()
             settings.alpha = alpha; settings.beta = beta; settings.l1 = l1; settings.l2 = l2
@@ -276,8 +324,16 @@ public struct TrainJob: Sendable {
             file.weights = weights()
             var line = "epoch \(e): \(lossName) \(String(format: "%.6f", loss)) over \(table.rows) rows"
             if let v = validTable {
-                let ll = ClickMetrics.evaluate(labels: v.labels, predictions: file.predict(v, threads: threads)).logloss
-                line += ", validation log loss \(String(format: "%.6f", ll))"
+                let ll: Double
+                if file.isConversionModel {
+                    // Early stopping on the validation CTCVR log loss: observable on every row and
+                    // depending on both heads, one criterion for every conversion model.
+                    ll = ClickMetrics.evaluate(labels: ctcvrLabels(v), predictions: file.predictHeads(v, threads: threads).ctcvr).logloss
+                    line += ", validation CTCVR log loss \(String(format: "%.6f", ll))"
+                } else {
+                    ll = ClickMetrics.evaluate(labels: v.labels, predictions: file.predict(v, threads: threads)).logloss
+                    line += ", validation log loss \(String(format: "%.6f", ll))"
+                }
                 if best.map({ ll < $0.loss }) ?? true { best = (ll, file.weights, e) }
                 note(line)
                 if let b = best, e - b.epoch >= patience {
@@ -294,7 +350,9 @@ public struct TrainJob: Sendable {
         }
         note("trained in \(String(format: "%.2f", seconds(since: clock))) s")
         var validation: ClickEvaluation? = nil
-        if let v = validTable {
+        if let v = validTable, file.isConversionModel {
+            validation = ClickMetrics.evaluate(labels: ctcvrLabels(v), predictions: file.predictHeads(v).ctcvr)
+        } else if let v = validTable {
             let raw = file.predict(v)
             switch calibrate {
             case .platt: file.calibration = Calibration.fitPlatt(predictions: raw, labels: v.labels)
@@ -306,6 +364,12 @@ public struct TrainJob: Sendable {
         return Result(model: file, initial: initial, validation: validation, epochsRun: run, bestEpoch: best?.epoch ?? run,
                       validationLogLoss: best?.loss)
     }
+}
+
+/// The CTCVR label of each row of a two-label table: clicked and converted.
+public func ctcvrLabels(_ t: Table) -> [Float] {
+    guard let c = t.conversions else { return [Float](repeating: 0, count: t.rows) }
+    return zip(t.labels, c).map { $0 * $1 }
 }
 
 /// A model's table (in `format`, else the model's), with the position column fixed to `position`

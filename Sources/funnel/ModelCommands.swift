@@ -60,8 +60,20 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "funnel data: position as a categorical feature (position; predictions then fix it, --position) or none.")
     var positionFeature: PositionFeature = .position
 
-    @Option(help: "Label column (0/1).")
+    @Option(help: "Label column (0/1): the click.")
     var label: String = "click"
+
+    @Option(help: "Conversion models: the conversion label column (0/1, 1 only on rows whose --label is 1), e.g. purchase.")
+    var conversionLabel: String?
+
+    @Option(help: "escm2-ips, escm2-dr, dcmt, choruscvr: lower bound of pCTR in the weights 1/pCTR, and of 1 − pCTR in 1/(1 − pCTR).")
+    var propensityClip: Double = 0.05
+
+    @Option(help: "escm2-ips, escm2-dr: weight λ of the counterfactual conversion risk.")
+    var counterfactualWeight: Double = 1
+
+    @Option(help: "dcmt: weight of the counterfactual-mechanism constraint mean |1 − (pCVR + counterfactual pCVR)|.")
+    var constraintWeight: Double = 0.001
 
     @Option(help: "Comma-separated categorical columns (hashed).")
     var categorical: String?
@@ -114,11 +126,11 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "Start of the output bias: ctr (the logit of the training click-through rate) or zero (the bias at 0; DCN-v2's last layer bias at its random draw).")
     var biasInit: BiasInit = .ctr
 
-    @Option(help: "deepfm, dcnv2: comma-separated hidden layer widths of the MLP (ReLU).")
-    var hidden: String = "256,128"
+    @Option(help: "deepfm, dcnv2, conversion models: comma-separated hidden layer widths of the MLP (ReLU) (default: 256,128; each tower of a conversion model 64,32).")
+    var hidden: String?
 
-    @Option(help: "dcnv2: cross layers.")
-    var crossLayers: Int = 2
+    @Option(help: "dcnv2: cross layers (default 2); conversion models: cross layers in each tower (default 0: MLP towers).")
+    var crossLayers: Int?
 
     @Option(help: "deepfm, dcnv2: threads per mini-batch (the model is reproducible for a fixed seed and thread count).")
     var threads: Int = 2
@@ -166,8 +178,20 @@ struct TrainingOptions: ParsableArguments {
         if linearOptimizer != nil && !([.fm, .deepfm].contains(model) || wide) {
             throw ValidationError("--linear-optimizer applies to the models with linear weights: fm, deepfm and dcnv2 --wide")
         }
-        if hiddenWidths == nil { throw ValidationError("--hidden must be comma-separated positive widths, e.g. 256,128 (got '\(hidden)')") }
-        if crossLayers < 0 || crossLayers > 8 { throw ValidationError("--cross-layers must be 0…8") }
+        if hiddenWidths == nil { throw ValidationError("--hidden must be comma-separated positive widths, e.g. 256,128 (got '\(hidden ?? "")')") }
+        if towerCrossLayers < 0 || towerCrossLayers > 8 { throw ValidationError("--cross-layers must be 0…8") }
+        if let kind = model.conversion {
+            if conversionLabel == nil { throw ValidationError("--model \(kind.rawValue) is a conversion model: name the conversion label column with --conversion-label (e.g. purchase)") }
+            if conversionLabel == label { throw ValidationError("--conversion-label must be another column than --label (\(label))") }
+            if dataFormat != .csv { throw ValidationError("--model \(kind.rawValue) reads a CSV table with --label and --conversion-label (--data-format csv)") }
+            if calibrate != .none { throw ValidationError("--calibrate applies to click models; a conversion model's heads are evaluated for calibration by funnel evaluate") }
+            if wide { throw ValidationError("--wide applies to dcnv2; a conversion model's towers have no linear weights") }
+            if negativeRate < 1 { throw ValidationError("--negative-rate: a conversion model trains on every impression (the unclicked ones are what it corrects for)") }
+            if !(propensityClip > 0 && propensityClip < 1) { throw ValidationError("--propensity-clip must be in (0, 1)") }
+            if !(counterfactualWeight >= 0) || !(constraintWeight >= 0) { throw ValidationError("--counterfactual-weight and --constraint-weight must be ≥ 0") }
+        } else if conversionLabel != nil {
+            throw ValidationError("--conversion-label applies to the conversion models (naive-cvr, esmm, escm2-ips, escm2-dr, dcmt, choruscvr), not \(model.rawValue)")
+        }
         if !(1...64).contains(threads) { throw ValidationError("--threads must be 1…64") }
         if vocabularyMinCount < 0 { throw ValidationError("--vocabulary-min-count must be ≥ 0") }
         if patience < 1 { throw ValidationError("--patience must be ≥ 1") }
@@ -182,10 +206,13 @@ struct TrainingOptions: ParsableArguments {
     }
 
     var hiddenWidths: [Int]? {
-        let parts = splitList(hidden).map { Int($0) }
+        let parts = splitList(hidden ?? (model.conversion != nil ? "64,32" : "256,128")).map { Int($0) }
         guard parts.allSatisfy({ ($0 ?? 0) > 0 }) else { return nil }
         return parts.map { $0! }
     }
+
+    /// The cross layers: as given, else 2 for dcnv2 and 0 (MLP towers) for the conversion models.
+    var towerCrossLayers: Int { crossLayers ?? (model.conversion != nil ? 0 : 2) }
 
     /// The training job these options describe.
     var job: TrainJob {
@@ -208,7 +235,11 @@ struct TrainingOptions: ParsableArguments {
         job.wide = wide
         job.batchSize = batchSize
         job.hidden = hiddenWidths ?? []
-        job.crossLayers = crossLayers
+        job.crossLayers = towerCrossLayers
+        job.conversionLabel = conversionLabel
+        job.propensityClip = propensityClip
+        job.counterfactualWeight = counterfactualWeight
+        job.constraintWeight = constraintWeight
         job.threads = threads
         job.patience = patience
         job.epochs = epochs
@@ -230,7 +261,7 @@ struct TrainingOptions: ParsableArguments {
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a click model (FTRL logistic regression, factorization machine, DeepFM or DCN-v2) on a CSV or Criteo-layout table.")
+        abstract: "Train a click model (FTRL logistic regression, factorization machine, DeepFM or DCN-v2) on a CSV or Criteo-layout table, or a conversion model (naive-cvr, esmm, escm2-ips, escm2-dr, dcmt, choruscvr) on a CSV table with a click and a conversion label.")
 
     @OptionGroup var options: TrainingOptions
 
@@ -247,7 +278,10 @@ struct Train: ParsableCommand {
             try result.initial.write(to: initialOut)
             printError("wrote the initial weights to \(initialOut)")
         }
-        if let e = result.validation {
+        if let e = result.validation, options.model.conversion != nil {
+            func f(_ x: Double?) -> String { x.map { String(format: "%.5f", $0) } ?? "—" }
+            print("validation CTCVR: rows \(e.rows), auc \(f(e.auc)), logloss \(f(e.logloss)), calibration ratio \(f(e.calibrationRatio)) (funnel evaluate gives every head)")
+        } else if let e = result.validation {
             func f(_ x: Double?) -> String { x.map { String(format: "%.5f", $0) } ?? "—" }
             print("validation (\(options.calibrate == .none ? "uncalibrated" : options.calibrate.rawValue + "-calibrated on it")): rows \(e.rows), auc \(f(e.auc)), logloss \(f(e.logloss)), calibration ratio \(f(e.calibrationRatio))")
         }
@@ -258,7 +292,7 @@ struct Train: ParsableCommand {
 
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Evaluate a click model: AUC, GAUC, log loss, normalized entropy, calibration.")
+        abstract: "Evaluate a click model: AUC, GAUC, log loss, normalized entropy, calibration; a conversion model per head (CTR on every row, CVR on the clicked rows, CTCVR on every row).")
 
     @Option(help: "Model file from funnel train.")
     var model: String
@@ -281,9 +315,17 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Output format: text or json.")
     var format: OutputFormat = .text
 
+    @Option(help: "Conversion models: the true probabilities of every row (funnel simulate --scenario selection-bias --truth: columns p_cvr and convert_if_clicked), for the entire-space CVR-AUC and the calibration of pCVR on the unclicked rows.")
+    var truth: String?
+
     func run() throws {
         let file: ModelFile
         file = try ModelFile.read(path: model)
+        if file.isConversionModel {
+            try evaluateConversion(file)
+            return
+        }
+        if truth != nil { throw ValidationError("--truth applies to conversion models; \(model) is a \(file.model) click model") }
         let funnelData = file.dataFormat == TableFormat.funnel.rawValue && (dataFormat ?? .funnel) == .funnel
         let table = try modelTable(file, data: data, format: dataFormat, configPath: config, group: group ?? (funnelData ? "user_id" : nil),
                                    position: position, note: printError)
@@ -294,6 +336,24 @@ struct Evaluate: ParsableCommand {
         func f(_ v: Double?) -> String { v.map { String(format: "%.5f", $0) } ?? "—" }
         print("rows \(e.rows)  auc \(f(e.auc))  gauc \(f(e.gauc))  logloss \(f(e.logloss))  NE \(f(e.normalizedEntropy))  ECE \(f(e.ece))  calibration ratio \(f(e.calibrationRatio))")
         for w in warnings { print("warning: \(w)") }
+    }
+
+    func evaluateConversion(_ file: ModelFile) throws {
+        let table = try modelTable(file, data: data, format: dataFormat, configPath: config, group: nil, position: position, note: printError)
+        let truthRows = try truth.map { path throws(PipelineError) in try ConversionTruth.read(path: path, rows: table.rows) }
+        let (ctr, cvr, ctcvr) = file.predictHeads(table)
+        let e = ConversionEvaluation.evaluate(table, ctr: ctr, cvr: cvr, ctcvr: ctcvr, truth: truthRows)
+        if format == .json { print(e.document.serialized(pretty: true)); return }
+        func f(_ v: Double?) -> String { v.map { String(format: "%.5f", $0) } ?? "—" }
+        func line(_ name: String, _ h: ClickEvaluation) -> String {
+            "\(name)  rows \(h.rows)  auc \(f(h.auc))  logloss \(f(h.logloss))  NE \(f(h.normalizedEntropy))  ECE \(f(h.ece))  calibration ratio \(f(h.calibrationRatio))"
+        }
+        print(line("CTR   (all rows)    ", e.ctr))
+        print(line("CVR   (clicked rows)", e.cvr))
+        print(line("CTCVR (all rows)    ", e.ctcvr))
+        if let t = e.truth {
+            print("entire space (truth): CVR-AUC \(f(t.entireSpaceAUC)) (best possible \(f(t.bestEntireSpaceAUC)))  mean pCVR / mean true pCVR: unclicked \(f(t.unclickedCalibrationRatio)), clicked \(f(t.clickedCalibrationRatio))  (true CVR unclicked / clicked \(f(t.trueUnclickedOverClicked)))")
+        }
     }
 }
 
@@ -306,7 +366,7 @@ struct Predict: ParsableCommand {
     @Option(help: "Table (CSV with the model's feature columns; the label column must be present).")
     var data: String
 
-    @Option(help: "Where to write one probability per row (with a header line `probability`).")
+    @Option(help: "Where to write one probability per row (with a header line `probability`); for a conversion model three per row, `p_ctr,p_cvr,p_ctcvr`.")
     var out: String
 
     @Option(help: "Data format (csv, criteo or funnel); default: the model's.")
@@ -325,10 +385,18 @@ struct Predict: ParsableCommand {
         printError("loaded the model in \(String(format: "%.4f", seconds(since: loading))) s")
         let table = try modelTable(file, data: data, format: dataFormat, configPath: config, group: nil, position: position, note: printError)
         let clock = ContinuousClock.now
-        let p = file.predict(table)
-        printError("predicted \(table.rows) rows in \(String(format: "%.4f", seconds(since: clock))) s")
-        var text = "probability\n"
-        for v in p { text += String(format: "%.9g\n", v) }
+        var text: String
+        if file.isConversionModel {
+            let (ctr, cvr, ctcvr) = file.predictHeads(table)
+            printError("predicted \(table.rows) rows in \(String(format: "%.4f", seconds(since: clock))) s")
+            text = "p_ctr,p_cvr,p_ctcvr\n"
+            for r in 0..<table.rows { text += String(format: "%.9g,%.9g,%.9g\n", ctr[r], cvr[r], ctcvr[r]) }
+        } else {
+            let p = file.predict(table)
+            printError("predicted \(table.rows) rows in \(String(format: "%.4f", seconds(since: clock))) s")
+            text = "probability\n"
+            for v in p { text += String(format: "%.9g\n", v) }
+        }
         guard FileManager.default.createFile(atPath: out, contents: Data(text.utf8)) else { throw CLIError("--out \(out): cannot write the file") }
     }
 }
