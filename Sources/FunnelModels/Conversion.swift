@@ -61,10 +61,18 @@ public struct ConversionObjective: Codable, Sendable, Equatable {
     /// gradients with respect to the towers' logits `z` (elements 0..<towers). `clickedWeight` is
     /// n / (clicked rows of the batch), which turns the naive model's conversion term into a mean
     /// over the clicked rows (0 when the batch has none).
+    ///
+    /// The quantities the losses hold constant (stop-gradient: the propensities from ô, the soft
+    /// labels, ESCM²-DR's imputed error in the conversion term and its δ in the imputation term)
+    /// are computed from `held` when given, else from `z`; the gradients never flow through them.
+    /// A finite-difference check moves `z` with `held` fixed at the unmoved logits.
     @inline(__always)
-    public func row(_ z: SIMD4<Double>, click o: Double, conversion r: Double, clickedWeight: Double) -> (loss: Double, dz: SIMD4<Double>) {
+    public func row(_ z: SIMD4<Double>, click o: Double, conversion r: Double, clickedWeight: Double,
+                    held: SIMD4<Double>? = nil) -> (loss: Double, dz: SIMD4<Double>) {
         var dz = SIMD4<Double>()
         let pc = sigmoid(z[0]), pv = sigmoid(z[1])
+        let h = held ?? z
+        let pcHeld = held == nil ? pc : sigmoid(h[0])
         // The click loss on every row.
         var loss = logLoss(logit: z[0], o)
         dz[0] = pc - o
@@ -81,7 +89,7 @@ public struct ConversionObjective: Codable, Sendable, Equatable {
         loss += ctcvr.loss
         dz[0] += ctcvr.dp * q * (1 - pc)
         dz[1] += ctcvr.dp * q * (1 - pv)
-        let w = o / max(pc, clip)
+        let w = o / max(pcHeld, clip)
         switch kind {
         case .naiveCVR, .esmm:
             break
@@ -96,14 +104,15 @@ public struct ConversionObjective: Codable, Sendable, Equatable {
             // ê + o·(δ − ê)/ô trains r̂ only (ê is a constant in it), the imputation term
             // o·(δ − ê)²/ô trains ê only (δ is a constant in it).
             let e = z[2], d = clampedBCE(pv, r)
-            loss += lambda * (e + w * (d.loss - e))
+            let eHeld = h[2], dHeld = held == nil ? d.loss : clampedBCE(sigmoid(h[1]), r).loss
+            loss += lambda * (eHeld + w * (d.loss - eHeld))
             dz[1] += lambda * w * d.dp * pv * (1 - pv)
-            let error = d.loss - e
+            let error = dHeld - e
             loss += w * error * error
             dz[2] = -2 * w * error
         case .dcmt:
             let cf = sigmoid(z[2])
-            let wcf = (1 - o) / max(1 - pc, clip)
+            let wcf = (1 - o) / max(1 - pcHeld, clip)
             let d = clampedBCE(pv, r), dc = clampedBCE(cf, 1 - r)
             loss += w * d.loss + wcf * dc.loss
             dz[1] += w * d.dp * pv * (1 - pv)
@@ -123,9 +132,10 @@ public struct ConversionObjective: Codable, Sendable, Equatable {
             dz[2] = ctun.dp * q2 * (1 - un)
             // The soft alignment on unclicked rows, weighted 1/(1 − ô): each tower learns from the
             // other's prediction as a soft label, δ(1 − û, r̂) + δ(1 − r̂, û), targets held constant.
-            let wu = (1 - o) / max(1 - pc, clip)
+            let wu = (1 - o) / max(1 - pcHeld, clip)
             if wu > 0 {
-                let a = clampedBCE(pv, 1 - un), b = clampedBCE(un, 1 - pv)
+                let unHeld = held == nil ? un : sigmoid(h[2]), pvHeld = held == nil ? pv : sigmoid(h[1])
+                let a = clampedBCE(pv, 1 - unHeld), b = clampedBCE(un, 1 - pvHeld)
                 loss += wu * (a.loss + b.loss)
                 dz[1] += wu * a.dp * pv * (1 - pv)
                 dz[2] += wu * b.dp * un * (1 - un)
@@ -179,6 +189,21 @@ func clampedBCE(_ p: Double, _ y: Double) -> (loss: Double, dp: Double) {
 }
 
 extension DeepModel {
+    /// A conversion model's batch loss over every row of `t` (the batch mean), with the held
+    /// quantities (see `ConversionObjective.row`) from the logits `held` (towers × rows) when given.
+    public func conversionLoss(_ t: Table, objective: ConversionObjective, held: [[Double]]? = nil) -> Double {
+        let z = towerLogits(t)
+        let weight = ConversionObjective.clickedWeight(t, rows: 0..<t.rows)
+        var total = 0.0
+        for r in 0..<t.rows {
+            var zr = SIMD4<Double>(), hr = SIMD4<Double>()
+            for k in 0..<z.count { zr[k] = z[k][r]; hr[k] = held?[k][r] ?? z[k][r] }
+            total += objective.row(zr, click: Double(t.labels[r]), conversion: Double(t.conversions?[r] ?? 0), clickedWeight: weight,
+                                   held: held == nil ? nil : hr).loss
+        }
+        return total / Double(t.rows)
+    }
+
     /// Gradients of a conversion model's batch loss over `rows` (one thread), for tests; the
     /// loss is the batch mean.
     public func conversionGradient(_ t: Table, rows: Range<Int>, objective: ConversionObjective) -> DeepGradient<Scalar> {

@@ -1,5 +1,6 @@
 import Foundation
 @testable import FunnelModels
+import FunnelBase
 import FunnelTestSupport
 import Testing
 
@@ -96,5 +97,87 @@ struct ConversionTests {
         let dcmt = ConversionObjective(kind: .dcmt).row(z, click: 0, conversion: 0, clickedWeight: 1)
         #expect(abs(dcmt.loss - (ln2 + log(4.0 / 3) + 2 * ln2)) < 1e-15)
         #expect(abs(dcmt.dz[2] - -1) < 1e-15)
+    }
+
+    /// A random two-label table: `rows` rows of `fields` slots among `slots`, about a third clicked,
+    /// a third of those converted.
+    static func randomTable(rows: Int, fields: Int, slots: Int, seed: UInt64) -> Table {
+        var rng = SplitMix64(seed: seed)
+        var t = Table()
+        t.rows = rows
+        t.fields = fields
+        for _ in 0..<(rows * fields) { t.indices.append(UInt32(Int(rng.unit() * Double(slots)) % slots)); t.values.append(1) }
+        t.labels = (0..<rows).map { _ in rng.unit() < 0.35 ? 1 : 0 }
+        t.conversions = t.labels.map { $0 > 0 && rng.unit() < 0.4 ? 1 : 0 }
+        return t
+    }
+
+    /// Every objective's gradient (dense layers and embeddings, through every tower, clips and
+    /// stop-gradients included) against central finite differences of its loss.
+    @Test(arguments: ConversionModelKind.allCases)
+    func gradientsMatchFiniteDifferences(kind: ConversionModelKind) {
+        let t = Self.randomTable(rows: 16, fields: 3, slots: 10, seed: 5)
+        let a = DeepArchitecture(kind: .dcnv2, fields: 3, dim: 3, hidden: [6, 4], crossLayers: kind == .dcmt ? 1 : 0, towers: kind.towers)
+        var m = DeepModel<Double>(architecture: a, slots: 10, seed: 17, scale: 0.5)
+        // A click tower that predicts low on some rows and high on others, so that both clips bind somewhere.
+        m.startOutput(tower: 0, at: kind == .dcmt || kind == .chorusCVR ? 2.5 : -2.5)
+        let objective = ConversionObjective(kind: kind, clip: 0.08, lambda: 0.7)
+        let g = m.conversionGradient(t, rows: 0..<t.rows, objective: objective)
+        // The stop-gradient quantities stay at the unmoved model's values while a weight moves.
+        let held = m.towerLogits(t)
+        #expect(abs(m.conversionLoss(t, objective: objective, held: held) - g.loss) < 1e-12)
+        func loss(_ m: DeepModel<Double>) -> Double { m.conversionLoss(t, objective: objective, held: held) }
+        let h = 1e-6
+        for j in 0..<m.dense.count {
+            var up = m, down = m
+            up.dense[j] += h; down.dense[j] -= h
+            let numeric = (loss(up) - loss(down)) / (2 * h)
+            #expect(abs(g.denseValue(j) - numeric) < 1e-7 * max(1, abs(numeric)), "\(kind) dense[\(j)]: \(g.denseValue(j)) vs \(numeric)")
+        }
+        for j in 0..<m.v.count {
+            var up = m, down = m
+            up.v[j] += h; down.v[j] -= h
+            let numeric = (loss(up) - loss(down)) / (2 * h)
+            #expect(abs(g.vValue(j) - numeric) < 1e-7 * max(1, abs(numeric)), "\(kind) V[\(j)]: \(g.vValue(j)) vs \(numeric)")
+        }
+    }
+
+    /// Training a conversion model depends only on the seed and the thread count: two runs on
+    /// two threads give the same weights to the bit.
+    @Test func trainingIsDeterministicPerThreadCount() {
+        let t = Self.randomTable(rows: 3000, fields: 4, slots: 200, seed: 8)
+        let a = DeepArchitecture(kind: .dcnv2, fields: 4, dim: 4, hidden: [16, 8], towers: 3)
+        var o = OptimizerSettings()
+        o.kind = .adam
+        o.learningRate = 0.01
+        o.embeddingL2 = 1e-4
+        func train() -> DeepModel<Float> {
+            let trainer = DeepTrainer(model: DeepModel<Float>(architecture: a, slots: 200, seed: 3), optimizer: o, batchSize: 256, threads: 2,
+                                      seed: 3, objective: ConversionObjective(kind: .chorusCVR))
+            trainer.epoch(t)
+            trainer.epoch(t)
+            return trainer.model
+        }
+        let first = train(), second = train()
+        #expect(first.v == second.v && first.dense == second.dense)
+        #expect(first.v != DeepModel<Float>(architecture: a, slots: 200, seed: 3).v, "training moved the embeddings")
+    }
+
+    /// Bad two-label tables are refused with the file, line and column.
+    @Test func badLabelsNameTheFileLineAndColumn() {
+        var spec = FeatureSpec(label: "click", categorical: ["item"], numeric: [])
+        spec.conversionLabel = "purchase"
+        func read(_ text: String, _ spec: FeatureSpec) -> String? {
+            do { _ = try TableReader.readCSV(bytes: Array(text.utf8), name: "imp.csv", spec: spec); return nil } catch { return error.description }
+        }
+        let noClick = read("click,purchase,item\n1,1,a\n0,1,b\n", spec)
+        #expect(noClick?.contains("imp.csv: line 3, column 'purchase'") == true, "\(noClick ?? "accepted")")
+        #expect(noClick?.contains("whose 'click' is 0") == true)
+        let notBinary = read("click,purchase,item\n1,2,a\n", spec)
+        #expect(notBinary?.contains("imp.csv: line 2, column 'purchase': label '2' must be 0 or 1") == true, "\(notBinary ?? "accepted")")
+        let missing = read("click,item\n1,a\n", spec)
+        #expect(missing?.contains("no column 'purchase' (--conversion-label)") == true, "\(missing ?? "accepted")")
+        let ok = try? TableReader.readCSV(bytes: Array("click,purchase,item\n1,1,a\n0,0,b\n1,0,a\n".utf8), name: "imp.csv", spec: spec).0
+        #expect(ok?.conversions == [1, 0, 0] && ok?.labels == [1, 0, 1])
     }
 }

@@ -1,19 +1,29 @@
 #!/usr/bin/env python3
-"""Entire-space conversion models in PyTorch on Funnel's selection-bias simulation: the reference
-the Swift models (issue #30, not built yet) will be held to, and a first look at which model
-undoes the bias of a conversion model trained on clicked rows.
+"""Entire-space conversion models in PyTorch on Funnel's selection-bias simulation (or any CSV of
+impressions with a click and a purchase label): the reference the Swift models (issue #30, not
+built yet) will be held to, and a first look at which model undoes the bias of a conversion model
+trained on clicked rows.
 
-usage: torch_cvr.py --data impressions.csv --truth truth.csv [--test-data … --test-truth …]
-                    [--models naive,esmm,escm2-ipw,escm2-dr,dcmt,choruscvr] [--epochs 1] [--seed 1]
+usage: torch_cvr.py --data impressions.csv [--truth truth.csv] [--test-data … [--test-truth …]]
+                    [--label click] [--conversion-label purchase] [--categorical f1,f2,…]
+                    [--models naive,naive-shared,esmm,escm2-ipw,escm2-dr,dcmt,choruscvr]
+                    [--epochs 1] [--patience 0] [--batch-size 1024] [--lr 1e-3] [--dim 8]
+                    [--hidden 64,32] [--clip 0.05] [--lambda 1] [--seed 1] [--threads 2]
 
 Data: `funnel simulate --scenario selection-bias --out impressions.csv --truth truth.csv` (the
-columns are in docs/conversion-models.md). Every categorical column is a field; each value seen in
-training gets an embedding row (unseen test values share a row per field).
+columns are in docs/conversion-models.md), or any comma-separated file with a header, 0/1 click
+and purchase columns (--label, --conversion-label; a purchase without a click is an error) and
+the categorical columns named by --categorical (default: the simulator's six fields). Every such
+column is a field; each value seen in training gets an embedding row (unseen test values share a
+row per field). Other columns are ignored. The truth file (p_click,p_cvr,convert_if_clicked, one
+row per impression) is optional: without it the truth-based metrics are left out. Without
+--test-data the training file is also the test file (with --truth as its truth); with --test-data
+only --test-truth gives the test truth.
 
-Every model shares one embedding table (8 per value, concatenated over the six fields) and has
-MLP towers (64, 32, ReLU) from it, each ending in one logit. o = click, r = purchase (0 when not
-clicked), ô = pCTR, r̂ = pCVR, δ(y, p) the binary cross-entropy, sg the stop-gradient, means over
-the batch's rows (D) unless said otherwise:
+Every model shares one embedding table (--dim per value, 8 by default, concatenated over the
+fields) and has MLP towers (--hidden, 64, 32 by default, ReLU) from it, each ending in one logit.
+o = click, r = purchase (0 when not clicked), ô = pCTR, r̂ = pCVR, δ(y, p) the binary
+cross-entropy, sg the stop-gradient, means over the batch's rows (D) unless said otherwise:
 
 - naive: a click model and, beside it, a conversion model with embeddings of its own; δ(o, ô)
   over D + δ(r, r̂) over the clicked rows only (mean over them).
@@ -36,9 +46,12 @@ validation CTCVR log loss (observable on every row, depending on both heads: one
 every model) has not improved for that many epochs; the best epoch is kept.
 
 Metrics on the test split: CTR-AUC (all rows), CVR-AUC on clicked rows, CTCVR-AUC (all rows),
-their log losses; from the truth, the entire-space CVR-AUC (pCVR against each impression's
-conversion-if-clicked draw, all rows) and the calibration ratio mean(pCVR)/mean(true pCVR) over the unclicked impressions.
-Prints one JSON line per model.
+their log losses; with a test truth also the entire-space CVR-AUC (pCVR against each impression's
+conversion-if-clicked draw, all rows) and the calibration ratio mean(pCVR)/mean(true pCVR) over the
+unclicked and over the clicked impressions.
+Prints a header JSON line (row counts; with a test truth also the true unclicked/clicked CVR ratio
+and the Bayes entire-space CVR-AUC), then one JSON line per model with its metrics, training
+seconds, epochs, best epoch, "seed" and "tool": "pytorch".
 """
 import argparse
 import json
@@ -51,19 +64,25 @@ import torch.nn as nn
 FIELDS = ["user_segment", "item_id", "category", "price_bucket", "position", "device"]
 
 
-def read(path, truth_path):
+def read(path, truth_path, label="click", conversion_label="purchase", fields=FIELDS):
+    """Labels, the fields' values (as text) and the truth (None without a truth file)."""
     with open(path) as f:
         header = f.readline().strip().split(",")
         cols = {name: i for i, name in enumerate(header)}
         rows = [line.rstrip("\n").split(",") for line in f]
-    click = np.array([int(r[cols["click"]]) for r in rows], dtype=np.float32)
-    purchase = np.array([int(r[cols["purchase"]]) for r in rows], dtype=np.float32)
+    missing = [c for c in [label, conversion_label, *fields] if c not in cols]
+    if missing:
+        raise SystemExit(f"{path}: no column {', '.join(missing)}")
+    click = np.array([int(r[cols[label]]) for r in rows], dtype=np.float32)
+    purchase = np.array([int(r[cols[conversion_label]]) for r in rows], dtype=np.float32)
     if np.any((purchase == 1) & (click == 0)):
-        raise SystemExit(f"{path}: a purchase without a click")
-    values = [[r[cols[f]] for r in rows] for f in FIELDS]
-    truth = np.loadtxt(truth_path, delimiter=",", skiprows=1, dtype=np.float64)
-    if len(truth) != len(rows):
-        raise SystemExit(f"{truth_path}: {len(truth)} rows, {path} has {len(rows)}")
+        raise SystemExit(f"{path}: a purchase without a click ({conversion_label}=1 with {label}=0)")
+    values = [[r[cols[f]] for r in rows] for f in fields]
+    truth = None
+    if truth_path:
+        truth = np.loadtxt(truth_path, delimiter=",", skiprows=1, dtype=np.float64, ndmin=2)
+        if len(truth) != len(rows):
+            raise SystemExit(f"{truth_path}: {len(truth)} rows, {path} has {len(rows)}")
     return click, purchase, values, truth
 
 
@@ -92,14 +111,14 @@ def tower(width, hidden=(64, 32)):
 
 
 class Model(nn.Module):
-    def __init__(self, kind, size, dim=8):
+    def __init__(self, kind, size, fields=len(FIELDS), dim=8, hidden=(64, 32)):
         super().__init__()
         self.kind = kind
         self.embedding = nn.Embedding(size, dim)
         nn.init.normal_(self.embedding.weight, std=0.01)
-        width = dim * len(FIELDS)
-        self.ctr, self.cvr = tower(width), tower(width)
-        self.extra = tower(width) if kind in ("escm2-dr", "dcmt", "choruscvr") else None
+        width = dim * fields
+        self.ctr, self.cvr = tower(width, hidden), tower(width, hidden)
+        self.extra = tower(width, hidden) if kind in ("escm2-dr", "dcmt", "choruscvr") else None
         # The naive baseline is a conversion model of its own beside the click model: its own
         # embeddings, trained on the clicked rows only.
         self.cvr_embedding = None
@@ -178,9 +197,13 @@ def logloss(p, y):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True)
-    ap.add_argument("--truth", required=True)
+    ap.add_argument("--truth", help="the truth of --data (optional; without a test truth no truth-based metrics)")
     ap.add_argument("--test-data")
-    ap.add_argument("--test-truth")
+    ap.add_argument("--test-truth", help="the truth of --test-data (optional)")
+    ap.add_argument("--label", default="click", help="the click column (0/1)")
+    ap.add_argument("--conversion-label", default="purchase", help="the purchase column (0/1, only where clicked)")
+    ap.add_argument("--categorical", default=",".join(FIELDS),
+                    help="comma-separated categorical columns, each an embedded field")
     ap.add_argument("--models", default="naive,naive-shared,esmm,escm2-ipw,escm2-dr,dcmt,choruscvr")
     ap.add_argument("--epochs", type=int, default=1, help="epochs, or the most epochs with --patience")
     ap.add_argument("--patience", type=int, default=0,
@@ -188,33 +211,47 @@ def main():
                          "better validation CTCVR log loss, keeping the best epoch (0: train --epochs, no hold-out)")
     ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--dim", type=int, default=8, help="embedding size per field")
+    ap.add_argument("--hidden", default="64,32", help="comma-separated hidden layer widths of every tower")
     ap.add_argument("--clip", type=float, default=0.05)
     ap.add_argument("--lambda", dest="lam", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    fields = [c for c in args.categorical.split(",") if c]
+    hidden = tuple(int(h) for h in args.hidden.split(",") if h)
+    if not fields:
+        raise SystemExit("--categorical: no columns")
+    if args.test_truth and not args.test_data:
+        raise SystemExit("--test-truth needs --test-data")
+    columns = dict(label=args.label, conversion_label=args.conversion_label, fields=fields)
 
-    o, r, values, _ = read(args.data, args.truth)
+    o, r, values, _ = read(args.data, args.truth, **columns)
     # The last tenth of the training rows (the last users: rows come user by user) is the
     # validation split of early stopping when --patience is given.
     held = len(o) // 10 if args.patience else 0
     if held:
         vo, vr, vvalues = o[-held:], r[-held:], [column[-held:] for column in values]
         o, r, values = o[:-held], r[:-held], [column[:-held] for column in values]
-    to, tr, tvalues, ttruth = read(args.test_data or args.data, args.test_truth or args.truth)
+    if args.test_data:
+        to, tr, tvalues, ttruth = read(args.test_data, args.test_truth, **columns)
+    else:
+        to, tr, tvalues, ttruth = read(args.data, args.truth, **columns)
     vocab = Vocabulary(values)
     x, tx = vocab.encode(values), vocab.encode(tvalues)
     vx = vocab.encode(vvalues) if held else None
     o_t, r_t = torch.tensor(o), torch.tensor(r)
     clicked, unclicked = to == 1, to == 0
-    p_cvr_true, convert_if_clicked = ttruth[:, 1], ttruth[:, 2]
-    print(json.dumps({"rows": len(o), "test_rows": len(to), "clicks": int(o.sum()), "purchases": int(r.sum()),
-                      "true_unclicked_over_clicked_cvr": float(p_cvr_true[unclicked].mean() / p_cvr_true[clicked].mean()),
-                      "bayes_entire_space_cvr_auc": auc(p_cvr_true, convert_if_clicked)}))
+    summary = {"rows": len(o), "test_rows": len(to), "clicks": int(o.sum()), "purchases": int(r.sum())}
+    if ttruth is not None:
+        p_cvr_true, convert_if_clicked = ttruth[:, 1], ttruth[:, 2]
+        summary["true_unclicked_over_clicked_cvr"] = float(p_cvr_true[unclicked].mean() / p_cvr_true[clicked].mean())
+        summary["bayes_entire_space_cvr_auc"] = auc(p_cvr_true, convert_if_clicked)
+    print(json.dumps(summary))
     for kind in args.models.split(","):
         torch.manual_seed(args.seed)
-        model = Model(kind, vocab.size)
+        model = Model(kind, vocab.size, len(fields), args.dim, hidden)
         opt = torch.optim.Adam(model.parameters(), lr=args.lr)
         started = time.time()
         g = torch.Generator().manual_seed(args.seed)
@@ -248,15 +285,18 @@ def main():
             p_ctr = torch.sigmoid(out[0]).numpy().astype(np.float64)
             p_cvr = torch.sigmoid(out[1]).numpy().astype(np.float64)
         p_ctcvr = p_ctr * p_cvr
-        print(json.dumps({
-            "model": kind, "train_seconds": round(seconds, 1), "epochs": epochs, "best_epoch": best_epoch or epochs,
+        result = {
+            "tool": "pytorch", "model": kind, "seed": args.seed,
+            "train_seconds": round(seconds, 1), "epochs": epochs, "best_epoch": best_epoch or epochs,
             "ctr_auc": auc(p_ctr, to), "ctr_logloss": logloss(p_ctr, to),
             "cvr_auc_clicked": auc(p_cvr[clicked], tr[clicked]), "cvr_logloss_clicked": logloss(p_cvr[clicked], tr[clicked]),
             "ctcvr_auc": auc(p_ctcvr, to * tr), "ctcvr_logloss": logloss(p_ctcvr, to * tr),
-            "entire_space_cvr_auc": auc(p_cvr, convert_if_clicked),
-            "unclicked_calibration_ratio": float(p_cvr[unclicked].mean() / p_cvr_true[unclicked].mean()),
-            "clicked_calibration_ratio": float(p_cvr[clicked].mean() / p_cvr_true[clicked].mean()),
-        }))
+        }
+        if ttruth is not None:
+            result["entire_space_cvr_auc"] = auc(p_cvr, convert_if_clicked)
+            result["unclicked_calibration_ratio"] = float(p_cvr[unclicked].mean() / p_cvr_true[unclicked].mean())
+            result["clicked_calibration_ratio"] = float(p_cvr[clicked].mean() / p_cvr_true[clicked].mean())
+        print(json.dumps(result))
 
 
 if __name__ == "__main__":
