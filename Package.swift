@@ -103,7 +103,7 @@ let package = Package(
         .executableTarget(
             name: "funnel",
             dependencies: [
-                "FunnelBase", "FunnelEvents", "FunnelReport", "FunnelSimulator", "FunnelOPE", "FunnelModels", "FunnelPipeline",
+                "FunnelBase", "FunnelConfig", "FunnelEvents", "FunnelReport", "FunnelSimulator", "FunnelOPE", "FunnelModels", "FunnelPipeline",
                 "FunnelCollector",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -111,7 +111,7 @@ let package = Package(
         // Builders shared by the test targets: small event logs, temporary folders.
         .target(name: "FunnelTestSupport", dependencies: ["FunnelEvents", "FunnelAttribution", "FunnelConfig"]),
         // The commands in-process (parsing, validation, output files).
-        .testTarget(name: "FunnelCLITests", dependencies: ["funnel", "FunnelTestSupport"]),
+        .testTarget(name: "FunnelCLITests", dependencies: ["funnel", "FunnelModels", "FunnelTestSupport"]),
         .testTarget(name: "FunnelBaseTests", dependencies: ["FunnelBase"], resources: [.copy("Fixtures")]),
         .testTarget(name: "FunnelEventsTests", dependencies: ["FunnelEvents", "FunnelBase", "FunnelTestSupport"]),
         .testTarget(name: "FunnelAttributionTests", dependencies: ["FunnelAttribution", "FunnelAnalysis", "FunnelReport", "FunnelConfig", "FunnelEvents", "FunnelBase", "FunnelTestSupport"]),
@@ -124,7 +124,7 @@ let package = Package(
             "FunnelCollector", "FunnelPipeline", "FunnelEvents", "FunnelBase", "FunnelConfig", "FunnelTestSupport", "FunnelSimulator",
         ]),
         .testTarget(name: "FunnelAnalysisTests", dependencies: [
-            "FunnelAnalysis", "FunnelAttribution", "FunnelConfig", "FunnelEvents", "FunnelTestSupport",
+            "FunnelAnalysis", "FunnelAttribution", "FunnelConfig", "FunnelEvents", "FunnelStats", "FunnelTestSupport",
         ]),
         .testTarget(name: "FunnelReportTests", dependencies: [
             "FunnelReport", "FunnelAnalysis", "FunnelAttribution", "FunnelBase", "FunnelConfig", "FunnelEvents", "FunnelTestSupport",

@@ -13,6 +13,25 @@ public struct MetricComparison: Sendable {
     public var difference: Difference
     public var adjustedP: Double?
     public var significant: Bool
+    /// Always-valid inference (`ab_testing.sequential`), nil when it is off.
+    public var sequential: SequentialComparison? = nil
+
+    /// Whether the comparison counts as significant for the verdict: by its always-valid p-value
+    /// when sequential inference is on, else by the fixed-horizon one.
+    public var decisive: Bool { sequential?.significant ?? significant }
+    /// The adjusted p-value the verdict quotes.
+    public var decisiveP: Double? { sequential.map { $0.adjustedP } ?? adjustedP }
+}
+
+/// A comparison's always-valid interval (absolute and relative) and p-value, with the p-value
+/// corrected in the same family as the fixed-horizon ones.
+public struct SequentialComparison: Sendable {
+    public var method: SequentialMethod
+    public var ci: (Double, Double)?
+    public var relativeCI: (Double, Double)?
+    public var pValue: Double?
+    public var adjustedP: Double?
+    public var significant: Bool
 }
 
 /// What the analysis recommends (DESIGN.md §7, "Verdict").
@@ -102,12 +121,16 @@ public struct Analysis: Sendable {
             var family: [MetricComparison] = []
             for t in treatments {
                 var d = Analysis.difference(metric, control: perVariant[control], treatment: perVariant[t], alpha: alpha)
+                var isAdjusted = false
                 if config.cuped, let (adjusted, theta, reduction) = Analysis.cupedDifference(metric, control: perVariant[control], treatment: perVariant[t], alpha: alpha) {
                     d = adjusted
+                    isAdjusted = true
                     let users = summary.variants[variants[control]]!.usersWithPreData + summary.variants[variants[t]]!.usersWithPreData
                     cuped.append(CupedResult(metric: metric, variant: variants[t], theta: theta, varianceReduction: reduction, usersWithPreData: users))
                 }
-                family.append(MetricComparison(metric: metric, variant: variants[t], segment: nil, difference: d, adjustedP: nil, significant: false))
+                family.append(MetricComparison(metric: metric, variant: variants[t], segment: nil, difference: d, adjustedP: nil, significant: false,
+                                               sequential: Analysis.sequentialComparison(metric, d, control: perVariant[control], treatment: perVariant[t],
+                                                                                         config: config, adjusted: isAdjusted)))
             }
             overall += correct(family)
         }
@@ -117,7 +140,9 @@ public struct Analysis: Sendable {
                 for t in treatments where s.groups[control].count > 0 && s.groups[t].count > 0 {
                     let d = Analysis.difference(metric, control: s.groups[control], treatment: s.groups[t], alpha: alpha)
                     bySegment.append(MetricComparison(metric: metric, variant: variants[t], segment: "\(s.dimension)=\(s.value)",
-                                                      difference: d, adjustedP: nil, significant: false))
+                                                      difference: d, adjustedP: nil, significant: false,
+                                                      sequential: Analysis.sequentialComparison(metric, d, control: s.groups[control], treatment: s.groups[t],
+                                                                                                config: config)))
                 }
             }
         }
@@ -134,13 +159,58 @@ public struct Analysis: Sendable {
             out[i].adjustedP = adjusted[k]
             out[i].significant = adjusted[k] <= alpha
         }
+        // The always-valid p-values, corrected the same way within the same family.
+        let sequentialDefined = family.indices.filter { family[$0].sequential?.pValue != nil }
+        let sequentialAdjusted = MultipleTesting.adjust(sequentialDefined.map { family[$0].sequential!.pValue! }, method: method)
+        for (k, i) in sequentialDefined.enumerated() {
+            out[i].sequential!.adjustedP = sequentialAdjusted[k]
+            out[i].sequential!.significant = sequentialAdjusted[k] <= alpha
+        }
         return out
+    }
+
+    /// The always-valid interval and p-value of a comparison `d` between two groups, or nil when
+    /// sequential inference is off. The estimate is `d`'s; its standard error is √(V_t + V_c)
+    /// from the groups' estimates (the delta method's for a ratio metric, s²/n for a per-user mean,
+    /// p(1 − p)/n for a proportion), or, for a CUPED-adjusted `d` (`adjusted`), from its normal
+    /// interval; the relative lift's from its delta-method interval. N is the users of both groups.
+    /// The mSPRT's mixing variance follows Statsig: τ² = z²_{α/2}·(σ²_t + σ²_c)/(N_t + N_c) with
+    /// σ²_g = N_g·V_g, scaled for the lift by the ratio of the lift's variance to the difference's.
+    public static func sequentialComparison(_ metric: MetricName, _ d: Difference, control c: Moments, treatment t: Moments,
+                                            config: FunnelConfig, adjusted: Bool = false) -> SequentialComparison? {
+        guard config.sequential != .none else { return nil }
+        let alpha = config.significanceLevel
+        let z = Distributions.normalQuantile(1 - alpha / 2)
+        let n = Double(c.count + t.count)
+        func normalSE(_ ci: (Double, Double)?) -> Double? { ci.map { ($0.1 - $0.0) / (2 * z) } }
+        let vc = Metrics.estimate(metric, c, alpha: alpha).variance, vt = Metrics.estimate(metric, t, alpha: alpha).variance
+        var sAbsolute = normalSE(d.ci)
+        if !adjusted, let vc, let vt, vc + vt > 0 { sAbsolute = (vc + vt).squareRoot() }
+        // τ² per unit of the estimate's variance.
+        var mixing: Double? = nil
+        if config.sequential == .msprt, let vc, let vt, vc + vt > 0,
+           let tau2 = Sequential.statsigMixingVariance(varianceTreatment: vt * Double(t.count), usersTreatment: Double(t.count),
+                                                       varianceControl: vc * Double(c.count), usersControl: Double(c.count), alpha: alpha) {
+            mixing = tau2 / (vc + vt)
+        }
+        func always(_ estimate: Double?, _ s: Double?) -> Sequential.Result? {
+            guard let estimate, let s else { return nil }
+            switch config.sequential {
+            case .none: return nil
+            case .confidenceSequence: return Sequential.confidenceSequence(estimate: estimate, standardError: s, n: n, alpha: alpha, nStar: config.sequentialTuning)
+            case .msprt: return mixing.flatMap { Sequential.msprt(estimate: estimate, standardError: s, tau2: $0 * s * s, alpha: alpha) }
+            }
+        }
+        let absolute = always(d.absoluteDiff, sAbsolute), relative = always(d.relativeLift, normalSE(d.relativeCI))
+        return SequentialComparison(method: config.sequential, ci: absolute.map { ($0.lower, $0.upper) }, relativeCI: relative.map { ($0.lower, $0.upper) },
+                                    pValue: absolute?.pValue, adjustedP: nil, significant: false)
     }
 
     /// Verdict (DESIGN.md §7): `inconclusive` on SRM or leakage above 5 % of exposed users;
     /// else `do_not_ship` when the primary metric or a guardrail is significantly worse in any
     /// treatment; else `ship` when the primary is significantly better; else `inconclusive`.
     mutating func decide() {
+        let pName = config.sequential == .none ? "p" : "always-valid p (\(config.sequential.rawValue))"
         let dq = summary.dataQuality
         let leakShare = dq.exposedUsers > 0 ? Double(dq.leakedUsers) / Double(dq.exposedUsers) : 0
         if srm.flag {
@@ -155,19 +225,19 @@ public struct Analysis: Sendable {
         }
         let overall = comparisons.filter { $0.segment == nil }
         let watched = [config.primaryMetric] + config.guardrailMetrics
-        let worse = overall.filter { watched.contains($0.metric) && $0.significant && ($0.difference.absoluteDiff ?? 0) < 0 }
+        let worse = overall.filter { watched.contains($0.metric) && $0.decisive && ($0.difference.absoluteDiff ?? 0) < 0 }
         if !worse.isEmpty {
             verdict = .doNotShip
             verdictReasons = worse.map { c in
                 let role = c.metric == config.primaryMetric ? "primary metric" : "guardrail"
-                return "\(role) \(c.metric.rawValue) is significantly worse in \(c.variant) (\(signedPercent(c.difference.relativeLift)), adjusted p = \(fmt(c.adjustedP)))"
+                return "\(role) \(c.metric.rawValue) is significantly worse in \(c.variant) (\(signedPercent(c.difference.relativeLift)), adjusted \(pName) = \(fmt(c.decisiveP)))"
             }
             return
         }
-        let better = overall.filter { $0.metric == config.primaryMetric && $0.significant && ($0.difference.absoluteDiff ?? 0) > 0 }
+        let better = overall.filter { $0.metric == config.primaryMetric && $0.decisive && ($0.difference.absoluteDiff ?? 0) > 0 }
         if !better.isEmpty {
             verdict = .ship
-            verdictReasons = better.map { "primary metric \($0.metric.rawValue) is significantly better in \($0.variant) (\(signedPercent($0.difference.relativeLift)), adjusted p = \(fmt($0.adjustedP)))" }
+            verdictReasons = better.map { "primary metric \($0.metric.rawValue) is significantly better in \($0.variant) (\(signedPercent($0.difference.relativeLift)), adjusted \(pName) = \(fmt($0.decisiveP)))" }
             return
         }
         verdict = .inconclusive

@@ -1,5 +1,6 @@
 import Foundation
 import FunnelBase
+import FunnelConfig
 import FunnelEvents
 import FunnelPipeline
 
@@ -99,10 +100,11 @@ final class PipeWriter: @unchecked Sendable {
 /// it equals the report of the lines that were posted, while `funnel report --events` on an export
 /// counts the export's lines (stored events only).
 public func reportFromStore(_ store: any EventStore, configPath: String?, itemsPath: String? = nil, experiment: String? = nil,
-                            plan: PartitionPlan = PartitionPlan()) throws -> JSONValue {
+                            plan: PartitionPlan = PartitionPlan(), sequential: SequentialMethod? = nil) throws -> JSONValue {
     try withStoreAsInput(store) { source in
         var job = ReportJob(source: source, configPath: configPath, itemsPath: itemsPath, plan: plan)
         job.experiment = experiment
+        job.sequential = sequential
         job.upstream = try store.counts().upstream
         return try job.run()
     }

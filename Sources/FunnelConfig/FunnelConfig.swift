@@ -18,6 +18,11 @@ public enum Correction: String, Sendable, CaseIterable, Codable {
     case holm, bonferroni, benjaminiHochberg = "benjamini_hochberg", none
 }
 
+/// Always-valid inference beside the fixed-horizon tests (`ab_testing.sequential`).
+public enum SequentialMethod: String, Sendable, CaseIterable, Codable {
+    case none, confidenceSequence = "confidence-sequence", msprt
+}
+
 /// The metrics of DESIGN.md §4, by report key.
 public enum MetricName: String, Sendable, CaseIterable, Codable {
     case ctr, cartRate = "cart_rate", postClickCVR = "post_click_cvr", ctcvr
@@ -52,6 +57,10 @@ public struct FunnelConfig: Sendable, Equatable {
     /// CUPED variance reduction with each user's pre-exposure value of the same metric.
     public var cuped = false
     public var cupedLookbackDays = 14.0
+    /// Always-valid intervals and p-values for every comparison (the verdict then uses them), and
+    /// the confidence sequence's tuning N*: the total users at which its interval is tightest.
+    public var sequential = SequentialMethod.none
+    public var sequentialTuning = 5000.0
     /// `position_bias`: how the report estimates examination propensities per position for its
     /// debiased click-through (`none`: no debiased section), or fixed `propensities` (position 1
     /// first); the clip `floor`; which impressions were shown in shuffled order
@@ -206,7 +215,7 @@ struct Reader {
 
     mutating func abTesting(_ node: Node, _ c: inout FunnelConfig) throws(ConfigError) {
         let allowed = ["experiment", "control", "expected_split", "significance_level", "correction", "primary_metric",
-                       "guardrail_metrics", "srm_p_threshold", "cuped", "cuped_lookback_days"]
+                       "guardrail_metrics", "srm_p_threshold", "cuped", "cuped_lookback_days", "sequential", "sequential_tuning"]
         for (key, _, v) in try entries(node, section: "ab_testing", allowed: allowed) {
             let name = "ab_testing.\(key)"
             switch key {
@@ -237,6 +246,13 @@ struct Reader {
                 c.guardrailMetrics = list
             case "cuped": c.cuped = try boolean(v, name)
             case "cuped_lookback_days": c.cupedLookbackDays = try number(v, name, min: 0, minOpen: true)
+            case "sequential":
+                let allowedValues = SequentialMethod.allCases.map(\.rawValue).joined(separator: " | ")
+                guard let s = v.scalar?.string, let m = SequentialMethod(rawValue: s) else {
+                    throw fail(v, name, "unknown method '\(v.scalar?.string ?? "")'; allowed: \(allowedValues)")
+                }
+                c.sequential = m
+            case "sequential_tuning": c.sequentialTuning = try number(v, name, min: 0, minOpen: true)
             default: c.srmPThreshold = try number(v, name, min: 0, max: 1, minOpen: true, maxOpen: true)
             }
         }

@@ -30,8 +30,13 @@ public struct DeepArchitecture: Codable, Sendable, Equatable {
     /// own logit. Models with more than one tower are DCN-v2 without a wide part: no linear
     /// weights and no FM term, which would belong to no tower.
     public var towers: Int
+    /// With several towers: each tower reads an embedding table of its own (tower k's rows after
+    /// tower k − 1's), so that no tower's loss shapes another's inputs (the naive conversion
+    /// model beside its click model). Otherwise the towers share one table.
+    public var separateEmbeddings: Bool
 
-    public init(kind: DeepKind, fields: Int, dim: Int, hidden: [Int], crossLayers: Int = 0, wide: Bool = false, towers: Int = 1) {
+    public init(kind: DeepKind, fields: Int, dim: Int, hidden: [Int], crossLayers: Int = 0, wide: Bool = false, towers: Int = 1,
+                separateEmbeddings: Bool = false) {
         self.kind = towers > 1 ? .dcnv2 : kind
         self.fields = fields
         self.dim = dim
@@ -39,9 +44,10 @@ public struct DeepArchitecture: Codable, Sendable, Equatable {
         self.crossLayers = self.kind == .dcnv2 ? crossLayers : 0
         self.wide = self.kind == .dcnv2 && wide && towers == 1
         self.towers = max(1, towers)
+        self.separateEmbeddings = separateEmbeddings && towers > 1
     }
 
-    enum CodingKeys: String, CodingKey { case kind, fields, dim, hidden, crossLayers, wide, towers }
+    enum CodingKeys: String, CodingKey { case kind, fields, dim, hidden, crossLayers, wide, towers, separateEmbeddings }
 
     /// Model files written before the wide part existed have no `wide` key: they decode as `false`.
     public init(from decoder: any Decoder) throws {
@@ -49,7 +55,8 @@ public struct DeepArchitecture: Codable, Sendable, Equatable {
         self.init(kind: try c.decode(DeepKind.self, forKey: .kind), fields: try c.decode(Int.self, forKey: .fields),
                   dim: try c.decode(Int.self, forKey: .dim), hidden: try c.decode([Int].self, forKey: .hidden),
                   crossLayers: try c.decode(Int.self, forKey: .crossLayers), wide: try c.decodeIfPresent(Bool.self, forKey: .wide) ?? false,
-                  towers: try c.decodeIfPresent(Int.self, forKey: .towers) ?? 1)
+                  towers: try c.decodeIfPresent(Int.self, forKey: .towers) ?? 1,
+                  separateEmbeddings: try c.decodeIfPresent(Bool.self, forKey: .separateEmbeddings) ?? false)
     }
 
     /// `wide` and `towers` are written only when set, so click-model files keep their earlier form.
@@ -62,9 +69,12 @@ public struct DeepArchitecture: Codable, Sendable, Equatable {
         try c.encode(crossLayers, forKey: .crossLayers)
         if wide { try c.encode(wide, forKey: .wide) }
         if towers > 1 { try c.encode(towers, forKey: .towers) }
+        if separateEmbeddings { try c.encode(separateEmbeddings, forKey: .separateEmbeddings) }
     }
 
     public var width: Int { fields * dim }
+    /// Embedding tables: one per tower with `separateEmbeddings`, else one.
+    public var embeddingTables: Int { separateEmbeddings ? towers : 1 }
     /// Whether the model has per-slot linear weights and a bias (DeepFM, and DCN-v2 with `wide`).
     public var hasLinear: Bool { kind == .deepfm || wide }
     /// Whether the model has the FM pairwise term (DeepFM).
@@ -123,8 +133,11 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
 
     /// Embeddings ~ N(0, scale²); dense weights and biases ~ U(−1/√inputs, 1/√inputs) (the usual
     /// fully-connected initialisation); linear weights and the bias start at 0.
-    public init(architecture a: DeepArchitecture, slots: Int, seed: UInt64, scale: Double = 0.01) {
+    /// `slots`: the features' slots; a model with separate tower embeddings has that many rows
+    /// per tower (`self.slots` counts them all).
+    public init(architecture a: DeepArchitecture, slots featureSlots: Int, seed: UInt64, scale: Double = 0.01) {
         architecture = a
+        let slots = featureSlots * a.embeddingTables
         self.slots = slots
         w = [Scalar](repeating: 0, count: a.hasLinear ? slots : 0)
         var rng = SplitMix64(seed: seed)
@@ -214,6 +227,13 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
     /// The forward pass of every tower over `rows`: tower k's activations and logits in `ws[k]`.
     /// The embedding is looked up once, into `ws[0]`, and copied to the other towers' inputs.
     func forwardTowers(_ t: Table, rows: Range<Int>, _ ws: [DeepWorkspace<Scalar>], packed: PackedWeights? = nil, dropout: Dropout? = nil) {
+        if architecture.separateEmbeddings {
+            for k in 0..<ws.count {
+                embed(t, rows: rows, ws[k], table: k)
+                network(rows: rows, ws[k], tower: k, packed: packed, dropout: dropout)
+            }
+            return
+        }
         embed(t, rows: rows, ws[0])
         let n = rows.count, width = architecture.width
         for k in 1..<max(1, ws.count) {
@@ -225,19 +245,22 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
 
     /// The network's input X_0 (the rows' embeddings scaled by their values) into `ws`, and the
     /// logits' linear and FM parts (0 for a model without them).
-    func embed(_ t: Table, rows: Range<Int>, _ ws: DeepWorkspace<Scalar>) {
+    /// `table`: which embedding table (a tower's own, with separate embeddings).
+    func embed(_ t: Table, rows: Range<Int>, _ ws: DeepWorkspace<Scalar>, table: Int = 0) {
         let a = architecture, f = t.fields, k = a.dim, width = a.width
         let x0 = ws.x[0]
+        let first = table * (slots / a.embeddingTables)
         v.withUnsafeBufferPointer { vp in
             w.withUnsafeBufferPointer { wp in
+                let vt = vp.baseAddress! + first * k
                 for (j, r) in rows.enumerated() {
-                    t.prefetchAhead(of: r, in: rows, vp.baseAddress!, stride: k, forWriting: false)
+                    t.prefetchAhead(of: r, in: rows, vt, stride: k, forWriting: false)
                     let row = x0 + j * width
                     var linear = bias
                     for q in 0..<f {
                         let i = Int(t.indices[r * f + q]), x = Scalar(t.values[r * f + q])
                         if a.hasLinear { linear += wp[i] * x }
-                        scale(vp.baseAddress! + i * k, by: x, into: row + q * k, count: k)
+                        scale(vt + i * k, by: x, into: row + q * k, count: k)
                     }
                     if a.hasFM {
                         // FM pairwise term: ½ Σ_c [(Σ_f e_fc)² − Σ_f e_fc²].
@@ -340,6 +363,10 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
         dense.withUnsafeBufferPointer { d in
             for k in 0..<ws.count { networkBackward(n, ws[k], tower: k, weights: d.baseAddress!, dropout: dropout, into: g.dense) }
         }
+        if architecture.separateEmbeddings {
+            for k in 0..<ws.count { scatter(t, rows: rows, ws[k], table: k, into: g) }
+            return
+        }
         let sum = ws[0].dx0
         for k in 1..<max(1, ws.count) {
             let other = ws[k].dx0
@@ -400,17 +427,18 @@ public struct DeepModel<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>: Se
 
     /// The embedding gradients from dL/dX_0 in `ws.dx0`, and those of the linear weights and the
     /// FM term (from `ws.dz`) where the model has them, added to `g`'s touched rows.
-    private func scatter(_ t: Table, rows: Range<Int>, _ ws: DeepWorkspace<Scalar>, into g: DeepGradient<Scalar>) {
+    private func scatter(_ t: Table, rows: Range<Int>, _ ws: DeepWorkspace<Scalar>, table: Int = 0, into g: DeepGradient<Scalar>) {
         let a = architecture, f = t.fields, k = a.dim, width = a.width
         let x0 = ws.x[0], dx0 = ws.dx0, dz = ws.dz
+        let first = table * (slots / a.embeddingTables)
         do {
             for (j, r) in rows.enumerated() {
-                t.prefetchAhead(of: r, in: rows, UnsafePointer(g.position), stride: 1, forWriting: true)
+                t.prefetchAhead(of: r, in: rows, UnsafePointer(g.position + first), stride: 1, forWriting: true)
                 let row = x0 + j * width, drow = dx0 + j * width, d = dz[j]
                 let sums = ws.fmSums + j * k
                 for q in 0..<f {
                     let i = Int(t.indices[r * f + q]), x = Scalar(t.values[r * f + q])
-                    let l = g.mark(i)
+                    let l = g.mark(first + i)
                     let gv = g.v + l * k
                     if a.hasLinear { g.w[l] += d * x }
                     if a.hasFM {
@@ -942,7 +970,10 @@ public struct DeepOptimizer<Scalar: BinaryFloatingPoint & SIMDScalar & Sendable>
     /// (before their gradient is taken).
     public mutating func catchUp(_ m: inout DeepModel<Scalar>, _ t: Table, rows: Range<Int>) {
         let cells = (rows.lowerBound * t.fields)..<(rows.upperBound * t.fields)
-        decay.bringUp(cells.lazy.map { Int(t.indices[$0]) }, to: steps, v: &m.v, w: &m.w, width: m.architecture.dim)
+        let tables = m.architecture.embeddingTables, perTable = m.slots / tables
+        for table in 0..<tables {
+            decay.bringUp(cells.lazy.map { table * perTable + Int(t.indices[$0]) }, to: steps, v: &m.v, w: &m.w, width: m.architecture.dim)
+        }
     }
 
     /// Brings every row up to date with the decay (the model is then exact).

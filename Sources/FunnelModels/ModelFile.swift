@@ -137,7 +137,7 @@ public struct ModelFile: Sendable {
                   doc.conversion?.kind == kind, spec.conversionLabel != nil else {
                 throw ModelError("\(path): a \(doc.model) model file without a matching architecture and objective; retrain the model")
             }
-            expected = 1 + spec.slots * a.dim + a.denseCount
+            expected = 1 + spec.slots * a.embeddingTables * a.dim + a.denseCount
         default: throw ModelError("\(path): unknown model kind '\(doc.model)'; retrain the model")
         }
         guard weights.count == expected else {
@@ -179,7 +179,9 @@ public struct ModelFile: Sendable {
     public static func deepWeights(_ m: DeepModel<Float>) -> [Float] { m.w + [m.bias] + m.v + m.dense }
 
     /// A DeepFM/DCN-v2 model from weights in file order.
-    public static func deepModel(_ a: DeepArchitecture, slots: Int, weights: [Float]) -> DeepModel<Float> {
+    /// `slots`: the features' slots (the spec's).
+    public static func deepModel(_ a: DeepArchitecture, slots featureSlots: Int, weights: [Float]) -> DeepModel<Float> {
+        let slots = featureSlots * a.embeddingTables
         let nw = a.hasLinear ? slots : 0, nv = slots * a.dim
         return DeepModel(architecture: a, slots: slots, bias: weights[nw], w: Array(weights[0..<nw]),
                          v: Array(weights[(nw + 1)..<(nw + 1 + nv)]), dense: Array(weights[(nw + 1 + nv)...]))

@@ -97,6 +97,8 @@ public struct ReportJob: Sendable {
     /// collector's ingestion): added to the report's reading counters, so that the report of a
     /// store counts what was sent to it as the report of the sent file counts its lines.
     public var upstream: ReadCounters?
+    /// Always-valid inference, over the config's `ab_testing.sequential` (`--sequential`).
+    public var sequential: SequentialMethod?
 
     public init(source: EventSource, configPath: String? = nil, itemsPath: String? = nil, summaryPaths: [String] = [],
                 plan: PartitionPlan = PartitionPlan()) {
@@ -110,6 +112,7 @@ public struct ReportJob: Sendable {
     public func run(onProgress: (@Sendable (Int) -> Void)? = nil) throws(PipelineError) -> JSONValue {
         var config = try loadConfig(configPath)
         if let experiment { config.experiment = experiment }
+        if let sequential { config.sequential = sequential }
         let cohorts = try itemsPath.map { (p) throws(PipelineError) in try loadCohorts(path: p) }
         if !summaryPaths.isEmpty {
             return buildReport(summary: try mergeSummaries(summaryPaths, config: config), config: config, cohorts: cohorts)

@@ -109,6 +109,8 @@ public struct TrainJob: Sendable {
     public var propensityClip = 0.05
     public var counterfactualWeight = 1.0
     public var constraintWeight = 0.001
+    /// naive-cvr: the conversion tower reads the click tower's embedding table instead of its own.
+    public var sharedEmbedding = false
     public var categorical: [String] = []
     public var numeric: [String] = []
     public var numericTransform: NumericTransform = .log
@@ -279,7 +281,10 @@ public struct TrainJob: Sendable {
             let kind = model.conversion!
             guard negativeRate >= 1 else { throw PipelineError("--negative-rate: conversion models train on every impression; drop --negative-rate") }
             guard let conversions = table.conversions else { throw PipelineError("\(data): no conversion labels were read") }
-            let a = DeepArchitecture(kind: .dcnv2, fields: fitted.fieldCount, dim: factors, hidden: hidden, crossLayers: crossLayers, towers: kind.towers)
+            // The naive model is a conversion model beside the click model: embeddings of its own
+            // unless --shared-embedding; the entire-space models share one table by design.
+            let a = DeepArchitecture(kind: .dcnv2, fields: fitted.fieldCount, dim: factors, hidden: hidden, crossLayers: crossLayers, towers: kind.towers,
+                                     separateEmbeddings: kind == .naiveCVR && !sharedEmbedding)
             var m = DeepModel<Float>(architecture: a, slots: fitted.slots, seed: seed)
             if biasInit == .ctr {
                 // Each tower's output starts at its label's rate in its own space: clicks over every

@@ -43,12 +43,20 @@ public struct ReportBuilder {
         let variants: [(String, JSONValue)] = a.variants.indices.map { v in (a.variants[v], .object(countsJSON(analysis.perVariant[v]))) }
 
         let comparisons: [JSONValue] = analysis.comparisons.map { c in
-            .object([
+            var members: [(String, JSONValue)] = [
                 ("metric", .string(c.metric.rawValue)), ("variant", .string(c.variant)), ("segment", c.segment.map(JSONValue.string) ?? .null),
                 ("absolute_diff", .number(c.difference.absoluteDiff)), ("relative_lift", .number(c.difference.relativeLift)),
                 ("ci", .interval(c.difference.ci)), ("relative_ci", .interval(c.difference.relativeCI)),
                 ("p_value", .number(c.difference.pValue)), ("adjusted_p_value", .number(c.adjustedP)), ("significant", .bool(c.significant)),
-            ])
+            ]
+            // Always-valid inference, when on: its intervals, p-value and significance beside the fixed-horizon ones.
+            if let s = c.sequential {
+                members.append(("sequential", .object([
+                    ("method", .string(s.method.rawValue)), ("ci", .interval(s.ci)), ("relative_ci", .interval(s.relativeCI)),
+                    ("p_value", .number(s.pValue)), ("adjusted_p_value", .number(s.adjustedP)), ("significant", .bool(s.significant)),
+                ])))
+            }
+            return .object(members)
         }
 
         let dq = a.dataQuality
@@ -102,11 +110,17 @@ public struct ReportBuilder {
             ("findings", .array(findings.map(\.json))),
         ])
 
-        return .object([
+        var head: [(String, JSONValue)] = [
             ("experiment", .string(a.summary.experiment)),
             ("control", .string(config.control)),
             ("significance_level", .double(config.significanceLevel)),
             ("correction", .string(config.correction.rawValue)),
+        ]
+        if config.sequential != .none {
+            head.append(("sequential", .object([("method", .string(config.sequential.rawValue)),
+                                                ("tuning", config.sequential == .confidenceSequence ? .double(config.sequentialTuning) : .null)])))
+        }
+        return .object(head + [
             ("variants", .object(variants)),
             ("comparisons", .array(comparisons)),
             ("data_quality", dataQuality),

@@ -42,15 +42,30 @@ public enum TextReport {
         }
 
         if case .array(let comparisons)? = doc["comparisons"] {
-            var rows: [[String]] = [["metric", "variant", "abs diff", "lift", "lift interval", "p", "adj p", ""]]
-            for c in comparisons where c["segment"] == .null {
-                var ci = "—"
-                if case .array(let b)? = c["relative_ci"], b.count == 2 { ci = "[\(pct(b[0])), \(pct(b[1]))]" }
-                rows.append([string(c["metric"]) ?? "", string(c["variant"]) ?? "", format(c["absolute_diff"], digits: 4),
-                             pct(c["relative_lift"]), ci, format(c["p_value"], digits: 3), format(c["adjusted_p_value"], digits: 3),
-                             c["significant"] == .bool(true) ? "*" : ""])
+            // With sequential inference on, the always-valid interval and adjusted p-value follow,
+            // and the star marks significance by them (as the verdict reads it).
+            let method = string(doc["sequential"]?["method"])
+            var header = ["metric", "variant", "abs diff", "lift", "lift interval", "p", "adj p"]
+            if method != nil { header += ["always-valid lift interval", "adj always-valid p"] }
+            var rows: [[String]] = [header + [""]]
+            func interval(_ v: JSONValue?) -> String {
+                if case .array(let b)? = v, b.count == 2 { return "[\(pct(b[0])), \(pct(b[1]))]" }
+                return "—"
             }
-            out += bold("Comparisons with control (* significant after \(string(doc["correction"]) ?? "correction"))") + "\n" + table(rows) + "\n"
+            for c in comparisons where c["segment"] == .null {
+                var row = [string(c["metric"]) ?? "", string(c["variant"]) ?? "", format(c["absolute_diff"], digits: 4),
+                           pct(c["relative_lift"]), interval(c["relative_ci"]), format(c["p_value"], digits: 3), format(c["adjusted_p_value"], digits: 3)]
+                var significant = c["significant"] == .bool(true)
+                if method != nil {
+                    let s = c["sequential"]
+                    row += [interval(s?["relative_ci"]), format(s?["adjusted_p_value"], digits: 3)]
+                    significant = s?["significant"] == .bool(true)
+                }
+                rows.append(row + [significant ? "*" : ""])
+            }
+            let title = method.map { "Comparisons with control (* significant by the always-valid p-value, \($0), after \(string(doc["correction"]) ?? "correction"))" }
+                ?? "Comparisons with control (* significant after \(string(doc["correction"]) ?? "correction"))"
+            out += bold(title) + "\n" + table(rows) + "\n"
         }
 
         guard case .object(let variants)? = doc["variants"] else { return out }

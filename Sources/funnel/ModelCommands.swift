@@ -75,6 +75,9 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "dcmt: weight of the counterfactual-mechanism constraint mean |1 − (pCVR + counterfactual pCVR)|.")
     var constraintWeight: Double = 0.001
 
+    @Flag(help: "naive-cvr: the conversion tower reads the click tower's embeddings (trained by both losses) instead of a table of its own.")
+    var sharedEmbedding = false
+
     @Option(help: "Comma-separated categorical columns (hashed).")
     var categorical: String?
 
@@ -189,6 +192,7 @@ struct TrainingOptions: ParsableArguments {
             if negativeRate < 1 { throw ValidationError("--negative-rate: a conversion model trains on every impression (the unclicked ones are what it corrects for)") }
             if !(propensityClip > 0 && propensityClip < 1) { throw ValidationError("--propensity-clip must be in (0, 1)") }
             if !(counterfactualWeight >= 0) || !(constraintWeight >= 0) { throw ValidationError("--counterfactual-weight and --constraint-weight must be ≥ 0") }
+            if sharedEmbedding && kind != .naiveCVR { throw ValidationError("--shared-embedding applies to naive-cvr; the entire-space models always share their embeddings") }
         } else if conversionLabel != nil {
             throw ValidationError("--conversion-label applies to the conversion models (naive-cvr, esmm, escm2-ips, escm2-dr, dcmt, choruscvr), not \(model.rawValue)")
         }
@@ -240,6 +244,7 @@ struct TrainingOptions: ParsableArguments {
         job.propensityClip = propensityClip
         job.counterfactualWeight = counterfactualWeight
         job.constraintWeight = constraintWeight
+        job.sharedEmbedding = sharedEmbedding
         job.threads = threads
         job.patience = patience
         job.epochs = epochs

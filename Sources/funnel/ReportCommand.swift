@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import FunnelBase
 import FunnelCollector
+import FunnelConfig
 import FunnelEvents
 import FunnelPipeline
 import FunnelReport
@@ -87,6 +88,9 @@ struct Report: ParsableCommand {
     @Option(name: .long, help: "Report the events of a collector's store (sqlite:PATH or postgres://USER@HOST:PORT/DATABASE) instead of --events.")
     var store: String?
 
+    @Option(name: .long, help: "Always-valid intervals and p-values beside the fixed-horizon ones, used by the verdict: none, confidence-sequence or msprt (default: ab_testing.sequential in funnel.yaml, else none).")
+    var sequential: SequentialMethod?
+
     @OptionGroup var scale: ScaleOptions
 
     func validate() throws {
@@ -99,11 +103,12 @@ struct Report: ParsableCommand {
         let doc: JSONValue
         if let store {
             let opened = try StoreLocation(parsing: store).open()
-            doc = try reportFromStore(opened, configPath: config, itemsPath: items, plan: scale.plan)
+            doc = try reportFromStore(opened, configPath: config, itemsPath: items, plan: scale.plan, sequential: sequential)
         } else {
             let progress = isatty(2) != 0 ? ProgressBar(paths: input.events) : nil
             defer { progress?.finish() }
-            let job = ReportJob(source: input.source, configPath: config, itemsPath: items, summaryPaths: summaries, plan: scale.plan)
+            var job = ReportJob(source: input.source, configPath: config, itemsPath: items, summaryPaths: summaries, plan: scale.plan)
+            job.sequential = sequential
             var onProgress: (@Sendable (Int) -> Void)? = nil
             if let progress { onProgress = { bytes in progress.update(bytes) } }
             doc = try job.run(onProgress: onProgress)
@@ -216,3 +221,4 @@ final class ProgressBar: @unchecked Sendable {
     }
     func finish() { if last >= 0 { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) } }
 }
+extension SequentialMethod: ExpressibleByArgument {}

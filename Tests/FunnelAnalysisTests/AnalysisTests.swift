@@ -4,6 +4,7 @@ import FunnelAttribution
 import FunnelConfig
 import FunnelEvents
 import FunnelReport
+import FunnelStats
 import FunnelTestSupport
 import Testing
 
@@ -56,5 +57,51 @@ struct AnalysisTests {
         #expect(a.verdict == .doNotShip)
         // Segment comparisons: one family per the contract; segment labels are "dimension=value".
         #expect(a.comparisons.contains { $0.segment == "device=mobile" })
+    }
+
+    /// Sequential inference: every comparison carries an always-valid interval around the same
+    /// estimate, wider than the fixed-horizon one, with the method's own p-value (recomputed here
+    /// from the estimate and the fixed interval's standard error); the verdict follows it. A small
+    /// difference that is significant at a fixed horizon is not significant always-validly.
+    @Test(arguments: [SequentialMethod.confidenceSequence, .msprt])
+    func sequentialComparisonsAndVerdict(method: SequentialMethod) throws {
+        var b = LogBuilder()
+        // 400 users an arm; 30 % of control and 40 % of treatment buy once.
+        for k in 0..<400 {
+            b.exposure("c\(k)", 0, variant: "control")
+            if k % 10 < 3 { b.purchase("c\(k)", 10, items: [("x", 1, 5)]) }
+            b.exposure("t\(k)", 0, variant: "treatment")
+            if k % 10 < 4 { b.purchase("t\(k)", 10, items: [("x", 1, 5)]) }
+        }
+        var config = FunnelConfig()
+        config.guardrailMetrics = []
+        let fixed = try analysis(b, config)
+        config.sequential = method
+        config.sequentialTuning = 1000
+        let a = try analysis(b, config)
+        #expect(fixed.comparisons.allSatisfy { $0.sequential == nil })
+        let primary = try #require(a.comparisons.first { $0.metric == .purchasesPerUser && $0.segment == nil })
+        let s = try #require(primary.sequential)
+        let d = primary.difference, ci = try #require(d.ci), av = try #require(s.ci)
+        #expect(av.0 < ci.0 && av.1 > ci.1, "always-valid \(av) is wider than \(ci)")
+        // The difference 0.1 with standard error √(s²_t/400 + s²_c/400), s² the per-user variances
+        // with n − 1 denominators: s² = p(1 − p)·400/399.
+        let z = 1.959963984540054
+        let vt = 0.4 * 0.6 * 400 / 399, vc = 0.3 * 0.7 * 400 / 399
+        let se = (vt / 400 + vc / 400).squareRoot()
+        #expect(abs(d.absoluteDiff! - 0.1) < 1e-12)
+        let expected: Sequential.Result?
+        if method == .confidenceSequence {
+            expected = Sequential.confidenceSequence(estimate: 0.1, standardError: se, n: 800, alpha: 0.05, nStar: 1000)
+        } else {
+            // Statsig's τ² = z²·(σ²_t + σ²_c)/(N_t + N_c).
+            expected = Sequential.msprt(estimate: 0.1, standardError: se, tau2: z * z * (vt + vc) / 800, alpha: 0.05)
+        }
+        let e = try #require(expected)
+        #expect(abs(av.0 - e.lower) < 1e-9 && abs(av.1 - e.upper) < 1e-9)
+        #expect(abs(s.pValue! - e.pValue) < 1e-9)
+        // Fixed horizon: z ≈ 3, p ≈ 0.003, significant; always-valid at this size it is not.
+        #expect(primary.significant && fixed.verdict == .ship)
+        #expect(!s.significant && !primary.decisive && a.verdict == .inconclusive)
     }
 }

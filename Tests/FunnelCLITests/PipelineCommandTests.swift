@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import FunnelModels
 import FunnelTestSupport
 import Testing
 @testable import funnel
@@ -50,6 +51,39 @@ struct PipelineCommandTests {
         #expect(FileManager.default.fileExists(atPath: model))
         #expect(throws: (any Error).self) {
             try Simulate.parse(["--scenario", "selection-bias", "--users", "10", "--out", table, "--policies", folder.path + "/p"]).validate()
+        }
+    }
+
+    /// A conversion model from the command line: trained on the selection-bias table, evaluated
+    /// per head with the truth, its three probabilities written per row; the options it needs are asked for.
+    @Test func conversionModelTrainEvaluatePredict() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let table = folder.path + "/impressions.csv", truth = folder.path + "/truth.csv", model = folder.path + "/esmm.json"
+        try Simulate.parse(["--scenario", "selection-bias", "--users", "300", "--seed", "5", "--out", table, "--truth", truth]).run()
+        let columns = "user_segment,item_id,category,price_bucket,position,device"
+        try Train.parse(["--data", table, "--valid", table, "--label", "click", "--conversion-label", "purchase", "--categorical", columns,
+                         "--model", "escm2-dr", "--hidden", "8", "--max-epochs", "2", "--out", model]).run()
+        let file = try ModelFile.read(path: model)
+        #expect(file.model == "escm2-dr" && file.architecture?.towers == 3 && file.conversion?.kind == .escm2DR && file.spec.conversionLabel == "purchase")
+        try Evaluate.parse(["--model", model, "--data", table, "--truth", truth, "--format", "json"]).run()
+        let predictions = folder.path + "/p.csv"
+        try Predict.parse(["--model", model, "--data", table, "--out", predictions]).run()
+        let lines = try String(contentsOfFile: predictions, encoding: .utf8).split(separator: "\n")
+        let rows = try String(contentsOfFile: table, encoding: .utf8).split(separator: "\n").count - 1
+        #expect(lines.first == "p_ctr,p_cvr,p_ctcvr" && lines.count - 1 == rows)
+        for line in lines.dropFirst() {
+            let p = line.split(separator: ",").compactMap { Double($0) }
+            #expect(p.count == 3 && p.allSatisfy { $0 > 0 && $0 < 1 } && abs(p[2] - p[0] * p[1]) < 1e-7 * max(p[2], 1e-3), "\(line)")
+        }
+        // A truth file of other rows is refused, with what to do.
+        let other = folder.path + "/other-truth.csv"
+        try Simulate.parse(["--scenario", "selection-bias", "--users", "30", "--seed", "6", "--out", folder.path + "/o.csv", "--truth", other]).run()
+        #expect(throws: (any Error).self) { try Evaluate.parse(["--model", model, "--data", table, "--truth", other]).run() }
+        // A conversion model needs its conversion label; a click model takes none.
+        #expect(throws: (any Error).self) { _ = try Train.parse(["--data", table, "--categorical", columns, "--model", "esmm", "--out", model]) }
+        #expect(throws: (any Error).self) {
+            _ = try Train.parse(["--data", table, "--categorical", columns, "--model", "lr", "--conversion-label", "purchase", "--out", model])
         }
     }
 

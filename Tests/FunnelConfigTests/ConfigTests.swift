@@ -43,6 +43,9 @@ struct ConfigTests {
         let p = try FunnelConfig.parse(yaml: "position_bias: {method: em, floor: 0.02, randomized_context: traffic=explore, ranker_context: model}")
         #expect(p.positionBiasMethod == "em" && p.positionBiasFloor == 0.02)
         #expect(p.randomizedContext == "traffic=explore" && p.rankerContext == "model")
+        let q = try FunnelConfig.parse(yaml: "ab_testing: {sequential: confidence-sequence, sequential_tuning: 1000}")
+        #expect(q.sequential == .confidenceSequence && q.sequentialTuning == 1000)
+        #expect(FunnelConfig().sequential == .none && FunnelConfig().sequentialTuning == 5000)
     }
 
     @Test("bad keys and values name the key, the file and what is allowed", arguments: [
@@ -53,6 +56,8 @@ struct ConfigTests {
         ("click_attribution:\n  click_window_seconds: \"10\"", "click_attribution.click_window_seconds", "number"),
         ("ab_testing:\n  correction: sidak", "ab_testing.correction", "holm | bonferroni"),
         ("ab_testing:\n  primary_metric: clicks", "ab_testing.primary_metric", "ctr"),
+        ("ab_testing:\n  sequential: always", "ab_testing.sequential", "none | confidence-sequence | msprt"),
+        ("ab_testing:\n  sequential_tuning: 0", "ab_testing.sequential_tuning", "0"),
         ("abtesting: {}", "abtesting", "unknown section"),
         ("position_bias:\n  method: cascade", "position_bias.method", "none | randomized | em | harvesting"),
         ("position_bias:\n  propensities: [1.0, 0]", "position_bias.propensities[2]", "(0, 1]"),

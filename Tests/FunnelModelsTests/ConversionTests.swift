@@ -113,12 +113,15 @@ struct ConversionTests {
     }
 
     /// Every objective's gradient (dense layers and embeddings, through every tower, clips and
-    /// stop-gradients included) against central finite differences of its loss.
-    @Test(arguments: ConversionModelKind.allCases)
-    func gradientsMatchFiniteDifferences(kind: ConversionModelKind) {
+    /// stop-gradients included) against central finite differences of its loss; the naive model
+    /// and ESMM also with an embedding table per tower.
+    @Test(arguments: ConversionModelKind.allCases.map { ($0, false) } + [(.naiveCVR, true), (.esmm, true)])
+    func gradientsMatchFiniteDifferences(kind: ConversionModelKind, separate: Bool) {
         let t = Self.randomTable(rows: 16, fields: 3, slots: 10, seed: 5)
-        let a = DeepArchitecture(kind: .dcnv2, fields: 3, dim: 3, hidden: [6, 4], crossLayers: kind == .dcmt ? 1 : 0, towers: kind.towers)
+        let a = DeepArchitecture(kind: .dcnv2, fields: 3, dim: 3, hidden: [6, 4], crossLayers: kind == .dcmt ? 1 : 0, towers: kind.towers,
+                                 separateEmbeddings: separate)
         var m = DeepModel<Double>(architecture: a, slots: 10, seed: 17, scale: 0.5)
+        #expect(m.v.count == (separate ? 2 : 1) * 10 * 3)
         // A click tower that predicts low on some rows and high on others, so that both clips bind somewhere.
         m.startOutput(tower: 0, at: kind == .dcmt || kind == .chorusCVR ? 2.5 : -2.5)
         let objective = ConversionObjective(kind: kind, clip: 0.08, lambda: 0.7)

@@ -4,28 +4,32 @@
 # batches of 1,024, embeddings of 8 per value (one row per value seen in training, unseen values
 # sharing one per column), towers 64-32, no L2, propensity clip 0.05, λ 1, early stopping on the
 # validation CTCVR log loss (the last tenth of the training rows, patience 2, at most 10 epochs,
-# the best epoch kept), 2 threads each. One JSON line per tool × model × seed goes to OUT/results.jsonl;
-# bench/conversion/summarize.py OUT/results.jsonl prints the tables.
+# the best epoch kept), 2 threads each. One JSON line per tool × model × seed goes to OUT/results.jsonl
+# (OUT/$RESULTS_NAME when set); bench/conversion/summarize.py OUT/results.jsonl prints the tables.
+# The twin trains as a PyTorch user would set it up: rows shuffled each epoch, PyTorch's default
+# initial biases. TORCH_ARGS="--order file --bias-init rates" makes it train as Funnel does (rows in
+# file order, each tower's output bias at its label's rate).
 #
 # usage: bench/conversion/run_conversion_bench.sh FUNNEL OUT [USERS] [SEEDS] [MODELS] [TOOLS]
 #   USERS   simulated users per training log (default 45000: about 1.08 M impressions)
 #   SEEDS   comma-separated seeds of the training logs and models (default 11,12,13)
-#   MODELS  Funnel's names (default naive-cvr,esmm,escm2-ips,escm2-dr,dcmt,choruscvr)
+#   MODELS  Funnel's names (default naive-cvr,naive-cvr-shared,esmm,escm2-ips,escm2-dr,dcmt,choruscvr;
+#           naive-cvr-shared is naive-cvr --shared-embedding)
 #   TOOLS   funnel,pytorch (default both)
 # With USERS=hillstrom the data are Hillstrom's (bench/conversion/prepare_hillstrom.py: 70 % to
 # train, 30 % to test; no truth), and SEEDS only seed the models.
 set -euo pipefail
 FUNNEL=$(realpath "$1"); OUT=$2; USERS=${3:-45000}; SEEDS=${4:-11,12,13}
-MODELS=${5:-naive-cvr,esmm,escm2-ips,escm2-dr,dcmt,choruscvr}; TOOLS=${6:-funnel,pytorch}
+MODELS=${5:-naive-cvr,naive-cvr-shared,esmm,escm2-ips,escm2-dr,dcmt,choruscvr}; TOOLS=${6:-funnel,pytorch}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PY=$ROOT/.venv-torch/bin/python
 SHARED=${FUNNEL_SHARED_DATA:-$ROOT/../shared/data}
 mkdir -p "$OUT"
 OUT=$(realpath "$OUT")
-RESULTS=$OUT/results.jsonl
+RESULTS=$OUT/${RESULTS_NAME:-results.jsonl}
 
 # PyTorch's names of the same models.
-torch_name() { case $1 in naive-cvr) echo naive-shared;; escm2-ips) echo escm2-ipw;; *) echo "$1";; esac; }
+torch_name() { case $1 in naive-cvr) echo naive;; naive-cvr-shared) echo naive-shared;; escm2-ips) echo escm2-ipw;; *) echo "$1";; esac; }
 TORCH_MODELS=$(IFS=,; for m in $MODELS; do printf '%s,' "$(torch_name "$m")"; done); TORCH_MODELS=${TORCH_MODELS%,}
 
 if [ "$USERS" = hillstrom ]; then
@@ -61,8 +65,10 @@ EOF
   if [[ $TOOLS == *funnel* ]]; then
     for M in ${MODELS//,/ }; do
       LOG=$OUT/funnel-$M-$SEED.log
+      MODEL=$M; EXTRA=
+      if [ "$M" = naive-cvr-shared ]; then MODEL=naive-cvr; EXTRA=--shared-embedding; fi
       "$FUNNEL" train --data "$FIT" --valid "$VALID" --label click --conversion-label purchase --categorical "$CATEGORICAL" \
-        --model "$M" --batch-size 1024 --learning-rate 0.001 --factors 8 --hidden 64,32 --embedding-l2 0 --vocabulary-min-count 1 \
+        --model "$MODEL" $EXTRA --batch-size 1024 --learning-rate 0.001 --factors 8 --hidden 64,32 --embedding-l2 0 --vocabulary-min-count 1 \
         --max-epochs 10 --patience 2 --threads 2 --seed "$SEED" --out "$OUT/funnel-$M-$SEED.json" 2> "$LOG" > /dev/null
       "$FUNNEL" evaluate --model "$OUT/funnel-$M-$SEED.json" --data "$TEST" ${TEST_TRUTH:+--truth "$TEST_TRUTH"} --format json 2>/dev/null \
         > "$OUT/funnel-$M-$SEED-eval.json"
@@ -89,7 +95,7 @@ EOF
   if [[ $TOOLS == *pytorch* ]]; then
     "$PY" "$ROOT/bench/conversion/torch_cvr.py" --data "$TRAIN" ${TRAIN_TRUTH:+--truth "$TRAIN_TRUTH"} --test-data "$TEST" \
       ${TEST_TRUTH:+--test-truth "$TEST_TRUTH"} --categorical "$CATEGORICAL" --models "$TORCH_MODELS" \
-      --epochs 10 --patience 2 --batch-size 1024 --lr 0.001 --threads 2 --seed "$SEED" | grep '"model"' | tee -a "$RESULTS" >&2
+      --epochs 10 --patience 2 --batch-size 1024 --lr 0.001 --threads 2 --seed "$SEED" ${TORCH_ARGS:-} | grep '"model"' | tee -a "$RESULTS" >&2
   fi
 done
 "$PY" "$ROOT/bench/conversion/summarize.py" "$RESULTS"

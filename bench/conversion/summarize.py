@@ -13,8 +13,9 @@ and seed replaces the first (with a warning on stderr).
 Prints, per tool, a table with one row per model (in order of first appearance): each metric's
 mean ± standard deviation over the seeds (sample sd, ddof = 1, shown with two or more seeds; AUC
 and log loss to 4 decimals, ratios to 3, seconds and epochs to 1) and the number of seeds. Then a
-comparison pairing each PyTorch model with Funnel's of the same name (PyTorch naive-shared with
-Funnel naive-cvr, escm2-ipw with escm2-ips): per head, Funnel's mean AUC minus PyTorch's, and
+comparison pairing each PyTorch model with Funnel's of the same name (PyTorch naive with Funnel
+naive-cvr, naive-shared with naive-cvr-shared, i.e. `--model naive-cvr --shared-embedding`,
+escm2-ipw with escm2-ips): per head, Funnel's mean AUC minus PyTorch's, and
 PyTorch's mean training seconds over Funnel's. Models without a counterpart are left out.
 """
 import json
@@ -33,7 +34,7 @@ METRICS = [  # key, column title, decimals
 AUCS = [("ctr_auc", "Δ CTR AUC"), ("cvr_auc_clicked", "Δ CVR AUC (clicked)"), ("ctcvr_auc", "Δ CTCVR AUC"),
         ("entire_space_cvr_auc", "Δ entire-space CVR AUC")]
 TOOLS = ["pytorch", "funnel"]
-FUNNEL_NAME = {"naive-shared": "naive-cvr", "escm2-ipw": "escm2-ips"}  # PyTorch name -> Funnel name
+FUNNEL_NAME = {"naive": "naive-cvr", "naive-shared": "naive-cvr-shared", "escm2-ipw": "escm2-ips"}  # PyTorch name -> Funnel name
 
 
 def load(paths):

@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """Entire-space conversion models in PyTorch on Funnel's selection-bias simulation (or any CSV of
-impressions with a click and a purchase label): the reference the Swift models (issue #30, not
-built yet) will be held to, and a first look at which model undoes the bias of a conversion model
-trained on clicked rows.
+impressions with a click and a purchase label): the twin of Funnel's conversion models
+(`funnel train --model naive-cvr|esmm|escm2-ips|escm2-dr|dcmt|choruscvr`, whose names here are
+naive-shared, esmm, escm2-ipw, escm2-dr, dcmt, choruscvr), and a first look at which model undoes
+the bias of a conversion model trained on clicked rows. bench/conversion/run_conversion_bench.sh
+runs both side by side.
 
 usage: torch_cvr.py --data impressions.csv [--truth truth.csv] [--test-data … [--test-truth …]]
                     [--label click] [--conversion-label purchase] [--categorical f1,f2,…]
                     [--models naive,naive-shared,esmm,escm2-ipw,escm2-dr,dcmt,choruscvr]
                     [--epochs 1] [--patience 0] [--batch-size 1024] [--lr 1e-3] [--dim 8]
                     [--hidden 64,32] [--clip 0.05] [--lambda 1] [--seed 1] [--threads 2]
+                    [--order shuffle|file] [--bias-init default|rates]
 
 Data: `funnel simulate --scenario selection-bias --out impressions.csv --truth truth.csv` (the
 columns are in docs/conversion-models.md), or any comma-separated file with a header, 0/1 click
@@ -36,7 +39,8 @@ cross-entropy, sg the stop-gradient, means over the batch's rows (D) unless said
 - dcmt (Zhu et al. 2023): a factual CVR tower r̂ and a counterfactual tower r̂*; δ(o, ô) +
   δ(o·r, ô·r̂) + (1/|D|) Σ_D [o·δ(r, r̂)/max(sg ô, clip) + (1 − o)·δ(1 − r, r̂*)/max(1 − sg ô, clip)]
   + 0.001·mean |1 − (r̂ + r̂*)|; r̂ is the pCVR.
-- choruscvr (Cheng et al. 2025), provisional until its weighting is settled from the paper: an
+- choruscvr (Cheng et al. 2025; the alignment's weighting is Funnel's reading, see
+  docs/conversion-models.md, as the paper's method section could not be read): an
   unCVR tower û; δ(o, ô) + δ(o·r, ô·r̂) + δ(o·(1 − r), ô·û) over D, and on the unclicked rows the
   soft alignment δ(1 − sg(û), r̂) + δ(1 − sg(r̂), û), each weighted 1/max(1 − sg ô, clip), summed
   over the unclicked rows and divided by |D|.
@@ -217,6 +221,12 @@ def main():
     ap.add_argument("--lambda", dest="lam", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--order", choices=["shuffle", "file"], default="shuffle",
+                    help="rows of an epoch: a fresh seeded permutation each epoch (shuffle), or in file order as Funnel trains (file)")
+    ap.add_argument("--bias-init", choices=["default", "rates"], default="default",
+                    help="the towers' last biases: PyTorch's default draw, or each label's rate as Funnel starts them "
+                         "(click: logit of the click rate; conversion: of the conversion rate over clicks; DCMT's and "
+                         "ChorusCVR's third tower: of its complement; ESCM2-DR's imputed error: 0)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     fields = [c for c in args.categorical.split(",") if c]
@@ -252,12 +262,22 @@ def main():
     for kind in args.models.split(","):
         torch.manual_seed(args.seed)
         model = Model(kind, vocab.size, len(fields), args.dim, hidden)
+        if args.bias_init == "rates":
+            def logit(p):
+                p = min(max(p, 1e-6), 1 - 1e-6)
+                return float(np.log(p / (1 - p)))
+            ctr, cvr = float(o.mean()), float(r.sum() / max(o.sum(), 1))
+            with torch.no_grad():
+                model.ctr[-1].bias.fill_(logit(ctr))
+                model.cvr[-1].bias.fill_(logit(cvr))
+                if model.extra is not None:
+                    model.extra[-1].bias.fill_(0.0 if kind == "escm2-dr" else logit(1 - cvr))
         opt = torch.optim.Adam(model.parameters(), lr=args.lr)
         started = time.time()
         g = torch.Generator().manual_seed(args.seed)
         best, best_state, best_epoch, epochs = float("inf"), None, 0, 0
         for epoch in range(1, args.epochs + 1):
-            perm = torch.randperm(len(o), generator=g)
+            perm = torch.randperm(len(o), generator=g) if args.order == "shuffle" else torch.arange(len(o))
             for b in range(0, len(o), args.batch_size):
                 idx = perm[b:b + args.batch_size]
                 opt.zero_grad()
