@@ -8,7 +8,8 @@
 # (OUT/$RESULTS_NAME when set); bench/conversion/summarize.py OUT/results.jsonl prints the tables.
 # The twin trains as a PyTorch user would set it up: rows shuffled each epoch, PyTorch's default
 # initial biases. TORCH_ARGS="--order file --bias-init rates" makes it train as Funnel does (rows in
-# file order, each tower's output bias at its label's rate).
+# file order, each tower's output bias at its label's rate); add --sparse for Funnel's lazy updates of
+# the embedding rows (SparseAdam) where PyTorch's Adam moves every row every step.
 #
 # usage: bench/conversion/run_conversion_bench.sh FUNNEL OUT [USERS] [SEEDS] [MODELS] [TOOLS]
 #   USERS   simulated users per training log (default 45000: about 1.08 M impressions)

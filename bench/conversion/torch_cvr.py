@@ -11,7 +11,7 @@ usage: torch_cvr.py --data impressions.csv [--truth truth.csv] [--test-data … 
                     [--models naive,naive-shared,esmm,escm2-ipw,escm2-dr,dcmt,choruscvr]
                     [--epochs 1] [--patience 0] [--batch-size 1024] [--lr 1e-3] [--dim 8]
                     [--hidden 64,32] [--clip 0.05] [--lambda 1] [--seed 1] [--threads 2]
-                    [--order shuffle|file] [--bias-init default|rates]
+                    [--order shuffle|file] [--bias-init default|rates] [--sparse]
 
 Data: `funnel simulate --scenario selection-bias --out impressions.csv --truth truth.csv` (the
 columns are in docs/conversion-models.md), or any comma-separated file with a header, 0/1 click
@@ -115,10 +115,10 @@ def tower(width, hidden=(64, 32)):
 
 
 class Model(nn.Module):
-    def __init__(self, kind, size, fields=len(FIELDS), dim=8, hidden=(64, 32)):
+    def __init__(self, kind, size, fields=len(FIELDS), dim=8, hidden=(64, 32), sparse=False):
         super().__init__()
         self.kind = kind
-        self.embedding = nn.Embedding(size, dim)
+        self.embedding = nn.Embedding(size, dim, sparse=sparse)
         nn.init.normal_(self.embedding.weight, std=0.01)
         width = dim * fields
         self.ctr, self.cvr = tower(width, hidden), tower(width, hidden)
@@ -127,7 +127,7 @@ class Model(nn.Module):
         # embeddings, trained on the clicked rows only.
         self.cvr_embedding = None
         if kind == "naive":
-            self.cvr_embedding = nn.Embedding(size, dim)
+            self.cvr_embedding = nn.Embedding(size, dim, sparse=sparse)
             nn.init.normal_(self.cvr_embedding.weight, std=0.01)
 
     def forward(self, x):
@@ -221,6 +221,9 @@ def main():
     ap.add_argument("--lambda", dest="lam", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--sparse", action="store_true",
+                    help="sparse embedding gradients with SparseAdam (only the rows a batch names are updated, as Funnel "
+                         "does), Adam on the towers; default: dense Adam on every parameter")
     ap.add_argument("--order", choices=["shuffle", "file"], default="shuffle",
                     help="rows of an epoch: a fresh seeded permutation each epoch (shuffle), or in file order as Funnel trains (file)")
     ap.add_argument("--bias-init", choices=["default", "rates"], default="default",
@@ -261,7 +264,7 @@ def main():
     print(json.dumps(summary))
     for kind in args.models.split(","):
         torch.manual_seed(args.seed)
-        model = Model(kind, vocab.size, len(fields), args.dim, hidden)
+        model = Model(kind, vocab.size, len(fields), args.dim, hidden, sparse=args.sparse)
         if args.bias_init == "rates":
             def logit(p):
                 p = min(max(p, 1e-6), 1 - 1e-6)
@@ -272,7 +275,13 @@ def main():
                 model.cvr[-1].bias.fill_(logit(cvr))
                 if model.extra is not None:
                     model.extra[-1].bias.fill_(0.0 if kind == "escm2-dr" else logit(1 - cvr))
-        opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+        if args.sparse:
+            # Lazy Adam on the embedding rows a batch names (as Funnel updates them), Adam on the rest.
+            tables = [p for name, p in model.named_parameters() if "embedding" in name]
+            dense = [p for name, p in model.named_parameters() if "embedding" not in name]
+            optimizers = [torch.optim.SparseAdam(tables, lr=args.lr), torch.optim.Adam(dense, lr=args.lr)]
+        else:
+            optimizers = [torch.optim.Adam(model.parameters(), lr=args.lr)]
         started = time.time()
         g = torch.Generator().manual_seed(args.seed)
         best, best_state, best_epoch, epochs = float("inf"), None, 0, 0
@@ -280,9 +289,11 @@ def main():
             perm = torch.randperm(len(o), generator=g) if args.order == "shuffle" else torch.arange(len(o))
             for b in range(0, len(o), args.batch_size):
                 idx = perm[b:b + args.batch_size]
-                opt.zero_grad()
+                for opt in optimizers:
+                    opt.zero_grad()
                 loss(model, x[idx], o_t[idx], r_t[idx], args.clip, args.lam).backward()
-                opt.step()
+                for opt in optimizers:
+                    opt.step()
             epochs = epoch
             if not held:
                 continue
