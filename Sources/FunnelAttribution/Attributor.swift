@@ -162,6 +162,8 @@ struct Rules: Sendable {
     var viewThroughWindow: Int64
     var experiment: String
     var lookback: Int64
+    /// Events after this instant are ignored by every rule (`FunnelConfig.asOf`).
+    var asOf: Int64?
 
     init(config c: FunnelConfig, experiment: String) {
         viewabilityThreshold = c.viewabilityThreshold
@@ -177,6 +179,7 @@ struct Rules: Sendable {
         viewThroughWindow = FunnelConfig.millis(hours: c.viewThroughWindowHours)
         self.experiment = experiment
         lookback = FunnelConfig.millis(hours: c.cupedLookbackDays * 24)
+        asOf = c.asOf
     }
 }
 

@@ -141,7 +141,7 @@ public struct ExperimentSummary: Sendable, Equatable {
             "clock_skew_seconds=\(n(c.clockSkewSeconds))", "dedup_clicks=\(c.dedupClicks)",
             "conversion_window_hours=\(n(c.conversionWindowHours))", "view_through=\(c.viewThrough)",
             "view_through_window_hours=\(n(c.viewThroughWindowHours))", "cuped_lookback_days=\(n(c.cupedLookbackDays))",
-        ].joined(separator: ";")
+        ].joined(separator: ";") + (c.asOf.map { ";as_of=\($0)" } ?? "")
     }
 
     /// The minute (epoch ms / 60,000, rounded down) of a time.
@@ -259,7 +259,17 @@ extension Attributor {
                                   windowHours: windows.isEmpty ? [] : ExperimentSummary.sensitivityWindows, tailWindow: tailWindow)
         s.dataQuality = a.dataQuality
         s.endOfData = a.endOfData
-        s.itemsSeen = Set((0..<log.items.count).map { log.items[Int32($0)] })
+        if let cutoff = config.asOf {
+            // As of an instant, the catalog seen is that of the events up to it.
+            var seen = Set<Int32>()
+            for e in log.events where e.ts <= cutoff {
+                if e.item >= 0 { seen.insert(e.item) }
+                if e.type == .purchase { for line in log.purchaseLines(of: e) where line.item >= 0 { seen.insert(line.item) } }
+            }
+            s.itemsSeen = Set(seen.map { log.items[$0] })
+        } else {
+            s.itemsSeen = Set((0..<log.items.count).map { log.items[Int32($0)] })
+        }
         let tailStart = a.endOfData == Int64.min ? Int64.max : ExperimentSummary.tailStart(end: a.endOfData, window: tailWindow)
         var parts = a.variants.map { _ in VariantSummary() }
         for v in parts.indices { parts[v].windows = windows.map { _ in Moments(dimension: 2 * Quantity.count) } }

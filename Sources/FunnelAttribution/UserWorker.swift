@@ -35,6 +35,8 @@ struct UserWorker {
     var clickTimes: [Int64] = []
     /// Counted clicks: (item, click ts, kept index).
     var counted: [(item: Int32, ts: Int64, kept: Int32)] = []
+    /// The user's events up to `rules.asOf`, reused from user to user.
+    var asOfIndices: [Int32] = []
 
     init(log: EventLog, rules: Rules, byUser: (offsets: [Int32], indices: [Int32]), impSlot: SlotArray) {
         self.log = log
@@ -48,6 +50,17 @@ struct UserWorker {
         let lo = Int(byUser.offsets[Int(user)]), hi = Int(byUser.offsets[Int(user) + 1])
         if lo == hi { return }
         let events = log.events
+        if let cutoff = rules.asOf {
+            // As of an instant: the user's events up to it, as if the log ended there.
+            var upTo = asOfIndices
+            asOfIndices = []
+            upTo.removeAll(keepingCapacity: true)
+            for k in lo..<hi where events[Int(byUser.indices[k])].ts <= cutoff { upTo.append(byUser.indices[k]) }
+            if upTo.isEmpty { asOfIndices = upTo; return }
+            upTo.withUnsafeBufferPointer { mine in events.withUnsafeBufferPointer { ev in process(user: user, mine, ev) } }
+            asOfIndices = upTo
+            return
+        }
         byUser.indices.withUnsafeBufferPointer { all in
             let mine = UnsafeBufferPointer(rebasing: all[lo..<hi])
             events.withUnsafeBufferPointer { ev in process(user: user, mine, ev) }

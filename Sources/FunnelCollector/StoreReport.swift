@@ -100,11 +100,12 @@ final class PipeWriter: @unchecked Sendable {
 /// it equals the report of the lines that were posted, while `funnel report --events` on an export
 /// counts the export's lines (stored events only).
 public func reportFromStore(_ store: any EventStore, configPath: String?, itemsPath: String? = nil, experiment: String? = nil,
-                            plan: PartitionPlan = PartitionPlan(), sequential: SequentialMethod? = nil) throws -> JSONValue {
+                            plan: PartitionPlan = PartitionPlan(), sequential: SequentialMethod? = nil, asOf: Int64? = nil) throws -> JSONValue {
     try withStoreAsInput(store) { source in
         var job = ReportJob(source: source, configPath: configPath, itemsPath: itemsPath, plan: plan)
         job.experiment = experiment
         job.sequential = sequential
+        job.asOf = asOf
         job.upstream = try store.counts().upstream
         return try job.run()
     }

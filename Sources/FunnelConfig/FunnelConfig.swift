@@ -61,6 +61,9 @@ public struct FunnelConfig: Sendable, Equatable {
     /// the confidence sequence's tuning N*: the total users at which its interval is tightest.
     public var sequential = SequentialMethod.none
     public var sequentialTuning = 5000.0
+    /// Count only the events up to this instant (epoch ms, inclusive), as if the log ended there:
+    /// `funnel report --as-of` and `--daily`, not a funnel.yaml key.
+    public var asOf: Int64? = nil
     /// `position_bias`: how the report estimates examination propensities per position for its
     /// debiased click-through (`none`: no debiased section), or fixed `propensities` (position 1
     /// first); the clip `floor`; which impressions were shown in shuffled order

@@ -99,6 +99,8 @@ public struct ReportJob: Sendable {
     public var upstream: ReadCounters?
     /// Always-valid inference, over the config's `ab_testing.sequential` (`--sequential`).
     public var sequential: SequentialMethod?
+    /// Count only the events up to this instant (epoch ms, `--as-of`).
+    public var asOf: Int64?
 
     public init(source: EventSource, configPath: String? = nil, itemsPath: String? = nil, summaryPaths: [String] = [],
                 plan: PartitionPlan = PartitionPlan()) {
@@ -113,6 +115,7 @@ public struct ReportJob: Sendable {
         var config = try loadConfig(configPath)
         if let experiment { config.experiment = experiment }
         if let sequential { config.sequential = sequential }
+        if let asOf { config.asOf = asOf }
         let cohorts = try itemsPath.map { (p) throws(PipelineError) in try loadCohorts(path: p) }
         if !summaryPaths.isEmpty {
             return buildReport(summary: try mergeSummaries(summaryPaths, config: config), config: config, cohorts: cohorts)

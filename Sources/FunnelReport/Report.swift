@@ -116,6 +116,7 @@ public struct ReportBuilder {
             ("significance_level", .double(config.significanceLevel)),
             ("correction", .string(config.correction.rawValue)),
         ]
+        if let asOf = config.asOf { head.append(("as_of", .string(Timestamp.rfc3339(asOf)))) }
         if config.sequential != .none {
             head.append(("sequential", .object([("method", .string(config.sequential.rawValue)),
                                                 ("tuning", config.sequential == .confidenceSequence ? .double(config.sequentialTuning) : .null)])))

@@ -91,24 +91,63 @@ struct Report: ParsableCommand {
     @Option(name: .long, help: "Always-valid intervals and p-values beside the fixed-horizon ones, used by the verdict: none, confidence-sequence or msprt (default: ab_testing.sequential in funnel.yaml, else none).")
     var sequential: SequentialMethod?
 
+    @Option(name: .long, help: "Count only the events up to this instant (RFC 3339, e.g. 2026-03-01T00:00:00Z, or epoch milliseconds), as if the log ended there.")
+    var asOf: String?
+
+    @Flag(name: .long, help: "One row per UTC day of the experiment, each the report as of that day's end: users, the primary metric's lift with its fixed-horizon and always-valid intervals and p-values, and the verdict so far (text or json; the log is held in memory).")
+    var daily = false
+
     @OptionGroup var scale: ScaleOptions
+
+    /// --as-of as epoch milliseconds.
+    var asOfMillis: Int64? {
+        get throws {
+            guard let asOf else { return nil }
+            if let n = Int64(asOf), let ms = Timestamp.millis(fromNumber: Double(n)) { return ms }
+            let bytes = Array(asOf.utf8)
+            if let ms = bytes.withUnsafeBufferPointer({ Timestamp.millis(fromRFC3339: $0) }) { return ms }
+            throw ValidationError("--as-of '\(asOf)': expected an RFC 3339 time with an offset (2026-03-01T00:00:00Z) or epoch milliseconds")
+        }
+    }
 
     func validate() throws {
         let sources = [!input.events.isEmpty, !summaries.isEmpty, store != nil].filter { $0 }.count
         if sources > 1 { throw ValidationError("pass one of --events, --summaries or --store") }
         if sources == 0 { try input.requireEvents() }
+        _ = try asOfMillis
+        if daily {
+            if input.events.isEmpty { throw ValidationError("--daily reads --events (it recounts every day from the events, which summaries and stores do not hold in that form)") }
+            if asOf != nil { throw ValidationError("--daily gives every day's report as of its end; drop --as-of") }
+            if format == .html { throw ValidationError("--daily prints text or json; the HTML report has no daily path yet") }
+        }
     }
 
     func run() throws {
+        if daily {
+            let path = try DailyPath.run(input.source, configPath: config, sequential: sequential)
+            let text = format == .json ? path.document.serialized(pretty: true) + "\n"
+                : TextReportTable.render(path.table) + "\n" + (path.config.sequential == .none
+                    ? "(no always-valid columns: pass --sequential confidence-sequence or msprt, or set ab_testing.sequential)\n"
+                    : "primary metric \(path.config.primaryMetric.rawValue); always-valid: \(path.config.sequential.rawValue)\(path.config.sequential == .msprt ? " (p: running minimum over the days)" : "")\n")
+            if let output {
+                guard FileManager.default.createFile(atPath: output, contents: Data(text.utf8)) else {
+                    throw CLIError("--output \(output): cannot write the file; check the directory exists and is writable")
+                }
+            } else {
+                print(text, terminator: "")
+            }
+            return
+        }
         let doc: JSONValue
         if let store {
             let opened = try StoreLocation(parsing: store).open()
-            doc = try reportFromStore(opened, configPath: config, itemsPath: items, plan: scale.plan, sequential: sequential)
+            doc = try reportFromStore(opened, configPath: config, itemsPath: items, plan: scale.plan, sequential: sequential, asOf: try asOfMillis)
         } else {
             let progress = isatty(2) != 0 ? ProgressBar(paths: input.events) : nil
             defer { progress?.finish() }
             var job = ReportJob(source: input.source, configPath: config, itemsPath: items, summaryPaths: summaries, plan: scale.plan)
             job.sequential = sequential
+            job.asOf = try asOfMillis
             var onProgress: (@Sendable (Int) -> Void)? = nil
             if let progress { onProgress = { bytes in progress.update(bytes) } }
             doc = try job.run(onProgress: onProgress)
