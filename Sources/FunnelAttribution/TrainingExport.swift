@@ -15,7 +15,9 @@ import FunnelEvents
 /// Columns: `click`, `user_id`, `ts` (epoch ms), `item_id`, `position`, `surface`, one
 /// `context.<key>` per impression context key seen (empty when absent), `user_impressions_before`
 /// and `user_clicks_before` (the user's rounds earlier in time, and how many of them
-/// were clicked). The history counts use the labels of earlier impressions, whose clicks may come
+/// were clicked), and with `purchase` last a `purchase` column: 1 when the round was clicked and a
+/// purchase was attributed through a click to the impression it counts as (the conversion models'
+/// second label; never 1 without a click). The history counts use the labels of earlier impressions, whose clicks may come
 /// after the current impression: with short attribution windows this look-ahead is small, and it is
 /// the same at training and at serving time when history is read from the log.
 ///
@@ -26,7 +28,8 @@ public enum TrainingExport {
 
     /// The header and the rows (each a line without its newline), in user order and, per user, in time order.
     /// With `contextKeys`, exactly those context columns (a model's), else every key seen.
-    public static func rows(_ log: EventLog, config: FunnelConfig, contextKeys wanted: [String]? = nil) -> (header: [String], contextKeys: [String], rows: [String]) {
+    public static func rows(_ log: EventLog, config: FunnelConfig, contextKeys wanted: [String]? = nil,
+                            purchase: Bool = false) -> (header: [String], contextKeys: [String], rows: [String]) {
         let rounds = Attributor.rounds(log, config: config)
         // Context keys present on rounds, in name order.
         var keyIDs = Set<Int32>()
@@ -35,7 +38,7 @@ public enum TrainingExport {
         let idOf = Dictionary(keyIDs.map { (log.labels[$0], $0) }, uniquingKeysWith: { a, _ in a })
         var column: [Int32: Int] = [:]
         for (j, name) in names.enumerated() { if let id = idOf[name] { column[id] = j } }
-        let header = ["click", "user_id", "ts", "item_id", "position", "surface"] + names.map(contextColumn) + numericColumns
+        let header = ["click", "user_id", "ts", "item_id", "position", "surface"] + names.map(contextColumn) + numericColumns + (purchase ? ["purchase"] : [])
         var rows: [String] = []
         rows.reserveCapacity(rounds.count)
         var user: Int32 = -1, seen = 0, clicked = 0
@@ -51,6 +54,7 @@ public enum TrainingExport {
                          e.surface >= 0 ? escape(log.labels[e.surface]) : "default"]
             cells += context
             cells += [String(seen), String(clicked)]
+            if purchase { cells.append(k.purchased ? "1" : "0") }
             rows.append(cells.joined(separator: ","))
             seen += 1
             if k.clicked { clicked += 1 }

@@ -157,10 +157,13 @@ public struct Round: Sendable, Equatable {
     /// Whether the counting rules collapse this impression into an earlier showing of the same
     /// item (rule 4): counted once in the report, but a round of its own here.
     public var collapsed: Bool
+    /// The conversion label of the conversion models: clicked, and a purchase was attributed through
+    /// a click to the impression this round counts as.
+    public var purchased: Bool
 
     public init(event: Int32, user: Int32, item: Int32, position: Int32, request: Int32, propensity: Double,
-                clicked: Bool, ts: Int64, collapsed: Bool) {
+                clicked: Bool, ts: Int64, collapsed: Bool, purchased: Bool = false) {
         self.event = event; self.user = user; self.item = item; self.position = position; self.request = request
-        self.propensity = propensity; self.clicked = clicked; self.ts = ts; self.collapsed = collapsed
+        self.propensity = propensity; self.clicked = clicked; self.ts = ts; self.collapsed = collapsed; self.purchased = purchased
     }
 }

@@ -24,6 +24,8 @@ struct UserWorker {
         var firstClickEvent: Int32 = -1
         var carted = false
         var purchased = false
+        /// A purchase was attributed to it through a click (last click), not by view-through.
+        var purchasedAfterClick = false
         var revenue = 0.0
     }
     var kept: [Kept] = []
@@ -174,18 +176,17 @@ struct UserWorker {
             }
         }
 
-        if collect != .none { collectRounds(user: user, ev) }
-
         // Rule 6: conversions, last click within the window (ties: later impression ts, then input
         // order), else view-through; attribution happens before the exclusions of rule 7.
         for i in mine {
             let e = ev[Int(i)]
             if e.type == .addToCart {
-                if let k = attribute(item: e.item, at: e.ts, ev) { kept[k].carted = true } else { dq.unattributedConversions += 1 }
+                if let k = attribute(item: e.item, at: e.ts, ev)?.kept { kept[k].carted = true } else { dq.unattributedConversions += 1 }
             } else if e.type == .purchase {
                 for line in log.purchaseLines(of: e) {
-                    if let k = attribute(item: line.item, at: e.ts, ev) {
+                    if let (k, byClick) = attribute(item: line.item, at: e.ts, ev) {
                         kept[k].purchased = true
+                        if byClick { kept[k].purchasedAfterClick = true }
                         kept[k].revenue += Double(line.quantity) * line.price
                     } else {
                         dq.unattributedConversions += 1
@@ -193,6 +194,9 @@ struct UserWorker {
                 }
             }
         }
+
+        // The rounds, once conversions are attributed (a round's purchase label needs them).
+        if collect != .none { collectRounds(user: user, ev) }
 
         // Rule 7: assignment.
         guard let experimentLabel else { return }
@@ -274,28 +278,33 @@ struct UserWorker {
 
     /// Appends the user's rounds (every viewable impression, or those with a propensity) in
     /// (ts, input order); a round is collapsed when rule 4 kept another impression in its place.
+    /// A round is purchased when it was clicked and the impression it counts as (itself, or the
+    /// showing rule 4 kept in its place) had a purchase attributed through a click.
     mutating func collectRounds(user: Int32, _ ev: UnsafeBufferPointer<Event>) {
         let start = output.rounds.count
         for (r, i) in served.enumerated() {
             let e = ev[Int(i)]
             guard collect == .all || e.extraCount > 0 else { continue }
             let l = e.extraCount > 0 ? log.logged[Int(e.extraCount) - 1] : (propensity: Double.nan, request: Int32(-1))
-            let collapsed = kept[Int(impSlot.pointer[Int(i)])].event != i
+            let k = Int(impSlot.pointer[Int(i)])
+            let collapsed = kept[k].event != i
             output.rounds.append(Round(event: i, user: user, item: e.item, position: e.position, request: l.request,
-                                       propensity: l.propensity, clicked: servedClicked[r], ts: e.ts, collapsed: collapsed))
+                                       propensity: l.propensity, clicked: servedClicked[r], ts: e.ts, collapsed: collapsed,
+                                       purchased: servedClicked[r] && kept[k].purchasedAfterClick))
         }
         output.rounds[start...].sort { ($0.ts, $0.event) < ($1.ts, $1.event) }
     }
 
-    /// The kept impression a conversion of `item` at `t` is attributed to, if any.
-    func attribute(item: Int32, at t: Int64, _ ev: UnsafeBufferPointer<Event>) -> Int? {
+    /// The kept impression a conversion of `item` at `t` is attributed to, if any, and whether
+    /// through a click (else by view-through).
+    func attribute(item: Int32, at t: Int64, _ ev: UnsafeBufferPointer<Event>) -> (kept: Int, byClick: Bool)? {
         var best: (c: Int64, ts: Int64, event: Int32, kept: Int32)? = nil
         for c in counted where c.item == item && c.ts <= t && c.ts >= t - rules.conversionWindow {
             let imp = ev[Int(kept[Int(c.kept)].event)]
             let candidate = (c.ts, imp.ts, kept[Int(c.kept)].event, c.kept)
             if best == nil || (candidate.0, candidate.1, candidate.2) > (best!.c, best!.ts, best!.event) { best = candidate }
         }
-        if let best { return Int(best.kept) }
+        if let best { return (Int(best.kept), true) }
         guard rules.viewThrough else { return nil }
         var vt: (ts: Int64, event: Int32, kept: Int)? = nil
         for (k, kp) in kept.enumerated() {
@@ -303,7 +312,7 @@ struct UserWorker {
             guard imp.item == item, imp.ts <= t, imp.ts >= t - rules.viewThroughWindow else { continue }
             if vt == nil || (imp.ts, kp.event) > (vt!.ts, vt!.event) { vt = (imp.ts, kp.event, k) }
         }
-        return vt?.kept
+        return vt.map { ($0.kept, false) }
     }
 }
 

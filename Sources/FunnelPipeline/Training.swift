@@ -24,11 +24,11 @@ public func funnelSpec(contextKeys: [String], position: Bool, hashBits: Int, tra
 
 /// The training table of an event log as CSV text (header first), with the context keys it has
 /// columns for, its row count and the log's quarantined lines by reason.
-public func trainingCSV(events: String, configPath: String?, contextKeys: [String]?) throws(PipelineError)
+public func trainingCSV(events: String, configPath: String?, contextKeys: [String]?, purchase: Bool = false) throws(PipelineError)
     -> (text: String, contextKeys: [String], rows: Int, quarantined: [(reason: String, count: Int)]) {
     let cfg = try loadConfig(configPath)
     let log = try readEvents(EventSource(paths: [events]))
-    let (header, keys, rows) = TrainingExport.rows(log, config: cfg, contextKeys: contextKeys)
+    let (header, keys, rows) = TrainingExport.rows(log, config: cfg, contextKeys: contextKeys, purchase: purchase)
     guard !rows.isEmpty else {
         throw PipelineError("\(events): no rounds (viewable impressions of non-bot users), so there is nothing to train on; check the events (funnel validate) and the counting rules")
     }
@@ -42,7 +42,7 @@ public func trainingCSV(events: String, configPath: String?, contextKeys: [Strin
 /// memory; `spec == nil` then builds the spec from the log's context keys with `makeSpec`.
 /// `note` receives what a user should see (quarantined lines of an event log).
 public func readModelTable(path: String, format: TableFormat, spec: FeatureSpec?, configPath: String?, fit: Bool, group: String?,
-                           overrides: [String: String] = [:], makeSpec: ([String]) -> FeatureSpec,
+                           overrides: [String: String] = [:], purchase: Bool = false, makeSpec: ([String]) -> FeatureSpec,
                            note: (String) -> Void = { _ in }) throws(PipelineError) -> (Table, FeatureSpec) {
     guard format == .funnel else {
         guard let spec else { throw PipelineError("\(path): a \(format.rawValue) table needs its feature columns") }
@@ -53,7 +53,7 @@ public func readModelTable(path: String, format: TableFormat, spec: FeatureSpec?
         }
     }
     let wanted = spec.map { $0.categorical.compactMap(TrainingExport.contextKey(ofColumn:)) }
-    let (text, keys, _, quarantined) = try trainingCSV(events: path, configPath: configPath, contextKeys: wanted)
+    let (text, keys, _, quarantined) = try trainingCSV(events: path, configPath: configPath, contextKeys: wanted, purchase: purchase)
     if let n = quarantineNote(quarantined, path) { note(n) }
     do throws(ModelError) {
         return try TableReader.readCSV(bytes: Array(text.utf8), name: "\(path) (training table)", spec: spec ?? makeSpec(keys),
@@ -183,12 +183,13 @@ public struct TrainJob: Sendable {
         public var spec: FeatureSpec
     }
 
-    func read(_ path: String, spec: FeatureSpec?, fit: Bool, note: (String) -> Void) throws(PipelineError) -> (Table, FeatureSpec) {
+    func read(_ path: String, spec: FeatureSpec?, fit: Bool, note: (String) -> Void, conversionLabel: String? = nil) throws(PipelineError) -> (Table, FeatureSpec) {
         let clock = ContinuousClock.now
         let (table, fitted) = try readModelTable(path: path, format: dataFormat, spec: spec, configPath: configPath, fit: fit, group: nil,
-                                                 makeSpec: { keys in
+                                                 purchase: conversionLabel != nil || spec?.conversionLabel != nil, makeSpec: { keys in
             var s = funnelSpec(contextKeys: keys, position: positionFeature, hashBits: hashBits, transform: numericTransform)
             s.vocabularyMinCount = vocabularyMinCount
+            s.conversionLabel = conversionLabel
             return s
         }, note: note)
         note("read \(table.rows) rows of \(table.fields) fields from \(path) in \(String(format: "%.2f", seconds(since: clock))) s")
@@ -205,12 +206,13 @@ public struct TrainJob: Sendable {
             guard let conversionLabel else {
                 throw PipelineError("--model \(model.rawValue) is a conversion model: name the conversion label column with --conversion-label (e.g. purchase)")
             }
-            guard dataFormat == .csv else {
-                throw PipelineError("--model \(model.rawValue): conversion models read CSV tables with --label and --conversion-label (not \(dataFormat.rawValue) data)")
+            guard dataFormat != .criteo else {
+                throw PipelineError("--model \(model.rawValue): the Criteo layout has one label; conversion models read CSV tables with --label and --conversion-label, or Funnel events")
             }
             spec.conversionLabel = conversionLabel
         }
-        let (full, fitted) = try read(data, spec: dataFormat == .funnel ? nil : spec, fit: true, note: note)
+        let (full, fitted) = try read(data, spec: dataFormat == .funnel ? nil : spec, fit: true, note: note,
+                                      conversionLabel: dataFormat == .funnel ? spec.conversionLabel : nil)
         if vocabularyMinCount > 0 {
             note("vocabulary: \(fitted.vocabulary.count) values seen at least \(vocabularyMinCount) times; rarer values share one slot per column (--vocabulary-min-count 0 hashes instead)")
         }
@@ -387,7 +389,7 @@ public func modelTable(_ file: ModelFile, data: String, format: TableFormat?, co
     }
     let clock = ContinuousClock.now
     let table = try readModelTable(path: data, format: chosen, spec: file.spec, configPath: configPath, fit: false, group: group,
-                                   overrides: overrides, makeSpec: { _ in file.spec }, note: note).0
+                                   overrides: overrides, purchase: file.spec.conversionLabel != nil, makeSpec: { _ in file.spec }, note: note).0
     note("read \(table.rows) rows of \(table.fields) fields from \(data) in \(String(format: "%.2f", seconds(since: clock))) s")
     return table
 }

@@ -31,8 +31,11 @@ struct ExportTraining: ParsableCommand {
     @Option(help: "Where to write the CSV.")
     var out: String
 
+    @Flag(help: "Add a last column `purchase`: 1 when the row was clicked and a purchase was attributed through a click to the impression it counts as (the conversion models' second label).")
+    var purchase = false
+
     func run() throws {
-        let (text, keys, rows, quarantined) = try trainingCSV(events: events, configPath: config, contextKeys: nil)
+        let (text, keys, rows, quarantined) = try trainingCSV(events: events, configPath: config, contextKeys: nil, purchase: purchase)
         if let note = quarantineNote(quarantined, events) { printError(note) }
         guard FileManager.default.createFile(atPath: out, contents: Data(text.utf8)) else { throw CLIError("--out \(out): cannot write the file") }
         printError("wrote \(rows) rows to \(out) (context keys: \(keys.isEmpty ? "none" : keys.joined(separator: ", ")))")
@@ -186,7 +189,10 @@ struct TrainingOptions: ParsableArguments {
         if let kind = model.conversion {
             if conversionLabel == nil { throw ValidationError("--model \(kind.rawValue) is a conversion model: name the conversion label column with --conversion-label (e.g. purchase)") }
             if conversionLabel == label { throw ValidationError("--conversion-label must be another column than --label (\(label))") }
-            if dataFormat != .csv { throw ValidationError("--model \(kind.rawValue) reads a CSV table with --label and --conversion-label (--data-format csv)") }
+            if dataFormat == .criteo { throw ValidationError("--model \(kind.rawValue): the Criteo layout has one label; use a CSV table with --label and --conversion-label, or --data-format funnel (--conversion-label purchase)") }
+            if dataFormat == .funnel && conversionLabel != "purchase" {
+                throw ValidationError("--data-format funnel: the training table's conversion label is its purchase column; pass --conversion-label purchase")
+            }
             if calibrate != .none { throw ValidationError("--calibrate applies to click models; a conversion model's heads are evaluated for calibration by funnel evaluate") }
             if wide { throw ValidationError("--wide applies to dcnv2; a conversion model's towers have no linear weights") }
             if negativeRate < 1 { throw ValidationError("--negative-rate: a conversion model trains on every impression (the unclicked ones are what it corrects for)") }

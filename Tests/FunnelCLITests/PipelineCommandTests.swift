@@ -80,6 +80,16 @@ struct PipelineCommandTests {
         let other = folder.path + "/other-truth.csv"
         try Simulate.parse(["--scenario", "selection-bias", "--users", "30", "--seed", "6", "--out", folder.path + "/o.csv", "--truth", other]).run()
         #expect(throws: (any Error).self) { try Evaluate.parse(["--model", model, "--data", table, "--truth", other]).run() }
+        // From Funnel events: the training table's purchase column is the conversion label.
+        let events = folder.path + "/events.jsonl", fromEvents = folder.path + "/events-esmm.json"
+        try Simulate.parse(["--scenario", "clickbait", "--users", "300", "--seed", "4", "--out", events]).run()
+        try Train.parse(["--data", events, "--data-format", "funnel", "--conversion-label", "purchase", "--model", "esmm", "--hidden", "8",
+                         "--epochs", "1", "--out", fromEvents]).run()
+        #expect(try ModelFile.read(path: fromEvents).spec.conversionLabel == "purchase")
+        try Evaluate.parse(["--model", fromEvents, "--data", events, "--format", "json"]).run()
+        #expect(throws: (any Error).self) {
+            _ = try Train.parse(["--data", events, "--data-format", "funnel", "--conversion-label", "cart", "--model", "esmm", "--out", fromEvents])
+        }
         // A conversion model needs its conversion label; a click model takes none.
         #expect(throws: (any Error).self) { _ = try Train.parse(["--data", table, "--categorical", columns, "--model", "esmm", "--out", model]) }
         #expect(throws: (any Error).self) {
