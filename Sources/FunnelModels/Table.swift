@@ -179,7 +179,12 @@ public enum TableReader {
                             overrides: [String: String] = [:]) throws(ModelError) -> (Table, FeatureSpec) {
         switch format {
         case "csv": return try readCSV(path: path, spec: spec, group: group, fit: fit, overrides: overrides)
-        case "criteo": return try readCSV(path: path, spec: spec, group: group, fit: fit, separator: 0x09, header: criteoColumns, layoutName: "Criteo")
+        case "criteo":
+            // With a conversion label, the two-label Criteo-like layout: the click, the conversion,
+            // then the 13 integer and 26 categorical columns.
+            let header = spec.conversionLabel.map { [criteoColumns[0], $0] + criteoColumns.dropFirst() } ?? criteoColumns
+            return try readCSV(path: path, spec: spec, group: group, fit: fit, separator: 0x09, header: header,
+                               layoutName: spec.conversionLabel == nil ? "Criteo" : "two-label Criteo")
         default: throw ModelError("unknown data format '\(format)'; use csv or criteo")
         }
     }

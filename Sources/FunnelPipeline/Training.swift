@@ -206,9 +206,6 @@ public struct TrainJob: Sendable {
             guard let conversionLabel else {
                 throw PipelineError("--model \(model.rawValue) is a conversion model: name the conversion label column with --conversion-label (e.g. purchase)")
             }
-            guard dataFormat != .criteo else {
-                throw PipelineError("--model \(model.rawValue): the Criteo layout has one label; conversion models read CSV tables with --label and --conversion-label, or Funnel events")
-            }
             spec.conversionLabel = conversionLabel
         }
         let (full, fitted) = try read(data, spec: dataFormat == .funnel ? nil : spec, fit: true, note: note,

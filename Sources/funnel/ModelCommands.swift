@@ -189,7 +189,6 @@ struct TrainingOptions: ParsableArguments {
         if let kind = model.conversion {
             if conversionLabel == nil { throw ValidationError("--model \(kind.rawValue) is a conversion model: name the conversion label column with --conversion-label (e.g. purchase)") }
             if conversionLabel == label { throw ValidationError("--conversion-label must be another column than --label (\(label))") }
-            if dataFormat == .criteo { throw ValidationError("--model \(kind.rawValue): the Criteo layout has one label; use a CSV table with --label and --conversion-label, or --data-format funnel (--conversion-label purchase)") }
             if dataFormat == .funnel && conversionLabel != "purchase" {
                 throw ValidationError("--data-format funnel: the training table's conversion label is its purchase column; pass --conversion-label purchase")
             }

@@ -182,5 +182,21 @@ struct ConversionTests {
         #expect(missing?.contains("no column 'purchase' (--conversion-label)") == true, "\(missing ?? "accepted")")
         let ok = try? TableReader.readCSV(bytes: Array("click,purchase,item\n1,1,a\n0,0,b\n1,0,a\n".utf8), name: "imp.csv", spec: spec).0
         #expect(ok?.conversions == [1, 0, 0] && ok?.labels == [1, 0, 1])
+        // The two-label Criteo-like layout: click, conversion, 13 integer and 26 categorical columns, tab-separated.
+        var criteo = TableReader.criteoSpec(hashBits: 10, numericTransform: .log)
+        criteo.conversionLabel = "purchase"
+        let features = (1...13).map { _ in "1" } + (1...26).map { "c\($0)" }
+        let text = ["1\t1", "1\t0", "0\t0"].map { ([$0] + features).joined(separator: "\t") }.joined(separator: "\n") + "\n"
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("funnel-criteo2-\(getpid())")
+        try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("two.txt").path
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(text.utf8)))
+        let two = try? TableReader.read(path: path, format: "criteo", spec: criteo).0
+        #expect(two?.labels == [1, 1, 0] && two?.conversions == [1, 0, 0] && two?.fields == 39)
+        #expect(FileManager.default.createFile(atPath: path, contents: Data((["0\t1"].map { ([$0] + features).joined(separator: "\t") }[0] + "\n").utf8)))
+        do { _ = try TableReader.read(path: path, format: "criteo", spec: criteo); Issue.record("a conversion without a click was read") } catch {
+            #expect(error.description.contains("two.txt: line 1, column 'purchase'"), "\(error.description)")
+        }
     }
 }
