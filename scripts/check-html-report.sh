@@ -63,3 +63,24 @@ assert len(colours) > 20 and dark > 200, f"screenshot looks blank ({len(colours)
 print(f"html report: charts {sorted(set(charts))}, screenshot {width}x{height} with {len(colours)} colours: ok")
 PY
 echo "screenshot: $out/report.png"
+
+# The daily path (funnel report --daily --format html): rendered in Chromium, its chart with marks
+# for every day, both interval bands and at least three ticks on the lift axis.
+"$funnel" report --events "$out/events.jsonl" --daily --sequential msprt --format html --output "$out/daily.html"
+chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1100,1400 \
+  --screenshot="$out/daily.png" "file://$out/daily.html" >/dev/null 2>&1
+python3 - "$out/daily.html" "$out/daily.png" <<'PY'
+import os, re, sys
+html = open(sys.argv[1], encoding="utf-8").read()
+assert "https://" not in html and "http://" not in html and "<script" not in html, "the page must be self-contained"
+body = html.split('data-chart="daily"', 1)[1].split("</svg>", 1)[0]
+days = len(re.findall(r"<tr><td>\d{4}-\d{2}-\d{2}</td>", html))
+marks = body.count('<circle class="mark"')
+ticks = body.count('<text class="tick"')
+assert days >= 7 and marks == days, f"{marks} marks for {days} days"
+assert 'class="band always-valid"' in body and 'class="band fixed"' in body, "interval bands missing"
+assert ticks >= 3, f"{ticks} ticks on the lift axis"
+assert os.path.getsize(sys.argv[2]) > 20000, "the screenshot of the daily page looks blank"
+print(f"daily path: {days} days, {marks} marks, {ticks} ticks: ok")
+PY
+echo "screenshot: $out/daily.png"

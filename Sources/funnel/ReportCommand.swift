@@ -94,7 +94,7 @@ struct Report: ParsableCommand {
     @Option(name: .long, help: "Count only the events up to this instant (RFC 3339, e.g. 2026-03-01T00:00:00Z, or epoch milliseconds), as if the log ended there.")
     var asOf: String?
 
-    @Flag(name: .long, help: "One row per UTC day of the experiment, each the report as of that day's end: users, the primary metric's lift with its fixed-horizon and always-valid intervals and p-values, and the verdict so far (text or json; the log is held in memory).")
+    @Flag(name: .long, help: "One row per UTC day of the experiment, each the report as of that day's end: users, the primary metric's lift with its fixed-horizon and always-valid intervals and p-values, and the verdict so far (text, json, or html with a chart of the path; the log is held in memory).")
     var daily = false
 
     @OptionGroup var scale: ScaleOptions
@@ -118,7 +118,6 @@ struct Report: ParsableCommand {
         if daily {
             if input.events.isEmpty { throw ValidationError("--daily reads --events (it recounts every day from the events, which summaries and stores do not hold in that form)") }
             if asOf != nil { throw ValidationError("--daily gives every day's report as of its end; drop --as-of") }
-            if format == .html { throw ValidationError("--daily prints text or json; the HTML report has no daily path yet") }
         }
     }
 
@@ -126,6 +125,7 @@ struct Report: ParsableCommand {
         if daily {
             let path = try DailyPath.run(input.source, configPath: config, sequential: sequential)
             let text = format == .json ? path.document.serialized(pretty: true) + "\n"
+                : format == .html ? HTMLReport.renderDaily(path.document)
                 : TextReportTable.render(path.table) + "\n" + (path.config.sequential == .none
                     ? "(no always-valid columns: pass --sequential confidence-sequence or msprt, or set ab_testing.sequential)\n"
                     : "primary metric \(path.config.primaryMetric.rawValue); always-valid: \(path.config.sequential.rawValue)\(path.config.sequential == .msprt ? " (p: running minimum over the days)" : "")\n")
