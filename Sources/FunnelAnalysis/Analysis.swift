@@ -149,22 +149,22 @@ public struct Analysis: Sendable {
         return overall + correct(bySegment)
     }
 
-    /// Applies the configured correction to one family; null p-values stay out of it.
+    /// Applies the configured correction to one family, to the fixed-horizon p-values and, apart,
+    /// to the always-valid ones; null p-values stay out of it.
     func correct(_ family: [MetricComparison]) -> [MetricComparison] {
         let method = MultipleTesting.Method(rawValue: config.correction.rawValue) ?? .holm
-        let defined = family.indices.filter { family[$0].difference.pValue != nil }
-        let adjusted = MultipleTesting.adjust(defined.map { family[$0].difference.pValue! }, method: method)
-        var out = family
-        for (k, i) in defined.enumerated() {
-            out[i].adjustedP = adjusted[k]
-            out[i].significant = adjusted[k] <= alpha
+        /// The corrected values of the defined p-values of `ps`, in place (nil stays nil).
+        func adjusted(_ ps: [Double?]) -> [Double?] {
+            let defined = ps.indices.filter { ps[$0] != nil }
+            var out = [Double?](repeating: nil, count: ps.count)
+            for (k, p) in MultipleTesting.adjust(defined.map { ps[$0]! }, method: method).enumerated() { out[defined[k]] = p }
+            return out
         }
-        // The always-valid p-values, corrected the same way within the same family.
-        let sequentialDefined = family.indices.filter { family[$0].sequential?.pValue != nil }
-        let sequentialAdjusted = MultipleTesting.adjust(sequentialDefined.map { family[$0].sequential!.pValue! }, method: method)
-        for (k, i) in sequentialDefined.enumerated() {
-            out[i].sequential!.adjustedP = sequentialAdjusted[k]
-            out[i].sequential!.significant = sequentialAdjusted[k] <= alpha
+        let fixed = adjusted(family.map(\.difference.pValue)), always = adjusted(family.map { $0.sequential?.pValue })
+        var out = family
+        for i in out.indices {
+            if let p = fixed[i] { out[i].adjustedP = p; out[i].significant = p <= alpha }
+            if let p = always[i] { out[i].sequential!.adjustedP = p; out[i].sequential!.significant = p <= alpha }
         }
         return out
     }

@@ -28,10 +28,10 @@ public struct ConversionEvaluation: Sendable {
     public static func evaluate(_ t: Table, ctr: [Double], cvr: [Double], ctcvr: [Double], truth: ConversionTruth?) -> ConversionEvaluation {
         let conversions = t.conversions ?? [Float](repeating: 0, count: t.rows)
         let clicked = (0..<t.rows).filter { t.labels[$0] > 0.5 }
-        let e = ConversionEvaluation(
+        return ConversionEvaluation(
             ctr: ClickMetrics.evaluate(labels: t.labels, predictions: ctr),
             cvr: ClickMetrics.evaluate(labels: clicked.map { conversions[$0] }, predictions: clicked.map { cvr[$0] }),
-            ctcvr: ClickMetrics.evaluate(labels: zip(t.labels, conversions).map { $0 * $1 }, predictions: ctcvr),
+            ctcvr: ClickMetrics.evaluate(labels: ctcvrLabels(t), predictions: ctcvr),
             truth: truth.map { truth in
                 let unclicked = (0..<t.rows).filter { t.labels[$0] <= 0.5 }
                 func ratio(_ rows: [Int]) -> Double? {
@@ -45,7 +45,6 @@ public struct ConversionEvaluation: Sendable {
                                     unclickedCalibrationRatio: ratio(unclicked), clickedCalibrationRatio: ratio(clicked),
                                     trueUnclickedOverClicked: clicked.isEmpty || unclicked.isEmpty ? nil : mean(unclicked) / mean(clicked))
             })
-        return e
     }
 
     /// The JSON document of `funnel evaluate` for a conversion model.

@@ -263,40 +263,36 @@ public struct TrainJob: Sendable {
             file.factors = factors
             file.optimizer = o
             lossName = "mean training log loss"
-        case .deepfm, .dcnv2:
-            let a = DeepArchitecture(kind: model == .deepfm ? .deepfm : .dcnv2, fields: fitted.fieldCount, dim: factors, hidden: hidden,
-                                     crossLayers: crossLayers, wide: wide)
-            var m = DeepModel<Float>(architecture: a, slots: fitted.slots, seed: seed)
-            if biasInit == .ctr { m.startOutput(at: start) }
-            let trainer = DeepTrainer(model: m, optimizer: o, batchSize: batchSize, threads: threads, seed: seed)
-            note("matrix kernel: \(MatrixKernel.active.rawValue) (FUNNEL_SIMD=avx2 or FUNNEL_SIMD=baseline caps it)")
-            pass = { trainer.epoch(table) }
-            weights = { ModelFile.deepWeights(trainer.model) }
-            file.factors = factors
-            file.optimizer = o
-            file.architecture = a
-            lossName = "mean training log loss"
-        case .naiveCVR, .esmm, .escm2IPS, .escm2DR, .dcmt, .chorusCVR:
-            let kind = model.conversion!
-            guard negativeRate >= 1 else { throw PipelineError("--negative-rate: conversion models train on every impression; drop --negative-rate") }
-            guard let conversions = table.conversions else { throw PipelineError("\(data): no conversion labels were read") }
-            // The naive model is a conversion model beside the click model: embeddings of its own
-            // unless --shared-embedding; the entire-space models share one table by design.
-            let a = DeepArchitecture(kind: .dcnv2, fields: fitted.fieldCount, dim: factors, hidden: hidden, crossLayers: crossLayers, towers: kind.towers,
+        case .deepfm, .dcnv2, .naiveCVR, .esmm, .escm2IPS, .escm2DR, .dcmt, .chorusCVR:
+            let a: DeepArchitecture
+            var objective: ConversionObjective? = nil
+            var cvr = 0.0
+            if let kind = model.conversion {
+                guard negativeRate >= 1 else { throw PipelineError("--negative-rate: conversion models train on every impression; drop --negative-rate") }
+                guard let conversions = table.conversions else { throw PipelineError("\(data): no conversion labels were read") }
+                // The naive model is a conversion model beside the click model: embeddings of its own
+                // unless --shared-embedding; the entire-space models share one table by design.
+                a = DeepArchitecture(kind: .dcnv2, fields: fitted.fieldCount, dim: factors, hidden: hidden, crossLayers: crossLayers, towers: kind.towers,
                                      separateEmbeddings: kind == .naiveCVR && !sharedEmbedding)
+                objective = ConversionObjective(kind: kind, clip: propensityClip, lambda: counterfactualWeight, constraint: constraintWeight)
+                let clicks = Double(table.labels.reduce(0, +)), converted = Double(conversions.reduce(0, +))
+                cvr = min(max(converted / max(clicks, 1), 1e-6), 1 - 1e-6)
+            } else {
+                a = DeepArchitecture(kind: model == .deepfm ? .deepfm : .dcnv2, fields: fitted.fieldCount, dim: factors, hidden: hidden,
+                                     crossLayers: crossLayers, wide: wide)
+            }
             var m = DeepModel<Float>(architecture: a, slots: fitted.slots, seed: seed)
             if biasInit == .ctr {
-                // Each tower's output starts at its label's rate in its own space: clicks over every
-                // row, conversions over the clicked rows; DCMT's counterfactual and ChorusCVR's
+                m.startOutput(at: start)
+                // A conversion model's other towers start at their labels' rates in their own space:
+                // conversions over the clicked rows; DCMT's counterfactual and ChorusCVR's
                 // un-conversion towers at the complement; ESCM²-DR's imputed error at 0.
-                let clicks = Double(table.labels.reduce(0, +)), converted = Double(conversions.reduce(0, +))
-                let cvr = min(max(converted / max(clicks, 1), 1e-6), 1 - 1e-6)
-                m.startOutput(tower: 0, at: start)
-                m.startOutput(tower: 1, at: Float(log(cvr / (1 - cvr))))
-                if kind == .dcmt || kind == .chorusCVR { m.startOutput(tower: 2, at: Float(log((1 - cvr) / cvr))) }
-                if kind == .escm2DR { m.startOutput(tower: 2, at: 0) }
+                if let kind = objective?.kind {
+                    m.startOutput(tower: 1, at: Float(log(cvr / (1 - cvr))))
+                    if kind == .dcmt || kind == .chorusCVR { m.startOutput(tower: 2, at: Float(log((1 - cvr) / cvr))) }
+                    if kind == .escm2DR { m.startOutput(tower: 2, at: 0) }
+                }
             }
-            let objective = ConversionObjective(kind: kind, clip: propensityClip, lambda: counterfactualWeight, constraint: constraintWeight)
             let trainer = DeepTrainer(model: m, optimizer: o, batchSize: batchSize, threads: threads, seed: seed, objective: objective)
             note("matrix kernel: \(MatrixKernel.active.rawValue) (FUNNEL_SIMD=avx2 or FUNNEL_SIMD=baseline caps it)")
             pass = { trainer.epoch(table) }
@@ -305,7 +301,7 @@ public struct TrainJob: Sendable {
             file.optimizer = o
             file.architecture = a
             file.conversion = objective
-            lossName = "mean training loss (\(kind.rawValue))"
+            lossName = objective.map { "mean training loss (\($0.kind.rawValue))" } ?? "mean training log loss"
         case .lr:
             var settings = FTRLSettings()
             settings.alpha = alpha; settings.beta = beta; settings.l1 = l1; settings.l2 = l2

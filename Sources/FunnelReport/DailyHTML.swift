@@ -2,6 +2,9 @@ import Foundation
 import FunnelBase
 
 extension HTMLReport {
+    /// The daily page's rules beside the report's: right-aligned numbers, charts kept whole in print.
+    static let dailyStyle = "\ntd.n,th.n{text-align:right}@media print{svg.chart{break-inside:avoid}}"
+
     /// The daily path of `funnel report --daily --format html` as one self-contained page: per
     /// treatment, a chart of the primary metric's lift day by day, its always-valid interval as a
     /// light band and its fixed-horizon interval as a darker one, with a labelled lift axis; then the
@@ -9,7 +12,7 @@ extension HTMLReport {
     public static func renderDaily(_ doc: JSONValue) -> String {
         let metric = esc(TextReport.string(doc["metric"]) ?? "")
         let method = TextReport.string(doc["sequential"]) ?? "none"
-        guard case .array(let days)? = doc["days"] else { return page("Daily path", "<p>No days in the events.</p>") }
+        guard case .array(let days)? = doc["days"] else { return page("Daily path", "<p>No days in the events.</p>", extraStyle: dailyStyle) }
         var variants: [String] = []
         for d in days {
             if case .array(let cs)? = d["comparisons"] {
@@ -46,7 +49,7 @@ extension HTMLReport {
             }
         }
         body += "</table>\n"
-        return page("Daily path — \(metric)", body)
+        return page("Daily path — \(metric)", body, extraStyle: dailyStyle)
     }
 
     /// One variant's lift by day: bands for the intervals, the lift as a line with a point per day,
@@ -114,23 +117,5 @@ extension HTMLReport {
         for p in points { if let v = p.lift { svg += "<circle class=\"mark\" cx=\"\(f(x(p.day)))\" cy=\"\(f(y(v)))\" r=\"3\" fill=\"\(color)\"><title>\(esc(p.label)): \(String(format: "%+.1f%%", v * 100))</title></circle>" } }
         svg += "<text x=\"\(f(w - right))\" y=\"\(f(top + 10))\" text-anchor=\"end\">light band: always-valid interval · dark band: fixed-horizon interval</text>"
         return svg + "</svg>\n"
-    }
-
-    /// A self-contained page with the report's styles.
-    static func page(_ title: String, _ body: String) -> String {
-        """
-        <!DOCTYPE html>
-        <html lang="en"><head><meta charset="utf-8"><title>\(esc(title))</title>
-        <style>
-        body{font:14px/1.45 -apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px auto;max-width:1000px;color:#222}
-        h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd}
-        table{border-collapse:collapse;width:100%}td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:left;vertical-align:top}
-        td.n,th.n{text-align:right}svg.chart{display:block;margin:8px 0}svg text{font-size:11px;fill:#333}
-        @media print{svg.chart{break-inside:avoid}}
-        </style></head><body>
-        \(body)
-        </body></html>
-
-        """
     }
 }

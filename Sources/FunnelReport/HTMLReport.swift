@@ -29,9 +29,14 @@ public enum HTMLReport {
         body += "<h2>CTR by position</h2>\n" + positionChart(doc)
         body += "<h2>Clicks by item cohort (mix versus rate)</h2>\n" + cohortChart(doc)
         body += "<h2>Counts and metrics</h2>\n<pre>\(esc(TextReport.render(.object(countsOnly(doc)))))</pre>\n"
-        return """
+        return page("Funnel report — \(experiment)", body)
+    }
+
+    /// A self-contained page with the report's styles (and `extraStyle`'s rules); `title` is HTML.
+    static func page(_ title: String, _ body: String, extraStyle: String = "") -> String {
+        """
         <!DOCTYPE html>
-        <html lang="en"><head><meta charset="utf-8"><title>Funnel report — \(experiment)</title>
+        <html lang="en"><head><meta charset="utf-8"><title>\(title)</title>
         <style>
         body{font:14px/1.45 -apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px auto;max-width:1000px;color:#222}
         h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd}
@@ -39,7 +44,7 @@ public enum HTMLReport {
         tr.critical td:first-child{color:#b00;font-weight:bold}tr.warning td:first-child{color:#b60}
         .verdict{font-size:18px}.verdict.do_not_ship b{color:#b00}.verdict.ship b{color:#080}.verdict.inconclusive b{color:#b60}
         .rule{color:#666;font-size:12px}pre{font-size:12px;background:#f8f8f8;padding:8px;overflow-x:auto}
-        svg.chart{display:block;margin:8px 0}svg text{font-size:11px;fill:#333}
+        svg.chart{display:block;margin:8px 0}svg text{font-size:11px;fill:#333}\(extraStyle)
         </style></head><body>
         \(body)
         </body></html>
