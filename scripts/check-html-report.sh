@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Opens Funnel's HTML report in headless Chromium, takes a screenshot and checks that the page
-# rendered its four charts. Usage: scripts/check-html-report.sh [FUNNEL_BINARY] [OUT_DIR]
+# Renders Funnel's HTML report of Hillstrom's experiment and of the simulator's scenarios in headless
+# Chromium, keeps a screenshot of each, and checks each page's DOM (tools/checks/check_html_dom.py), and does the same
+# for the daily path. Usage: scripts/check-html-report.sh [FUNNEL_BINARY] [OUT_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 funnel=${1:-.build/release/funnel}
@@ -11,58 +12,68 @@ if ! command -v chromium >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
-"$funnel" simulate --scenario clickbait --users 8000 --seed 11 --out "$out/events.jsonl" 2>/dev/null
-"$funnel" report --events "$out/events.jsonl" --format html --output "$out/report.html"
+shared=${FUNNEL_SHARED_DATA:-$(cd .. && pwd)/shared/data}
+hillstrom="$shared/hillstrom/hillstrom.csv"
+[ -f "$hillstrom" ] || { echo "check-html-report: $hillstrom is missing (set FUNNEL_SHARED_DATA to the shared data folder)" >&2; exit 1; }
 
-chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1100,3000 \
-  --screenshot="$out/report.png" "file://$out/report.html" >/dev/null 2>&1
+# Renders one report in Chromium: a screenshot of the whole page, and the DOM Chromium parsed,
+# which check_html_dom.py reads.
+render() {
+  local name=$1; shift
+  "$funnel" report "$@" --format html --output "$out/$name.html"
+  chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1100,2600 \
+    --screenshot="$out/$name.png" "file://$out/$name.html" >/dev/null 2>&1
+  chromium --headless --no-sandbox --disable-gpu --dump-dom "file://$out/$name.html" 2>/dev/null > "$out/$name.dom.html"
+  [ -s "$out/$name.png" ] && [ "$(stat -c %s "$out/$name.png")" -gt 50000 ] || { echo "$name: the screenshot looks blank" >&2; exit 1; }
+}
 
-python3 - "$out/report.html" "$out/report.png" <<'PY'
-import re, struct, sys, zlib
-html = open(sys.argv[1], encoding="utf-8").read()
-charts = re.findall(r'<svg class="chart" data-chart="(\w+)"', html)
-need = {"funnel", "forest", "positions", "cohorts"}
-assert need <= set(charts), f"charts missing from the HTML: {need - set(charts)}"
-assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html, "the report must not load anything from the network"
-for kind in need:
-    body = html.split(f'data-chart="{kind}"', 1)[1].split("</svg>", 1)[0]
-    assert body.count("<rect") + body.count("<polyline") + body.count("<circle") >= 2, f"chart {kind} has no marks"
-
-# Decode the PNG (8-bit RGB/RGBA, no interlace) and check that it is not blank.
-data = open(sys.argv[2], "rb").read()
-assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-pos, idat, width = 8, b"", 0
-while pos < len(data):
-    n, kind = struct.unpack(">I4s", data[pos:pos + 8]); chunk = data[pos + 8:pos + 8 + n]; pos += 12 + n
-    if kind == b"IHDR": width, height, depth, ctype = struct.unpack(">IIBB", chunk[:10])
-    if kind == b"IDAT": idat += chunk
-raw = zlib.decompress(idat)
-bpp = 4 if ctype == 6 else 3
-stride = width * bpp
-prev = bytearray(stride)
-colours, dark = set(), 0
-for y in range(height):
-    f = raw[y * (stride + 1)]
-    line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
-    for i in range(stride):   # undo the PNG row filter
-        a = line[i - bpp] if i >= bpp else 0
-        b = prev[i]; c = prev[i - bpp] if i >= bpp else 0
-        if f == 1: line[i] = (line[i] + a) & 255
-        elif f == 2: line[i] = (line[i] + b) & 255
-        elif f == 3: line[i] = (line[i] + (a + b) // 2) & 255
-        elif f == 4:
-            p_ = a + b - c; pa, pb, pc = abs(p_ - a), abs(p_ - b), abs(p_ - c)
-            line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-    prev = line
-    if y % 7 == 0:
-        for x in range(0, stride, bpp * 5):
-            px = bytes(line[x:x + 3]); colours.add(px)
-            if sum(px) < 300: dark += 1
-assert width >= 1000 and height >= 2000, (width, height)
-assert len(colours) > 20 and dark > 200, f"screenshot looks blank ({len(colours)} colours, {dark} dark samples)"
-print(f"html report: charts {sorted(set(charts))}, screenshot {width}x{height} with {len(colours)} colours: ok")
+# Hillstrom's e-mail experiment: one position, one item per arm, no add-to-cart events.
+python3 tools/examples/hillstrom_events.py "$hillstrom" > "$out/hillstrom.jsonl"
+render hillstrom --events "$out/hillstrom.jsonl"
+# The counts behind the page against the author's published results (data README): visit rate,
+# conversion rate and spend per customer of each arm.
+"$funnel" report --events "$out/hillstrom.jsonl" --format json --output "$out/hillstrom.json"
+python3 - "$out/hillstrom.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+published = {"mens": (0.1828, 0.0125, 1.42), "womens": (0.1514, 0.0088, 1.08), "control": (0.1062, 0.0057, 0.65)}
+for arm, (visit, conversion, spend) in published.items():
+    m = d["variants"][arm]["metrics"]
+    got = (m["ctr"]["value"], m["user_conversion_rate"]["value"], m["revenue_per_user"]["value"])
+    assert abs(got[0] - visit) < 5e-5 and abs(got[1] - conversion) < 5e-5 and abs(got[2] - spend) < 5e-3, (arm, got)
+assert d["variants"]["mens"]["carts"] == 0 and list(d["positions"]["mens"]) == ["1"]
+print("hillstrom: visit, conversion and spend per arm equal the published results: ok")
 PY
-echo "screenshot: $out/report.png"
+python3 tools/checks/check_html_dom.py hillstrom "$out/hillstrom.dom.html" \
+  --expect-drawn funnel-ctr funnel-post_click_cvr funnel-ctcvr forest \
+  --expect-empty funnel-cart_rate positions cohorts-mens cohorts-womens
+
+# Printing: the collapsed segment tables print open. The printed page has more pages than the same
+# page printed without its collapsible tables.
+python3 -c "import re,sys; s=open(sys.argv[1]).read(); open(sys.argv[2],'w').write(re.sub(r'<details.*?</details>', '', s, flags=re.S))" \
+  "$out/hillstrom.html" "$out/hillstrom-no-details.html"
+for page in hillstrom hillstrom-no-details; do
+  chromium --headless --no-sandbox --disable-gpu --no-pdf-header-footer --print-to-pdf="$out/$page.pdf" "file://$out/$page.html" >/dev/null 2>&1
+done
+python3 - "$out/hillstrom.pdf" "$out/hillstrom-no-details.pdf" <<'PY'
+import re, sys
+pages = [len(re.findall(rb"/Type\s*/Page[^s]", open(p, "rb").read())) for p in sys.argv[1:]]
+assert pages[0] > pages[1] >= 2, f"printed pages with / without the segment tables: {pages}"
+print(f"hillstrom: prints on {pages[0]} pages with the segment tables open ({pages[1]} without them): ok")
+PY
+
+# The simulator's scenarios: the clickbait test (every chart drawn), the A/A test, and the
+# clickbait test with always-valid intervals.
+"$funnel" simulate --scenario clickbait --users 8000 --seed 11 --out "$out/events.jsonl" 2>/dev/null
+render clickbait --events "$out/events.jsonl"
+python3 tools/checks/check_html_dom.py clickbait "$out/clickbait.dom.html" \
+  --expect-drawn funnel-ctr funnel-cart_rate funnel-post_click_cvr funnel-ctcvr forest positions cohorts
+"$funnel" simulate --scenario aa --users 6000 --seed 12 --out "$out/aa.jsonl" 2>/dev/null
+render aa --events "$out/aa.jsonl"
+python3 tools/checks/check_html_dom.py aa "$out/aa.dom.html" --expect-drawn forest positions
+render clickbait-msprt --events "$out/events.jsonl" --sequential msprt
+python3 tools/checks/check_html_dom.py clickbait-msprt "$out/clickbait-msprt.dom.html" --expect-drawn forest
+echo "screenshots: $out/hillstrom.png $out/clickbait.png"
 
 # The daily path (funnel report --daily --format html): rendered in Chromium, its chart with marks
 # for every day, both interval bands and at least three ticks on the lift axis.

@@ -2,9 +2,6 @@ import Foundation
 import FunnelBase
 
 extension HTMLReport {
-    /// The daily page's rules beside the report's: right-aligned numbers, charts kept whole in print.
-    static let dailyStyle = "\ntd.n,th.n{text-align:right}@media print{svg.chart{break-inside:avoid}}"
-
     /// The daily path of `funnel report --daily --format html` as one self-contained page: per
     /// treatment, a chart of the primary metric's lift day by day, its always-valid interval as a
     /// light band and its fixed-horizon interval as a darker one, with a labelled lift axis; then the
@@ -12,7 +9,7 @@ extension HTMLReport {
     public static func renderDaily(_ doc: JSONValue) -> String {
         let metric = esc(TextReport.string(doc["metric"]) ?? "")
         let method = TextReport.string(doc["sequential"]) ?? "none"
-        guard case .array(let days)? = doc["days"] else { return page("Daily path", "<p>No days in the events.</p>", extraStyle: dailyStyle) }
+        guard case .array(let days)? = doc["days"] else { return page("Daily path", "<p>No days in the events.</p>") }
         var variants: [String] = []
         for d in days {
             if case .array(let cs)? = d["comparisons"] {
@@ -49,7 +46,7 @@ extension HTMLReport {
             }
         }
         body += "</table>\n"
-        return page("Daily path — \(metric)", body, extraStyle: dailyStyle)
+        return page("Daily path — \(metric)", body)
     }
 
     /// One variant's lift by day: bands for the intervals, the lift as a line with a point per day,
@@ -74,22 +71,17 @@ extension HTMLReport {
         for p in points {
             for v in [p.lift, p.fixed?.0, p.fixed?.1, p.always?.0, p.always?.1].compactMap({ $0 }) where v.isFinite { lo = min(lo, v); hi = max(hi, v) }
         }
-        if hi - lo < 1e-9 { lo -= 0.01; hi += 0.01 }
-        // Round tick steps (1, 2 or 5 × 10^k) giving 4 to 8 ticks.
-        let raw = (hi - lo) / 5, magnitude = pow(10, floor(log10(raw)))
-        let step = [1.0, 2.0, 5.0, 10.0].map { $0 * magnitude }.first { (hi - lo) / $0 <= 8 } ?? 10 * magnitude
-        lo = floor(lo / step) * step; hi = ceil(hi / step) * step
+        let axis = niceTicks(lo, hi)
+        lo = axis.lo; hi = axis.hi
         let w = 720.0, h = 280.0, left = 64.0, right = 16.0, top = 12.0, bottom = 40.0
         let n = max(days.count - 1, 1)
         func x(_ day: Int) -> Double { days.count == 1 ? (left + w - right) / 2 : left + (w - left - right) * Double(day) / Double(n) }
         func y(_ v: Double) -> Double { top + (h - top - bottom) * (hi - v) / (hi - lo) }
         var svg = "<svg class=\"chart\" data-chart=\"daily\" width=\"\(Int(w))\" height=\"\(Int(h))\" role=\"img\" aria-label=\"lift of \(esc(variant)) by day\">"
         // Axis with ticks.
-        var t = lo
-        while t <= hi + step / 2 {
+        for t in axis.values {
             svg += "<line class=\"tick\" x1=\"\(f(left - 4))\" y1=\"\(f(y(t)))\" x2=\"\(f(w - right))\" y2=\"\(f(y(t)))\" stroke=\"#eee\"/>"
-            svg += "<text class=\"tick\" x=\"\(f(left - 8))\" y=\"\(f(y(t) + 4))\" text-anchor=\"end\">\(String(format: step * 100 < 1 ? "%+.1f%%" : "%+.0f%%", t * 100))</text>"
-            t += step
+            svg += "<text class=\"tick\" x=\"\(f(left - 8))\" y=\"\(f(y(t) + 4))\" text-anchor=\"end\">\(percentTick(t, step: axis.step, signed: true))</text>"
         }
         svg += "<text x=\"14\" y=\"\(f(top + (h - top - bottom) / 2))\" transform=\"rotate(-90 14 \(f(top + (h - top - bottom) / 2)))\" text-anchor=\"middle\">lift</text>"
         svg += "<line x1=\"\(f(left))\" y1=\"\(f(y(0)))\" x2=\"\(f(w - right))\" y2=\"\(f(y(0)))\" stroke=\"#555\" stroke-dasharray=\"4 3\"/>"
