@@ -222,12 +222,18 @@ extension Attributor {
     /// a summary with an empty experiment (its counters only), which merges with the other parts'.
     public static func summarize(_ log: EventLog, config: FunnelConfig, sensitivity: Bool = true,
                                  partOfLarger: Bool = false) throws(AttributionError) -> ExperimentSummary {
+        try summarizeWithAttribution(log, config: config, sensitivity: sensitivity, partOfLarger: partOfLarger).summary
+    }
+
+    /// `summarize`, with the configured window's attribution it folded (the users' assignment).
+    public static func summarizeWithAttribution(_ log: EventLog, config: FunnelConfig, sensitivity: Bool = true,
+                                                partOfLarger: Bool = false) throws(AttributionError) -> (summary: ExperimentSummary, attribution: Attribution) {
         var config = config
         if partOfLarger && config.experiment == nil && !log.events.contains(where: { $0.type == .exposure }) {
             config.experiment = ""
         }
         let (base, windows) = try runWithSensitivity(log, config: config, sensitivity: sensitivity)
-        return try summary(base, windows: windows, log: log, config: config)
+        return (try summary(base, windows: windows, log: log, config: config), base)
     }
 
     /// The rules under the configured window and (with `sensitivity`) one attribution per

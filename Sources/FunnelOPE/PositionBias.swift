@@ -54,21 +54,34 @@ public enum PositionBias {
         public var warnings: [String]
     }
 
-    /// Estimates θ_k/θ_1 for positions 1…`maxPosition` (fewer when the data stop earlier).
+    /// Estimates θ_k/θ_1 for positions 1…`maxPosition` (fewer when the data stop earlier) from
+    /// click records, each cluster (user) weighted in the bootstrap by its own Poisson(1) draws.
     public static func estimate(_ records: [ClickRecord], method: Method, maxPosition: Int = 10,
                                 bootstrap: Int = 200, alpha: Double = 0.05, seed: UInt64 = 1) throws(OPEError) -> Estimate {
-        let used = method == .randomized ? records.filter(\.randomized) : records
-        guard !used.isEmpty else {
-            throw OPEError(method == .randomized
+        var tally = PositionBiasTally(bootstrap: method == .randomized ? 0 : bootstrap, seed: seed)
+        var byCluster: [Int32: [TallyRound]] = [:]
+        var order: [Int32] = []
+        for r in records {
+            if byCluster[r.cluster] == nil { order.append(r.cluster) }
+            byCluster[r.cluster, default: []].append(TallyRound(item: String(r.item), position: r.position, ranker: String(r.ranker),
+                                                                clicked: r.clicked, randomized: r.randomized, group: nil, collapsed: false))
+        }
+        for c in order { tally.add(user: PositionBiasTally.mix(UInt64(UInt32(bitPattern: c))), rounds: byCluster[c]!) }
+        return try estimate(tally, method: method, maxPosition: maxPosition, alpha: alpha)
+    }
+
+    /// Estimates θ_k/θ_1 for positions 1…`maxPosition` (at most `PositionBiasTally.positions`;
+    /// fewer when the data stop earlier) from a tally; the bootstrap's replicates are the tally's.
+    public static func estimate(_ t: PositionBiasTally, method: Method, maxPosition: Int = 10, alpha: Double = 0.05) throws(OPEError) -> Estimate {
+        let randomized = method == .randomized
+        let usedCount = randomized ? t.randomizedRounds : t.rounds
+        guard usedCount > 0 else {
+            throw OPEError(randomized
                 ? "no kept impression was shown in randomized order; mark shuffled traffic (see --randomized) or use --method em"
                 : "no kept impression to estimate position bias from")
         }
-        let seen = min(maxPosition, Int(used.map(\.position).max() ?? 1))
-        var imps = [Int](repeating: 0, count: seen), clicks = [Int](repeating: 0, count: seen)
-        for r in used where Int(r.position) <= seen {
-            imps[Int(r.position) - 1] += 1
-            if r.clicked { clicks[Int(r.position) - 1] += 1 }
-        }
+        let seen = min(maxPosition, PositionBiasTally.positions, Int(max(1, randomized ? t.maxRandomizedPosition : t.maxPosition)))
+        var (imps, clicks) = t.perPosition(randomized: randomized, upTo: seen)
         var warnings: [String] = []
         // Positions from the first one without a click on are not estimated.
         let p = clicks.firstIndex(of: 0) ?? seen
@@ -78,101 +91,72 @@ public enum PositionBias {
             clicks.removeLast(seen - p)
         }
         guard p >= 2 else {
-            throw OPEError(p == 0 ? "no click at position 1 among the \(used.count) impressions used: the propensities are relative to position 1"
+            throw OPEError(p == 0 ? "no click at position 1 among the \(usedCount) impressions used: the propensities are relative to position 1"
                                   : "position bias needs clicks at two positions or more; only position 1 has clicks")
         }
-        let naive = naiveRatios(records, positions: p)
+        let (allImps, allClicks) = t.perPosition(randomized: false, upTo: p)
+        let base = allImps[0] > 0 && allClicks[0] > 0 ? Double(allClicks[0]) / Double(allImps[0]) : .nan
+        let naive = (0..<p).map { allImps[$0] > 0 ? (Double(allClicks[$0]) / Double(allImps[$0])) / base : .nan }
         for k in 1..<p where clicks[k] < 30 {
             warnings.append("position \(k + 1) has \(clicks[k]) clicks among the impressions used: its propensity is very uncertain")
         }
         let z = Distributions.normalQuantile(1 - alpha / 2)
-        switch method {
-        case .randomized:
-            let (theta, ci) = randomizedRatios(used, positions: p, z: z)
+        if randomized {
+            let (theta, ci) = randomizedRatios(t, positions: p, z: z)
             return Estimate(method: method, propensities: theta, intervals: ci, impressions: imps, clicks: clicks, naive: naive,
-                            recordsUsed: used.count, warnings: warnings)
-        case .em, .harvesting:
-            let clusterCount = Int(used.map(\.cluster).max() ?? 0) + 1
-            let itemCount = Int(used.map(\.item).max() ?? 0) + 1
-            let rankerCount = Int(used.map(\.ranker).max() ?? 0) + 1
-            if method == .harvesting && Set(used.map(\.ranker)).count < 2 {
-                throw OPEError("harvesting needs impressions from at least two rankers (context.ranker or the impression's variant); found one")
+                            recordsUsed: usedCount, warnings: warnings)
+        }
+        if method == .harvesting && t.rankers.count < 2 {
+            throw OPEError("harvesting needs impressions from at least two rankers (context.ranker or the impression's variant); found one")
+        }
+        let cells = t.canonicalCells(upTo: p)
+        let full = method == .em ? emFit(cells, n: cells.n, c: cells.c, positions: p) : nil
+        // Bootstrap refits start from the full fit.
+        let fit: @Sendable ([Double], [Double]) -> [Double]? = { n, c in
+            method == .em
+                ? emFit(cells, n: n, c: c, positions: p, start: full?.state, tolerance: 1e-7, maxIterations: 3000)?.ratios
+                : harvestFit(cells, n: n, c: c, positions: p)
+        }
+        guard let theta = method == .em ? full?.ratios : fit(cells.n, cells.c) else {
+            throw OPEError(method == .em ? "the EM fit did not converge" : "no item was shown at two positions by two rankers: nothing to harvest")
+        }
+        var intervals = [(Double, Double)?](repeating: nil, count: p)
+        intervals[0] = (1, 1)
+        if t.bootstrap >= 10 {
+            let draws = ResultSlots<[Double]?>(count: t.bootstrap)
+            DispatchQueue.concurrentPerform(iterations: t.bootstrap) { b in
+                let (n, c) = t.replicate(b, order: cells.order)
+                draws.set(b, fit(n, c))
             }
-            let ones = [Double](repeating: 1, count: clusterCount)
-            let full = method == .em ? emFit(used, weights: ones, positions: p, items: itemCount) : nil
-            // Bootstrap refits start from the full fit.
-            let fit: @Sendable ([Double]) -> [Double]? = { weights in
-                method == .em
-                    ? emFit(used, weights: weights, positions: p, items: itemCount, start: full?.state, tolerance: 1e-7, maxIterations: 3000)?.ratios
-                    : harvestFit(used, weights: weights, positions: p, items: itemCount, rankers: rankerCount)
-            }
-            guard let theta = method == .em ? full?.ratios : fit(ones) else {
-                throw OPEError(method == .em ? "the EM fit did not converge" : "no item was shown at two positions by two rankers: nothing to harvest")
-            }
-            var intervals = [(Double, Double)?](repeating: nil, count: p)
-            intervals[0] = (1, 1)
-            if bootstrap >= 10 {
-                let draws = ResultSlots<[Double]?>(count: bootstrap)
-                DispatchQueue.concurrentPerform(iterations: bootstrap) { b in
-                    var rng = SplitMix64(seed: seed &+ UInt64(b) &* 0x9E37_79B9_7F4A_7C15)
-                    let w = (0..<clusterCount).map { _ in Double(rng.poisson1()) }
-                    draws.set(b, fit(w))
-                }
-                let replicates = draws.values().compactMap { $0 }
-                if replicates.count >= 10 {
-                    for k in 1..<p {
-                        let v = replicates.map { $0[k] }.filter(\.isFinite).sorted()
-                        if v.count >= 10 { intervals[k] = (quantile(v, alpha / 2), quantile(v, 1 - alpha / 2)) }
-                    }
+            let replicates = draws.values().compactMap { $0 }
+            if replicates.count >= 10 {
+                for k in 1..<p {
+                    let v = replicates.map { $0[k] }.filter(\.isFinite).sorted()
+                    if v.count >= 10 { intervals[k] = (quantile(v, alpha / 2), quantile(v, 1 - alpha / 2)) }
                 }
             }
-            return Estimate(method: method, propensities: theta, intervals: intervals, impressions: imps, clicks: clicks, naive: naive,
-                            recordsUsed: used.count, warnings: warnings)
         }
+        return Estimate(method: method, propensities: theta, intervals: intervals, impressions: imps, clicks: clicks, naive: naive,
+                        recordsUsed: usedCount, warnings: warnings)
     }
 
-    /// CTR_k / CTR_1 over all records.
-    static func naiveRatios(_ records: [ClickRecord], positions p: Int) -> [Double] {
-        var n = [Double](repeating: 0, count: p), c = [Double](repeating: 0, count: p)
-        for r in records where Int(r.position) <= p {
-            n[Int(r.position) - 1] += 1
-            if r.clicked { c[Int(r.position) - 1] += 1 }
-        }
-        let base = n[0] > 0 && c[0] > 0 ? c[0] / n[0] : .nan
-        return (0..<p).map { n[$0] > 0 ? (c[$0] / n[$0]) / base : .nan }
-    }
-
-    /// (CTR_k / CTR_1) with a delta-method interval on the log scale from per-cluster sums:
-    /// Var log r_k ≈ Σ_u (c_uk/C_k − n_uk/N_k − c_u1/C_1 + n_u1/N_1)².
-    static func randomizedRatios(_ used: [ClickRecord], positions p: Int, z: Double) -> ([Double], [(Double, Double)?]) {
-        var index: [Int32: Int] = [:]
-        var n: [Double] = [], c: [Double] = []
-        for r in used where Int(r.position) <= p {
-            let slot: Int
-            if let s = index[r.cluster] { slot = s } else {
-                slot = index.count
-                index[r.cluster] = slot
-                n.append(contentsOf: repeatElement(0, count: p))
-                c.append(contentsOf: repeatElement(0, count: p))
-            }
-            n[slot * p + Int(r.position) - 1] += 1
-            if r.clicked { c[slot * p + Int(r.position) - 1] += 1 }
-        }
-        let users = index.count
-        var nk = [Double](repeating: 0, count: p), ck = [Double](repeating: 0, count: p)
-        for u in 0..<users { for k in 0..<p { nk[k] += n[u * p + k]; ck[k] += c[u * p + k] } }
+    /// (CTR_k / CTR_1) over the shuffled rounds with a delta-method interval on the log scale from
+    /// the users' sums: Var log r_k ≈ Σ_u (c_uk/C_k − n_uk/N_k − c_u1/C_1 + n_u1/N_1)², written as
+    /// the quadratic form aᵀ (Σ_u x_u x_uᵀ) a of the tally's cross products.
+    static func randomizedRatios(_ t: PositionBiasTally, positions p: Int, z: Double) -> ([Double], [(Double, Double)?]) {
+        let P = PositionBiasTally.positions
+        let nk = (0..<p).map { Double(t.randomizedSums[$0]) }, ck = (0..<p).map { Double(t.randomizedSums[P + $0]) }
         var theta = [Double](repeating: .nan, count: p)
         var ci = [(Double, Double)?](repeating: nil, count: p)
         theta[0] = 1
         ci[0] = (1, 1)
         for k in 1..<p where nk[k] > 0 && ck[k] > 0 {
             theta[k] = (ck[k] / nk[k]) / (ck[0] / nk[0])
+            // Coordinates (clicks at k, rounds at k, clicks at 1, rounds at 1) and their weights.
+            let index = [P + k, k, P, 0], a = [1 / ck[k], -1 / nk[k], -1 / ck[0], 1 / nk[0]]
             var v = 0.0
-            for u in 0..<users {
-                let g = c[u * p + k] / ck[k] - n[u * p + k] / nk[k] - c[u * p] / ck[0] + n[u * p] / nk[0]
-                v += g * g
-            }
-            let se = v.squareRoot()
+            for i in 0..<4 { for j in 0..<4 { v += a[i] * a[j] * t.cross(index[i], index[j]) } }
+            let se = max(v, 0).squareRoot()
             ci[k] = (theta[k] * exp(-z * se), theta[k] * exp(z * se))
         }
         return (theta, ci)
@@ -184,26 +168,13 @@ public enum PositionBias {
         var gamma: [Double]
     }
 
-    /// EM for the position-based model on the non-empty (item, position) cells weighted by cluster
-    /// weights, from `start` when given; returns θ_k/θ_1 and the fitted state. Stops when no ratio
-    /// moves by more than `tolerance` in an iteration.
-    static func emFit(_ used: [ClickRecord], weights: [Double], positions p: Int, items: Int, start: EMState? = nil,
+    /// EM for the position-based model on the (item, position) cells (rankers pooled) with round
+    /// and click weights `n`, `c`, from `start` when given; returns θ_k/θ_1 and the fitted state.
+    /// Stops when no ratio moves by more than `tolerance` in an iteration.
+    static func emFit(_ cells: CellArrays, n: [Double], c: [Double], positions p: Int, start: EMState? = nil,
                       tolerance: Double = 1e-10, maxIterations: Int = 20_000) -> (ratios: [Double], state: EMState)? {
-        var cellIndex = [Int32](repeating: -1, count: items * p)
-        var cellItem: [Int32] = [], cellPos: [Int32] = [], n: [Double] = [], c: [Double] = []
-        for r in used where Int(r.position) <= p {
-            let w = weights[Int(r.cluster)]
-            if w == 0 { continue }
-            let j = Int(r.item) * p + Int(r.position) - 1
-            var cell = Int(cellIndex[j])
-            if cell < 0 {
-                cell = n.count
-                cellIndex[j] = Int32(cell)
-                cellItem.append(r.item); cellPos.append(r.position - 1); n.append(0); c.append(0)
-            }
-            n[cell] += w
-            if r.clicked { c[cell] += w }
-        }
+        let items = cells.items
+        let cellItem = cells.item, cellPos = cells.position
         var nk = [Double](repeating: 0, count: p), ck = [Double](repeating: 0, count: p)
         var ni = [Double](repeating: 0, count: items), ci = [Double](repeating: 0, count: items)
         for j in n.indices {
@@ -249,16 +220,16 @@ public enum PositionBias {
         return previous.allSatisfy(\.isFinite) ? (previous, EMState(theta: theta, gamma: gamma)) : nil
     }
 
-    /// Intervention harvesting on (item, position, ranker) cells; returns θ_k/θ_1.
-    static func harvestFit(_ used: [ClickRecord], weights: [Double], positions p: Int, items: Int, rankers: Int) -> [Double]? {
+    /// Intervention harvesting on (item, position, ranker) cells with round and click weights
+    /// `n`, `c`; returns θ_k/θ_1.
+    static func harvestFit(_ cellArrays: CellArrays, n cellN: [Double], c cellC: [Double], positions p: Int) -> [Double]? {
+        let items = cellArrays.items, rankers = cellArrays.rankers
         let stride = p * rankers
         var n = [Double](repeating: 0, count: items * stride), c = [Double](repeating: 0, count: items * stride)
-        for r in used where Int(r.position) <= p {
-            let w = weights[Int(r.cluster)]
-            if w == 0 { continue }
-            let j = Int(r.item) * stride + (Int(r.position) - 1) * rankers + Int(r.ranker)
-            n[j] += w
-            if r.clicked { c[j] += w }
+        for j in cellN.indices where cellN[j] > 0 {
+            let x = Int(cellArrays.item[j]) * stride + Int(cellArrays.position[j]) * rankers + Int(cellArrays.ranker[j])
+            n[x] += cellN[j]
+            c[x] += cellC[j]
         }
         // a[k][k'] = Σ w·CTR(i, k), b[k][k'] = Σ w·CTR(i, k') over pairs of cells of one item at
         // positions k < k' from different rankers.
@@ -380,6 +351,12 @@ public enum PositionBias {
         public init() {}
         public var naive: Double { impressions > 0 ? Double(clicks) / Double(impressions) : .nan }
         public var ips: Double { impressions > 0 ? weightedClicks / Double(impressions) : .nan }
+        /// Adds `rounds` impressions at `position`, `clicks` of them clicked.
+        public mutating func add(position: Int, rounds: Int, clicks c: Int, propensities: [Double], floor: Double) {
+            impressions += rounds
+            clicks += c
+            if c > 0 { weightedClicks += Double(c) * weight(position: position, propensities: propensities, floor: floor) }
+        }
         public mutating func add(position: Int, clicked: Bool, propensities: [Double], floor: Double) {
             impressions += 1
             if clicked {

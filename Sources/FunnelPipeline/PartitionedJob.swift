@@ -3,6 +3,7 @@ import FunnelAttribution
 import FunnelBase
 import FunnelConfig
 import FunnelEvents
+import FunnelOPE
 
 /// How the events are split for counting: into partitions by user, held within a memory budget.
 public struct PartitionPlan: Sendable {
@@ -51,6 +52,8 @@ public struct PartitionPlan: Sendable {
 /// What a partitioned run did, for the command's message.
 public struct PartitionedRun: Sendable {
     public var summary: ExperimentSummary
+    /// The rounds' position-bias tally, when funnel.yaml asks for the report's section.
+    public var positionBias: PositionBiasTally?
     public var partitions: Int
     public var spilled: Bool
     public var spilledBytes: Int
@@ -97,7 +100,7 @@ public func summarizePartitioned(_ source: EventSource, config: FunnelConfig, pl
     if timing { FileHandle.standardError.write(Data("route: \(t1.timeIntervalSince(t0)) s, \(count) partitions, spilled \(store.spilled)\n".utf8)) }
 
     // Count the partitions two at a time when spilled (memory), all cores otherwise.
-    let results = ResultSlots<Result<ExperimentSummary, PipelineError>>(count: count)
+    let results = ResultSlots<Result<(ExperimentSummary, PositionBiasTally?), PipelineError>>(count: count)
     let width = store.spilled ? 2 : max(1, ProcessInfo.processInfo.activeProcessorCount)
     let waves = (count + width - 1) / width
     for wave in 0..<waves {
@@ -107,8 +110,8 @@ public func summarizePartitioned(_ source: EventSource, config: FunnelConfig, pl
             do {
                 var log = try store.log(p)
                 log.dropIDStrings()
-                let s = try Attributor.summarize(log, config: config, partOfLarger: true)
-                results.set(p, .success(s))
+                let (s, attribution) = try Attributor.summarizeWithAttribution(log, config: config, partOfLarger: true)
+                results.set(p, .success((s, PositionBiasReport.tally(log: log, attribution: attribution, config: config))))
             } catch let e as PartitionError {
                 results.set(p, .failure(PipelineError(e.message)))
             } catch let e as AttributionError {
@@ -120,11 +123,14 @@ public func summarizePartitioned(_ source: EventSource, config: FunnelConfig, pl
     }
     if timing { FileHandle.standardError.write(Data("count: \(Date().timeIntervalSince(t1)) s\n".utf8)) }
     var merged: ExperimentSummary? = nil
+    var tally: PositionBiasTally? = nil
     var experiments: [String] = []
     for r in results.values() {
         let s: ExperimentSummary
         switch r {
-        case .success(let x): s = x
+        case .success(let x):
+            s = x.0
+            if let t = x.1 { tally = tally.map { $0.merging(t) } ?? t }
         case .failure(let e): throw e
         }
         if !s.experiment.isEmpty && !experiments.contains(s.experiment) { experiments.append(s.experiment) }
@@ -144,5 +150,5 @@ public func summarizePartitioned(_ source: EventSource, config: FunnelConfig, pl
     }
     summary.dataQuality.eventsRead += counters.eventsRead
     for (r, n) in counters.quarantined { summary.dataQuality.quarantined[r, default: 0] += n }
-    return PartitionedRun(summary: summary, partitions: count, spilled: store.spilled, spilledBytes: store.spilled ? store.sizes.reduce(0, +) : 0)
+    return PartitionedRun(summary: summary, positionBias: tally, partitions: count, spilled: store.spilled, spilledBytes: store.spilled ? store.sizes.reduce(0, +) : 0)
 }

@@ -125,17 +125,57 @@ public enum PositionBiasReport {
         [("rounds", .int(rounds.count)), ("rounds_collapsed_by_dedup", .int(rounds.filter(\.collapsed).count))]
     }
 
-    /// The report's `position_bias` section, or nil when `position_bias.method` is `none` and no
-    /// fixed propensities are configured. Propensities are estimated on every round (both arms,
-    /// before and after exposure: position bias is a property of the surface); the debiased
-    /// click-through per variant and per item uses the analysed users' rounds from their first
-    /// exposure on (`RoundGroups`). A round's `ctr` here can differ from the report's `ctr`, which
-    /// counts a re-shown item once (rule 4).
-    public static func section(log: EventLog, attribution: Attribution, config: FunnelConfig,
-                               bootstrap: Int = 100, seed: UInt64 = 1) throws(PipelineError) -> JSONValue? {
+    /// Whether funnel.yaml asks for the report's `position_bias` section.
+    public static func wanted(_ config: FunnelConfig) -> Bool {
+        config.positionBiasMethod != "none" || config.positionBiasPropensities != nil
+    }
+
+    /// Bootstrap replicates of the report's intervals (em and harvesting).
+    static let reportBootstrap = 100
+
+    /// What a tally depends on beyond the counting rules: which rounds are shuffled, what names
+    /// the ranker, how many bootstrap replicates it holds. Summaries merge only under equal settings.
+    public static func settings(_ config: FunnelConfig) -> String {
+        let method = PositionBias.Method(rawValue: config.positionBiasMethod)
+        let bootstrap = method == .em || method == .harvesting ? reportBootstrap : 0
+        return "randomized_context=\(config.randomizedContext);ranker_context=\(config.rankerContext);bootstrap=\(bootstrap)"
+    }
+
+    /// The tally of a log's rounds for the report's section (every round estimates the
+    /// propensities; the analysed users' rounds from their first exposure on are grouped by
+    /// variant), or nil when funnel.yaml does not ask for the section. The tallies of logs split by
+    /// user merge into the tally of the whole.
+    public static func tally(log: EventLog, attribution: Attribution?, config: FunnelConfig) -> PositionBiasTally? {
+        guard wanted(config) else { return nil }
+        let method = PositionBias.Method(rawValue: config.positionBiasMethod)
+        var tally = PositionBiasTally(bootstrap: method == .em || method == .harvesting ? reportBootstrap : 0, seed: 1)
+        let (records, rounds, rankers) = records(log, config: config)
+        let groups = attribution.map { RoundGroups($0, log: log) }
+        var start = 0
+        while start < rounds.count {
+            let user = rounds[start].user
+            var end = start
+            var list: [TallyRound] = []
+            while end < rounds.count && rounds[end].user == user {
+                let r = rounds[end], rec = records[end]
+                list.append(TallyRound(item: log.items[r.item], position: r.position, ranker: rankers[Int(rec.ranker)], clicked: r.clicked,
+                                       randomized: rec.randomized, group: groups?.group(r, log: log).map { groups!.names[$0] },
+                                       collapsed: r.collapsed))
+                end += 1
+            }
+            tally.add(user: PositionBiasTally.userKey(log.users[user]), rounds: list)
+            start = end
+        }
+        return tally
+    }
+
+    /// The report's `position_bias` section from a tally, or nil when `position_bias.method` is
+    /// `none` and no fixed propensities are configured. `variants` orders the debiased
+    /// click-through as the report orders its variants. A round's `ctr` here can differ from the
+    /// report's `ctr`, which counts a re-shown item once (rule 4).
+    public static func section(tally: PositionBiasTally, variants: [String], config: FunnelConfig) throws(PipelineError) -> JSONValue? {
         let method = config.positionBiasMethod
-        guard method != "none" || config.positionBiasPropensities != nil else { return nil }
-        let (records, rounds, _) = records(log, config: config)
+        guard wanted(config) else { return nil }
         var propensities: [Double]
         var positions: JSONValue
         var warnings: [String] = []
@@ -147,25 +187,41 @@ public enum PositionBiasReport {
                 throw PipelineError("position_bias.method '\(method)' is not randomized, em, harvesting or none")
             }
             let e: PositionBias.Estimate
-            do { e = try PositionBias.estimate(records, method: m, bootstrap: bootstrap, alpha: config.significanceLevel, seed: seed) } catch {
-                throw .offPolicy(error)
-            }
+            do { e = try PositionBias.estimate(tally, method: m, alpha: config.significanceLevel) } catch { throw .offPolicy(error) }
             propensities = e.propensities
             positions = positionsJSON(e)
             warnings = e.warnings
         }
         let floor = config.positionBiasFloor
-        let groups = RoundGroups(attribution, log: log)
-        let group = { (r: Round) in groups.group(r, log: log) }
-        let perVariant = debiased(rounds, propensities: propensities, floor: floor, groups: groups.names.count, group: group)
-        let variants: [(String, JSONValue)] = groups.names.indices.map { (groups.names[$0], .object(ctrJSON(perVariant[$0]))) }
-        let items = items(rounds, log: log, propensities: propensities, floor: floor, groups: groups.names, limit: 20, group: group)
+        // Per variant, and per (variant, item), in position order.
+        var perVariant: [String: PositionBias.DebiasedCTR] = [:]
+        var perItem: [String: [String: PositionBias.DebiasedCTR]] = [:]
+        for g in tally.groupCounts() {
+            perVariant[g.group, default: PositionBias.DebiasedCTR()].add(position: Int(g.position), rounds: g.rounds, clicks: g.clicks,
+                                                                          propensities: propensities, floor: floor)
+            perItem[g.group, default: [:]][g.item, default: PositionBias.DebiasedCTR()].add(position: Int(g.position), rounds: g.rounds, clicks: g.clicks,
+                                                                                            propensities: propensities, floor: floor)
+        }
+        let names = variants
+        let variantsJSON: [(String, JSONValue)] = names.map { ($0, .object(ctrJSON(perVariant[$0] ?? PositionBias.DebiasedCTR()))) }
+        var items: [JSONValue] = []
+        for name in names {
+            // The 20 items with most rounds, ties by item id.
+            let top = (perItem[name] ?? [:]).sorted { ($0.value.impressions, $1.key) > ($1.value.impressions, $0.key) }.prefix(20)
+            for (item, d) in top { items.append(.object([("variant", .string(name)), ("item_id", .string(item))] + ctrJSON(d))) }
+        }
         return .object([
             ("method", .string(method == "none" ? "fixed" : method)), ("floor", .double(floor)),
-            ("positions", positions), ("variants", .object(variants)), ("items", .array(items)),
-        ] + roundsJSON(rounds) + [
+            ("positions", positions), ("variants", .object(variantsJSON)), ("items", .array(items)),
+            ("rounds", .int(tally.rounds)), ("rounds_collapsed_by_dedup", .int(tally.collapsed)),
             ("warnings", .array(warnings.map(JSONValue.string))),
             ("definition", .string("over rounds (every served impression after duplicates, bots and viewability; a re-shown item is a round of its own with its own click): ips_ctr = Σ over clicked rounds of 1/max(propensity of the round's position, floor) / rounds: the click-through if every impression were examined like position 1; positions without an estimate take the floor")),
         ])
+    }
+
+    /// The section of a log held in memory.
+    public static func section(log: EventLog, attribution: Attribution, config: FunnelConfig) throws(PipelineError) -> JSONValue? {
+        guard let tally = tally(log: log, attribution: attribution, config: config) else { return nil }
+        return try section(tally: tally, variants: attribution.variants, config: config)
     }
 }

@@ -4,6 +4,7 @@ import FunnelAnalysis
 import FunnelAttribution
 import FunnelConfig
 import FunnelEvents
+import FunnelOPE
 import FunnelReport
 
 /// Item cohorts for the mix-versus-rate diagnosis: the cohort of each item the file names, and the
@@ -117,35 +118,50 @@ public struct ReportJob: Sendable {
         if let sequential { config.sequential = sequential }
         if let asOf { config.asOf = asOf }
         let cohorts = try itemsPath.map { (p) throws(PipelineError) in try loadCohorts(path: p) }
+        var summary: ExperimentSummary, tally: PositionBiasTally?
         if !summaryPaths.isEmpty {
-            return buildReport(summary: try mergeSummaries(summaryPaths, config: config), config: config, cohorts: cohorts)
+            (summary, tally) = try mergeSummaries(summaryPaths, config: config)
+        } else {
+            let run = try summarizePartitioned(source, config: config, plan: plan, onProgress: onProgress)
+            (summary, tally) = (run.summary, run.positionBias)
+            if let upstream {
+                summary.dataQuality.eventsRead += upstream.eventsRead
+                summary.dataQuality.duplicateEvents += upstream.duplicateEvents
+                for (reason, n) in upstream.quarantined { summary.dataQuality.quarantined[reason, default: 0] += n }
+            }
         }
-        if config.positionBiasMethod != "none" || config.positionBiasPropensities != nil {
-            // The position-bias section needs every round at once: the whole log in memory.
-            var log = try readEvents(source, onProgress: onProgress)
-            if let upstream { log.counters.add(upstream) }
-            return try buildReport(log: log, config: config, cohorts: cohorts)
-        }
-        var run = try summarizePartitioned(source, config: config, plan: plan, onProgress: onProgress)
-        if let upstream {
-            run.summary.dataQuality.eventsRead += upstream.eventsRead
-            run.summary.dataQuality.duplicateEvents += upstream.duplicateEvents
-            for (reason, n) in upstream.quarantined { run.summary.dataQuality.quarantined[reason, default: 0] += n }
-        }
-        return buildReport(summary: run.summary, config: config, cohorts: cohorts)
+        let doc = buildReport(summary: summary, config: config, cohorts: cohorts)
+        guard let tally, case .object(var members) = doc, case .object(let variants)? = doc["variants"],
+              let section = try PositionBiasReport.section(tally: tally, variants: variants.map(\.0), config: config) else { return doc }
+        members.append(("position_bias", section))
+        return .object(members)
     }
 }
 
 /// Reads summary files and merges them; an error when they disagree with each other or with
 /// `config` (another experiment, other counting rules, another format version).
-public func mergeSummaries(_ paths: [String], config: FunnelConfig) throws(PipelineError) -> ExperimentSummary {
+/// With the report's position-bias section asked for, every file must hold a tally made under the
+/// same position-bias settings; the tallies are merged too.
+public func mergeSummaries(_ paths: [String], config: FunnelConfig) throws(PipelineError) -> (summary: ExperimentSummary, positionBias: PositionBiasTally?) {
     var merged: ExperimentSummary? = nil
+    var tally: PositionBiasTally? = nil
+    let wantsPositionBias = PositionBiasReport.wanted(config), settings = PositionBiasReport.settings(config)
     for path in paths {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw PipelineError("--summaries \(path): cannot read the file; pass files written by funnel summarize --out")
         }
-        let s = try SummaryFile.decode(data, path: path)
+        let contents = try SummaryFile.decodeContents(data, path: path)
+        let s = contents.summary
+        if wantsPositionBias {
+            guard let pb = contents.positionBias else {
+                throw PipelineError("--summaries \(path): holds no position-bias tally, and funnel.yaml asks for the position_bias section; run funnel summarize with this funnel.yaml, or set position_bias.method: none")
+            }
+            guard pb.settings == settings else {
+                throw PipelineError("--summaries \(path): its position-bias tally was made under \(pb.settings), the configuration's is \(settings); run funnel summarize with this funnel.yaml")
+            }
+            tally = tally.map { $0.merging(pb.tally) } ?? pb.tally
+        }
         let rules = ExperimentSummary.rulesKey(config)
         guard s.rules == rules else {
             throw PipelineError("--summaries \(path): computed under other counting rules (\(s.rules)) than the configuration's (\(rules)); pass the --config the summaries were made with")
@@ -160,10 +176,7 @@ public func mergeSummaries(_ paths: [String], config: FunnelConfig) throws(Pipel
         }
     }
     guard let merged else { throw PipelineError("--summaries: no files given") }
-    if config.positionBiasMethod != "none" || config.positionBiasPropensities != nil {
-        throw PipelineError("--summaries: position_bias in funnel.yaml needs the rounds themselves, which summaries do not hold; run funnel report --events for that section, or set position_bias.method: none")
-    }
-    return merged
+    return (merged, tally)
 }
 
 /// `funnel summarize`: the summary of the users in the events, written to a file.
@@ -182,10 +195,11 @@ public struct SummarizeJob: Sendable {
 
     public func run(onProgress: (@Sendable (Int) -> Void)? = nil) throws(PipelineError) -> ExperimentSummary {
         let config = try loadConfig(configPath)
-        let summary = try summarizePartitioned(source, config: config, plan: plan, onProgress: onProgress).summary
-        let data = try SummaryFile.encode(summary)
+        let run = try summarizePartitioned(source, config: config, plan: plan, onProgress: onProgress)
+        let data = try SummaryFile.encode(SummaryFile.Contents(summary: run.summary,
+                                                               positionBias: run.positionBias.map { (PositionBiasReport.settings(config), $0) }))
         try writeAtomically(data, to: outPath, option: "--out")
-        return summary
+        return run.summary
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import FunnelAttribution
 import FunnelEvents
+import FunnelOPE
 import FunnelStats
 
 /// The summary file (`funnel summarize --out`): one JSON document that names its format and
@@ -18,8 +19,12 @@ import FunnelStats
 ///                "users_with_pre_data": n, "positions": [[position, impressions, clicks], …],
 ///                "items": [{"id": "…", "impressions": n, "clicks": n, "purchases": n}, …],
 ///                "windows": [moments, …], "tail": [{"minute": m, "moments": moments}, …]}, …],
-///  "segments": [{"dimension": "…", "value": "…", "groups": [{"variant": "…", "moments": moments}, …]}, …]}
+///  "segments": [{"dimension": "…", "value": "…", "groups": [{"variant": "…", "moments": moments}, …]}, …],
+///  "position_bias": {"settings": "randomized_context=…;ranker_context=…;bootstrap=100", "tally": {…}}}
 /// ```
+/// `position_bias` is there when funnel.yaml asked for the report's position-bias section: the
+/// rounds' tally (`PositionBiasTally.Portable`: integer counts per cell, with each bootstrap
+/// replicate's, and the variants' counts).
 public enum SummaryFile {
     public static let format = "funnel-summary"
     public static let version = 1
@@ -48,6 +53,7 @@ public enum SummaryFile {
     struct GroupDTO: Codable { var variant: String; var moments: MomentsDTO }
     struct SegmentDTO: Codable { var dimension: String; var value: String; var groups: [GroupDTO] }
     struct Header: Codable { var format: String?; var version: Int? }
+    struct PositionBiasDTO: Codable { var settings: String; var tally: PositionBiasTally.Portable }
     struct FileDTO: Codable {
         var format: String
         var version: Int
@@ -60,9 +66,11 @@ public enum SummaryFile {
         var itemsSeen: [String]
         var variants: [VariantDTO]
         var segments: [SegmentDTO]
+        var positionBias: PositionBiasDTO?
         enum CodingKeys: String, CodingKey {
             case format, version, experiment, rules, windowHours = "window_hours", tailWindowMs = "tail_window_ms"
             case endOfData = "end_of_data", dataQuality = "data_quality", itemsSeen = "items_seen", variants, segments
+            case positionBias = "position_bias"
         }
     }
 
@@ -130,7 +138,21 @@ public enum SummaryFile {
     }
 
     /// The summary as the file's bytes (keys sorted, so equal summaries give equal files).
-    public static func encode(_ s: ExperimentSummary) throws(PipelineError) -> Data {
+    /// A summary file's contents: the summary, and the position-bias tally with the settings it
+    /// was made under when the file has one.
+    public struct Contents: Sendable {
+        public var summary: ExperimentSummary
+        public var positionBias: (settings: String, tally: PositionBiasTally)?
+        public init(summary: ExperimentSummary, positionBias: (settings: String, tally: PositionBiasTally)? = nil) {
+            self.summary = summary
+            self.positionBias = positionBias
+        }
+    }
+
+    public static func encode(_ s: ExperimentSummary) throws(PipelineError) -> Data { try encode(Contents(summary: s)) }
+
+    public static func encode(_ contents: Contents) throws(PipelineError) -> Data {
+        let s = contents.summary
         let variants = s.variants.keys.sorted().map { name -> VariantDTO in
             let v = s.variants[name]!
             return VariantDTO(
@@ -145,7 +167,8 @@ public enum SummaryFile {
         }
         let file = FileDTO(format: format, version: version, experiment: s.experiment, rules: s.rules, windowHours: s.windowHours,
                            tailWindowMs: s.tailWindow, endOfData: s.endOfData == Int64.min ? nil : s.endOfData,
-                           dataQuality: counters(s.dataQuality), itemsSeen: s.itemsSeen.sorted(), variants: variants, segments: segments)
+                           dataQuality: counters(s.dataQuality), itemsSeen: s.itemsSeen.sorted(), variants: variants, segments: segments,
+                           positionBias: contents.positionBias.map { PositionBiasDTO(settings: $0.settings, tally: $0.tally.portable) })
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         do { return try encoder.encode(file) } catch {
@@ -154,7 +177,9 @@ public enum SummaryFile {
     }
 
     /// Reads a summary file; a clear error for another format, another version or damage.
-    public static func decode(_ data: Data, path: String) throws(PipelineError) -> ExperimentSummary {
+    public static func decode(_ data: Data, path: String) throws(PipelineError) -> ExperimentSummary { try decodeContents(data, path: path).summary }
+
+    public static func decodeContents(_ data: Data, path: String) throws(PipelineError) -> Contents {
         let decoder = JSONDecoder()
         guard let header = try? decoder.decode(Header.self, from: data), header.format == format else {
             throw PipelineError("\(path): not a Funnel summary (no \"format\": \"\(format)\"); pass files written by funnel summarize --out")
@@ -194,6 +219,9 @@ public enum SummaryFile {
             for g in seg.groups { groups[g.variant] = try moments(g.moments, path) }
             s.segments[SegmentKey(dimension: seg.dimension, value: seg.value)] = groups
         }
-        return s
+        guard let pb = file.positionBias else { return Contents(summary: s) }
+        do { return Contents(summary: s, positionBias: (pb.settings, try PositionBiasTally(portable: pb.tally))) } catch {
+            throw PipelineError("\(path): \(error.message); the file is damaged — run funnel summarize again")
+        }
     }
 }

@@ -3,6 +3,7 @@ import FunnelAttribution
 import FunnelBase
 import FunnelConfig
 import FunnelEvents
+import FunnelOPE
 import FunnelPipeline
 import FunnelSimulator
 import FunnelStats
@@ -104,8 +105,7 @@ struct SummaryTests {
         }
     }
 
-    /// The report of a log's summary is the report computed from its events (less the position-bias
-    /// section, which needs the rounds).
+    /// The report of a log's summary is the report computed from its events.
     @Test func reportFromTheSummaryIsTheReportFromTheEvents() throws {
         let lines = Self.simulated(.clickbait, users: 800, seed: 9)
         let log = try EventReader.read(text: lines.joined(separator: "\n"))
@@ -193,6 +193,57 @@ struct PartitionedRunTests {
                 let left = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasPrefix("funnel-partition") }
                 #expect(left.isEmpty)
             }
+        }
+    }
+
+    /// The report's position-bias section (every method, and fixed propensities) is the in-memory
+    /// one byte for byte, in one part in memory and in 7 and 64 spilled parts: its tally is
+    /// merged from the partitions', with each user's bootstrap weights drawn from the user's id.
+    @Test(arguments: ["em", "harvesting", "randomized", "fixed"])
+    func positionBiasSectionIsPartitioned(_ method: String) throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let events = try folder.write("events.jsonl", SummaryTests.simulated(.positionBias, users: 300, seed: 23).joined(separator: "\n"))
+        let yaml = method == "fixed" ? "position_bias: {propensities: [1.0, 0.6, 0.4, 0.3], floor: 0.05}"
+            : "position_bias: {method: \(method)}"
+        let configPath = try folder.write("funnel.yaml", yaml)
+        let config = try FunnelConfig.parse(yaml: yaml)
+        let expectedDoc = try buildReport(log: readEvents(EventSource(paths: [events])), config: config)
+        let section = try #require(expectedDoc["position_bias"])
+        #expect(section["rounds"] != .int(0))
+        if method == "em" || method == "harvesting" {
+            #expect(section["positions"]?["2"]?["ci"] != .null, "bootstrap intervals")
+        }
+        let expected = expectedDoc.serialized(pretty: true)
+        // Map and reduce: three summary files of disjoint users, written and merged.
+        let lines = try String(contentsOfFile: events, encoding: .utf8).split(separator: "\n").map(String.init)
+        var parts: [[String]] = [[], [], []]
+        for line in lines { parts[Int(PositionBiasTally.userKey(SummaryTests.userID(line) ?? "") % 3)].append(line) }
+        var summaries: [String] = []
+        for (k, part) in parts.enumerated() {
+            let file = try folder.write("part\(k).jsonl", part.joined(separator: "\n"))
+            summaries.append(folder.path + "/part\(k).summary")
+            _ = try SummarizeJob(source: EventSource(paths: [file]), configPath: configPath, outPath: summaries[k]).run()
+        }
+        let merged = try ReportJob(source: EventSource(paths: []), configPath: configPath, summaryPaths: summaries).run()
+        #expect(merged.serialized(pretty: true) == expected, "\(method), from summaries: \(SummaryTests.same(merged, expectedDoc, tolerance: 0) ?? "")")
+        // A summary made without the tally, or under other settings, is refused.
+        let plain = folder.path + "/plain.summary"
+        _ = try SummarizeJob(source: EventSource(paths: [events]), outPath: plain).run()
+        do { _ = try mergeSummaries([plain], config: config); Issue.record("merged a summary without a tally") } catch {
+            #expect(error.description.contains("holds no position-bias tally"))
+        }
+        var other = config
+        other.rankerContext = "model"
+        do { _ = try mergeSummaries([summaries[0]], config: other); Issue.record("merged under other settings") } catch {
+            #expect(error.description.contains("ranker_context=ranker") && error.description.contains("ranker_context=model"))
+        }
+        for (partitions, memory) in [(1, 1 << 30), (7, 64 << 10), (64, 64 << 10)] {
+            let job = ReportJob(source: EventSource(paths: [events]), configPath: configPath,
+                                plan: PartitionPlan(memory: memory, partitions: partitions, temporaryFolder: folder.path))
+            let gotDoc = try job.run()
+            #expect(gotDoc.serialized(pretty: true) == expected,
+                    "\(method), \(partitions) partitions, memory \(memory): \(SummaryTests.same(gotDoc, expectedDoc, tolerance: 0) ?? "")")
         }
     }
 
