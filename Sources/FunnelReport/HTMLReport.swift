@@ -299,7 +299,7 @@ public enum HTMLReport {
                     let text = percent(l, signed: true) + (interval.map { " [\(percent($0.0, signed: true)), \(percent($0.1, signed: true))]" } ?? " (no interval)") + (sig ? " *" : "")
                     rows += "<text x=\"\(f(width - 6))\" y=\"\(f(cy + 4))\" text-anchor=\"end\"\(sig ? " font-weight=\"bold\"" : "")>\(esc(text))</text>"
                 } else {
-                    rows += "<text x=\"\(f(left))\" y=\"\(f(cy + 4))\" fill=\"#666\">no lift: the control's \(esc(metric)) is 0</text>"
+                    rows += "<text x=\"\(f(left))\" y=\"\(f(cy + 4))\" fill=\"#666\">\(esc(noLift(doc, metric: metric, variant: variant)))</text>"
                 }
                 yPos += rowH
             }
@@ -316,6 +316,18 @@ public enum HTMLReport {
         svg += "</text>" + rows + "</svg>"
         svg += "<figcaption class=\"note\">Filled points: \(esc(String(roles.legend.dropFirst(2)))); hollow points: not significant. Bars at the left mark the primary metric (black) and the guardrails (orange).</figcaption></figure>\n"
         return svg
+    }
+
+    /// Why a comparison has no relative lift: a metric undefined in a variant (a rate without its
+    /// denominator, such as post-click conversion without clicks), or a control value of 0.
+    static func noLift(_ doc: JSONValue, metric: String, variant: String) -> String {
+        let control = TextReport.string(doc["control"]) ?? "control"
+        for name in [variant, control] {
+            if let m = doc["variants"]?[name]?["metrics"]?[metric], num(m["value"]) == nil {
+                return "no lift: \(metric) is undefined in \(name)"
+            }
+        }
+        return "no lift: the control's \(metric) is 0"
     }
 
     /// CTR by position, one line with a point per position per variant, on a CTR axis with ticks.

@@ -134,6 +134,7 @@ struct RenderTests {
                 comparison("cart_rate", "b", nil, nil, significant: false),
                 comparison("purchases_per_user", "b", -0.05, (-0.2, 0.1), significant: false),
                 comparison("ctcvr", "b", 0.01, (-0.1, 0.12), significant: false),
+                comparison("post_click_cvr", "b", nil, nil, significant: false),
             ])),
             ("diagnosis", .object([("verdict", .string("inconclusive")), ("primary_metric", .string("purchases_per_user")),
                                    ("guardrail_metrics", .array([.string("ctcvr")]))])),
@@ -150,7 +151,8 @@ struct RenderTests {
         #expect(cvr.components(separatedBy: "class=\"mark\"").count == 2 && cvr.contains(">undefined</text>"), "a bar for control, a word for b")
         let forest = html.components(separatedBy: "data-chart=\"forest\"")[1].components(separatedBy: "</figure>")[0]
         let groups = forest.components(separatedBy: "<text class=\"group\"").dropFirst().map { $0.components(separatedBy: ">")[1].components(separatedBy: "<")[0] }
-        #expect(groups == ["purchases_per_user (primary)", "ctcvr (guardrail)", "ctr", "cart_rate"])
+        #expect(groups == ["purchases_per_user (primary)", "ctcvr (guardrail)", "ctr", "cart_rate", "post_click_cvr"])
+        #expect(forest.contains(">no lift: post_click_cvr is undefined in b</text>"), "b has no clicks")
         // Values −20 % … +118 %: a fifth of the range 1.38 is of order 0.1, and steps of 0.2 are the
         // first with at most 8 of them, so ticks −20 % … +120 %.
         let ticks = forest.components(separatedBy: "<text class=\"tick\"").dropFirst().map { $0.components(separatedBy: ">")[1].components(separatedBy: "<")[0] }
