@@ -79,10 +79,7 @@ extension HTMLReport {
         func y(_ v: Double) -> Double { top + (h - top - bottom) * (hi - v) / (hi - lo) }
         var svg = "<svg class=\"chart\" data-chart=\"daily\" width=\"\(Int(w))\" height=\"\(Int(h))\" role=\"img\" aria-label=\"lift of \(esc(variant)) by day\">"
         // Axis with ticks.
-        for t in axis.values {
-            svg += "<line class=\"tick\" x1=\"\(f(left - 4))\" y1=\"\(f(y(t)))\" x2=\"\(f(w - right))\" y2=\"\(f(y(t)))\" stroke=\"#eee\"/>"
-            svg += "<text class=\"tick\" x=\"\(f(left - 8))\" y=\"\(f(y(t) + 4))\" text-anchor=\"end\">\(percentTick(t, step: axis.step, signed: true))</text>"
-        }
+        svg += valueAxis(axis, y: y, left: left, right: w - right, signed: true)
         svg += "<text x=\"14\" y=\"\(f(top + (h - top - bottom) / 2))\" transform=\"rotate(-90 14 \(f(top + (h - top - bottom) / 2)))\" text-anchor=\"middle\">lift</text>"
         svg += "<line x1=\"\(f(left))\" y1=\"\(f(y(0)))\" x2=\"\(f(w - right))\" y2=\"\(f(y(0)))\" stroke=\"#555\" stroke-dasharray=\"4 3\"/>"
         // Day labels: at most ten.

@@ -106,7 +106,7 @@ public enum HTMLReport {
 
     /// Round ticks covering [lo, hi]: the first of 1, 2, 5 or 10 × 10^k (10^k the order of a fifth of
     /// the range) giving at most 8 steps, so 3 to 9 ticks; an empty range is widened to ±1 %.
-    static func niceTicks(_ lo: Double, _ hi: Double) -> (lo: Double, hi: Double, step: Double, values: [Double]) {
+    static func niceTicks(_ lo: Double, _ hi: Double) -> Axis {
         var lo = lo, hi = hi
         if !(hi - lo > 1e-12) { lo -= 0.01; hi += 0.01 }
         let magnitude = pow(10, floor(log10((hi - lo) / 5)))
@@ -127,6 +127,17 @@ public enum HTMLReport {
     static func percentTick(_ v: Double, step: Double, signed: Bool) -> String {
         let decimals = max(0, Int(ceil(-log10(step * 100) - 1e-9)))
         return String(format: signed ? "%+.\(decimals)f%%" : "%.\(decimals)f%%", v * 100)
+    }
+
+    typealias Axis = (lo: Double, hi: Double, step: Double, values: [Double])
+
+    /// A vertical value axis: a light grid line across the plot (from `left` to `right`) and a
+    /// percentage label at each tick; `y` maps a value to its height.
+    static func valueAxis(_ axis: Axis, y: (Double) -> Double, left: Double, right: Double, signed: Bool) -> String {
+        axis.values.map { t in
+            "<line x1=\"\(f(left - 3))\" y1=\"\(f(y(t)))\" x2=\"\(f(right))\" y2=\"\(f(y(t)))\" stroke=\"#eee\"/>"
+                + "<text class=\"tick\" x=\"\(f(left - 6))\" y=\"\(f(y(t) + 4))\" text-anchor=\"end\">\(percentTick(t, step: axis.step, signed: signed))</text>"
+        }.joined()
     }
 
     static func percent(_ v: Double?, signed: Bool = false, digits: Int = 1) -> String {
@@ -227,10 +238,7 @@ public enum HTMLReport {
         func y(_ v: Double) -> Double { top + (h - top - bottom) * (axis.hi - v) / (axis.hi - axis.lo) }
         var svg = "<figure class=\"chart\" data-chart=\"funnel-\(metric)\"><figcaption>\(metric)</figcaption>"
         svg += "<svg class=\"chart\" width=\"\(Int(w))\" height=\"\(Int(h))\" role=\"img\" aria-label=\"\(metric) per variant\">"
-        for t in axis.values {
-            svg += "<line x1=\"\(f(left - 3))\" y1=\"\(f(y(t)))\" x2=\"\(f(w - right))\" y2=\"\(f(y(t)))\" stroke=\"#eee\"/>"
-            svg += "<text class=\"tick\" x=\"\(f(left - 6))\" y=\"\(f(y(t) + 4))\" text-anchor=\"end\">\(percentTick(t, step: axis.step, signed: false))</text>"
-        }
+        svg += valueAxis(axis, y: y, left: left, right: w - right, signed: false)
         svg += "<line x1=\"\(f(left))\" y1=\"\(f(y(0)))\" x2=\"\(f(w - right))\" y2=\"\(f(y(0)))\" stroke=\"#999\"/>"
         let barW = (w - left - right) / Double(names.count)
         for (i, (value, ci)) in values.enumerated() {
@@ -353,10 +361,7 @@ public enum HTMLReport {
         func x(_ k: Int) -> Double { left + 10 + (w - left - right - 20) * Double(k) / Double(all.count - 1) }
         func y(_ v: Double) -> Double { top + (h - top - bottom) * (axis.hi - v) / (axis.hi - axis.lo) }
         var svg = "<figure class=\"chart\" data-chart=\"positions\"><svg class=\"chart\" width=\"\(Int(w))\" height=\"\(Int(h))\" role=\"img\" aria-label=\"CTR by position\">"
-        for t in axis.values {
-            svg += "<line x1=\"\(f(left - 3))\" y1=\"\(f(y(t)))\" x2=\"\(f(w - right))\" y2=\"\(f(y(t)))\" stroke=\"#eee\"/>"
-            svg += "<text class=\"tick\" x=\"\(f(left - 6))\" y=\"\(f(y(t) + 4))\" text-anchor=\"end\">\(percentTick(t, step: axis.step, signed: false))</text>"
-        }
+        svg += valueAxis(axis, y: y, left: left, right: w - right, signed: false)
         let every = max(1, Int((Double(all.count) / 20).rounded(.up)))
         for (k, p) in all.enumerated() where k % every == 0 || k == all.count - 1 {
             svg += "<text x=\"\(f(x(k)))\" y=\"\(f(h - bottom + 16))\" text-anchor=\"middle\">\(p)</text>"
@@ -412,13 +417,10 @@ public enum HTMLReport {
         let shares = niceTicks(0, max(cohorts.map { max(num($0["control_click_share"]) ?? 0, num($0["treatment_click_share"]) ?? 0) }.max() ?? 0, 1e-9))
         let rates = niceTicks(0, max(cohorts.map { max(num($0["control_post_click_cvr"]) ?? 0, num($0["treatment_post_click_cvr"]) ?? 0) }.max() ?? 0, 1e-9))
         let groupW = (w - left - right) / Double(cohorts.count)
-        func y(_ v: Double, _ axis: (lo: Double, hi: Double, step: Double, values: [Double])) -> Double { top + (h - top - bottom) * (axis.hi - v) / (axis.hi - axis.lo) }
+        func y(_ v: Double, _ axis: Axis) -> Double { top + (h - top - bottom) * (axis.hi - v) / (axis.hi - axis.lo) }
         var svg = "<figure class=\"chart\" data-chart=\"\(chart)\"><figcaption>\(esc(caption))</figcaption>"
         svg += "<svg class=\"chart\" width=\"\(Int(w))\" height=\"\(Int(h))\" role=\"img\" aria-label=\"click share and conversion by cohort\">"
-        for t in shares.values {
-            svg += "<line x1=\"\(f(left - 3))\" y1=\"\(f(y(t, shares)))\" x2=\"\(f(w - right))\" y2=\"\(f(y(t, shares)))\" stroke=\"#eee\"/>"
-            svg += "<text class=\"tick\" x=\"\(f(left - 6))\" y=\"\(f(y(t, shares) + 4))\" text-anchor=\"end\">\(percentTick(t, step: shares.step, signed: false))</text>"
-        }
+        svg += valueAxis(shares, y: { y($0, shares) }, left: left, right: w - right, signed: false)
         for t in rates.values {
             svg += "<text class=\"tick\" x=\"\(f(w - right + 6))\" y=\"\(f(y(t, rates) + 4))\">\(percentTick(t, step: rates.step, signed: false))</text>"
         }
