@@ -50,48 +50,40 @@ public struct PositionBiasJob: Sendable {
         if let rankerContext { cfg.rankerContext = rankerContext }
         if let floor { cfg.positionBiasFloor = floor }
         let log = try readEvents(source)
-        let (records, rounds, rankers) = PositionBiasReport.records(log, config: cfg)
-        let estimate: PositionBias.Estimate
-        do {
-            estimate = try PositionBias.estimate(records, method: method, maxPosition: maxPosition,
-                                                 bootstrap: bootstrap, alpha: alpha, seed: seed)
-        } catch {
-            throw PipelineError("\(source.paths.joined(separator: ", ")): \(error.description)")
-        }
         // Rounds are grouped as the report analyses them (rule 7: assigned, not leaked, from the
         // first exposure on, no variant mismatch); the rest form one more group. Without an
         // experiment to analyse, every round is in one group.
-        var groups: [String]
-        let groupOf: (Round) -> Int?
+        let attribution = try? Attributor.run(log, config: cfg)
         var notes: [String] = []
-        if let attribution = try? Attributor.run(log, config: cfg) {
-            let analysed = PositionBiasReport.RoundGroups(attribution, log: log)
-            groups = analysed.names + ["(not analysed)"]
-            let rest = analysed.names.count
-            groupOf = { analysed.group($0, log: log) ?? rest }
-        } else {
-            groups = ["(all)"]
-            groupOf = { _ in 0 }
+        let groups = attribution.map { $0.variants + ["(not analysed)"] } ?? ["(all)"]
+        if attribution == nil {
             notes.append("no single experiment to analyse (set ab_testing.experiment in funnel.yaml to choose one): every round is in one group")
         }
+        let tally = PositionBiasReport.tally(log: log, attribution: attribution, config: cfg, bootstrap: method == .randomized ? 0 : bootstrap,
+                                             seed: seed, unassigned: groups.last!)
+        let estimate: PositionBias.Estimate
+        do {
+            estimate = try PositionBias.estimate(tally, method: method, maxPosition: maxPosition, alpha: alpha)
+        } catch {
+            throw PipelineError("\(source.paths.joined(separator: ", ")): \(error.description)")
+        }
         let floorValue = cfg.positionBiasFloor
-        let perGroup = PositionBiasReport.debiased(rounds, propensities: estimate.propensities, floor: floorValue,
-                                                   groups: groups.count, group: groupOf)
-        let items = PositionBiasReport.items(rounds, log: log, propensities: estimate.propensities, floor: floorValue,
-                                             groups: groups, limit: topItems, group: groupOf)
-        let itemRows = allItems ? PositionBiasReport.items(rounds, log: log, propensities: estimate.propensities, floor: floorValue,
-                                                           groups: groups, limit: Int.max, group: groupOf) : nil
-        let used = groups.indices.filter { perGroup[$0].impressions > 0 }
+        let (perGroup, items) = PositionBiasReport.debiased(tally, groups: groups, propensities: estimate.propensities, floor: floorValue,
+                                                            itemLimit: topItems)
+        let itemRows = allItems ? PositionBiasReport.debiased(tally, groups: groups, propensities: estimate.propensities, floor: floorValue,
+                                                              itemLimit: Int.max).items : nil
+        let rankers = tally.rankers.sorted()
+        let used = groups.filter { (perGroup[$0]?.impressions ?? 0) > 0 }
         let variants: [(String, JSONValue)] = used.map { g in
-            let d = perGroup[g]
-            return (groups[g], .object([("impressions", .int(d.impressions)), ("clicks", .int(d.clicks)),
+            let d = perGroup[g]!
+            return (g, .object([("impressions", .int(d.impressions)), ("clicks", .int(d.clicks)),
                                          ("ctr", .number(d.naive)), ("ips_ctr", .number(d.ips))]))
         }
         let doc: JSONValue = .object([
             ("method", .string(method.rawValue)),
             ("positions", PositionBiasReport.positionsJSON(estimate)),
             ("impressions_used", .int(estimate.recordsUsed)),
-        ] + PositionBiasReport.roundsJSON(rounds) + [
+        ] + PositionBiasReport.roundsJSON(tally) + [
             ("rankers", .array(rankers.map(JSONValue.string))),
             ("floor", .double(floorValue)),
             ("variants", .object(variants)),
@@ -100,8 +92,8 @@ public struct PositionBiasJob: Sendable {
             ("settings", .object([("bootstrap", .int(bootstrap)), ("seed", .int(Int(seed))), ("alpha", .double(alpha)),
                                   ("randomized_context", .string(cfg.randomizedContext)), ("ranker_context", .string(cfg.rankerContext))])),
         ])
-        return Result(document: doc, estimate: estimate, rounds: rounds.count, collapsed: rounds.filter(\.collapsed).count,
-                      rankers: rankers, floor: floorValue, groups: used.map { (groups[$0], perGroup[$0]) },
+        return Result(document: doc, estimate: estimate, rounds: tally.rounds, collapsed: tally.collapsed,
+                      rankers: rankers, floor: floorValue, groups: used.map { ($0, perGroup[$0]!) },
                       warnings: estimate.warnings + notes, itemRows: itemRows, quarantined: quarantineCounts(log))
     }
 }

@@ -88,41 +88,29 @@ public enum PositionBiasReport {
         }
     }
 
-    /// Naive and debiased click-through of the rounds per group (`groups.count` groups; rounds whose
-    /// group is nil are left out).
-    public static func debiased(_ rounds: [Round], propensities: [Double], floor: Double, groups: Int,
-                                group: (Round) -> Int?) -> [PositionBias.DebiasedCTR] {
-        var out = [PositionBias.DebiasedCTR](repeating: PositionBias.DebiasedCTR(), count: groups)
-        for k in rounds {
-            guard let g = group(k) else { continue }
-            out[g].add(position: Int(k.position), clicked: k.clicked, propensities: propensities, floor: floor)
+    /// Naive and debiased click-through per group of a tally, and per (group, item) the rows of the
+    /// `itemLimit` items with most rounds in each of `groups` (ties by item id), in `groups` order.
+    public static func debiased(_ tally: PositionBiasTally, groups: [String], propensities: [Double], floor: Double,
+                                itemLimit: Int) -> (groups: [String: PositionBias.DebiasedCTR], items: [JSONValue]) {
+        var perGroup: [String: PositionBias.DebiasedCTR] = [:]
+        var perItem: [String: [String: PositionBias.DebiasedCTR]] = [:]
+        for g in tally.groupCounts() {
+            perGroup[g.group, default: PositionBias.DebiasedCTR()].add(position: Int(g.position), rounds: g.rounds, clicks: g.clicks,
+                                                                        propensities: propensities, floor: floor)
+            perItem[g.group, default: [:]][g.item, default: PositionBias.DebiasedCTR()].add(position: Int(g.position), rounds: g.rounds, clicks: g.clicks,
+                                                                                          propensities: propensities, floor: floor)
         }
-        return out
-    }
-
-    /// Per-item naive and debiased click-through over `rounds`, grouped by `group` (nil: skipped);
-    /// the `limit` items with most rounds in each group, most rounds first.
-    public static func items(_ rounds: [Round], log: EventLog, propensities: [Double], floor: Double,
-                             groups: [String], limit: Int, group: (Round) -> Int?) -> [JSONValue] {
-        var table: [[Int32: PositionBias.DebiasedCTR]] = groups.map { _ in [:] }
-        for k in rounds {
-            guard let g = group(k) else { continue }
-            table[g][k.item, default: PositionBias.DebiasedCTR()].add(position: Int(k.position), clicked: k.clicked,
-                                                                     propensities: propensities, floor: floor)
+        var items: [JSONValue] = []
+        for name in groups {
+            let top = (perItem[name] ?? [:]).sorted { ($0.value.impressions, $1.key) > ($1.value.impressions, $0.key) }.prefix(itemLimit)
+            for (item, d) in top { items.append(.object([("variant", .string(name)), ("item_id", .string(item))] + ctrJSON(d))) }
         }
-        var out: [JSONValue] = []
-        for (g, name) in groups.enumerated() {
-            let top = table[g].sorted { ($0.value.impressions, $1.key) > ($1.value.impressions, $0.key) }.prefix(limit)
-            for (item, d) in top {
-                out.append(.object([("variant", .string(name)), ("item_id", .string(log.items[item]))] + ctrJSON(d)))
-            }
-        }
-        return out
+        return (perGroup, items)
     }
 
     /// How many rounds the log holds and how many of them the counting rules collapse (rule 4).
-    public static func roundsJSON(_ rounds: [Round]) -> [(String, JSONValue)] {
-        [("rounds", .int(rounds.count)), ("rounds_collapsed_by_dedup", .int(rounds.filter(\.collapsed).count))]
+    public static func roundsJSON(_ tally: PositionBiasTally) -> [(String, JSONValue)] {
+        [("rounds", .int(tally.rounds)), ("rounds_collapsed_by_dedup", .int(tally.collapsed))]
     }
 
     /// Whether funnel.yaml asks for the report's `position_bias` section.
@@ -148,7 +136,15 @@ public enum PositionBiasReport {
     public static func tally(log: EventLog, attribution: Attribution?, config: FunnelConfig) -> PositionBiasTally? {
         guard wanted(config) else { return nil }
         let method = PositionBias.Method(rawValue: config.positionBiasMethod)
-        var tally = PositionBiasTally(bootstrap: method == .em || method == .harvesting ? reportBootstrap : 0, seed: 1)
+        return tally(log: log, attribution: attribution, config: config,
+                     bootstrap: method == .em || method == .harvesting ? reportBootstrap : 0, seed: 1, unassigned: nil)
+    }
+
+    /// The tally of a log's rounds with `bootstrap` replicates; rounds outside the analysed groups
+    /// (or every round, without an attribution) are grouped as `unassigned`, or left out when nil.
+    public static func tally(log: EventLog, attribution: Attribution?, config: FunnelConfig, bootstrap: Int, seed: UInt64,
+                             unassigned: String?) -> PositionBiasTally {
+        var tally = PositionBiasTally(bootstrap: bootstrap, seed: seed)
         let (records, rounds, rankers) = records(log, config: config)
         let groups = attribution.map { RoundGroups($0, log: log) }
         var start = 0
@@ -159,7 +155,7 @@ public enum PositionBiasReport {
             while end < rounds.count && rounds[end].user == user {
                 let r = rounds[end], rec = records[end]
                 list.append(TallyRound(item: log.items[r.item], position: r.position, ranker: rankers[Int(rec.ranker)], clicked: r.clicked,
-                                       randomized: rec.randomized, group: groups?.group(r, log: log).map { groups!.names[$0] },
+                                       randomized: rec.randomized, group: groups?.group(r, log: log).map { groups!.names[$0] } ?? unassigned,
                                        collapsed: r.collapsed))
                 end += 1
             }
@@ -193,27 +189,12 @@ public enum PositionBiasReport {
             warnings = e.warnings
         }
         let floor = config.positionBiasFloor
-        // Per variant, and per (variant, item), in position order.
-        var perVariant: [String: PositionBias.DebiasedCTR] = [:]
-        var perItem: [String: [String: PositionBias.DebiasedCTR]] = [:]
-        for g in tally.groupCounts() {
-            perVariant[g.group, default: PositionBias.DebiasedCTR()].add(position: Int(g.position), rounds: g.rounds, clicks: g.clicks,
-                                                                          propensities: propensities, floor: floor)
-            perItem[g.group, default: [:]][g.item, default: PositionBias.DebiasedCTR()].add(position: Int(g.position), rounds: g.rounds, clicks: g.clicks,
-                                                                                            propensities: propensities, floor: floor)
-        }
-        let names = variants
-        let variantsJSON: [(String, JSONValue)] = names.map { ($0, .object(ctrJSON(perVariant[$0] ?? PositionBias.DebiasedCTR()))) }
-        var items: [JSONValue] = []
-        for name in names {
-            // The 20 items with most rounds, ties by item id.
-            let top = (perItem[name] ?? [:]).sorted { ($0.value.impressions, $1.key) > ($1.value.impressions, $0.key) }.prefix(20)
-            for (item, d) in top { items.append(.object([("variant", .string(name)), ("item_id", .string(item))] + ctrJSON(d))) }
-        }
+        let (perVariant, items) = debiased(tally, groups: variants, propensities: propensities, floor: floor, itemLimit: 20)
+        let variantsJSON: [(String, JSONValue)] = variants.map { ($0, .object(ctrJSON(perVariant[$0] ?? PositionBias.DebiasedCTR()))) }
         return .object([
             ("method", .string(method == "none" ? "fixed" : method)), ("floor", .double(floor)),
             ("positions", positions), ("variants", .object(variantsJSON)), ("items", .array(items)),
-            ("rounds", .int(tally.rounds)), ("rounds_collapsed_by_dedup", .int(tally.collapsed)),
+        ] + roundsJSON(tally) + [
             ("warnings", .array(warnings.map(JSONValue.string))),
             ("definition", .string("over rounds (every served impression after duplicates, bots and viewability; a re-shown item is a round of its own with its own click): ips_ctr = Σ over clicked rounds of 1/max(propensity of the round's position, floor) / rounds: the click-through if every impression were examined like position 1; positions without an estimate take the floor")),
         ])

@@ -88,9 +88,15 @@ struct PositionBiasReportTests {
         #expect(rounds.count == 5)
         let grouped = rounds.map { groups.group($0, log: log) }
         #expect(grouped == [nil, 0, 0, nil, nil])
-        let d = PositionBiasReport.debiased(rounds, propensities: [1, 0.5], floor: 0.05, groups: 1) { groups.group($0, log: log) }
+        let tally = PositionBiasReport.tally(log: log, attribution: attribution, config: FunnelConfig(), bootstrap: 0, seed: 1,
+                                             unassigned: "(not analysed)")
+        let (d, items) = PositionBiasReport.debiased(tally, groups: ["control", "(not analysed)"], propensities: [1, 0.5], floor: 0.05, itemLimit: 5)
         // Two analysed rounds of a: position 2 unclicked, position 1 clicked → ips (1/1)/2.
-        #expect(d[0].impressions == 2 && d[0].clicks == 1 && abs(d[0].ips - 0.5) < 1e-12)
+        let control = try #require(d["control"])
+        #expect(control.impressions == 2 && control.clicks == 1 && abs(control.ips - 0.5) < 1e-12)
+        // The other three rounds (z before the exposure, b mismatched, the leaked user's a).
+        #expect(d["(not analysed)"]?.impressions == 3 && tally.rounds == 5 && tally.collapsed == 1)
+        #expect(items.count == 1 + 3, "a for control; z, b and a for the rest")
         // The report counts the two showings once, with the click.
         #expect(attribution.counts("control").impressions == 1 && attribution.counts("control").clicks == 1)
     }
