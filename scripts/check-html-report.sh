@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 funnel=${1:-.build/release/funnel}
 out=${2:-$(mktemp -d)}
 mkdir -p "$out"
+out=$(cd "$out" && pwd)   # Chromium opens file:// URLs, which need an absolute path
 
 if ! command -v chromium >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
