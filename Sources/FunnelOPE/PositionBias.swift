@@ -110,11 +110,14 @@ public enum PositionBias {
             throw OPEError("harvesting needs impressions from at least two rankers (context.ranker or the impression's variant); found one")
         }
         let cells = t.canonicalCells(upTo: p)
-        let full = method == .em ? emFit(cells, n: cells.n, c: cells.c, positions: p) : nil
+        // EM has no ranker term: it fits the (item, position) cells, rankers pooled.
+        let (pooled, poolIndex) = cells.pooledOverRankers()
+        let full = method == .em ? emFit(pooled, n: pooled.n, c: pooled.c, positions: p) : nil
         // Bootstrap refits start from the full fit.
         let fit: @Sendable ([Double], [Double]) -> [Double]? = { n, c in
             method == .em
-                ? emFit(cells, n: n, c: c, positions: p, start: full?.state, tolerance: 1e-7, maxIterations: 3000)?.ratios
+                ? emFit(pooled, n: CellArrays.pool(n, index: poolIndex, count: pooled.n.count), c: CellArrays.pool(c, index: poolIndex, count: pooled.n.count),
+                        positions: p, start: full?.state, tolerance: 1e-7, maxIterations: 3000)?.ratios
                 : harvestFit(cells, n: n, c: c, positions: p)
         }
         guard let theta = method == .em ? full?.ratios : fit(cells.n, cells.c) else {
@@ -168,8 +171,8 @@ public enum PositionBias {
         var gamma: [Double]
     }
 
-    /// EM for the position-based model on the (item, position) cells (rankers pooled) with round
-    /// and click weights `n`, `c`, from `start` when given; returns θ_k/θ_1 and the fitted state.
+    /// EM for the position-based model on (item, position) cells with round and click weights
+    /// `n`, `c`, from `start` when given; returns θ_k/θ_1 and the fitted state.
     /// Stops when no ratio moves by more than `tolerance` in an iteration.
     static func emFit(_ cells: CellArrays, n: [Double], c: [Double], positions p: Int, start: EMState? = nil,
                       tolerance: Double = 1e-10, maxIterations: Int = 20_000) -> (ratios: [Double], state: EMState)? {

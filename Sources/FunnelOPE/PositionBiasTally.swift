@@ -325,3 +325,30 @@ extension PositionBiasTally {
         rankers = Set(p.rankers)
     }
 }
+
+extension CellArrays {
+    /// The cells with their rankers pooled into (item, position) cells, which the canonical order
+    /// keeps adjacent, and each cell's pooled index: what EM fits (it has no ranker term).
+    func pooledOverRankers() -> (cells: CellArrays, index: [Int]) {
+        var out = CellArrays(items: items, rankers: 1, order: [])
+        var index: [Int] = []
+        index.reserveCapacity(item.count)
+        for j in item.indices {
+            if out.item.last != item[j] || out.position.last != position[j] {
+                out.item.append(item[j]); out.position.append(position[j]); out.ranker.append(0)
+                out.n.append(0); out.c.append(0)
+            }
+            out.n[out.n.count - 1] += n[j]
+            out.c[out.c.count - 1] += c[j]
+            index.append(out.n.count - 1)
+        }
+        return (out, index)
+    }
+
+    /// Per-cell weights summed into the pooled cells.
+    static func pool(_ values: [Double], index: [Int], count: Int) -> [Double] {
+        var out = [Double](repeating: 0, count: count)
+        for (j, v) in values.enumerated() { out[index[j]] += v }
+        return out
+    }
+}
