@@ -118,15 +118,16 @@ public enum PositionBiasReport {
         config.positionBiasMethod != "none" || config.positionBiasPropensities != nil
     }
 
-    /// Bootstrap replicates of the report's intervals (em and harvesting).
-    static let reportBootstrap = 100
+    /// Bootstrap replicates of the report's intervals: 100 for em and harvesting, none otherwise.
+    static func reportBootstrap(_ config: FunnelConfig) -> Int {
+        let method = PositionBias.Method(rawValue: config.positionBiasMethod)
+        return method == .em || method == .harvesting ? 100 : 0
+    }
 
     /// What a tally depends on beyond the counting rules: which rounds are shuffled, what names
     /// the ranker, how many bootstrap replicates it holds. Summaries merge only under equal settings.
     public static func settings(_ config: FunnelConfig) -> String {
-        let method = PositionBias.Method(rawValue: config.positionBiasMethod)
-        let bootstrap = method == .em || method == .harvesting ? reportBootstrap : 0
-        return "randomized_context=\(config.randomizedContext);ranker_context=\(config.rankerContext);bootstrap=\(bootstrap)"
+        "randomized_context=\(config.randomizedContext);ranker_context=\(config.rankerContext);bootstrap=\(reportBootstrap(config))"
     }
 
     /// The tally of a log's rounds for the report's section (every round estimates the
@@ -135,9 +136,7 @@ public enum PositionBiasReport {
     /// user merge into the tally of the whole.
     public static func tally(log: EventLog, attribution: Attribution?, config: FunnelConfig) -> PositionBiasTally? {
         guard wanted(config) else { return nil }
-        let method = PositionBias.Method(rawValue: config.positionBiasMethod)
-        return tally(log: log, attribution: attribution, config: config,
-                     bootstrap: method == .em || method == .harvesting ? reportBootstrap : 0, seed: 1, unassigned: nil)
+        return tally(log: log, attribution: attribution, config: config, bootstrap: reportBootstrap(config), seed: 1, unassigned: nil)
     }
 
     /// The tally of a log's rounds with `bootstrap` replicates; rounds outside the analysed groups
@@ -198,6 +197,15 @@ public enum PositionBiasReport {
             ("warnings", .array(warnings.map(JSONValue.string))),
             ("definition", .string("over rounds (every served impression after duplicates, bots and viewability; a re-shown item is a round of its own with its own click): ips_ctr = Σ over clicked rounds of 1/max(propensity of the round's position, floor) / rounds: the click-through if every impression were examined like position 1; positions without an estimate take the floor")),
         ])
+    }
+
+    /// The report document with the section appended (variants in the document's order), or the
+    /// document as it is without a tally.
+    public static func appending(to doc: JSONValue, tally: PositionBiasTally?, config: FunnelConfig) throws(PipelineError) -> JSONValue {
+        guard let tally, case .object(var members) = doc, case .object(let variants)? = doc["variants"],
+              let section = try section(tally: tally, variants: variants.map(\.0), config: config) else { return doc }
+        members.append(("position_bias", section))
+        return .object(members)
     }
 
     /// The section of a log held in memory.

@@ -74,13 +74,8 @@ public func buildReport(log: EventLog, config: FunnelConfig, cohorts: ItemCohort
     do { (attribution, windows) = try Attributor.runWithSensitivity(log, config: config) } catch { throw .attribution(error) }
     let summary: ExperimentSummary
     do { summary = try Attributor.summary(attribution, windows: windows, log: log, config: config) } catch { throw .attribution(error) }
-    var doc = buildReport(summary: summary, config: config, cohorts: cohorts)
-    if let section = try PositionBiasReport.section(log: log, attribution: attribution, config: config),
-       case .object(var members) = doc {
-        members.append(("position_bias", section))
-        doc = .object(members)
-    }
-    return doc
+    return try PositionBiasReport.appending(to: buildReport(summary: summary, config: config, cohorts: cohorts),
+                                            tally: PositionBiasReport.tally(log: log, attribution: attribution, config: config), config: config)
 }
 
 /// The whole report job: read the events (or merge summaries) and the configuration, count, analyse.
@@ -130,11 +125,7 @@ public struct ReportJob: Sendable {
                 for (reason, n) in upstream.quarantined { summary.dataQuality.quarantined[reason, default: 0] += n }
             }
         }
-        let doc = buildReport(summary: summary, config: config, cohorts: cohorts)
-        guard let tally, case .object(var members) = doc, case .object(let variants)? = doc["variants"],
-              let section = try PositionBiasReport.section(tally: tally, variants: variants.map(\.0), config: config) else { return doc }
-        members.append(("position_bias", section))
-        return .object(members)
+        return try PositionBiasReport.appending(to: buildReport(summary: summary, config: config, cohorts: cohorts), tally: tally, config: config)
     }
 }
 

@@ -94,11 +94,6 @@ public enum HTMLReport {
         return nil
     }
 
-    static func variantNames(_ doc: JSONValue) -> [String] {
-        if case .object(let v)? = doc["variants"] { return v.map(\.0) }
-        return []
-    }
-
     static func members(_ v: JSONValue?) -> [(String, JSONValue)] {
         if case .object(let m)? = v { return m }
         return []
@@ -200,7 +195,7 @@ public enum HTMLReport {
     /// Small multiples: one panel per funnel rate, a bar per variant with its interval and a value
     /// axis. A rate whose stage has no events in any variant is a sentence instead of a panel.
     static func funnelCharts(_ doc: JSONValue) -> String {
-        let names = variantNames(doc)
+        let names = members(doc["variants"]).map(\.0)
         guard !names.isEmpty else { return empty("funnel", "No analysed users in any variant: there is no funnel to draw.") }
         // (metric, the count that makes its numerator, what the log lacks when that count is 0)
         let stages: [(String, String, String)] = [
