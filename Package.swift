@@ -106,7 +106,9 @@ let package = Package(
                 "FunnelBase", "FunnelConfig", "FunnelEvents", "FunnelReport", "FunnelSimulator", "FunnelOPE", "FunnelModels", "FunnelPipeline",
                 "FunnelCollector",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            // The PySpark driver of `funnel report --engine spark`, written out when a job is submitted.
+            resources: [.embedInCode("Spark/funnel_spark.py")]
         ),
         // Builders shared by the test targets: small event logs, temporary folders.
         .target(name: "FunnelTestSupport", dependencies: ["FunnelEvents", "FunnelAttribution", "FunnelConfig"]),

@@ -3,7 +3,8 @@ import FunnelBase
 
 /// Input formats of event files.
 public enum InputFormat: String, Sendable, CaseIterable {
-    case auto, jsonl, csv
+    /// `parquet` is read by Spark's reader (`funnel report --engine spark`), never in-process.
+    case auto, jsonl, csv, parquet
 }
 
 /// One quarantined line: where it was, why, and its raw bytes.
@@ -119,6 +120,9 @@ public enum EventReader {
     }
 
     static func openChunks(file: String, index: Int, format: InputFormat) throws(InputError) -> () throws(InputError) -> Chunk? {
+        if format == .parquet {
+            throw InputError(path: file, "Parquet is read through Spark: pass --engine spark --master local[2] (or a cluster's URL), or convert the file to JSON Lines or CSV")
+        }
         let raw = try FileStream(path: file)
         let magic = try raw.peek(2)
         let gz = magic == [0x1F, 0x8B]

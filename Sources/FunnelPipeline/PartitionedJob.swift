@@ -64,7 +64,8 @@ public struct PartitionedRun: Sendable {
 /// per user (DESIGN.md §7), so the result is the summary of the whole log.
 public func summarizePartitioned(_ source: EventSource, config: FunnelConfig, plan: PartitionPlan,
                                  onProgress: (@Sendable (Int) -> Void)? = nil,
-                                 onQuarantine: QuarantineHandler? = nil) throws(PipelineError) -> PartitionedRun {
+                                 onQuarantine: QuarantineHandler? = nil,
+                                 partOfLarger: Bool = false) throws(PipelineError) -> PartitionedRun {
     var files: [String] = []
     do { for p in source.paths { files += try EventReader.expand(p) } } catch { throw .input(error) }
     var bytes = 0
@@ -145,7 +146,7 @@ public func summarizePartitioned(_ source: EventSource, config: FunnelConfig, pl
         }
     }
     guard var summary = merged else { throw PipelineError("no partitions were counted") }
-    if summary.experiment.isEmpty && config.experiment == nil {
+    if summary.experiment.isEmpty && config.experiment == nil && !partOfLarger {
         throw .attribution(AttributionError(message: "the events hold no valid exposure, so no experiment can be analysed; check that exposure events are present and valid (see the quarantine)"))
     }
     summary.dataQuality.eventsRead += counters.eventsRead

@@ -167,6 +167,9 @@ public func mergeSummaries(_ paths: [String], config: FunnelConfig) throws(Pipel
         }
     }
     guard let merged else { throw PipelineError("--summaries: no files given") }
+    if merged.experiment.isEmpty && config.experiment == nil {
+        throw .attribution(AttributionError(message: "the summaries hold no valid exposure, so no experiment can be analysed; check that exposure events are present and valid (see the quarantine)"))
+    }
     return (merged, tally)
 }
 
@@ -176,17 +179,21 @@ public struct SummarizeJob: Sendable {
     public var configPath: String?
     public var outPath: String
     public var plan: PartitionPlan
+    /// The events are one part of a larger log (a Spark task's partition): the summary is written
+    /// even when the part holds no exposure, and `funnel report --summaries` checks the whole.
+    public var partOfLarger: Bool
 
-    public init(source: EventSource, configPath: String? = nil, outPath: String, plan: PartitionPlan = PartitionPlan()) {
+    public init(source: EventSource, configPath: String? = nil, outPath: String, plan: PartitionPlan = PartitionPlan(), partOfLarger: Bool = false) {
         self.source = source
         self.configPath = configPath
         self.outPath = outPath
         self.plan = plan
+        self.partOfLarger = partOfLarger
     }
 
     public func run(onProgress: (@Sendable (Int) -> Void)? = nil) throws(PipelineError) -> ExperimentSummary {
         let config = try loadConfig(configPath)
-        let run = try summarizePartitioned(source, config: config, plan: plan, onProgress: onProgress)
+        let run = try summarizePartitioned(source, config: config, plan: plan, onProgress: onProgress, partOfLarger: partOfLarger)
         let data = try SummaryFile.encode(SummaryFile.Contents(summary: run.summary,
                                                                positionBias: run.positionBias.map { (PositionBiasReport.settings(config), $0) }))
         try writeAtomically(data, to: outPath, option: "--out")

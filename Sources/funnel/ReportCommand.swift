@@ -17,7 +17,7 @@ struct InputOptions: ParsableArguments {
     @Option(name: .long, help: "Event file (JSON Lines or CSV, optionally gzip), a directory of them, or - for standard input. Repeatable.")
     var events: [String] = []
 
-    @Option(name: .long, help: "Input format: auto (by extension, else sniffed), jsonl or csv.")
+    @Option(name: .long, help: "Input format: auto (by extension, else sniffed), jsonl, csv, or parquet (with --engine spark).")
     var inputFormat: InputFormat = .auto
 
     @Option(name: .long, help: "Write every rejected line here as JSON Lines (file, line, reason, field, message, raw).")
@@ -99,6 +99,8 @@ struct Report: ParsableCommand {
 
     @OptionGroup var scale: ScaleOptions
 
+    @OptionGroup var spark: SparkOptions
+
     /// --as-of as epoch milliseconds.
     var asOfMillis: Int64? {
         get throws {
@@ -115,6 +117,13 @@ struct Report: ParsableCommand {
         if sources > 1 { throw ValidationError("pass one of --events, --summaries or --store") }
         if sources == 0 { try input.requireEvents() }
         _ = try asOfMillis
+        if spark.engine == .spark {
+            if input.events.isEmpty { throw ValidationError("--engine spark reads --events (a file, a directory or a URL Spark can read)") }
+            if input.events.contains("-") { throw ValidationError("--engine spark reads files Spark can open, not standard input") }
+            if daily || asOf != nil { throw ValidationError("--daily and --as-of count in-process; drop --engine spark") }
+        } else if input.inputFormat == .parquet {
+            throw ValidationError("--input-format parquet is read through Spark: add --engine spark --master local[2] (or a cluster's URL)")
+        }
         if daily {
             if input.events.isEmpty { throw ValidationError("--daily reads --events (it recounts every day from the events, which summaries and stores do not hold in that form)") }
             if asOf != nil { throw ValidationError("--daily gives every day's report as of its end; drop --as-of") }
@@ -145,7 +154,14 @@ struct Report: ParsableCommand {
         } else {
             let progress = isatty(2) != 0 ? ProgressBar(paths: input.events) : nil
             defer { progress?.finish() }
-            var job = ReportJob(source: input.source, configPath: config, itemsPath: items, summaryPaths: summaries, plan: scale.plan)
+            var summaryPaths = summaries
+            let sparkJob = spark.engine == .spark
+                ? try SparkJob(options: spark, events: input.events, format: input.inputFormat.rawValue, configPath: config,
+                               quarantinePath: input.quarantine, partitions: scale.partitions, memory: scale.memory)
+                : nil
+            defer { sparkJob?.cleanUp() }
+            if let sparkJob { summaryPaths = try sparkJob.run() }
+            var job = ReportJob(source: input.source, configPath: config, itemsPath: items, summaryPaths: summaryPaths, plan: scale.plan)
             job.sequential = sequential
             job.asOf = try asOfMillis
             var onProgress: (@Sendable (Int) -> Void)? = nil
@@ -211,7 +227,9 @@ struct Summarize: ParsableCommand {
             events (counts, data quality, per-variant and per-segment moments of the per-user sums, \
             per-position and per-item counts, the sensitivity windows, the end of the data); split a log by \
             user, summarize each part anywhere, and merge: `funnel report --summaries a.summary b.summary`. \
-            The position-bias section is not summarized.
+            With --part, the events are one part of a larger log split by user (a Spark task's \
+            partition): the summary is written even when the part holds no exposure, and funnel report \
+            --summaries checks the whole.
             """)
 
     @OptionGroup var input: InputOptions
@@ -222,12 +240,15 @@ struct Summarize: ParsableCommand {
     @Option(name: .long, help: "Write the summary here (replaced atomically), or - for standard output.")
     var out: String
 
+    @Flag(name: .long, help: "The events are one part of a larger log split by user: write the summary even when this part holds no exposure (funnel report --summaries checks the whole).")
+    var part = false
+
     @OptionGroup var scale: ScaleOptions
 
     func validate() throws { try input.requireEvents() }
 
     func run() throws {
-        let s = try SummarizeJob(source: input.source, configPath: config, outPath: out, plan: scale.plan).run()
+        let s = try SummarizeJob(source: input.source, configPath: config, outPath: out, plan: scale.plan, partOfLarger: part).run()
         let users = s.variants.values.reduce(0) { $0 + $1.users.count }
         if out != "-" { printError("summarized \(s.dataQuality.eventsRead) events, \(users) analysed users of experiment '\(s.experiment)' into \(out)") }
     }
