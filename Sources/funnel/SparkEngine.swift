@@ -202,9 +202,20 @@ struct SparkJob {
         func number(_ k: String) -> Double { (stats[k] as? NSNumber)?.doubleValue ?? 0 }
         func int(_ k: String) -> Int { Int(number(k)) }
         let mib = Double(int("shuffle_write_bytes")) / 1_048_576
+        let stages = describeStages(stats)
         return "\(int("partitions")) partitions, \(int("tasks")) tasks (\(int("failed_tasks")) failed and retried), "
             + (int("executors") > 0 ? "\(int("executors")) executors (\(int("executors_removed")) lost), " : "")
             + "shuffled \(String(format: "%.1f", mib)) MiB, "
             + "\(int("quarantined")) lines quarantined, \(String(format: "%.1f", number("seconds"))) s in Spark"
+            + stages
+    }
+
+    /// "; stages: 2 tasks in 1.2 s, 4 tasks in 2.4 s" (the stages that ran, in order), or nothing.
+    static func describeStages(_ stats: [String: Any]) -> String {
+        let ran = ((stats["stage_seconds"] as? [[String: Any]]) ?? []).compactMap { s -> String? in
+            guard let seconds = (s["seconds"] as? NSNumber)?.doubleValue, let tasks = (s["tasks"] as? NSNumber)?.intValue else { return nil }
+            return "\(tasks) tasks in \(String(format: "%.1f", seconds)) s"
+        }
+        return ran.isEmpty ? "" : "; stages: " + ran.joined(separator: ", ")
     }
 }

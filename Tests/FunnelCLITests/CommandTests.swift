@@ -75,6 +75,79 @@ struct CommandTests {
         #expect(throws: (any Error).self) { try Report.parse([]) }
     }
 
+    @Test("funnel summarize --part: a part with no exposure still gives its summary, and the merge is the report of the whole")
+    func summarizePartWithoutExposure() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        var a = LogBuilder(), b = LogBuilder()
+        for k in 0..<20 {
+            a.exposure("a\(k)", Double(k), variant: k % 2 == 0 ? "control" : "treatment")
+            let i = a.impression("a\(k)", Double(k) + 10, item: "item\(k % 3)")
+            if k % 2 == 0 { a.click("a\(k)", Double(k) + 12, on: i) }
+        }
+        // Part B, as a Spark partition can be: users never exposed, and two lines Funnel quarantines.
+        for k in 0..<5 {
+            let i = b.impression("c\(k)", Double(k) + 10, item: "item0")
+            b.click("c\(k)", Double(k) + 11, on: i)
+        }
+        let junk = ["{\"type\":\"click\",\"event_id\":", "{\"type\":\"view\",\"event_id\":\"v1\",\"ts\":0,\"user_id\":\"c9\"}"]
+        let partA = try folder.write("a.jsonl", a.lines.joined(separator: "\n"))
+        let bText = (b.lines + junk).joined(separator: "\n").replacingOccurrences(of: "\"event_id\":\"", with: "\"event_id\":\"b-")
+            .replacingOccurrences(of: "\"impression_id\":\"", with: "\"impression_id\":\"b-")
+        let partB = try folder.write("b.jsonl", bText)
+        let whole = try folder.write("whole.jsonl", try String(contentsOfFile: partA, encoding: .utf8) + "\n" + bText)
+        // Without --part, a part with no exposure is the error it is for funnel report.
+        #expect(throws: (any Error).self) { try Summarize.parse(["--events", partB, "--out", folder.path + "/b.summary"]).run() }
+        try Summarize.parse(["--events", partA, "--part", "--out", folder.path + "/a.summary"]).run()
+        try Summarize.parse(["--events", partB, "--part", "--out", folder.path + "/b.summary"]).run()
+        try Report.parse(["--summaries", folder.path + "/a.summary", folder.path + "/b.summary", "--format", "json", "--output", folder.path + "/merged.json"]).run()
+        try Report.parse(["--events", whole, "--format", "json", "--output", folder.path + "/whole.json"]).run()
+        let merged = try String(contentsOfFile: folder.path + "/merged.json", encoding: .utf8)
+        #expect(merged == (try String(contentsOfFile: folder.path + "/whole.json", encoding: .utf8)))
+        // By hand: A's 20 exposures, 20 impressions and 10 clicks, B's 5 impressions, 5 clicks and 2 junk lines.
+        let doc = try #require(try JSONSerialization.jsonObject(with: Data(merged.utf8)) as? [String: Any])
+        let quality = try #require(doc["data_quality"] as? [String: Any])
+        #expect(quality["events_read"] as? Int == 62)
+        let quarantined = try #require(quality["quarantined"] as? [String: Int])
+        #expect(quarantined["invalid_json"] == 1 && quarantined["unknown_type"] == 1)
+        // Summaries that together hold no exposure are refused, naming the problem.
+        do {
+            try Report.parse(["--summaries", folder.path + "/b.summary", "--format", "json", "--output", folder.path + "/b.json"]).run()
+            Issue.record("a merge without any exposure was accepted")
+        } catch {
+            #expect("\(error)".contains("no valid exposure"))
+        }
+    }
+
+    @Test("--engine spark: its options are checked before anything runs")
+    func sparkOptions() throws {
+        #expect(throws: (any Error).self) { try Report.parse(["--events", "e.jsonl", "--engine", "spark"]) }
+        #expect(throws: (any Error).self) { try Report.parse(["--events", "e.jsonl", "--master", "local[2]"]) }
+        #expect(throws: (any Error).self) { try Report.parse(["--events", "e.jsonl", "--input-format", "parquet"]) }
+        #expect(throws: (any Error).self) { try Report.parse(["--events", "e.jsonl", "--engine", "spark", "--master", "local[2]", "--daily"]) }
+        #expect(throws: (any Error).self) { try Report.parse(["--events", "-", "--engine", "spark", "--master", "local[2]"]) }
+        #expect(throws: (any Error).self) { try Report.parse(["--events", "e.jsonl", "--engine", "spark", "--master", "local[2]", "--spark-conf", "novalue"]) }
+        let ok = try Report.parse(["--events", "e.parquet", "--input-format", "parquet", "--engine", "spark", "--master", "local[2]",
+                                   "--spark-conf", "spark.executor.memory=2g"])
+        #expect(ok.spark.engine == .spark && ok.spark.sparkConf == ["spark.executor.memory=2g"])
+        do {
+            try Report.parse(["--events", "e.jsonl", "--engine", "spark", "--master", "local[2]", "--spark-submit", "/nonexistent/spark-submit"]).run()
+            Issue.record("a missing spark-submit was accepted")
+        } catch {
+            #expect("\(error)".contains("--spark-submit /nonexistent/spark-submit: not an executable file"))
+        }
+    }
+
+    @Test("the Spark job's statistics line reads the driver's stats.json")
+    func sparkStatisticsLine() {
+        let stats: [String: Any] = ["partitions": 8, "tasks": 25, "failed_tasks": 1, "executors": 2, "executors_removed": 1,
+                                    "shuffle_write_bytes": 3 * 1_048_576, "quarantined": 4, "seconds": 12.34,
+                                    "stage_seconds": [["stage": 0, "tasks": 16, "seconds": 2.5], ["stage": 1, "tasks": 8, "seconds": NSNull()]]]
+        #expect(SparkJob.describe(stats) == "8 partitions, 25 tasks (1 failed and retried), 2 executors (1 lost), shuffled 3.0 MiB, "
+                + "4 lines quarantined, 12.3 s in Spark; stages: 16 tasks in 2.5 s")
+        #expect(!SparkJob.describe(["partitions": 4]).contains("executors"))
+    }
+
     @Test("funnel calibrate reports the simulations it ran", .timeLimit(.minutes(2)))
     func calibrate() throws {
         let folder = try TemporaryFolder()

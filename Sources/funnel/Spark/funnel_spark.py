@@ -302,7 +302,16 @@ def spark_stats(spark):
             executors = json.load(f)
     except Exception as e:  # the statistics are informative; the report does not depend on them
         return {"stats_error": str(e)}
+    def seconds(stage):
+        start, end = stage.get("firstTaskLaunchedTime") or stage.get("submissionTime"), stage.get("completionTime")
+        if not start or not end:
+            return None
+        parse = lambda t: time.mktime(time.strptime(t[:19], "%Y-%m-%dT%H:%M:%S")) + float("0." + t[20:23])
+        return round(parse(end) - parse(start), 2)
     return {
+        "stage_seconds": [{"stage": s["stageId"], "tasks": s.get("numTasks"), "seconds": seconds(s),
+                           "shuffle_write_bytes": s.get("shuffleWriteBytes", 0), "input_bytes": s.get("inputBytes", 0)}
+                          for s in sorted(stages, key=lambda s: (s["stageId"], s.get("attemptId", 0)))],
         "stages": len(stages),
         "tasks": sum(s.get("numCompleteTasks", 0) for s in stages),
         "failed_tasks": sum(s.get("numFailedTasks", 0) for s in stages),
