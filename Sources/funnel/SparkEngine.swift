@@ -23,10 +23,15 @@ struct SparkOptions: ParsableArguments {
     @Option(name: .long, help: "With --engine spark: a Spark setting KEY=VALUE passed to spark-submit --conf (repeatable), e.g. spark.executor.memory=2g.")
     var sparkConf: [String] = []
 
+    @Option(name: .long, help: "With --engine spark: the Funnel binary shipped to the executors (default: this one). For workers without Swift's runtime libraries, ship one built from the same source with swift build -c release --static-swift-stdlib.")
+    var sparkBinary: String?
+
     func validate() throws {
         if engine == .inProcess {
             if master != nil { throw ValidationError("--master is for --engine spark; add --engine spark, or drop --master") }
-            if sparkSubmit != nil || !sparkConf.isEmpty { throw ValidationError("--spark-submit and --spark-conf are for --engine spark") }
+            if sparkSubmit != nil || !sparkConf.isEmpty || sparkBinary != nil {
+                throw ValidationError("--spark-submit, --spark-conf and --spark-binary are for --engine spark")
+            }
             return
         }
         guard let master, !master.isEmpty else {
@@ -34,6 +39,9 @@ struct SparkOptions: ParsableArguments {
         }
         for c in sparkConf where !c.contains("=") {
             throw ValidationError("--spark-conf '\(c)': expected KEY=VALUE, e.g. spark.executor.memory=2g")
+        }
+        if let sparkBinary, !FileManager.default.isExecutableFile(atPath: sparkBinary) {
+            throw ValidationError("--spark-binary \(sparkBinary): not an executable file; pass a funnel binary built from this source")
         }
     }
 }
@@ -150,8 +158,8 @@ struct SparkJob {
               FileManager.default.createFile(atPath: log4jPath, contents: Data(Self.log4j.utf8)) else {
             throw CLIError("--engine spark: cannot write the driver into \(work); set TMPDIR to a writable folder")
         }
-        var binary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        binary = Self.absolute(binary)
+        let binary = Self.absolute(options.sparkBinary
+            ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
         var files = [binary]
         if let configPath {
             guard FileManager.default.fileExists(atPath: configPath) else {

@@ -127,6 +127,8 @@ struct CommandTests {
         #expect(throws: (any Error).self) { try Report.parse(["--events", "e.jsonl", "--engine", "spark", "--master", "local[2]", "--daily"]) }
         #expect(throws: (any Error).self) { try Report.parse(["--events", "-", "--engine", "spark", "--master", "local[2]"]) }
         #expect(throws: (any Error).self) { try Report.parse(["--events", "e.jsonl", "--engine", "spark", "--master", "local[2]", "--spark-conf", "novalue"]) }
+        #expect(throws: (any Error).self) { try Report.parse(["--events", "e.jsonl", "--engine", "spark", "--master", "local[2]", "--spark-binary", "/nonexistent/funnel"]) }
+        #expect(throws: (any Error).self) { try Report.parse(["--events", "e.jsonl", "--spark-binary", "/bin/true"]) }
         let ok = try Report.parse(["--events", "e.parquet", "--input-format", "parquet", "--engine", "spark", "--master", "local[2]",
                                    "--spark-conf", "spark.executor.memory=2g"])
         #expect(ok.spark.engine == .spark && ok.spark.sparkConf == ["spark.executor.memory=2g"])
