@@ -111,7 +111,9 @@ def read_jsonl(spark, path, i):
     # A byte-order mark opens a file; Funnel accepts it there. Spark keeps it on the first line.
     value = F.when((F.col("o_block") == 0) & F.col("value").startswith(BOM), F.expr("substring(value, 2)")).otherwise(F.col("value"))
     df = df.withColumn("value", value)
-    user = F.get_json_object(F.col("value"), "$.user_id")
+    # Spark's JSON parser, like Funnel's, takes the last of repeated keys (get_json_object takes
+    # the first, which would route such a line by another user than the one Funnel counts it for).
+    user = F.from_json(F.col("value"), StructType([StructField("user_id", StringType())])).getField("user_id")
     return df.select(F.coalesce(user, fallback_key(F.col("value"))).alias("k"), *ORIGIN,
                      F.col("value").cast("binary").alias("line"))
 
@@ -193,14 +195,32 @@ def make_task(fmt, header, binary_name, config_name, memory):
         return summary, rows
 
     def task(batches):
+        import bisect
         import pyarrow as pa
+        import pyarrow.compute as pc
         from pyspark import TaskContext
         ctx = TaskContext.get()
         part = f"{ctx.partitionId():05d}" if ctx else "00000"
         workdir = tempfile.mkdtemp(prefix="funnel-spark-")
-        origins = []          # per record piped: its origin (arg, file, block, row)
-        first_line = []       # per record piped: its first line in the stream (1-based)
+        # Where each piped record came from, kept as the batches' Arrow columns (no Python object
+        # per record): origin_batches[i] = (index of its first record, its origin columns). CSV
+        # records skip Spark's corrupt rows, so they also keep (batch, row) and their first line.
+        origin_batches, starts = [], []
+        records = [0]
+        csv_rows, first_line = [], []
         corrupt = []          # CSV records Spark could not parse: (origin, raw text)
+
+        def origin_at(batch_no, row):
+            cols = origin_batches[batch_no][1]
+            return [cols[o][row].as_py() for o in ORIGIN]
+
+        def origin_of(k):
+            """The origin of the k-th record piped (0-based)."""
+            if fmt == "jsonl":
+                i = bisect.bisect_right(starts, k) - 1
+                return origin_at(i, k - starts[i])
+            return origin_at(*csv_rows[k])
+
         try:
             def stream():
                 line = 1
@@ -210,26 +230,32 @@ def make_task(fmt, header, binary_name, config_name, memory):
                     yield buf.getvalue().encode("utf-8")
                     line += 1
                 for batch in batches:
-                    cols = {n: batch.column(n).to_pylist() for n in batch.schema.names if n != "k"}
                     n = batch.num_rows
-                    if fmt == "jsonl":
-                        lines = cols["line"]
-                        for r in range(n):
-                            origins.append(tuple(cols[o][r] for o in ORIGIN))
-                        yield b"\n".join(lines) + b"\n"
+                    if n == 0:
                         continue
+                    starts.append(records[0])
+                    origin_batches.append((records[0], {o: batch.column(o) for o in ORIGIN}))
+                    batch_no = len(origin_batches) - 1
+                    if fmt == "jsonl":
+                        # The batch's lines joined by Arrow, not one Python object per line.
+                        lines = batch.column("line")
+                        joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, n], pa.int32()), lines), b"\n")
+                        records[0] += n
+                        yield joined[0].as_py() + b"\n"
+                        continue
+                    cells = [batch.column(cell_name(j)).to_pylist() for j in range(len(header))]
+                    bad = batch.column("_corrupt_record").to_pylist()
                     buf = io.StringIO()
                     w = csv.writer(buf, lineterminator="\n")
-                    cells = [cols[cell_name(j)] for j in range(len(header))]
                     for r in range(n):
-                        origin = tuple(cols[o][r] for o in ORIGIN)
-                        if cols["_corrupt_record"][r] is not None:
-                            corrupt.append((origin, cols["_corrupt_record"][r]))
+                        if bad[r] is not None:
+                            corrupt.append((origin_at(batch_no, r), bad[r]))
                             continue
                         row = ["" if c[r] is None else c[r] for c in cells]
                         w.writerow(row)
-                        origins.append(origin)
+                        csv_rows.append((batch_no, r))
                         first_line.append(line)
+                        records[0] += 1
                         line += 1 + sum(v.count("\n") for v in row)
                     yield buf.getvalue().encode("utf-8")
 
@@ -241,14 +267,14 @@ def make_task(fmt, header, binary_name, config_name, memory):
                     yield first
                     yield from piped
                 summary, rows = summarize(chain(), "jsonl" if fmt == "jsonl" else "csv", workdir, "part")
-                if origins:  # a CSV partition with no record piped only its header
+                if records[0]:  # a CSV partition with no record piped only its header
                     results.append(("summary", part, summary))
                 line_to_record = None if fmt == "jsonl" else {l: k for k, l in enumerate(first_line)}
                 for row in rows:
                     k = row["line"] - 1 if fmt == "jsonl" else line_to_record.get(row["line"])
-                    if k is None or not (0 <= k < len(origins)):
+                    if k is None or not (0 <= k < records[0]):
                         raise RuntimeError(f"funnel summarize quarantined stream line {row['line']}, which no piped record starts")
-                    row["_origin"] = list(origins[k])
+                    row["_origin"] = origin_of(k)
                     results.append(("quarantine", part, json.dumps(row).encode("utf-8")))
             for j, (origin, raw) in enumerate(corrupt):
                 buf = io.StringIO()
@@ -257,7 +283,7 @@ def make_task(fmt, header, binary_name, config_name, memory):
                 summary, rows = summarize([text.encode("utf-8")], "csv", workdir, f"corrupt{j}")
                 results.append(("summary", f"{part}-c{j:05d}", summary))
                 for row in rows:
-                    row["_origin"] = list(origin)
+                    row["_origin"] = origin
                     results.append(("quarantine", part, json.dumps(row).encode("utf-8")))
             if results:
                 yield pa.RecordBatch.from_pylist([{"kind": k, "partition": p, "data": d} for k, p, d in results],
