@@ -96,7 +96,7 @@ public enum Attributor {
         }
         if seen.count == 1 { return log.labels[seen[0]] }
         if seen.isEmpty {
-            throw AttributionError(message: "the events hold no valid exposure, so no experiment can be analysed; check that exposure events are present and valid (see the quarantine)")
+            throw AttributionError.noValidExposure(in: "the events")
         }
         let names = seen.map { "'\(log.labels[$0])'" }.joined(separator: ", ")
         throw AttributionError(message: "the events hold several experiments (\(names)); choose one with ab_testing.experiment in funnel.yaml")

@@ -108,6 +108,11 @@ public struct AttributionError: Error, CustomStringConvertible, Sendable {
     public var message: String
     public init(message: String) { self.message = message }
     public var description: String { message }
+
+    /// `what` (the events, the summaries) holds no valid exposure and funnel.yaml names no experiment.
+    public static func noValidExposure(in what: String) -> AttributionError {
+        AttributionError(message: "\(what) hold no valid exposure, so no experiment can be analysed; check that exposure events are present and valid (see the quarantine)")
+    }
 }
 
 /// Everything the counting rules produce for one experiment.

@@ -74,6 +74,17 @@ public enum EventReader {
         return files
     }
 
+    /// The uncompressed bytes of `files` (from `expand`), estimated from their sizes: a gzip file
+    /// counts 8 times its size; standard input counts nothing.
+    public static func estimatedBytes(_ files: [String]) -> Int {
+        var bytes = 0
+        for f in files where f != "-" {
+            let size = (try? FileManager.default.attributesOfItem(atPath: f)[.size] as? Int) ?? 0
+            bytes += f.hasSuffix(".gz") ? size * 8 : size
+        }
+        return bytes
+    }
+
     /// Reads every file of `paths` (see `expand`) into one log.
     public static func read(
         paths: [String], format: InputFormat = .auto, onProgress: (@Sendable (Int) -> Void)? = nil,
@@ -82,12 +93,8 @@ public enum EventReader {
         var files: [String] = []
         for p in paths { files += try expand(p) }
         let state = MergeState()
-        // Size the log from the input: an event line is rarely under 100 bytes (gzip ~ 8x).
-        var bytes = 0
-        for f in files where f != "-" {
-            let size = (try? FileManager.default.attributesOfItem(atPath: f)[.size] as? Int) ?? 0
-            bytes += f.hasSuffix(".gz") ? size * 8 : size
-        }
+        // Size the log from the input: an event line is rarely under 100 bytes.
+        let bytes = estimatedBytes(files)
         if bytes > 0 { state.log.reserve(events: bytes / 100) }
         for (index, file) in files.enumerated() {
             let next = try openChunks(file: file, index: index, format: format)

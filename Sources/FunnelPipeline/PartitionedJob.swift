@@ -68,11 +68,7 @@ public func summarizePartitioned(_ source: EventSource, config: FunnelConfig, pl
                                  partOfLarger: Bool = false) throws(PipelineError) -> PartitionedRun {
     var files: [String] = []
     do { for p in source.paths { files += try EventReader.expand(p) } } catch { throw .input(error) }
-    var bytes = 0
-    for f in files where f != "-" {
-        let size = (try? FileManager.default.attributesOfItem(atPath: f)[.size] as? Int) ?? 0
-        bytes += f.hasSuffix(".gz") ? size * 8 : size
-    }
+    var bytes = EventReader.estimatedBytes(files)
     if files.contains("-") { bytes = max(bytes, plan.memory) }
     if let hint = source.sizeHint { bytes = max(bytes, hint) }
     let count = plan.partitionCount(inputBytes: bytes)
@@ -147,7 +143,7 @@ public func summarizePartitioned(_ source: EventSource, config: FunnelConfig, pl
     }
     guard var summary = merged else { throw PipelineError("no partitions were counted") }
     if summary.experiment.isEmpty && config.experiment == nil && !partOfLarger {
-        throw .attribution(AttributionError(message: "the events hold no valid exposure, so no experiment can be analysed; check that exposure events are present and valid (see the quarantine)"))
+        throw .attribution(.noValidExposure(in: "the events"))
     }
     summary.dataQuality.eventsRead += counters.eventsRead
     for (r, n) in counters.quarantined { summary.dataQuality.quarantined[r, default: 0] += n }

@@ -168,7 +168,7 @@ public func mergeSummaries(_ paths: [String], config: FunnelConfig) throws(Pipel
     }
     guard let merged else { throw PipelineError("--summaries: no files given") }
     if merged.experiment.isEmpty && config.experiment == nil {
-        throw .attribution(AttributionError(message: "the summaries hold no valid exposure, so no experiment can be analysed; check that exposure events are present and valid (see the quarantine)"))
+        throw .attribution(.noValidExposure(in: "the summaries"))
     }
     return (merged, tally)
 }

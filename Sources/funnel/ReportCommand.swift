@@ -156,7 +156,7 @@ struct Report: ParsableCommand {
             defer { progress?.finish() }
             var summaryPaths = summaries
             let sparkJob = spark.engine == .spark
-                ? try SparkJob(options: spark, events: input.events, format: input.inputFormat.rawValue, configPath: config,
+                ? try SparkJob(options: spark, events: input.events, format: input.inputFormat, configPath: config,
                                quarantinePath: input.quarantine, partitions: scale.partitions, memory: scale.memory)
                 : nil
             defer { sparkJob?.cleanUp() }

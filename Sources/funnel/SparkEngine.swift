@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import FunnelBase
+import FunnelEvents
 import FunnelPipeline
 
 /// Where `funnel report` counts the events.
@@ -52,19 +53,16 @@ struct SparkOptions: ParsableArguments {
 struct SparkJob {
     var options: SparkOptions
     var events: [String]
-    var format: InputFormatName
+    var format: InputFormat
     var configPath: String?
     var quarantinePath: String?
     var partitions: Int?
     var memory: String
 
-    /// `--input-format` as the driver spells it.
-    typealias InputFormatName = String
-
     /// The folder holding the job's files; removed by `cleanUp()` (kept when FUNNEL_KEEP_SPARK_WORK is set).
     let work: String
 
-    init(options: SparkOptions, events: [String], format: String, configPath: String?, quarantinePath: String?,
+    init(options: SparkOptions, events: [String], format: InputFormat, configPath: String?, quarantinePath: String?,
          partitions: Int?, memory: String) throws {
         self.options = options
         self.events = events
@@ -93,18 +91,8 @@ struct SparkJob {
     /// The partitions by user: --partitions, else one per 256 MiB of local input (at least 4).
     var partitionCount: Int {
         if let partitions { return partitions }
-        var bytes = 0
-        for e in events where !e.contains("://") {
-            let path = e.hasPrefix("file:") ? String(e.dropFirst(5)) : e
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { continue }
-            let files = isDirectory.boolValue
-                ? ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).map { (path as NSString).appendingPathComponent($0) } : [path]
-            for f in files {
-                let size = (try? FileManager.default.attributesOfItem(atPath: f)[.size] as? Int) ?? 0
-                bytes += f.hasSuffix(".gz") ? size * 8 : size
-            }
-        }
+        let local = events.filter { !$0.contains("://") }.map { $0.hasPrefix("file:") ? String($0.dropFirst(5)) : $0 }
+        let bytes = EventReader.estimatedBytes(local.flatMap { (try? EventReader.expand($0)) ?? [] })
         return max(4, (bytes + (256 << 20) - 1) / (256 << 20))
     }
 
@@ -174,7 +162,7 @@ struct SparkJob {
         for c in options.sparkConf { args += ["--conf", c] }
         args.append(driver)
         for e in events { args += ["--events", Self.absolute(e)] }
-        args += ["--input-format", format, "--partitions", String(partitionCount), "--binary", (binary as NSString).lastPathComponent,
+        args += ["--input-format", format.rawValue, "--partitions", String(partitionCount), "--binary", (binary as NSString).lastPathComponent,
                  "--memory", memory, "--out-dir", outDir]
         if let configPath { args += ["--config", (configPath as NSString).lastPathComponent] }
         if let quarantinePath { args += ["--quarantine", Self.absolute(quarantinePath)] }

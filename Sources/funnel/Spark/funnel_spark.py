@@ -49,7 +49,7 @@ from pyspark.sql.types import BinaryType, StringType, StructField, StructType
 BOM = "\ufeff"
 ORIGIN = ["o_arg", "o_file", "o_block", "o_row"]
 OUT_SCHEMA = StructType([
-    StructField("kind", StringType()),       # summary | quarantine | error
+    StructField("kind", StringType()),       # summary | quarantine
     StructField("partition", StringType()),
     StructField("data", BinaryType()),
 ])
@@ -101,9 +101,10 @@ def with_origin(df, arg_index):
               .withColumn("o_row", F.monotonically_increasing_id()))
 
 
-def fallback_key(raw):
-    """The routing key of a line without a usable user_id: spread by a hash of the line itself."""
-    return F.concat(F.lit("\u0000"), F.xxhash64(raw).cast("string"))
+def routing_key(user, raw):
+    """The partition key: the user id, or for a record without a usable one (Funnel quarantines
+    it wherever it lands) a hash of the record itself, so such records spread."""
+    return F.coalesce(F.when(user != "", user), F.concat(F.lit("\u0000"), F.xxhash64(raw).cast("string"))).alias("k")
 
 
 def read_jsonl(spark, path, i):
@@ -114,7 +115,7 @@ def read_jsonl(spark, path, i):
     # Spark's JSON parser, like Funnel's, takes the last of repeated keys (get_json_object takes
     # the first, which would route such a line by another user than the one Funnel counts it for).
     user = F.from_json(F.col("value"), StructType([StructField("user_id", StringType())])).getField("user_id")
-    return df.select(F.coalesce(user, fallback_key(F.col("value"))).alias("k"), *ORIGIN,
+    return df.select(routing_key(user, F.col("value")), *ORIGIN,
                      F.col("value").cast("binary").alias("line"))
 
 
@@ -147,8 +148,8 @@ def read_csv(spark, path, i):
           .option("enforceSchema", False).csv(path))
     df = with_origin(df, i)
     user = F.when(F.col("_corrupt_record").isNull(), F.col("`user_id`")) if "user_id" in header else F.lit(None)
-    key = F.coalesce(F.when(user != "", user), fallback_key(F.coalesce(F.col("_corrupt_record"), F.lit(""))))
-    return header, df.select(key.alias("k"), *ORIGIN, *[F.col(f"`{c}`").alias(cell_name(j)) for j, c in enumerate(header)],
+    key = routing_key(user, F.coalesce(F.col("_corrupt_record"), F.lit("")))
+    return header, df.select(key, *ORIGIN, *[F.col(f"`{c}`").alias(cell_name(j)) for j, c in enumerate(header)],
                              F.col("_corrupt_record"))
 
 
@@ -158,8 +159,8 @@ def read_parquet(spark, path, i):
     header = [f.name for f in fields]
     user = F.col("`user_id`").cast("string") if "user_id" in header else F.lit(None)
     cells = [text_column(f).alias(cell_name(j)) for j, f in enumerate(fields)]
-    key = F.coalesce(F.when(user != "", user), fallback_key(F.to_json(F.struct(*[F.col(f"`{n}`") for n in header]))))
-    return header, df.select(key.alias("k"), *ORIGIN, *cells, F.lit(None).cast("string").alias("_corrupt_record"))
+    key = routing_key(user, F.to_json(F.struct(*[F.col(f"`{n}`") for n in header])))
+    return header, df.select(key, *ORIGIN, *cells, F.lit(None).cast("string").alias("_corrupt_record"))
 
 
 def make_task(fmt, header, binary_name, config_name, memory):
@@ -297,10 +298,10 @@ def make_task(fmt, header, binary_name, config_name, memory):
 def locate_lines(spark, frames, rows):
     """Line (JSON Lines) or record (CSV, Parquet) numbers of the quarantined rows: a row's number
     within its file is the rows of the file's earlier splits plus its place within its split."""
-    wanted = {(r["_origin"][0], r["_origin"][1]) for r in rows}
+    wanted = {r["_origin"][0] for r in rows}
     blocks = {}
     for i, df in enumerate(frames):
-        if not any(a == i for a, _ in wanted):
+        if i not in wanted:
             continue
         for b in df.groupBy("o_file", "o_block").agg(F.count(F.lit(1)).alias("n"), F.min("o_row").alias("first")).collect():
             blocks.setdefault((i, b["o_file"]), []).append((b["o_block"], b["n"], b["first"]))
@@ -316,7 +317,7 @@ def locate_lines(spark, frames, rows):
 
 
 def spark_stats(spark):
-    """Tasks, failed tasks and bytes shuffled, from the driver's own monitoring API."""
+    """Tasks (failed), bytes shuffled, executors (lost) and each stage's seconds, from the driver's own monitoring API."""
     sc = spark.sparkContext
     url = sc.uiWebUrl
     if not url:
@@ -335,15 +336,11 @@ def spark_stats(spark):
         parse = lambda t: time.mktime(time.strptime(t[:19], "%Y-%m-%dT%H:%M:%S")) + float("0." + t[20:23])
         return round(parse(end) - parse(start), 2)
     return {
-        "stage_seconds": [{"stage": s["stageId"], "tasks": s.get("numTasks"), "seconds": seconds(s),
-                           "shuffle_write_bytes": s.get("shuffleWriteBytes", 0), "input_bytes": s.get("inputBytes", 0)}
+        "stage_seconds": [{"stage": s["stageId"], "tasks": s.get("numTasks"), "seconds": seconds(s)}
                           for s in sorted(stages, key=lambda s: (s["stageId"], s.get("attemptId", 0)))],
-        "stages": len(stages),
         "tasks": sum(s.get("numCompleteTasks", 0) for s in stages),
         "failed_tasks": sum(s.get("numFailedTasks", 0) for s in stages),
         "shuffle_write_bytes": sum(s.get("shuffleWriteBytes", 0) for s in stages),
-        "shuffle_read_bytes": sum(s.get("shuffleReadBytes", 0) for s in stages),
-        "input_bytes": sum(s.get("inputBytes", 0) for s in stages),
         "executors": len([e for e in executors if e.get("id") != "driver"]),
         "executors_removed": len([e for e in executors if e.get("id") != "driver" and not e.get("isActive", True)]),
     }
@@ -385,13 +382,11 @@ def main(argv):
     rows = ordered.mapInArrow(task, OUT_SCHEMA).collect()
 
     os.makedirs(args.out_dir, exist_ok=True)
-    summaries = 0
     quarantined = []
     for r in rows:
         if r["kind"] == "summary":
             with open(os.path.join(args.out_dir, f"part-{r['partition']}.summary"), "wb") as f:
                 f.write(r["data"])
-            summaries += 1
         else:
             quarantined.append(json.loads(r["data"]))
     if args.quarantine is not None:
@@ -400,7 +395,7 @@ def main(argv):
         quarantined.sort(key=lambda q: (q["_origin"][0], q["_origin"][1], q["_number"] or 0))
         with open(args.quarantine + ".partial", "w", encoding="utf-8") as f:
             for q in quarantined:
-                arg, path = q["_origin"][0], q["_origin"][1]
+                path = q["_origin"][1]
                 q["file"] = path[len("file:"):] if path.startswith("file:") else path
                 if fmt == "jsonl":
                     q["line"] = q["_number"]
@@ -411,8 +406,7 @@ def main(argv):
                 f.write(json.dumps(q, ensure_ascii=False, separators=(",", ":")) + "\n")
         os.replace(args.quarantine + ".partial", args.quarantine)
     stats = spark_stats(spark)
-    stats.update({"summaries": summaries, "quarantined": len(quarantined), "partitions": args.partitions,
-                  "format": fmt, "seconds": round(time.time() - t0, 3), "master": spark.sparkContext.master})
+    stats.update({"quarantined": len(quarantined), "partitions": args.partitions, "seconds": round(time.time() - t0, 3)})
     with open(os.path.join(args.out_dir, "stats.json"), "w") as f:
         json.dump(stats, f)
     spark.stop()
